@@ -1,0 +1,512 @@
+//! The fetcher's settings and their builder.
+//!
+//! Every default is listed once, in [`FetcherBuilder::default`], and stated in
+//! the doc of its setter. Setters never fail; [`FetcherBuilder::build`]
+//! checks the whole configuration at once and says what is wrong with it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::http::{HeaderName, HeaderValue};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::Error;
+use crate::fetcher::Fetcher;
+use crate::request::redact_header;
+use crate::retry::RetryPolicy;
+
+/// Builds a [`Fetcher`]: `Fetcher::builder()`, then setters, then
+/// [`build`](FetcherBuilder::build).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let fetcher = parfetch::Fetcher::builder()
+///     .concurrency(32)
+///     .timeout(Duration::from_secs(10))
+///     .max_retries(2)
+///     .header("x-api-key", "secret")
+///     .build()?;
+/// # Ok::<(), parfetch::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct FetcherBuilder {
+    pub(crate) concurrency: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) user_agent: String,
+    pub(crate) body_limit: u64,
+    pub(crate) breaker_threshold: u32,
+    pub(crate) breaker_open_time: Duration,
+    pub(crate) max_redirects: u32,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The first bad `PARFETCH_*` variable, reported by `build`.
+    env_error: Option<String>,
+}
+
+impl Default for FetcherBuilder {
+    fn default() -> FetcherBuilder {
+        FetcherBuilder {
+            concurrency: 20,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retry: RetryPolicy {
+                max_retries: 3,
+                initial_delay: Duration::from_secs(1),
+                multiplier: 2.0,
+                max_delay: Duration::from_secs(60),
+                jitter: Duration::from_secs(1),
+            },
+            headers: Vec::new(),
+            user_agent: concat!("parfetch/", env!("CARGO_PKG_VERSION")).to_owned(),
+            body_limit: 64 << 20,
+            breaker_threshold: 5,
+            breaker_open_time: Duration::from_secs(60),
+            max_redirects: 10,
+            clock: SystemClock::shared(),
+            env_error: None,
+        }
+    }
+}
+
+/// The checked settings a fetcher runs with.
+pub(crate) struct Settings {
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) body_limit: u64,
+}
+
+impl FetcherBuilder {
+    /// The number of requests in flight at once in a batch: the size of the
+    /// fetcher's own thread pool. Must be at least 1.
+    ///
+    /// Defaults to 20.
+    #[must_use]
+    pub fn concurrency(mut self, threads: usize) -> Self {
+        self.concurrency = threads;
+        self
+    }
+
+    /// The time one attempt may take, from connecting to the last byte of
+    /// the body. A request with retries may take longer in all.
+    ///
+    /// Defaults to 30 seconds.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The time to set up a new connection (TCP and TLS), within the
+    /// attempt's timeout.
+    ///
+    /// Defaults to 10 seconds.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Retries after a failed first attempt, for failures worth retrying
+    /// (see the crate docs): at most `retries + 1` attempts.
+    ///
+    /// Defaults to 3.
+    #[must_use]
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.retry.max_retries = retries;
+        self
+    }
+
+    /// The delay before the first retry; each later one is
+    /// [`backoff_multiplier`](Self::backoff_multiplier) times longer.
+    ///
+    /// Defaults to 1 second.
+    #[must_use]
+    pub fn initial_backoff(mut self, delay: Duration) -> Self {
+        self.retry.initial_delay = delay;
+        self
+    }
+
+    /// The growth factor of the retry delay. Must be at least 1.
+    ///
+    /// Defaults to 2.
+    #[must_use]
+    pub fn backoff_multiplier(mut self, multiplier: f64) -> Self {
+        self.retry.multiplier = multiplier;
+        self
+    }
+
+    /// The longest delay before a retry, including a server's Retry-After.
+    ///
+    /// Defaults to 60 seconds.
+    #[must_use]
+    pub fn max_backoff(mut self, delay: Duration) -> Self {
+        self.retry.max_delay = delay;
+        self
+    }
+
+    /// Up to this much random time is added to each backoff delay, so that
+    /// threads that failed together do not retry together.
+    ///
+    /// Defaults to 1 second.
+    #[must_use]
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.retry.jitter = jitter;
+        self
+    }
+
+    /// A header sent with every request (a request's own header of the same
+    /// name wins). Checked by [`build`](Self::build).
+    ///
+    /// Defaults to none besides `accept: application/json`, `user-agent` and
+    /// `accept-encoding` (gzip, br).
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The `user-agent` header.
+    ///
+    /// Defaults to `parfetch/` and the crate version.
+    #[must_use]
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// The largest body accepted, in bytes, after decompression. A larger
+    /// body fails with [`ErrorKind::BodyTooLarge`](crate::ErrorKind::BodyTooLarge).
+    ///
+    /// Defaults to 64 MiB.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: u64) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Consecutive failures (5xx, timeouts, network errors; never 4xx) after
+    /// which a host's circuit breaker opens. 0 turns the breakers off.
+    ///
+    /// Defaults to 5.
+    #[must_use]
+    pub fn breaker_threshold(mut self, failures: u32) -> Self {
+        self.breaker_threshold = failures;
+        self
+    }
+
+    /// How long an open breaker fails requests at once before it lets one
+    /// probe through.
+    ///
+    /// Defaults to 60 seconds.
+    #[must_use]
+    pub fn breaker_open_time(mut self, open_time: Duration) -> Self {
+        self.breaker_open_time = open_time;
+        self
+    }
+
+    /// Redirects followed per attempt; more fail with
+    /// [`ErrorKind::Redirect`](crate::ErrorKind::Redirect). 0 returns
+    /// redirects as [`ErrorKind::Status`](crate::ErrorKind::Status) errors.
+    ///
+    /// Defaults to 10.
+    #[must_use]
+    pub fn max_redirects(mut self, redirects: u32) -> Self {
+        self.max_redirects = redirects;
+        self
+    }
+
+    /// Applies the `PARFETCH_*` environment variables that are set, over the
+    /// settings so far:
+    ///
+    /// | variable | setting | example |
+    /// |---|---|---|
+    /// | `PARFETCH_CONCURRENCY` | [`concurrency`](Self::concurrency) | `32` |
+    /// | `PARFETCH_TIMEOUT` | [`timeout`](Self::timeout) | `30`, `2.5s`, `500ms` |
+    /// | `PARFETCH_CONNECT_TIMEOUT` | [`connect_timeout`](Self::connect_timeout) | `5` |
+    /// | `PARFETCH_RETRIES` | [`max_retries`](Self::max_retries) | `3` |
+    /// | `PARFETCH_USER_AGENT` | [`user_agent`](Self::user_agent) | `my-script/1.0` |
+    ///
+    /// A value that does not parse makes [`build`](Self::build) fail,
+    /// naming the variable.
+    #[must_use]
+    pub fn from_env(self) -> Self {
+        self.apply_vars(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn apply_vars(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+        fn parsed<T>(
+            name: &str,
+            value: &str,
+            parse: impl Fn(&str) -> Option<T>,
+            error: &mut Option<String>,
+        ) -> Option<T> {
+            let result = parse(value.trim());
+            if result.is_none() && error.is_none() {
+                *error = Some(format!("{name}={value:?} is not a valid value"));
+            }
+            result
+        }
+        let mut error = self.env_error.take();
+        if let Some(v) = var("PARFETCH_CONCURRENCY") {
+            if let Some(n) = parsed("PARFETCH_CONCURRENCY", &v, |s| s.parse().ok(), &mut error) {
+                self.concurrency = n;
+            }
+        }
+        if let Some(v) = var("PARFETCH_TIMEOUT") {
+            if let Some(d) = parsed("PARFETCH_TIMEOUT", &v, parse_duration, &mut error) {
+                self.timeout = d;
+            }
+        }
+        if let Some(v) = var("PARFETCH_CONNECT_TIMEOUT") {
+            if let Some(d) = parsed("PARFETCH_CONNECT_TIMEOUT", &v, parse_duration, &mut error) {
+                self.connect_timeout = d;
+            }
+        }
+        if let Some(v) = var("PARFETCH_RETRIES") {
+            if let Some(n) = parsed("PARFETCH_RETRIES", &v, |s| s.parse().ok(), &mut error) {
+                self.retry.max_retries = n;
+            }
+        }
+        if let Some(v) = var("PARFETCH_USER_AGENT") {
+            self.user_agent = v;
+        }
+        self.env_error = error;
+        self
+    }
+
+    /// Checks the settings and builds the fetcher: its thread pool and its
+    /// connection pool.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) when a
+    /// setting is impossible (zero concurrency, a zero timeout, a backoff
+    /// multiplier below 1, an invalid header, a bad `PARFETCH_*` variable),
+    /// or when the thread pool cannot be started.
+    pub fn build(self) -> Result<Fetcher, Error> {
+        let settings = self.check()?;
+        Fetcher::from_parts(&self, settings)
+    }
+
+    fn check(&self) -> Result<Settings, Error> {
+        if let Some(env_error) = &self.env_error {
+            return Err(Error::config(env_error.clone()));
+        }
+        let fail = |reason: String| Err(Error::config(reason));
+        if self.concurrency == 0 {
+            return fail("concurrency must be at least 1, got 0".into());
+        }
+        if self.timeout.is_zero() {
+            return fail("timeout must be longer than zero".into());
+        }
+        if self.connect_timeout.is_zero() {
+            return fail("connect_timeout must be longer than zero".into());
+        }
+        let retry = &self.retry;
+        if !(retry.multiplier >= 1.0 && retry.multiplier.is_finite()) {
+            return fail(format!(
+                "backoff_multiplier must be a finite number of at least 1, got {}",
+                retry.multiplier
+            ));
+        }
+        if retry.initial_delay > retry.max_delay {
+            return fail(format!(
+                "initial_backoff ({:?}) is longer than max_backoff ({:?})",
+                retry.initial_delay, retry.max_delay
+            ));
+        }
+        if self.body_limit == 0 {
+            return fail("body_limit must be at least 1 byte".into());
+        }
+        if HeaderValue::from_str(&self.user_agent).is_err() {
+            return fail(format!(
+                "user_agent {:?} is not a valid header value",
+                self.user_agent
+            ));
+        }
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
+                return fail(format!("invalid header name {name:?}"));
+            };
+            let Ok(header_value) = HeaderValue::from_str(value) else {
+                return fail(format!(
+                    "the value of header {name:?} has a forbidden character"
+                ));
+            };
+            headers.push((header_name, header_value));
+        }
+        Ok(Settings {
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            retry: self.retry.clone(),
+            headers,
+            body_limit: self.body_limit,
+        })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+impl fmt::Debug for FetcherBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), redact_header(name, value)))
+            .collect();
+        f.debug_struct("FetcherBuilder")
+            .field("concurrency", &self.concurrency)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retry", &self.retry)
+            .field("headers", &headers)
+            .field("user_agent", &self.user_agent)
+            .field("body_limit", &self.body_limit)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_open_time", &self.breaker_open_time)
+            .field("max_redirects", &self.max_redirects)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses `30`, `2.5`, `30s`, `500ms` or `2m` into a duration.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: f64 = number.trim().parse().ok()?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn rejected(builder: FetcherBuilder) -> String {
+        let error = builder
+            .build()
+            .expect_err("an impossible setting was accepted");
+        assert_eq!(error.kind(), ErrorKind::InvalidConfig);
+        error.to_string()
+    }
+
+    #[test]
+    fn impossible_settings_are_rejected_with_a_reason() {
+        let b = FetcherBuilder::default;
+        let cases = [
+            (b().concurrency(0), "concurrency must be at least 1, got 0"),
+            (
+                b().timeout(Duration::ZERO),
+                "timeout must be longer than zero",
+            ),
+            (
+                b().connect_timeout(Duration::ZERO),
+                "connect_timeout must be longer",
+            ),
+            (
+                b().backoff_multiplier(0.5),
+                "backoff_multiplier must be a finite number of at least 1, got 0.5",
+            ),
+            (b().backoff_multiplier(f64::NAN), "got NaN"),
+            (
+                b().initial_backoff(Duration::from_secs(90)),
+                "initial_backoff (90s) is longer than max_backoff (60s)",
+            ),
+            (b().body_limit(0), "body_limit must be at least 1 byte"),
+            (
+                b().header("bad name", "x"),
+                "invalid header name \"bad name\"",
+            ),
+            (
+                b().header("x-key", "a\nb"),
+                "the value of header \"x-key\" has a forbidden character",
+            ),
+            (b().user_agent("a\r\nb"), "user_agent"),
+        ];
+        for (builder, want) in cases {
+            let message = rejected(builder);
+            assert!(message.contains(want), "{message:?} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn env_vars_apply_and_bad_ones_are_named() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let builder = FetcherBuilder::default().apply_vars(vars(&[
+            ("PARFETCH_CONCURRENCY", "7"),
+            ("PARFETCH_TIMEOUT", "500ms"),
+            ("PARFETCH_CONNECT_TIMEOUT", "2.5"),
+            ("PARFETCH_RETRIES", "1"),
+            ("PARFETCH_USER_AGENT", "me/1"),
+        ]));
+        assert_eq!(builder.concurrency, 7);
+        assert_eq!(builder.timeout, Duration::from_millis(500));
+        assert_eq!(builder.connect_timeout, Duration::from_millis(2500));
+        assert_eq!(builder.retry.max_retries, 1);
+        assert_eq!(builder.user_agent, "me/1");
+
+        let builder =
+            FetcherBuilder::default().apply_vars(vars(&[("PARFETCH_CONCURRENCY", "lots")]));
+        let message = rejected(builder);
+        assert_eq!(
+            message,
+            "invalid fetcher setting: PARFETCH_CONCURRENCY=\"lots\" is not a valid value"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        let cases = [
+            ("30", Some(30_000)),
+            ("2.5", Some(2_500)),
+            ("500ms", Some(500)),
+            ("30s", Some(30_000)),
+            ("2m", Some(120_000)),
+            ("-1", None),
+            ("fast", None),
+            ("10h", None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                parse_duration(text),
+                want.map(Duration::from_millis),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_hides_header_secrets() {
+        let builder = FetcherBuilder::default().header("Authorization", "Bearer t0k3n");
+        let debug = format!("{builder:?}");
+        assert!(!debug.contains("t0k3n"), "{debug}");
+        assert!(debug.contains("(\"Authorization\", \"***\")"), "{debug}");
+    }
+}

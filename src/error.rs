@@ -1,0 +1,388 @@
+//! The one error type of the crate.
+//!
+//! Every failure a caller can see is an [`Error`]. Callers branch on
+//! [`Error::kind`] or [`Error::is_retryable`], never on the message: the
+//! message is for people and may change. The error is one pointer wide (the
+//! details live in a `Box`), so `Result<T, Error>` stays small in a batch of
+//! a million results.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+/// The kind of an [`Error`]: what went wrong, in terms a caller can act on.
+///
+/// New kinds may be added in minor releases, so a `match` needs a `_` arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The server answered 404 Not Found or 410 Gone. Never retried.
+    NotFound,
+    /// The server answered another non-2xx status (after any retries).
+    /// 5xx, 408 and 429 are retried; other 4xx are not.
+    Status,
+    /// DNS, connect, reset, or a truncated body. Retried.
+    Network,
+    /// A certificate or TLS handshake failure. Not retried.
+    Tls,
+    /// An attempt ran past its timeout. Retried.
+    Timeout,
+    /// The body is not JSON, or not JSON of the requested type. Not retried.
+    InvalidJson,
+    /// The body is larger than the configured limit. Not retried.
+    BodyTooLarge,
+    /// The host's circuit breaker is open: no request was sent.
+    CircuitOpen,
+    /// The request itself is malformed (bad URL, bad header). Nothing was sent.
+    InvalidRequest,
+    /// A redirect could not be followed: a loop, too many hops, or a
+    /// redirect that is not allowed. Not retried.
+    Redirect,
+    /// The fetcher's settings are impossible (returned by
+    /// [`FetcherBuilder::build`](crate::FetcherBuilder::build)).
+    InvalidConfig,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order (used to index per-kind counters).
+    pub(crate) const ALL: [ErrorKind; 11] = [
+        ErrorKind::NotFound,
+        ErrorKind::Status,
+        ErrorKind::Network,
+        ErrorKind::Tls,
+        ErrorKind::Timeout,
+        ErrorKind::InvalidJson,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::CircuitOpen,
+        ErrorKind::InvalidRequest,
+        ErrorKind::Redirect,
+        ErrorKind::InvalidConfig,
+    ];
+
+    /// This kind's position in [`ErrorKind::ALL`].
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// An error from building a fetcher or fetching a URL.
+///
+/// It carries the URL ([`url`](Error::url)), the attempts made
+/// ([`attempts`](Error::attempts)), the HTTP status where there was one
+/// ([`status`](Error::status)), and the underlying cause in
+/// [`source`](StdError::source). Its `Display` names only this crate's layer;
+/// print the `source()` chain for the cause.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    method: &'static str,
+    url: Option<String>,
+    status: Option<u16>,
+    attempts: u32,
+    detail: Detail,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+/// What the message says beyond the kind: the facts of this layer.
+#[derive(Debug, Default)]
+pub(crate) enum Detail {
+    #[default]
+    None,
+    /// A short, already sanitised excerpt of an error response's body.
+    BodyExcerpt(String),
+    /// The attempt timeout that ran out.
+    Timeout(Duration),
+    /// The body limit in bytes.
+    Limit(u64),
+    /// Where the JSON went wrong: a path into the document and/or a byte offset.
+    Json {
+        path: Option<String>,
+        offset: Option<usize>,
+    },
+    /// The host whose breaker is open.
+    Host(String),
+    /// Free text for invalid requests and settings (never a header value).
+    Reason(String),
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                method: "GET",
+                url: None,
+                status: None,
+                attempts: 0,
+                detail: Detail::None,
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn config(reason: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidConfig).with_detail(Detail::Reason(reason.into()))
+    }
+
+    pub(crate) fn with_request(mut self, method: &'static str, url: &str) -> Error {
+        self.inner.method = method;
+        self.inner.url = Some(url.to_owned());
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> Error {
+        self.inner.status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_attempts(mut self, attempts: u32) -> Error {
+        self.inner.attempts = attempts;
+        self
+    }
+
+    pub(crate) fn with_detail(mut self, detail: Detail) -> Error {
+        self.inner.detail = detail;
+        self
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Error {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    /// What went wrong. Branch on this, not on the message.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The URL of the request, as given (credentials in it are not removed
+    /// here, only from messages). `None` for configuration errors.
+    pub fn url(&self) -> Option<&str> {
+        self.inner.url.as_deref()
+    }
+
+    /// The HTTP status of the last response, where there was one.
+    pub fn status(&self) -> Option<u16> {
+        self.inner.status
+    }
+
+    /// How many attempts were made: 0 when nothing was sent (an open
+    /// breaker, an invalid request), else 1 plus the retries.
+    pub fn attempts(&self) -> u32 {
+        self.inner.attempts
+    }
+
+    /// The start of the error response's body, for [`ErrorKind::Status`]
+    /// and [`ErrorKind::NotFound`] errors (servers often say there why they
+    /// refused). At most 200 characters.
+    pub fn body_excerpt(&self) -> Option<&str> {
+        match &self.inner.detail {
+            Detail::BodyExcerpt(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// For [`ErrorKind::InvalidJson`]: the path in the document where the
+    /// value did not fit the requested type, such as `laps[3].time`.
+    pub fn json_path(&self) -> Option<&str> {
+        match &self.inner.detail {
+            Detail::Json { path, .. } => path.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// For [`ErrorKind::InvalidJson`]: the byte offset in the body where
+    /// parsing failed, when the parser knows it.
+    pub fn json_offset(&self) -> Option<usize> {
+        match &self.inner.detail {
+            Detail::Json { offset, .. } => *offset,
+            _ => None,
+        }
+    }
+
+    /// Whether the same request might succeed if sent again later, per the
+    /// retry rules in the crate docs. The fetcher has already retried such
+    /// errors up to its `max_retries`.
+    pub fn is_retryable(&self) -> bool {
+        crate::retry::is_retryable(self.inner.kind, self.inner.status)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        if let Some(url) = &inner.url {
+            write!(f, "{} {}: ", inner.method, crate::request::redact_url(url))?;
+        }
+        match (&inner.kind, &inner.detail) {
+            (ErrorKind::NotFound | ErrorKind::Status, _) => match inner.status {
+                Some(code) => write!(f, "{code} {}", reason_phrase(code))?,
+                None => f.write_str("unexpected status")?,
+            },
+            (ErrorKind::Network, _) => f.write_str("network error")?,
+            (ErrorKind::Tls, _) => f.write_str("TLS failure")?,
+            (ErrorKind::Timeout, Detail::Timeout(limit)) => {
+                write!(f, "attempt timed out after {limit:?}")?;
+            }
+            (ErrorKind::Timeout, _) => f.write_str("attempt timed out")?,
+            (ErrorKind::InvalidJson, Detail::Json { path, offset }) => {
+                f.write_str("invalid JSON")?;
+                if let Some(path) = path.as_deref().filter(|p| !p.is_empty() && *p != ".") {
+                    write!(f, " at {path:?}")?;
+                }
+                if let Some(offset) = offset {
+                    write!(f, " at byte {offset}")?;
+                }
+            }
+            (ErrorKind::InvalidJson, _) => f.write_str("invalid JSON")?,
+            (ErrorKind::BodyTooLarge, Detail::Limit(limit)) => {
+                write!(f, "body is larger than the limit of {limit} bytes")?;
+            }
+            (ErrorKind::BodyTooLarge, _) => f.write_str("body is larger than the limit")?,
+            (ErrorKind::CircuitOpen, Detail::Host(host)) => write!(
+                f,
+                "circuit breaker for {host:?} is open after repeated failures; no request sent"
+            )?,
+            (ErrorKind::CircuitOpen, _) => {
+                f.write_str("circuit breaker is open; no request sent")?
+            }
+            (ErrorKind::InvalidRequest, Detail::Reason(reason)) => {
+                write!(f, "invalid request: {reason}")?;
+            }
+            (ErrorKind::InvalidRequest, _) => f.write_str("invalid request")?,
+            (ErrorKind::Redirect, _) => f.write_str("redirect not followed")?,
+            (ErrorKind::InvalidConfig, Detail::Reason(reason)) => {
+                write!(f, "invalid fetcher setting: {reason}")?;
+            }
+            (ErrorKind::InvalidConfig, _) => f.write_str("invalid fetcher setting")?,
+        }
+        if inner.attempts > 1 {
+            write!(f, " after {} attempts", inner.attempts)?;
+        }
+        if let Detail::BodyExcerpt(excerpt) = &inner.detail {
+            write!(f, " (body: {excerpt:?})")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        let mut debug = f.debug_struct("Error");
+        debug.field("kind", &inner.kind);
+        if let Some(url) = &inner.url {
+            debug.field("method", &inner.method);
+            debug.field("url", &crate::request::redact_url(url));
+        }
+        if let Some(status) = inner.status {
+            debug.field("status", &status);
+        }
+        debug.field("attempts", &inner.attempts);
+        if !matches!(inner.detail, Detail::None) {
+            debug.field("detail", &inner.detail);
+        }
+        if let Some(source) = &inner.source {
+            debug.field("source", source);
+        }
+        debug.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
+}
+
+/// The standard reason phrase of a status code, for messages.
+fn reason_phrase(code: u16) -> &'static str {
+    ureq::http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|status| status.canonical_reason())
+        .unwrap_or("(non-standard status)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn kind_index_matches_all() {
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i);
+        }
+    }
+
+    #[test]
+    fn display_pins_messages() {
+        let cases = [
+            (
+                Error::new(ErrorKind::Status)
+                    .with_request("GET", "https://host/x.json")
+                    .with_status(503)
+                    .with_attempts(4),
+                "GET https://host/x.json: 503 Service Unavailable after 4 attempts",
+            ),
+            (
+                Error::new(ErrorKind::NotFound)
+                    .with_request("GET", "https://user:secret@host/x.json")
+                    .with_status(404)
+                    .with_attempts(1),
+                "GET https://user:***@host/x.json: 404 Not Found",
+            ),
+            (
+                Error::new(ErrorKind::InvalidJson)
+                    .with_request("GET", "http://h/a")
+                    .with_attempts(1)
+                    .with_detail(Detail::Json {
+                        path: Some("laps[3].time".into()),
+                        offset: None,
+                    }),
+                "GET http://h/a: invalid JSON at \"laps[3].time\"",
+            ),
+            (
+                Error::new(ErrorKind::Status)
+                    .with_request("POST", "http://h/a")
+                    .with_status(400)
+                    .with_attempts(1)
+                    .with_detail(Detail::BodyExcerpt("bad \"id\"".into())),
+                "POST http://h/a: 400 Bad Request (body: \"bad \\\"id\\\"\")",
+            ),
+            (
+                Error::config("concurrency must be at least 1, got 0"),
+                "invalid fetcher setting: concurrency must be at least 1, got 0",
+            ),
+        ];
+        for (error, want) in cases {
+            assert_eq!(error.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn debug_redacts_credentials() {
+        let error = Error::new(ErrorKind::Network)
+            .with_request("GET", "https://me:hunter2@host/")
+            .with_attempts(2);
+        let debug = format!("{error:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert_eq!(
+            debug,
+            "Error { kind: Network, method: \"GET\", url: \"https://me:***@host/\", attempts: 2 }"
+        );
+    }
+}

@@ -1,0 +1,380 @@
+//! One request, from the first attempt to its result.
+//!
+//! The loop: ask the host's breaker, send one attempt, read the body within
+//! the limit, and on failure ask the retry rules (`retry.rs`) whether and
+//! when to try again. A pooled connection that the server closed while it
+//! sat idle is not a failure of the host: such an attempt is resent at once,
+//! on another connection, without counting as an attempt.
+
+use std::io::Read;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::agent;
+use crate::error::{Detail, Error, ErrorKind};
+use crate::fetcher::Shared;
+use crate::request::{redact_url, Request};
+use crate::retry::{self, Decision};
+
+/// How many times one request may be resent because its pooled connection
+/// turned out stale. ureq already drops connections it sees closed; this
+/// covers the race where the server closes one just as it is reused.
+const STALE_RESENDS: u32 = 3;
+
+/// How much of an error response's body is read for the error message;
+/// reading a small body whole keeps the connection reusable.
+const ERROR_BODY_READ: u64 = 64 << 10;
+const ERROR_EXCERPT_CHARS: usize = 200;
+
+/// Bodies at most this large (by Content-Length) get their buffer allocated
+/// up front; larger ones grow as they arrive, so that a lying header cannot
+/// make us allocate memory the body never fills.
+const PREALLOCATE_LIMIT: u64 = 1 << 20;
+
+/// Why one attempt failed.
+enum Failure {
+    /// No response, or no whole one: connect, TLS, timeout, reset, limit.
+    Transport {
+        error: ureq::Error,
+        /// Whether the response head had arrived.
+        answered: bool,
+    },
+    /// The server answered with a status that is not a success.
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+        excerpt: String,
+    },
+}
+
+impl Shared {
+    /// Runs `request` to its result, turning the body into a `T` with
+    /// `finish`, and records it in the stats.
+    pub(crate) fn fetch<T>(
+        &self,
+        request: &Request,
+        finish: impl FnOnce(Vec<u8>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let result = self.fetch_body(request).and_then(|(body, attempts)| {
+            finish(body).map_err(|error| {
+                error
+                    .with_request(request.method_name(), request.url())
+                    .with_attempts(attempts)
+            })
+        });
+        self.stats
+            .finished(started.elapsed(), result.as_ref().err().map(Error::kind));
+        result
+    }
+
+    /// The attempt loop: the body and the number of attempts it took.
+    fn fetch_body(&self, request: &Request) -> Result<(Vec<u8>, u32), Error> {
+        let settings = &self.settings;
+        let timeout = request.timeout_override().unwrap_or(settings.timeout);
+        let host = request.host();
+        let mut attempts = 0;
+        let mut stale_resends = 0;
+        let mut delays = None;
+        loop {
+            let http = request.to_http(&settings.headers)?;
+            let Some(permit) = self.breakers.admit(host) else {
+                return Err(request
+                    .error(ErrorKind::CircuitOpen)
+                    .with_attempts(attempts)
+                    .with_detail(Detail::Host(host.to_owned())));
+            };
+            attempts += 1;
+            self.stats.attempt(attempts > 1);
+            let opened_before = agent::opened_on_this_thread();
+            let attempt_started = Instant::now();
+            let failure = match self.attempt(http, request.timeout_override()) {
+                Ok(body) => {
+                    permit.success();
+                    log::debug!(
+                        "{} {}: attempt {attempts} got {} bytes in {:?}",
+                        request.method_name(),
+                        redact_url(request.url()),
+                        body.len(),
+                        attempt_started.elapsed()
+                    );
+                    return Ok((body, attempts));
+                }
+                Err(failure) => failure,
+            };
+            let stale = match &failure {
+                Failure::Transport { error, answered } => {
+                    !answered
+                        && retry::is_closed_before_response(error)
+                        && agent::opened_on_this_thread() == opened_before
+                }
+                Failure::Status { .. } => false,
+            };
+            if stale && request.is_idempotent() && stale_resends < STALE_RESENDS {
+                // The permit is dropped unreported: the host did nothing wrong.
+                drop(permit);
+                stale_resends += 1;
+                attempts -= 1;
+                self.stats.stale_connection();
+                log::debug!(
+                    "{} {}: pooled connection was closed by the server; resending",
+                    request.method_name(),
+                    redact_url(request.url())
+                );
+                continue;
+            }
+            let retry_after = match &failure {
+                Failure::Status { retry_after, .. } => *retry_after,
+                Failure::Transport { .. } => None,
+            };
+            let error = self.failure_to_error(request, failure, attempts, timeout);
+            if retry::counts_against_host(error.kind(), error.status()) {
+                permit.failure();
+            } else {
+                permit.success();
+            }
+            log::debug!(
+                "{} {}: attempt {attempts} failed in {:?}: {error}",
+                request.method_name(),
+                redact_url(request.url()),
+                attempt_started.elapsed()
+            );
+            let delays = delays.get_or_insert_with(|| settings.retry.delays());
+            let failed = retry::Failed {
+                kind: error.kind(),
+                status: error.status(),
+                attempts,
+                idempotent: request.is_idempotent(),
+                retry_after,
+            };
+            match settings.retry.decide(&failed, delays, fastrand::f64()) {
+                Decision::GiveUp => return Err(error),
+                Decision::RetryAfter(delay) => {
+                    log::warn!("{error}; retrying in {delay:?}");
+                    self.clock.sleep(delay);
+                }
+            }
+        }
+    }
+
+    /// Sends one attempt and reads the whole body.
+    fn attempt(
+        &self,
+        http: ureq::http::Request<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, Failure> {
+        let http = match timeout {
+            Some(timeout) => self
+                .agent
+                .configure_request(http)
+                .timeout_per_call(Some(timeout))
+                .timeout_connect(Some(self.settings.connect_timeout.min(timeout)))
+                .build(),
+            None => http,
+        };
+        let mut response = self.agent.run(http).map_err(|error| Failure::Transport {
+            error,
+            answered: false,
+        })?;
+        let status = response.status().as_u16();
+        if retry::classify_status(status).is_some() {
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| retry::parse_retry_after(value, SystemTime::now()));
+            let mut start = Vec::new();
+            // A body we cannot read is no reason to lose the status.
+            let _ = response
+                .body_mut()
+                .as_reader()
+                .take(ERROR_BODY_READ)
+                .read_to_end(&mut start);
+            return Err(Failure::Status {
+                status,
+                retry_after,
+                excerpt: excerpt(&start),
+            });
+        }
+        let limit = self.settings.body_limit;
+        let mut body = Vec::new();
+        if let Some(length) = response.body().content_length() {
+            body.reserve_exact(
+                usize::try_from(length.min(limit).min(PREALLOCATE_LIMIT)).unwrap_or(0),
+            );
+        }
+        response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .reader()
+            .read_to_end(&mut body)
+            .map_err(|io| Failure::Transport {
+                error: ureq::Error::from(io),
+                answered: true,
+            })?;
+        self.stats.bytes(body.len());
+        Ok(body)
+    }
+
+    /// The error a failed attempt amounts to.
+    fn failure_to_error(
+        &self,
+        request: &Request,
+        failure: Failure,
+        attempts: u32,
+        timeout: Duration,
+    ) -> Error {
+        match failure {
+            Failure::Transport { error, .. } => {
+                let kind = retry::classify_transport(&error);
+                let detail = match kind {
+                    ErrorKind::Timeout => Detail::Timeout(timeout),
+                    ErrorKind::BodyTooLarge => Detail::Limit(self.settings.body_limit),
+                    _ => Detail::None,
+                };
+                request
+                    .error(kind)
+                    .with_attempts(attempts)
+                    .with_detail(detail)
+                    .with_source(error)
+            }
+            Failure::Status {
+                status, excerpt, ..
+            } => {
+                let kind = retry::classify_status(status).unwrap_or(ErrorKind::Status);
+                let error = request
+                    .error(kind)
+                    .with_attempts(attempts)
+                    .with_status(status);
+                if excerpt.is_empty() {
+                    error
+                } else {
+                    error.with_detail(Detail::BodyExcerpt(excerpt))
+                }
+            }
+        }
+    }
+}
+
+/// The start of an error body as one line of text, for a message.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= ERROR_EXCERPT_CHARS {
+        return line;
+    }
+    let mut short: String = line.chars().take(ERROR_EXCERPT_CHARS).collect();
+    short.push('…');
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::{BreakerState, Fetcher};
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::sync::Arc;
+
+    /// A server that answers every request with `response`, one per
+    /// connection, until the test ends.
+    fn server(response: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0; 4096];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        format!("http://{addr}/doc.json")
+    }
+
+    const UNAVAILABLE: &str =
+        "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbusy";
+
+    fn fetcher(clock: &Arc<ManualClock>) -> Fetcher {
+        Fetcher::builder()
+            .jitter(Duration::ZERO)
+            .breaker_threshold(0)
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn retries_wait_the_backoff_sequence() {
+        let clock = Arc::new(ManualClock::default());
+        let url = server(UNAVAILABLE);
+        let error = fetcher(&clock).get_bytes(url).unwrap_err();
+        assert_eq!(error.status(), Some(503));
+        assert_eq!(error.attempts(), 4);
+        assert_eq!(error.body_excerpt(), Some("busy"));
+        let secs = |s: &[u64]| {
+            s.iter()
+                .map(|&s| Duration::from_secs(s))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(clock.sleeps(), secs(&[1, 2, 4]));
+    }
+
+    #[test]
+    fn retry_after_replaces_the_backoff_delay() {
+        let clock = Arc::new(ManualClock::default());
+        let url = server(
+            "HTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+        );
+        let error = fetcher(&clock).get_bytes(url).unwrap_err();
+        assert_eq!((error.status(), error.attempts()), (Some(429), 4));
+        assert_eq!(clock.sleeps(), vec![Duration::from_secs(7); 3]);
+    }
+
+    #[test]
+    fn breaker_cycle_through_the_fetcher() {
+        let clock = Arc::new(ManualClock::default());
+        let url = server(UNAVAILABLE);
+        let fetcher = Fetcher::builder()
+            .max_retries(0)
+            .breaker_threshold(2)
+            .breaker_open_time(Duration::from_secs(60))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let host = Request::get(url.as_str()).host().to_owned();
+        for _ in 0..2 {
+            assert_eq!(
+                fetcher.get_bytes(&url).unwrap_err().kind(),
+                ErrorKind::Status
+            );
+        }
+        assert_eq!(fetcher.breaker_state(&host), BreakerState::Open);
+        let open = fetcher.get_bytes(&url).unwrap_err();
+        assert_eq!((open.kind(), open.attempts()), (ErrorKind::CircuitOpen, 0));
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(fetcher.breaker_state(&host), BreakerState::HalfOpen);
+        // The probe is sent, fails, and the breaker opens again.
+        assert_eq!(
+            fetcher.get_bytes(&url).unwrap_err().kind(),
+            ErrorKind::Status
+        );
+        assert_eq!(fetcher.breaker_state(&host), BreakerState::Open);
+        fetcher.reset_breakers();
+        assert_eq!(fetcher.breaker_state(&host), BreakerState::Closed);
+        assert_eq!(fetcher.stats().failures_of(ErrorKind::CircuitOpen), 1);
+    }
+
+    #[test]
+    fn excerpts_are_one_short_line() {
+        assert_eq!(excerpt(b""), "");
+        assert_eq!(
+            excerpt(b"  {\"error\":\n  \"rate limited\"}\n"),
+            "{\"error\": \"rate limited\"}"
+        );
+        let long = excerpt("x".repeat(500).as_bytes());
+        assert_eq!(long.chars().count(), ERROR_EXCERPT_CHARS + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(excerpt(&[0xff, b'o', b'k']), "\u{fffd}ok");
+    }
+}

@@ -1,0 +1,198 @@
+//! JSON parsing with simd-json, on the thread that fetched the body.
+//!
+//! simd-json parses in place (it rewrites the body's bytes), so a body is
+//! parsed once and then dropped: no copy beyond the one read from the socket.
+//! Its scratch buffers live in a thread-local and are reused from one document
+//! to the next, except after very large documents, whose buffers are not
+//! kept (32 threads each holding 64 MiB of scratch space would be a leak).
+//!
+//! Two paths, each measured against serde_json (see the README):
+//! - [`Value`] goes through simd-json's own value builder, which is much
+//!   faster than deserialising a generic value through serde;
+//! - any other type goes through simd-json's serde deserializer, with the
+//!   path to the failing field tracked so that an error says where.
+
+use std::any::Any;
+use std::cell::RefCell;
+
+use serde::de::DeserializeOwned;
+use simd_json::Buffers;
+
+use crate::error::{Detail, Error, ErrorKind};
+
+/// An untyped JSON document: simd-json's owned value.
+///
+/// Use it with [`Fetcher::get_json`](crate::Fetcher::get_json) when the shape
+/// of the document is not known in advance. It implements simd-json's
+/// `ValueAccess` traits (`get`, `as_str`, ...), re-exported in
+/// [`prelude`](crate::prelude).
+pub type Value = simd_json::OwnedValue;
+
+/// Documents up to this size reuse the thread's scratch buffers; larger ones
+/// get buffers of their own that are freed afterwards.
+const REUSE_LIMIT: usize = 4 << 20;
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::new(16 << 10));
+}
+
+/// Why a body did not parse: where, and the parser's own error.
+#[derive(Debug)]
+pub(crate) struct JsonError {
+    pub(crate) path: Option<String>,
+    pub(crate) offset: Option<usize>,
+    pub(crate) source: simd_json::Error,
+}
+
+impl JsonError {
+    pub(crate) fn into_error(self) -> Error {
+        Error::new(ErrorKind::InvalidJson)
+            .with_detail(Detail::Json {
+                path: self.path,
+                offset: self.offset,
+            })
+            .with_source(self.source)
+    }
+}
+
+/// Parses `body` (rewriting it) into a `T`.
+pub(crate) fn parse<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T, JsonError> {
+    with_buffers(body.len(), |buffers| {
+        // `Value` has a faster path than serde's generic one.
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Value>() {
+            let value =
+                simd_json::owned::to_value_with_buffers(body, buffers).map_err(|source| {
+                    JsonError {
+                        path: None,
+                        offset: syntax_offset(&source),
+                        source,
+                    }
+                })?;
+            let mut slot = Some(value);
+            if let Some(typed) = (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
+                if let Some(typed) = typed.take() {
+                    return Ok(typed);
+                }
+            }
+        }
+        parse_typed(body, buffers)
+    })
+}
+
+fn parse_typed<T: DeserializeOwned>(
+    body: &mut [u8],
+    buffers: &mut Buffers,
+) -> Result<T, JsonError> {
+    let mut deserializer = simd_json::Deserializer::from_slice_with_buffers(body, buffers)
+        .map_err(|source| JsonError {
+            path: None,
+            offset: syntax_offset(&source),
+            source,
+        })?;
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let source = error.into_inner();
+        JsonError {
+            path: Some(path),
+            offset: syntax_offset(&source),
+            source,
+        }
+    })
+}
+
+/// The byte offset of a syntax error; serde's type errors carry none.
+fn syntax_offset(error: &simd_json::Error) -> Option<usize> {
+    match error.error() {
+        simd_json::ErrorType::Serde(_) => None,
+        _ => Some(error.index()),
+    }
+}
+
+fn with_buffers<R>(len: usize, parse: impl FnOnce(&mut Buffers) -> R) -> R {
+    if len > REUSE_LIMIT {
+        return parse(&mut Buffers::new(len));
+    }
+    BUFFERS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => parse(&mut buffers),
+        // Re-entered (a Deserialize impl that fetches): use fresh buffers.
+        Err(_) => parse(&mut Buffers::new(len)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use simd_json::prelude::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Lap {
+        lap: u32,
+        time: f64,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Laps {
+        driver: String,
+        laps: Vec<Lap>,
+    }
+
+    #[test]
+    fn parses_value_and_typed() {
+        let doc = br#"{"driver":"VER","laps":[{"lap":1,"time":91.5},{"lap":2,"time":90.25}]}"#;
+        let value: Value = parse(&mut doc.to_vec()).unwrap();
+        assert_eq!(value.get("driver").and_then(|d| d.as_str()), Some("VER"));
+        let laps: Laps = parse(&mut doc.to_vec()).unwrap();
+        assert_eq!(
+            laps.laps[1],
+            Lap {
+                lap: 2,
+                time: 90.25
+            }
+        );
+        let generic: serde_json::Value = parse(&mut doc.to_vec()).unwrap();
+        assert_eq!(generic["laps"][0]["lap"], 1);
+    }
+
+    #[test]
+    fn syntax_errors_have_an_offset() {
+        let err = parse::<Value>(&mut br#"{"a": [1, 2,, 3]}"#.to_vec()).unwrap_err();
+        assert!(err.offset.is_some(), "{err:?}");
+        let err = parse::<Laps>(&mut b"not json".to_vec()).unwrap_err();
+        assert!(err.offset.is_some(), "{err:?}");
+    }
+
+    #[test]
+    fn type_errors_have_a_path() {
+        let doc = br#"{"driver":"VER","laps":[{"lap":1,"time":91.5},{"lap":2,"time":"slow"}]}"#;
+        let err = parse::<Laps>(&mut doc.to_vec()).unwrap_err();
+        assert_eq!(err.path.as_deref(), Some("laps[1].time"));
+    }
+
+    #[test]
+    fn empty_and_truncated_bodies_are_errors() {
+        for body in [&b""[..], b"{", b"[1,2", b"\"abc", b"nul"] {
+            assert!(parse::<Value>(&mut body.to_vec()).is_err(), "{body:?}");
+            assert!(parse::<Vec<u32>>(&mut body.to_vec()).is_err(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let mut doc = vec![b'['; 100_000];
+        doc.extend(vec![b']'; 100_000]);
+        assert!(parse::<Value>(&mut doc.clone()).is_err());
+        assert!(parse::<serde_json::Value>(&mut doc).is_err());
+    }
+
+    #[test]
+    fn large_documents_use_their_own_buffers() {
+        let mut doc = b"[".to_vec();
+        while doc.len() <= REUSE_LIMIT {
+            doc.extend_from_slice(b"1234567890,");
+        }
+        doc.extend_from_slice(b"0]");
+        let value: Value = parse(&mut doc).unwrap();
+        assert!(value.as_array().is_some_and(|a| a.len() > 100_000));
+    }
+}

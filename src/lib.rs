@@ -1,0 +1,102 @@
+//! Fetch many JSON documents over HTTP in parallel, from plain synchronous
+//! Rust: no async runtime to learn, no result ever lost.
+//!
+//! A [`Fetcher`] holds a keep-alive connection pool (a [`ureq`] agent) and a
+//! pool of worker threads ([`rayon`]). [`Fetcher::fetch_many`] runs a batch
+//! of requests on those threads, each through a retry loop with backoff and
+//! a per-host circuit breaker, parses each body with SIMD JSON (`simd-json`)
+//! on the thread that fetched it, and returns one result per request, in
+//! input order.
+//!
+//! ```no_run
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! struct Laps {
+//!     driver: String,
+//!     times: Vec<f64>,
+//! }
+//!
+//! let fetcher = parfetch::Fetcher::builder().concurrency(32).build()?;
+//!
+//! // One document, typed or untyped.
+//! let ver: Laps = fetcher.get_json("https://cdn.example/laps/VER.json")?;
+//! let drivers: parfetch::Value = fetcher.get_json("https://cdn.example/drivers.json")?;
+//!
+//! // Many documents: one result per URL, in the order given.
+//! let urls: Vec<String> = (1..=20)
+//!     .map(|n| format!("https://cdn.example/laps/{n}.json"))
+//!     .collect();
+//! for (url, result) in urls.iter().zip(fetcher.fetch_many::<Laps, _>(&urls)) {
+//!     match result {
+//!         Ok(laps) => println!("{url}: {} laps by {}", laps.times.len(), laps.driver),
+//!         Err(error) if error.kind() == parfetch::ErrorKind::NotFound => {}
+//!         Err(error) => eprintln!("{error}"),
+//!     }
+//! }
+//! println!("{:?}", fetcher.stats());
+//! # Ok::<(), parfetch::Error>(())
+//! ```
+//!
+//! # Defaults
+//!
+//! | setting | default |
+//! |---|---|
+//! | [`concurrency`](FetcherBuilder::concurrency) | 20 threads, so 20 requests in flight |
+//! | [`timeout`](FetcherBuilder::timeout) | 30 s per attempt; [`connect_timeout`](FetcherBuilder::connect_timeout) 10 s |
+//! | [`max_retries`](FetcherBuilder::max_retries) | 3, so at most 4 attempts |
+//! | backoff | ×2 from 1 s, plus up to 1 s of jitter, capped at 60 s |
+//! | Retry-After | honoured on 429 and 503 (seconds or HTTP date), capped at 60 s |
+//! | [`breaker_threshold`](FetcherBuilder::breaker_threshold) | opens after 5 consecutive failures of a host, for 60 s, then one probe |
+//! | [`body_limit`](FetcherBuilder::body_limit) | 64 MiB |
+//!
+//! # Errors and retries
+//!
+//! Every failure is an [`Error`] with the URL, the attempts made, the status
+//! (if any) and the cause in `source()`. Branch on [`Error::kind`]:
+//!
+//! | [`ErrorKind`] | when | retried |
+//! |---|---|---|
+//! | `NotFound` | 404, 410 | no |
+//! | `Status` | another non-2xx status | 5xx, 408, 429: yes; other 4xx: no |
+//! | `Network` | DNS, connect, reset, truncated body | yes |
+//! | `Tls` | certificate or handshake failure | no |
+//! | `Timeout` | an attempt ran past its timeout | yes |
+//! | `InvalidJson` | not JSON, or not the requested type (with path or byte offset) | no |
+//! | `BodyTooLarge` | body over the limit | no |
+//! | `CircuitOpen` | the host's breaker is open; nothing was sent | no |
+//! | `InvalidRequest` | bad URL or header; nothing was sent | no |
+//! | `Redirect` | redirect loop or too many redirects | no |
+//!
+//! `POST` requests are retried only when marked
+//! [`idempotent`](Request::idempotent). A host's breaker counts 5xx,
+//! timeouts and network errors, never 4xx.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod agent;
+mod breaker;
+mod clock;
+mod config;
+mod error;
+mod exchange;
+mod fetcher;
+mod json;
+mod request;
+mod retry;
+mod stats;
+
+pub use crate::breaker::BreakerState;
+pub use crate::config::FetcherBuilder;
+pub use crate::error::{Error, ErrorKind};
+pub use crate::fetcher::Fetcher;
+pub use crate::json::Value;
+pub use crate::request::Request;
+pub use crate::stats::{Latency, Stats};
+
+/// The traits that give [`Value`] its accessors (`get`, `as_str`, `as_f64`,
+/// ...): `use parfetch::prelude::*;`.
+pub mod prelude {
+    pub use simd_json::prelude::*;
+}

@@ -1,0 +1,405 @@
+//! One request: a URL, a method, and what is particular to it.
+//!
+//! A [`Request`] is a plain value: building one never fails. Whatever is
+//! wrong with it (a malformed URL, a header value with a line break) is
+//! reported when it is fetched, as an [`ErrorKind::InvalidRequest`] error that
+//! names the URL, before anything is sent. That keeps batches simple: one bad
+//! line in a file of URLs is one failed result, not a failed batch.
+//!
+//! [`ErrorKind::InvalidRequest`]: crate::ErrorKind::InvalidRequest
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use ureq::http::{self, HeaderName, HeaderValue};
+
+use crate::error::{Detail, Error, ErrorKind};
+
+/// Headers whose values are secrets: never logged, never in `Debug`.
+const SENSITIVE: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "set-cookie",
+];
+
+/// A request to fetch: `GET url` unless made with [`Request::post_json`].
+///
+/// Anything that fetches takes `impl Into<Request>`, so a `&str` or `String`
+/// URL works where a `Request` does:
+///
+/// ```
+/// use std::time::Duration;
+/// use parfetch::Request;
+///
+/// let plain: Request = "https://cdn.example/laps/VER.json".into();
+/// let tuned = Request::get("https://cdn.example/laps/HAM.json")
+///     .header("x-api-key", "k")
+///     .timeout(Duration::from_secs(5));
+/// assert_eq!(tuned.url(), "https://cdn.example/laps/HAM.json");
+/// ```
+#[derive(Clone)]
+pub struct Request {
+    method: Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    timeout: Option<Duration>,
+    body: Body,
+    idempotent: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+#[derive(Clone)]
+enum Body {
+    Empty,
+    Json(Vec<u8>),
+    /// The value given to `post_json` could not be serialised.
+    Invalid(String),
+}
+
+impl Request {
+    /// A `GET` request for `url`.
+    pub fn get(url: impl Into<String>) -> Request {
+        Request {
+            method: Method::Get,
+            url: url.into(),
+            headers: Vec::new(),
+            timeout: None,
+            body: Body::Empty,
+            idempotent: None,
+        }
+    }
+
+    /// A `POST` request for `url` with `body` serialised as JSON (and
+    /// `content-type: application/json`).
+    ///
+    /// POST is not idempotent, so it is not retried unless you say it is
+    /// safe with [`idempotent(true)`](Request::idempotent). If `body` cannot
+    /// be serialised, fetching the request fails with
+    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest).
+    pub fn post_json<B: Serialize + ?Sized>(url: impl Into<String>, body: &B) -> Request {
+        let body = match serde_json::to_vec(body) {
+            Ok(json) => Body::Json(json),
+            Err(error) => Body::Invalid(format!("body cannot be serialised as JSON: {error}")),
+        };
+        Request {
+            method: Method::Post,
+            body,
+            ..Request::get(url)
+        }
+        .header("content-type", "application/json")
+    }
+
+    /// Adds a header, replacing any default header of the same name.
+    ///
+    /// The name and value are checked when the request is fetched; a value
+    /// with a line break, for one, fails with
+    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest).
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets this request's per-attempt timeout, instead of the fetcher's.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Request {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Declares whether the request may be sent more than once. `GET` is
+    /// idempotent and `POST` is not, unless set here; only idempotent
+    /// requests are retried.
+    #[must_use]
+    pub fn idempotent(mut self, idempotent: bool) -> Request {
+        self.idempotent = Some(idempotent);
+        self
+    }
+
+    /// The URL, as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The per-attempt timeout set on this request, if any.
+    pub fn timeout_override(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    pub(crate) fn method_name(&self) -> &'static str {
+        match self.method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+
+    pub(crate) fn is_idempotent(&self) -> bool {
+        self.idempotent.unwrap_or(self.method == Method::Get)
+    }
+
+    /// An error about this request, with its method and URL.
+    pub(crate) fn error(&self, kind: ErrorKind) -> Error {
+        Error::new(kind).with_request(self.method_name(), &self.url)
+    }
+
+    /// The host the request goes to, as `host` or `host:port` as written in
+    /// the URL (without credentials). Only meaningful once
+    /// [`to_http`](Request::to_http) has accepted the URL.
+    pub(crate) fn host(&self) -> &str {
+        let rest = self
+            .url
+            .split_once("://")
+            .map_or(&*self.url, |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+        authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host)
+    }
+
+    /// The request as ureq takes it, with `defaults` added where the request
+    /// does not set the same header itself.
+    pub(crate) fn to_http(
+        &self,
+        defaults: &[(HeaderName, HeaderValue)],
+    ) -> Result<http::Request<&[u8]>, Error> {
+        let invalid = |reason: String| {
+            self.error(ErrorKind::InvalidRequest)
+                .with_detail(Detail::Reason(reason))
+        };
+        if !self.url.contains("://") {
+            return Err(invalid(
+                "the URL must start with http:// or https://".into(),
+            ));
+        }
+        let uri: http::Uri = self
+            .url
+            .parse()
+            .map_err(|e| invalid(format!("the URL is not valid: {e}")))?;
+        match uri.scheme_str() {
+            Some("http" | "https") if uri.host().is_some_and(|h| !h.is_empty()) => {}
+            Some("http" | "https") => return Err(invalid("the URL has no host".into())),
+            Some(other) => return Err(invalid(format!("unsupported URL scheme {other:?}"))),
+            None => return Err(invalid("the URL has no scheme".into())),
+        }
+        let mut builder = http::Request::builder()
+            .method(match self.method {
+                Method::Get => http::Method::GET,
+                Method::Post => http::Method::POST,
+            })
+            .uri(uri);
+        let mut headers = http::HeaderMap::with_capacity(self.headers.len() + defaults.len());
+        for (name, value) in &self.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid(format!("invalid header name {name:?}")))?;
+            // The value is never quoted back: it may be a secret.
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                invalid(format!(
+                    "the value of header {:?} has a forbidden character",
+                    name.as_str()
+                ))
+            })?;
+            headers.append(name, value);
+        }
+        for (name, value) in defaults {
+            if !headers.contains_key(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        if let Some(map) = builder.headers_mut() {
+            *map = headers;
+        }
+        let body: &[u8] = match &self.body {
+            Body::Empty => &[],
+            Body::Json(json) => json,
+            Body::Invalid(reason) => return Err(invalid(reason.clone())),
+        };
+        builder
+            .body(body)
+            .map_err(|e| invalid(format!("cannot build the request: {e}")))
+    }
+}
+
+impl From<&str> for Request {
+    fn from(url: &str) -> Request {
+        Request::get(url)
+    }
+}
+
+impl From<String> for Request {
+    fn from(url: String) -> Request {
+        Request::get(url)
+    }
+}
+
+impl From<&String> for Request {
+    fn from(url: &String) -> Request {
+        Request::get(url.as_str())
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), redact_header(name, value)))
+            .collect();
+        let mut debug = f.debug_struct("Request");
+        debug
+            .field("method", &self.method_name())
+            .field("url", &redact_url(&self.url))
+            .field("headers", &headers);
+        if let Some(timeout) = self.timeout {
+            debug.field("timeout", &timeout);
+        }
+        if let Body::Json(json) = &self.body {
+            debug.field("body_bytes", &json.len());
+        }
+        if let Some(idempotent) = self.idempotent {
+            debug.field("idempotent", &idempotent);
+        }
+        debug.finish_non_exhaustive()
+    }
+}
+
+/// The header value to show in logs and `Debug`: `***` for secrets.
+pub(crate) fn redact_header<'a>(name: &str, value: &'a str) -> &'a str {
+    if SENSITIVE.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+        "***"
+    } else {
+        value
+    }
+}
+
+/// The URL to show in messages and logs: a password in it becomes `***`.
+pub(crate) fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.into();
+    };
+    let user = rest[..at].split(':').next().unwrap_or("");
+    format!("{scheme}://{user}:***@{}", &rest[at + 1..]).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_keys() {
+        let cases = [
+            ("https://cdn.example/laps/VER.json", "cdn.example"),
+            ("http://127.0.0.1:8080/x?y=1", "127.0.0.1:8080"),
+            ("https://user:pw@cdn.example:8443", "cdn.example:8443"),
+            ("http://h?q=a/b", "h"),
+            ("http://[::1]:99/", "[::1]:99"),
+        ];
+        for (url, host) in cases {
+            assert_eq!(Request::get(url).host(), host, "{url}");
+        }
+    }
+
+    #[test]
+    fn redacts_urls() {
+        let cases = [
+            ("https://cdn.example/x", "https://cdn.example/x"),
+            (
+                "https://me:secret@cdn.example/x",
+                "https://me:***@cdn.example/x",
+            ),
+            (
+                "https://token@cdn.example/",
+                "https://token:***@cdn.example/",
+            ),
+            ("http://h/path@odd", "http://h/path@odd"),
+            ("not a url", "not a url"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want);
+        }
+    }
+
+    #[test]
+    fn invalid_requests_name_the_problem() {
+        let cases = [
+            (
+                Request::get("cdn.example/x"),
+                "must start with http:// or https://",
+            ),
+            (
+                Request::get("ftp://cdn.example/x"),
+                "unsupported URL scheme \"ftp\"",
+            ),
+            (Request::get("http:// bad url"), "the URL is not valid"),
+            (
+                Request::get("http://h/").header("bad name", "v"),
+                "invalid header name \"bad name\"",
+            ),
+            (
+                Request::get("http://h/").header("x-token", "a\r\nInjected: 1"),
+                "the value of header \"x-token\" has a forbidden character",
+            ),
+        ];
+        for (request, want) in cases {
+            let error = request.to_http(&[]).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+            assert!(error.to_string().contains(want), "{error} lacks {want}");
+            assert!(!error.to_string().contains("Injected"), "{error}");
+        }
+    }
+
+    #[test]
+    fn request_headers_override_defaults() {
+        let defaults = [
+            (
+                HeaderName::from_static("accept"),
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                HeaderName::from_static("x-team"),
+                HeaderValue::from_static("blue"),
+            ),
+        ];
+        let request = Request::get("http://h/").header("Accept", "text/plain");
+        let http = request.to_http(&defaults).unwrap();
+        let accept: Vec<_> = http.headers().get_all("accept").iter().collect();
+        assert_eq!(accept, ["text/plain"]);
+        assert_eq!(http.headers()["x-team"], "blue");
+    }
+
+    #[test]
+    fn post_json_and_idempotency() {
+        let post = Request::post_json("http://h/", &serde_json::json!({"a": 1}));
+        assert!(!post.is_idempotent());
+        assert!(post.clone().idempotent(true).is_idempotent());
+        assert!(Request::get("http://h/").is_idempotent());
+        let http = post.to_http(&[]).unwrap();
+        assert_eq!(http.method(), http::Method::POST);
+        assert_eq!(*http.body(), br#"{"a":1}"#);
+        assert_eq!(http.headers()["content-type"], "application/json");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let request = Request::get("https://u:pw@h/")
+            .header("Authorization", "Bearer xyz")
+            .header("cookie", "s=1")
+            .header("x-trace", "t1");
+        let debug = format!("{request:?}");
+        assert_eq!(
+            debug,
+            "Request { method: \"GET\", url: \"https://u:***@h/\", headers: \
+             [(\"Authorization\", \"***\"), (\"cookie\", \"***\"), (\"x-trace\", \"t1\")], .. }"
+        );
+    }
+}

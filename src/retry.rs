@@ -1,0 +1,490 @@
+//! The retry rules: which failures are worth another attempt, and how long
+//! to wait before it.
+//!
+//! Everything about retrying lives here; the attempt loop in `exchange.rs`
+//! only asks [`RetryPolicy::decide`]. Delays follow the `backoff` crate's
+//! exponential schedule (used for the delay sequence only: its own `retry()`
+//! loop would ignore our cap when a server sends Retry-After), plus additive
+//! jitter so that a batch of threads that failed together does not come back
+//! together.
+
+use std::time::{Duration, SystemTime};
+
+use backoff::backoff::Backoff;
+use backoff::exponential::ExponentialBackoff;
+use backoff::SystemClock;
+
+use crate::error::ErrorKind;
+
+/// How a failed attempt is followed up.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RetryPolicy {
+    /// Retries after the first attempt; at most `max_retries + 1` attempts.
+    pub(crate) max_retries: u32,
+    /// The first backoff delay.
+    pub(crate) initial_delay: Duration,
+    /// Growth factor of the delay, at least 1.
+    pub(crate) multiplier: f64,
+    /// No delay, Retry-After included, is longer than this.
+    pub(crate) max_delay: Duration,
+    /// Up to this much random time is added to each backoff delay.
+    pub(crate) jitter: Duration,
+}
+
+/// What to do after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Wait this long, then try again.
+    RetryAfter(Duration),
+    /// Return the error.
+    GiveUp,
+}
+
+/// A failed attempt, as the retry rules see it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Failed {
+    pub(crate) kind: ErrorKind,
+    pub(crate) status: Option<u16>,
+    /// Attempts made so far, this one included (1-based).
+    pub(crate) attempts: u32,
+    /// Whether the request may be sent again at all.
+    pub(crate) idempotent: bool,
+    /// The server's Retry-After, already parsed; used on 429 and 503 only.
+    pub(crate) retry_after: Option<Duration>,
+}
+
+/// One request's sequence of backoff delays, created on its first failure.
+pub(crate) struct Delays {
+    backoff: ExponentialBackoff<SystemClock>,
+}
+
+impl RetryPolicy {
+    /// The backoff sequence for one request, before jitter and cap.
+    pub(crate) fn delays(&self) -> Delays {
+        let backoff = backoff::ExponentialBackoffBuilder::new()
+            .with_initial_interval(self.initial_delay)
+            .with_multiplier(self.multiplier)
+            .with_randomization_factor(0.0)
+            .with_max_interval(self.max_delay)
+            .with_max_elapsed_time(None)
+            .build();
+        Delays { backoff }
+    }
+
+    /// Decides the follow-up of a failed attempt. `random` is a number in
+    /// `[0, 1)` for the jitter.
+    pub(crate) fn decide(&self, failed: &Failed, delays: &mut Delays, random: f64) -> Decision {
+        if !failed.idempotent
+            || !is_retryable(failed.kind, failed.status)
+            || failed.attempts > self.max_retries
+        {
+            return Decision::GiveUp;
+        }
+        let backoff = delays.backoff.next_backoff().unwrap_or(self.max_delay);
+        let delay = match (failed.status, failed.retry_after) {
+            (Some(429 | 503), Some(wait)) => wait,
+            _ => backoff + self.jitter.mul_f64(random.clamp(0.0, 1.0)),
+        };
+        Decision::RetryAfter(delay.min(self.max_delay))
+    }
+}
+
+/// Whether a failure of this kind (and status) is worth another attempt.
+///
+/// The table: 5xx, 408 and 429 statuses, network errors and timeouts are
+/// retried; 404/410, other 4xx, TLS, JSON, size, breaker and request errors
+/// are not, because sending the same request again would fail the same way.
+pub(crate) fn is_retryable(kind: ErrorKind, status: Option<u16>) -> bool {
+    match kind {
+        ErrorKind::Network | ErrorKind::Timeout => true,
+        ErrorKind::Status => matches!(status, Some(408 | 429 | 500..=599)),
+        _ => false,
+    }
+}
+
+/// Whether a failure of this kind counts against the host's circuit breaker:
+/// signs that the host itself is unwell, never a client error like 404.
+pub(crate) fn counts_against_host(kind: ErrorKind, status: Option<u16>) -> bool {
+    match kind {
+        ErrorKind::Network | ErrorKind::Timeout => true,
+        ErrorKind::Status => matches!(status, Some(500..=599)),
+        _ => false,
+    }
+}
+
+/// The kind of error a non-2xx status is, or `None` for a success.
+pub(crate) fn classify_status(status: u16) -> Option<ErrorKind> {
+    match status {
+        200..=299 => None,
+        404 | 410 => Some(ErrorKind::NotFound),
+        _ => Some(ErrorKind::Status),
+    }
+}
+
+/// The kind of error a ureq transport error is.
+pub(crate) fn classify_transport(error: &ureq::Error) -> ErrorKind {
+    use std::io::ErrorKind as Io;
+    match error {
+        ureq::Error::Timeout(_) => ErrorKind::Timeout,
+        ureq::Error::Io(io) if matches!(io.kind(), Io::TimedOut | Io::WouldBlock) => {
+            ErrorKind::Timeout
+        }
+        ureq::Error::BodyExceedsLimit(_) => ErrorKind::BodyTooLarge,
+        ureq::Error::Tls(_)
+        | ureq::Error::Pem(_)
+        | ureq::Error::Rustls(_)
+        | ureq::Error::TlsRequired => ErrorKind::Tls,
+        ureq::Error::Http(_)
+        | ureq::Error::BadUri(_)
+        | ureq::Error::RequireHttpsOnly(_)
+        | ureq::Error::InvalidProxyUrl => ErrorKind::InvalidRequest,
+        ureq::Error::RedirectFailed | ureq::Error::TooManyRedirects => ErrorKind::Redirect,
+        // Connection failures, resets, truncated bodies, malformed or
+        // oversized responses, broken compression: the exchange failed on
+        // the way, and another attempt may well succeed.
+        _ => ErrorKind::Network,
+    }
+}
+
+/// Whether a transport error looks like the server closed the connection
+/// before answering: on a pooled connection, that is a stale connection
+/// (closed while idle), not a failure of the host.
+pub(crate) fn is_closed_before_response(error: &ureq::Error) -> bool {
+    use std::io::ErrorKind as Io;
+    matches!(error, ureq::Error::Io(io) if matches!(
+        io.kind(),
+        Io::UnexpectedEof | Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe
+    ))
+}
+
+/// Parses a Retry-After value: delta-seconds (`120`) or an HTTP date
+/// (`Wed, 21 Oct 2015 07:28:00 GMT`, which counts from `now`). A date in the
+/// past means "now". Anything else is ignored (`None`).
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 3,
+            initial_delay: Duration::from_secs(1),
+            multiplier: 2.0,
+            max_delay: Duration::from_secs(60),
+            jitter: Duration::from_secs(1),
+        }
+    }
+
+    /// Runs `decide` for attempts 1.. until it gives up, with fixed inputs.
+    fn sequence(
+        policy: &RetryPolicy,
+        kind: ErrorKind,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+        random: f64,
+    ) -> Vec<Duration> {
+        let mut delays = policy.delays();
+        let mut out = Vec::new();
+        for attempts in 1.. {
+            let failed = Failed {
+                kind,
+                status,
+                attempts,
+                idempotent: true,
+                retry_after,
+            };
+            match policy.decide(&failed, &mut delays, random) {
+                Decision::RetryAfter(delay) => out.push(delay),
+                Decision::GiveUp => break,
+            }
+        }
+        out
+    }
+
+    fn secs(list: &[f64]) -> Vec<Duration> {
+        list.iter().copied().map(Duration::from_secs_f64).collect()
+    }
+
+    /// (name, policy, kind, status, retry-after secs, random, expected delays in secs)
+    type Case = (
+        &'static str,
+        RetryPolicy,
+        ErrorKind,
+        Option<u16>,
+        Option<u64>,
+        f64,
+        Vec<f64>,
+    );
+
+    #[test]
+    fn delay_sequences() {
+        let long = RetryPolicy {
+            max_retries: 8,
+            ..policy()
+        };
+        let cases: &[Case] = &[
+            (
+                "defaults, no jitter",
+                policy(),
+                ErrorKind::Status,
+                Some(500),
+                None,
+                0.0,
+                vec![1.0, 2.0, 4.0],
+            ),
+            (
+                "full jitter adds up to 1 s",
+                policy(),
+                ErrorKind::Network,
+                None,
+                None,
+                0.999,
+                vec![1.999, 2.999, 4.999],
+            ),
+            (
+                "half jitter",
+                policy(),
+                ErrorKind::Timeout,
+                None,
+                None,
+                0.5,
+                vec![1.5, 2.5, 4.5],
+            ),
+            (
+                "capped at 60 s",
+                long.clone(),
+                ErrorKind::Status,
+                Some(502),
+                None,
+                0.0,
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0],
+            ),
+            (
+                "jitter never passes the cap",
+                long,
+                ErrorKind::Status,
+                Some(502),
+                None,
+                0.999,
+                vec![1.999, 2.999, 4.999, 8.999, 16.999, 32.999, 60.0, 60.0],
+            ),
+            (
+                "retry-after on 429",
+                policy(),
+                ErrorKind::Status,
+                Some(429),
+                Some(7),
+                0.5,
+                vec![7.0, 7.0, 7.0],
+            ),
+            (
+                "retry-after on 503",
+                policy(),
+                ErrorKind::Status,
+                Some(503),
+                Some(2),
+                0.0,
+                vec![2.0, 2.0, 2.0],
+            ),
+            (
+                "retry-after capped",
+                policy(),
+                ErrorKind::Status,
+                Some(503),
+                Some(3600),
+                0.0,
+                vec![60.0, 60.0, 60.0],
+            ),
+            (
+                "retry-after ignored on 500",
+                policy(),
+                ErrorKind::Status,
+                Some(500),
+                Some(30),
+                0.0,
+                vec![1.0, 2.0, 4.0],
+            ),
+            (
+                "404 never retried",
+                policy(),
+                ErrorKind::NotFound,
+                Some(404),
+                None,
+                0.0,
+                vec![],
+            ),
+            (
+                "403 never retried",
+                policy(),
+                ErrorKind::Status,
+                Some(403),
+                None,
+                0.0,
+                vec![],
+            ),
+            (
+                "408 retried",
+                policy(),
+                ErrorKind::Status,
+                Some(408),
+                None,
+                0.0,
+                vec![1.0, 2.0, 4.0],
+            ),
+            (
+                "tls never retried",
+                policy(),
+                ErrorKind::Tls,
+                None,
+                None,
+                0.0,
+                vec![],
+            ),
+            (
+                "json never retried",
+                policy(),
+                ErrorKind::InvalidJson,
+                None,
+                None,
+                0.0,
+                vec![],
+            ),
+        ];
+        for (name, policy, kind, status, retry_after, random, want) in cases {
+            let got = sequence(
+                policy,
+                *kind,
+                *status,
+                retry_after.map(Duration::from_secs),
+                *random,
+            );
+            assert_eq!(got, secs(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn zero_retries_gives_up_at_once() {
+        let policy = RetryPolicy {
+            max_retries: 0,
+            ..policy()
+        };
+        assert!(sequence(&policy, ErrorKind::Network, None, None, 0.0).is_empty());
+    }
+
+    #[test]
+    fn non_idempotent_requests_are_not_retried() {
+        let policy = policy();
+        let mut delays = policy.delays();
+        let failed = Failed {
+            kind: ErrorKind::Network,
+            status: None,
+            attempts: 1,
+            idempotent: false,
+            retry_after: None,
+        };
+        let decision = policy.decide(&failed, &mut delays, 0.0);
+        assert_eq!(decision, Decision::GiveUp);
+    }
+
+    #[test]
+    fn retryable_table() {
+        let cases = [
+            (ErrorKind::Status, Some(500), true, true),
+            (ErrorKind::Status, Some(503), true, true),
+            (ErrorKind::Status, Some(429), true, false),
+            (ErrorKind::Status, Some(408), true, false),
+            (ErrorKind::Status, Some(400), false, false),
+            (ErrorKind::Status, Some(401), false, false),
+            (ErrorKind::NotFound, Some(404), false, false),
+            (ErrorKind::NotFound, Some(410), false, false),
+            (ErrorKind::Network, None, true, true),
+            (ErrorKind::Timeout, None, true, true),
+            (ErrorKind::Tls, None, false, false),
+            (ErrorKind::InvalidJson, None, false, false),
+            (ErrorKind::BodyTooLarge, None, false, false),
+            (ErrorKind::CircuitOpen, None, false, false),
+            (ErrorKind::InvalidRequest, None, false, false),
+            (ErrorKind::Redirect, None, false, false),
+        ];
+        for (kind, status, retryable, trips) in cases {
+            assert_eq!(is_retryable(kind, status), retryable, "{kind:?} {status:?}");
+            assert_eq!(
+                counts_against_host(kind, status),
+                trips,
+                "{kind:?} {status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(classify_status(200), None);
+        assert_eq!(classify_status(204), None);
+        assert_eq!(classify_status(404), Some(ErrorKind::NotFound));
+        assert_eq!(classify_status(410), Some(ErrorKind::NotFound));
+        assert_eq!(classify_status(304), Some(ErrorKind::Status));
+        assert_eq!(classify_status(503), Some(ErrorKind::Status));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let cases = [
+            ("120", Some(120)),
+            (" 3 ", Some(3)),
+            ("0", Some(0)),
+            ("Wed, 21 Oct 2015 07:28:05 GMT", Some(5)),
+            ("Wed, 21 Oct 2015 07:27:00 GMT", Some(0)),
+            ("-1", None),
+            ("1.5", None),
+            ("soon", None),
+            ("", None),
+            ("99999999999999999999999", None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(
+                parse_retry_after(value, now),
+                want.map(Duration::from_secs),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn transport_classes() {
+        use std::io;
+        let cases = [
+            (
+                ureq::Error::Io(io::ErrorKind::ConnectionRefused.into()),
+                ErrorKind::Network,
+            ),
+            (
+                ureq::Error::Io(io::ErrorKind::TimedOut.into()),
+                ErrorKind::Timeout,
+            ),
+            (ureq::Error::HostNotFound, ErrorKind::Network),
+            (ureq::Error::ConnectionFailed, ErrorKind::Network),
+            (ureq::Error::BodyExceedsLimit(10), ErrorKind::BodyTooLarge),
+            (ureq::Error::BadUri("x".into()), ErrorKind::InvalidRequest),
+            (ureq::Error::TooManyRedirects, ErrorKind::Redirect),
+            (ureq::Error::Tls("bad"), ErrorKind::Tls),
+        ];
+        for (error, want) in cases {
+            assert_eq!(classify_transport(&error), want, "{error}");
+        }
+        assert!(is_closed_before_response(&ureq::Error::Io(
+            io::ErrorKind::UnexpectedEof.into()
+        )));
+        assert!(!is_closed_before_response(&ureq::Error::Io(
+            io::ErrorKind::ConnectionRefused.into()
+        )));
+    }
+}
