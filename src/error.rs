@@ -250,7 +250,7 @@ impl fmt::Display for Error {
                 "circuit breaker for {host:?} is open after repeated failures; no request sent"
             )?,
             (ErrorKind::CircuitOpen, _) => {
-                f.write_str("circuit breaker is open; no request sent")?
+                f.write_str("circuit breaker is open; no request sent")?;
             }
             (ErrorKind::InvalidRequest, Detail::Reason(reason)) => {
                 write!(f, "invalid request: {reason}")?;

@@ -138,34 +138,29 @@ impl Fetcher {
     ///
     /// The requests are collected before the batch starts, and all results
     /// are kept until it ends.
-    pub fn fetch_many<T, I>(&self, requests: I) -> Vec<Result<T, Error>>
+    pub fn fetch_many<T>(
+        &self,
+        requests: impl IntoIterator<Item = impl Into<Request>>,
+    ) -> Vec<Result<T, Error>>
     where
         T: DeserializeOwned + Send + 'static,
-        I: IntoIterator,
-        I::Item: Into<Request>,
     {
         self.run_batch(requests, parse_body::<T>)
     }
 
     /// Like [`fetch_many`](Fetcher::fetch_many), but returns the raw bodies.
-    pub fn fetch_many_bytes<I>(&self, requests: I) -> Vec<Result<Vec<u8>, Error>>
-    where
-        I: IntoIterator,
-        I::Item: Into<Request>,
-    {
+    pub fn fetch_many_bytes(
+        &self,
+        requests: impl IntoIterator<Item = impl Into<Request>>,
+    ) -> Vec<Result<Vec<u8>, Error>> {
         self.run_batch(requests, Ok)
     }
 
-    fn run_batch<T, I>(
+    fn run_batch<T: Send>(
         &self,
-        requests: I,
+        requests: impl IntoIterator<Item = impl Into<Request>>,
         finish: fn(Vec<u8>) -> Result<T, Error>,
-    ) -> Vec<Result<T, Error>>
-    where
-        T: Send,
-        I: IntoIterator,
-        I::Item: Into<Request>,
-    {
+    ) -> Vec<Result<T, Error>> {
         let requests: Vec<Request> = requests.into_iter().map(Into::into).collect();
         let shared = &*self.shared;
         shared.pool.install(|| {

@@ -27,7 +27,7 @@
 //! let urls: Vec<String> = (1..=20)
 //!     .map(|n| format!("https://cdn.example/laps/{n}.json"))
 //!     .collect();
-//! for (url, result) in urls.iter().zip(fetcher.fetch_many::<Laps, _>(&urls)) {
+//! for (url, result) in urls.iter().zip(fetcher.fetch_many::<Laps>(&urls)) {
 //!     match result {
 //!         Ok(laps) => println!("{url}: {} laps by {}", laps.times.len(), laps.driver),
 //!         Err(error) if error.kind() == parfetch::ErrorKind::NotFound => {}
@@ -35,6 +35,40 @@
 //!     }
 //! }
 //! println!("{:?}", fetcher.stats());
+//! # Ok::<(), parfetch::Error>(())
+//! ```
+//!
+//! A complete program, runnable as it is: it starts a tiny server on
+//! 127.0.0.1 (hidden lines) and fetches 100 documents from it.
+//!
+//! ```
+//! # use std::io::{Read, Write};
+//! # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+//! # let addr = listener.local_addr().unwrap();
+//! # std::thread::spawn(move || {
+//! #     for mut stream in listener.incoming().flatten() {
+//! #         std::thread::spawn(move || {
+//! #             let mut request = [0u8; 2048];
+//! #             while let Ok(n @ 1..) = stream.read(&mut request) {
+//! #                 let path = String::from_utf8_lossy(&request[..n]);
+//! #                 let lap = path.split(['/', ' ']).nth(3).unwrap_or("0");
+//! #                 let body = format!(r#"{{"lap":{lap},"seconds":91.5}}"#);
+//! #                 let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+//! #                 if stream.write_all((head + &body).as_bytes()).is_err() { break }
+//! #             }
+//! #         });
+//! #     }
+//! # });
+//! use parfetch::prelude::*;
+//!
+//! let fetcher = parfetch::Fetcher::builder().concurrency(8).build()?;
+//! let urls = (1..=100).map(|lap| format!("http://{addr}/laps/{lap}"));
+//! let laps = fetcher.fetch_many::<parfetch::Value>(urls);
+//!
+//! assert_eq!(laps.len(), 100);
+//! let third = laps[2].as_ref().expect("lap 3");
+//! assert_eq!(third.get("lap").and_then(|v| v.as_u64()), Some(3));
+//! assert!(fetcher.stats().connections_opened <= 8);
 //! # Ok::<(), parfetch::Error>(())
 //! ```
 //!

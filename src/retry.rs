@@ -129,6 +129,8 @@ pub(crate) fn classify_transport(error: &ureq::Error) -> ErrorKind {
         ureq::Error::Io(io) if matches!(io.kind(), Io::TimedOut | Io::WouldBlock) => {
             ErrorKind::Timeout
         }
+        // rustls reports handshake and certificate failures as I/O errors.
+        ureq::Error::Io(io) if io.get_ref().is_some_and(is_rustls_error) => ErrorKind::Tls,
         ureq::Error::BodyExceedsLimit(_) => ErrorKind::BodyTooLarge,
         ureq::Error::Tls(_)
         | ureq::Error::Pem(_)
@@ -144,6 +146,10 @@ pub(crate) fn classify_transport(error: &ureq::Error) -> ErrorKind {
         // the way, and another attempt may well succeed.
         _ => ErrorKind::Network,
     }
+}
+
+fn is_rustls_error(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    error.is::<rustls::Error>()
 }
 
 /// Whether a transport error looks like the server closed the connection
@@ -476,6 +482,13 @@ mod tests {
             (ureq::Error::BadUri("x".into()), ErrorKind::InvalidRequest),
             (ureq::Error::TooManyRedirects, ErrorKind::Redirect),
             (ureq::Error::Tls("bad"), ErrorKind::Tls),
+            (
+                ureq::Error::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+                )),
+                ErrorKind::Tls,
+            ),
         ];
         for (error, want) in cases {
             assert_eq!(classify_transport(&error), want, "{error}");

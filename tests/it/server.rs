@@ -22,21 +22,21 @@ const TICK: Duration = Duration::from_millis(10);
 
 /// One parsed request.
 #[derive(Debug, Clone)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
     /// Header names are lowercased; values are trimmed.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
     /// 0-based, in order of acceptance.
-    pub connection_id: usize,
+    pub(crate) connection_id: usize,
     /// 0-based position of this request on its connection.
-    pub index_on_connection: usize,
+    pub(crate) index_on_connection: usize,
 }
 
 impl Request {
     /// First value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -46,7 +46,7 @@ impl Request {
 
 /// What the server does with a request.
 #[derive(Debug, Clone)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// A normal response; `content-length` is added unless the headers
     /// already carry `content-length` or `transfer-encoding` (or the status
     /// is 1xx/204/304). Keeps the connection alive.
@@ -78,7 +78,7 @@ pub enum Reply {
 
 impl Reply {
     /// A response with `content-type: application/json`.
-    pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Reply {
+    pub(crate) fn json(status: u16, body: impl Into<Vec<u8>>) -> Reply {
         Reply::Respond {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
@@ -87,7 +87,7 @@ impl Reply {
     }
 
     /// A response with an empty body.
-    pub fn status(status: u16) -> Reply {
+    pub(crate) fn status(status: u16) -> Reply {
         Reply::Respond {
             status,
             headers: Vec::new(),
@@ -97,7 +97,11 @@ impl Reply {
 
     /// Adds a header to a `Respond` (also through `Delay`/`CloseAfter`);
     /// other variants are returned unchanged.
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Reply {
+    pub(crate) fn with_header(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Reply {
         self.push_header((name.into(), value.into()));
         self
     }
@@ -153,7 +157,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The loopback server; shuts itself down on drop.
-pub struct TestServer {
+pub(crate) struct TestServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
     accept: Option<JoinHandle<()>>,
@@ -161,7 +165,7 @@ pub struct TestServer {
 
 impl TestServer {
     /// Binds `127.0.0.1:0` and starts accepting connections.
-    pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> TestServer {
+    pub(crate) fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback test server");
         let addr = listener.local_addr().expect("test server address");
         let shared = Arc::new(Shared {
@@ -181,31 +185,31 @@ impl TestServer {
     }
 
     /// Connections accepted so far.
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.shared.connections.load(SeqCst)
     }
 
     /// Requests successfully parsed so far.
-    pub fn requests(&self) -> usize {
+    pub(crate) fn requests(&self) -> usize {
         self.shared.requests.load(SeqCst)
     }
 
     /// Connections currently open on the server side.
-    pub fn live_connections(&self) -> usize {
+    pub(crate) fn live_connections(&self) -> usize {
         lock(&self.shared.live).len()
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// `"127.0.0.1:PORT"`.
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.addr.port())
     }
 
     /// `"http://127.0.0.1:PORT/path"` (a leading `/` is added if missing).
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         let slash = if path.starts_with('/') { "" } else { "/" };
         format!("http://{}{slash}{path}", self.host())
     }
@@ -216,7 +220,7 @@ impl TestServer {
     /// response is fully written (so calling this right after the client has
     /// read a response always catches that connection) until the first byte
     /// of its next request arrives.
-    pub fn close_idle_connections(&self) {
+    pub(crate) fn close_idle_connections(&self) {
         for conn in self.shared.live() {
             let idle = lock(&conn.idle);
             if *idle {
@@ -465,7 +469,7 @@ fn reason(status: u16) -> &'static str {
 /// A deterministic, valid JSON object, distinct per `index`: laps fill it up
 /// to `size` bytes and a `"pad"` string makes it exactly `size` where possible
 /// (small sizes yield the ~40-byte minimum).
-pub fn json_doc(index: usize, size: usize) -> Vec<u8> {
+pub(crate) fn json_doc(index: usize, size: usize) -> Vec<u8> {
     const DRIVERS: [&str; 8] = ["VER", "HAM", "LEC", "NOR", "ALO", "PIA", "RUS", "SAI"];
     let mut doc = format!(
         r#"{{"index":{index},"driver":"{}","laps":["#,

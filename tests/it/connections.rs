@@ -1,0 +1,77 @@
+//! Keep-alive: connections are reused, and a stale one is replaced unseen.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::server::{json_doc, Reply, TestServer};
+
+#[test]
+fn two_thousand_requests_at_concurrency_16_open_at_most_18_connections() {
+    let server = TestServer::start(|_| Reply::json(200, json_doc(1, 2048)));
+    let fetcher = crate::quick().concurrency(16).build().unwrap();
+    let urls: Vec<String> = (0..2000)
+        .map(|n| server.url(&format!("/doc/{n}")))
+        .collect();
+    let results = fetcher.fetch_many_bytes(&urls);
+    assert!(results.iter().all(Result::is_ok));
+    assert!(
+        server.connections() <= 18,
+        "{} connections",
+        server.connections()
+    );
+    let stats = fetcher.stats();
+    assert_eq!(stats.connections_opened as usize, server.connections());
+    assert!(stats.reuse_ratio() > 0.99, "{stats:?}");
+}
+
+#[test]
+fn a_connection_closed_while_idle_is_replaced_without_a_retry() {
+    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick().build().unwrap();
+    fetcher.get_bytes(server.url("/1")).unwrap();
+    server.close_idle_connections();
+    fetcher.get_bytes(server.url("/2")).unwrap();
+    let stats = fetcher.stats();
+    assert_eq!((stats.successes, stats.retries), (2, 0));
+    assert_eq!(server.connections(), 2);
+}
+
+/// The race ureq cannot see: the pooled connection looks open, and the
+/// server closes it only once the request arrives.
+#[test]
+fn a_pooled_connection_dropped_on_reuse_is_resent_at_once() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let server = TestServer::start({
+        let dropped = Arc::clone(&dropped);
+        move |request| {
+            if request.index_on_connection == 1 && !dropped.swap(true, Ordering::SeqCst) {
+                Reply::ResetNow
+            } else {
+                Reply::json(200, "{}")
+            }
+        }
+    });
+    // No retries at all: the resend must not need one.
+    let fetcher = crate::quick().max_retries(0).build().unwrap();
+    fetcher.get_bytes(server.url("/1")).unwrap();
+    fetcher.get_bytes(server.url("/2")).unwrap();
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the server dropped the reused connection"
+    );
+    let stats = fetcher.stats();
+    assert_eq!(
+        (stats.successes, stats.retries, stats.stale_connections),
+        (2, 0, 1)
+    );
+    assert_eq!(server.connections(), 2);
+}
+
+#[test]
+fn a_fresh_connection_dropped_is_a_real_failure() {
+    let server = TestServer::start(|_| Reply::ResetNow);
+    let fetcher = crate::quick().max_retries(0).build().unwrap();
+    let error = fetcher.get_bytes(server.url("/")).unwrap_err();
+    assert_eq!(error.kind(), parfetch::ErrorKind::Network);
+    assert_eq!(fetcher.stats().stale_connections, 0);
+}

@@ -1,0 +1,289 @@
+//! Every row of the error table, against real loopback servers.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use parfetch::{ErrorKind, Request, Value};
+
+use crate::server::{Reply, TestServer};
+
+/// Fetches `path` from a server that always gives `reply`, and returns the
+/// error with the number of requests the server saw.
+fn error_from(reply: impl Fn() -> Reply + Send + Sync + 'static) -> (parfetch::Error, usize) {
+    let server = TestServer::start(move |_| reply());
+    let fetcher = crate::quick().breaker_threshold(0).build().unwrap();
+    let error = fetcher
+        .get_json::<Value>(server.url("/doc.json"))
+        .unwrap_err();
+    assert_eq!(error.url(), Some(server.url("/doc.json").as_str()));
+    (error, server.requests())
+}
+
+#[test]
+fn not_found_and_gone_are_not_retried() {
+    for status in [404, 410] {
+        let (error, requests) = error_from(move || Reply::status(status));
+        assert_eq!(error.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            (error.status(), error.attempts(), requests),
+            (Some(status), 1, 1)
+        );
+        assert!(!error.is_retryable());
+    }
+}
+
+#[test]
+fn server_errors_are_retried_then_reported() {
+    let (error, requests) = error_from(|| Reply::json(503, r#"{"error":"overloaded"}"#));
+    assert_eq!(error.kind(), ErrorKind::Status);
+    assert_eq!(
+        (error.status(), error.attempts(), requests),
+        (Some(503), 4, 4)
+    );
+    assert_eq!(error.body_excerpt(), Some(r#"{"error":"overloaded"}"#));
+    assert!(error.is_retryable());
+    let message = error.to_string();
+    assert!(
+        message.ends_with(
+            r#"503 Service Unavailable after 4 attempts (body: "{\"error\":\"overloaded\"}")"#
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn client_errors_are_not_retried() {
+    for status in [400, 401, 403, 422] {
+        let (error, requests) = error_from(move || Reply::status(status));
+        assert_eq!(error.kind(), ErrorKind::Status);
+        assert_eq!((error.attempts(), requests), (1, 1), "{status}");
+    }
+    for status in [408, 429, 500, 502] {
+        let (error, requests) = error_from(move || Reply::status(status));
+        assert_eq!((error.attempts(), requests), (4, 4), "{status}");
+    }
+}
+
+#[test]
+fn connection_refused_is_a_network_error() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let fetcher = crate::quick().build().unwrap();
+    let error = fetcher
+        .get_bytes(format!("http://127.0.0.1:{port}/"))
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Network);
+    assert_eq!(error.attempts(), 4);
+    assert!(
+        std::error::Error::source(&error).is_some(),
+        "the cause is kept"
+    );
+}
+
+#[test]
+fn reset_and_truncated_bodies_are_network_errors() {
+    let (error, requests) = error_from(|| Reply::ResetNow);
+    assert_eq!(error.kind(), ErrorKind::Network);
+    assert!(requests >= 4, "{requests}");
+    let (error, requests) = error_from(|| Reply::Truncated {
+        declared_len: 100,
+        body: b"{\"a\":".to_vec(),
+    });
+    assert_eq!(
+        (error.kind(), error.attempts(), requests),
+        (ErrorKind::Network, 4, 4)
+    );
+}
+
+#[test]
+fn tls_failure_is_not_retried() {
+    // A server that speaks plain HTTP where TLS is expected.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let fetcher = crate::quick().build().unwrap();
+    let error = fetcher.get_bytes(format!("https://{addr}/")).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Tls, "{error:?}");
+    assert_eq!(error.attempts(), 1);
+}
+
+#[test]
+fn stalled_server_times_out_and_is_retried() {
+    let server = TestServer::start(|_| Reply::Stall(Duration::from_secs(5)));
+    let fetcher = crate::quick()
+        .timeout(Duration::from_millis(200))
+        .max_retries(1)
+        .build()
+        .unwrap();
+    let error = fetcher.get_bytes(server.url("/")).unwrap_err();
+    assert_eq!((error.kind(), error.attempts()), (ErrorKind::Timeout, 2));
+    assert!(
+        error.to_string().contains("timed out after 200ms"),
+        "{error}"
+    );
+    // A per-request timeout overrides the fetcher's.
+    let error = fetcher
+        .get_bytes(Request::get(server.url("/")).timeout(Duration::from_millis(100)))
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("timed out after 100ms"),
+        "{error}"
+    );
+}
+
+#[test]
+fn stalled_body_times_out() {
+    let server = TestServer::start(|_| Reply::StallBody {
+        declared_len: 1000,
+        first: b"[1,2,".to_vec(),
+        stall: Duration::from_secs(5),
+    });
+    let fetcher = crate::quick()
+        .timeout(Duration::from_millis(200))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let error = fetcher.get_bytes(server.url("/")).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Lap {
+    lap: u32,
+    time: f64,
+}
+
+#[test]
+fn invalid_json_says_where() {
+    let (error, requests) = error_from(|| Reply::json(200, r#"{"laps": [1, 2,, 3]}"#));
+    assert_eq!(error.kind(), ErrorKind::InvalidJson);
+    assert_eq!((error.attempts(), requests, error.status()), (1, 1, None));
+    assert!(error.json_offset().is_some(), "{error:?}");
+    assert!(
+        error.to_string().contains("invalid JSON at byte"),
+        "{error}"
+    );
+
+    let server = TestServer::start(|_| {
+        Reply::json(200, r#"[{"lap":1,"time":90.5},{"lap":2,"time":"DNF"}]"#)
+    });
+    let fetcher = crate::quick().build().unwrap();
+    let error = fetcher
+        .get_json::<Vec<Lap>>(server.url("/laps"))
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidJson);
+    assert_eq!(error.json_path(), Some("[1].time"));
+    assert!(
+        error.to_string().contains(r#"invalid JSON at "[1].time""#),
+        "{error}"
+    );
+    assert!(std::error::Error::source(&error).is_some());
+}
+
+#[test]
+fn body_over_the_limit() {
+    let big = vec![b' '; 10_000];
+    let fetcher = crate::quick().body_limit(1000).build().unwrap();
+    let with_length = TestServer::start({
+        let big = big.clone();
+        move |_| Reply::json(200, big.clone())
+    });
+    let error = fetcher.get_bytes(with_length.url("/")).unwrap_err();
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::BodyTooLarge, 1)
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("larger than the limit of 1000 bytes"),
+        "{error}"
+    );
+
+    // Chunked, so no Content-Length warns in advance.
+    let mut chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..10 {
+        chunked.extend_from_slice(b"3e8\r\n");
+        chunked.extend_from_slice(&big[..1000]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let without_length = TestServer::start(move |_| Reply::Raw(chunked.clone()));
+    let error = fetcher.get_bytes(without_length.url("/")).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::BodyTooLarge);
+}
+
+#[test]
+fn invalid_requests_send_nothing() {
+    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick().build().unwrap();
+    let cases = [
+        Request::get("cdn.example/no-scheme.json"),
+        Request::get("ftp://127.0.0.1/x"),
+        Request::get(server.url("/")).header("x-evil", "a\r\nx-injected: 1"),
+        Request::get(server.url("/")).header("bad header", "v"),
+    ];
+    for request in cases {
+        let error = fetcher.get_bytes(request).unwrap_err();
+        assert_eq!(
+            (error.kind(), error.attempts()),
+            (ErrorKind::InvalidRequest, 0),
+            "{error}"
+        );
+    }
+    assert_eq!(server.requests(), 0);
+}
+
+#[test]
+fn redirect_loop_is_reported() {
+    let server = TestServer::start(|request| {
+        let next = if request.path == "/a" { "/b" } else { "/a" };
+        Reply::status(302).with_header("location", next)
+    });
+    let fetcher = crate::quick().max_redirects(3).build().unwrap();
+    let error = fetcher.get_bytes(server.url("/a")).unwrap_err();
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::Redirect, 1),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn redirects_are_followed() {
+    let server = TestServer::start(|request| match request.path.as_str() {
+        "/old" => Reply::status(301).with_header("location", "/new"),
+        _ => Reply::json(200, r#"{"moved":true}"#),
+    });
+    let fetcher = crate::quick().build().unwrap();
+    let value: Value = fetcher.get_json(server.url("/old")).unwrap();
+    assert_eq!(value["moved"], true);
+}
+
+#[test]
+fn garbage_responses_are_errors_not_panics() {
+    let cases: Vec<&'static [u8]> = vec![
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: -5\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+        b"\x00\x01\x02\x03",
+    ];
+    let fetcher = crate::quick().max_retries(1).build().unwrap();
+    for raw in cases {
+        let server =
+            TestServer::start(move |_| Reply::CloseAfter(Box::new(Reply::Raw(raw.to_vec()))));
+        let result = fetcher.get_json::<Value>(server.url("/"));
+        assert!(result.is_err(), "{raw:?} gave {result:?}");
+    }
+}
