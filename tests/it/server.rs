@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -176,7 +177,7 @@ impl TestServer {
             live: Mutex::new(HashMap::new()),
         });
         let accept_shared = Arc::clone(&shared);
-        let accept = thread::spawn(move || accept_loop(listener, accept_shared));
+        let accept = thread::spawn(move || accept_loop(&listener, &accept_shared));
         TestServer {
             shared,
             addr,
@@ -245,7 +246,7 @@ impl Drop for TestServer {
     }
 }
 
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     for stream in listener.incoming() {
         if shared.shutdown.load(SeqCst) {
             break;
@@ -268,7 +269,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
             live.insert(id, Arc::clone(&conn));
         }
-        let shared = Arc::clone(&shared);
+        let shared = Arc::clone(shared);
         thread::spawn(move || serve_connection(&shared, &conn, stream, id));
     }
 }
@@ -392,13 +393,13 @@ fn perform(
             let has = |n: &str| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n));
             let bodiless = status < 200 || status == 204 || status == 304;
             if !bodiless && !has("content-length") && !has("transfer-encoding") {
-                head += &format!("content-length: {}\r\n", body.len());
+                let _ = write!(head, "content-length: {}\r\n", body.len());
             }
             if close && !has("connection") {
                 head += "connection: close\r\n";
             }
             for (name, value) in &headers {
-                head += &format!("{name}: {value}\r\n");
+                let _ = write!(head, "{name}: {value}\r\n");
             }
             head += "\r\n";
             [head.into_bytes(), body].concat()
@@ -489,7 +490,9 @@ pub(crate) fn json_doc(index: usize, size: usize) -> Vec<u8> {
     }
     // Pad to exactly `size` when there is room for the pad field.
     match size.checked_sub(doc.len() + r#"],"pad":""}"#.len()) {
-        Some(pad) => doc += &format!(r#"],"pad":"{}"}}"#, "x".repeat(pad)),
+        Some(pad) => {
+            let _ = write!(doc, r#"],"pad":"{}"}}"#, "x".repeat(pad));
+        }
         None => doc += "]}",
     }
     doc.into_bytes()
