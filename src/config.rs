@@ -95,6 +95,10 @@ impl FetcherBuilder {
     /// The time one attempt may take, from connecting to the last byte of
     /// the body. A request with retries may take longer in all.
     ///
+    /// The limit is checked between reads, and no single read or write
+    /// waits longer than this, so a server that trickles bytes is cut off
+    /// within twice the timeout at worst.
+    ///
     /// Defaults to 30 seconds.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {

@@ -87,7 +87,7 @@ impl Shared {
             self.stats.attempt(attempts > 1);
             let opened_before = agent::opened_on_this_thread();
             let attempt_started = Instant::now();
-            let failure = match self.attempt(http, request.timeout_override()) {
+            let failure = match self.attempt(http, request.timeout_override(), timeout) {
                 Ok(body) => {
                     permit.success();
                     log::debug!(
@@ -156,17 +156,20 @@ impl Shared {
         }
     }
 
-    /// Sends one attempt and reads the whole body.
+    /// Sends one attempt and reads the whole body, within `timeout`.
     fn attempt(
         &self,
         http: ureq::http::Request<&[u8]>,
-        timeout: Option<Duration>,
+        timeout_override: Option<Duration>,
+        timeout: Duration,
     ) -> Result<Vec<u8>, Failure> {
-        let http = match timeout {
+        let deadline = Instant::now() + timeout;
+        let http = match timeout_override {
             Some(timeout) => self
                 .agent
                 .configure_request(http)
-                .timeout_per_call(Some(timeout))
+                .timeout_per_read(Some(timeout))
+                .timeout_per_write(Some(timeout))
                 .timeout_connect(Some(self.settings.connect_timeout.min(timeout)))
                 .build(),
             None => http,
@@ -175,6 +178,12 @@ impl Shared {
             error,
             answered: false,
         })?;
+        if Instant::now() > deadline {
+            return Err(Failure::Transport {
+                error: deadline_passed().into(),
+                answered: true,
+            });
+        }
         let status = response.status().as_u16();
         if retry::classify_status(status).is_some() {
             let retry_after = response
@@ -202,11 +211,8 @@ impl Shared {
                 usize::try_from(length.min(limit).min(PREALLOCATE_LIMIT)).unwrap_or(0),
             );
         }
-        response
-            .body_mut()
-            .with_config()
-            .limit(limit)
-            .reader()
+        let reader = response.body_mut().with_config().limit(limit).reader();
+        DeadlineReader { reader, deadline }
             .read_to_end(&mut body)
             .map_err(|io| Failure::Transport {
                 error: ureq::Error::from(io),
@@ -254,6 +260,27 @@ impl Shared {
             }
         }
     }
+}
+
+/// Ends a body read once the attempt's time is up. Each read is also
+/// bounded by the timeout (ureq's per-read limit), so an attempt against a
+/// server that trickles bytes ends within twice its timeout at worst.
+struct DeadlineReader<R> {
+    reader: R,
+    deadline: Instant,
+}
+
+impl<R: Read> Read for DeadlineReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if Instant::now() > self.deadline {
+            return Err(deadline_passed());
+        }
+        self.reader.read(buf)
+    }
+}
+
+fn deadline_passed() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "the attempt's timeout passed")
 }
 
 /// The start of an error body as one line of text, for a message.

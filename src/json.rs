@@ -9,8 +9,9 @@
 //! Two paths, each measured against serde_json (see the README):
 //! - [`Value`] goes through simd-json's own value builder, which is much
 //!   faster than deserialising a generic value through serde;
-//! - any other type goes through simd-json's serde deserializer, with the
-//!   path to the failing field tracked so that an error says where.
+//! - any other type goes through simd-json's serde deserializer; when it
+//!   fails, the parsed tape is replayed with the path tracked, so that the
+//!   error says where without the success path paying for it.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -89,15 +90,23 @@ fn parse_typed<T: DeserializeOwned>(
             offset: syntax_offset(&source),
             source,
         })?;
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let source = error.into_inner();
-        JsonError {
-            path: Some(path),
-            offset: syntax_offset(&source),
-            source,
+    match T::deserialize(&mut deserializer) {
+        Ok(value) => Ok(value),
+        Err(source) => {
+            // Tracking the path costs as much as the parse itself, so it is
+            // done only now, by replaying the parsed tape (the body's text
+            // may have been rewritten in place and cannot be parsed again).
+            deserializer.restart();
+            let path = serde_path_to_error::deserialize::<_, T>(&mut deserializer)
+                .err()
+                .map(|error| error.path().to_string());
+            Err(JsonError {
+                path,
+                offset: syntax_offset(&source),
+                source,
+            })
         }
-    })
+    }
 }
 
 /// The byte offset of a syntax error; serde's type errors carry none.

@@ -1,0 +1,495 @@
+//! Throughput, latency and memory figures for the README, each compared
+//! with other ways of doing the same job in the same run.
+//!
+//! The server runs in a child process (this same binary, `serve`), so that
+//! memory figures are the client's alone and both sides are separate
+//! processes as in real life.
+//!
+//! ```text
+//! cargo run --release --example perf                 # everything below
+//! cargo run --release --example perf -- small        # 20,000 × 2 KB at C=32
+//! cargo run --release --example perf -- large        # 400 × 256 KB at C=16
+//! cargo run --release --example perf -- latency      # 2,000 with 20 ms latency at C=64
+//! cargo run --release --example perf -- memory 256   # peak RSS, 10,000 requests at C=256
+//! cargo run --release --example perf -- parse        # parse paths, one thread
+//! cargo run --release --example perf -- serve 2048 20   # just the server (for wrk)
+//! ```
+
+// Figures are printed, not computed on: float conversions are fine here.
+#![allow(clippy::cast_precision_loss)]
+
+#[path = "../tests/it/server.rs"]
+mod server;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use rayon::prelude::*;
+use serde::Deserialize;
+
+type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    match args.first().map(String::as_str) {
+        Some("serve") => serve(arg(1, 2048), arg(2, 0)),
+        Some("small") => small(),
+        Some("parse") => {
+            parse();
+            Ok(())
+        }
+        Some("large") => large(),
+        Some("latency") => latency(usize::try_from(arg(1, 2000))?),
+        Some("memory") => memory(usize::try_from(arg(1, 256))?),
+        Some("memory-client") => memory_client(&args[1], usize::try_from(arg(2, 256))?),
+        None => {
+            small()?;
+            large()?;
+            latency(2000)?;
+            for concurrency in [32, 128, 256] {
+                memory(concurrency)?;
+            }
+            parse();
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown mode {other:?}").into()),
+    }
+}
+
+/// The child: serves `json_doc(i, size)` at `/doc/i` after `latency_ms`,
+/// prints its address, and on end of stdin prints its counters and exits.
+fn serve(size: u64, latency_ms: u64) -> Result<()> {
+    let size = usize::try_from(size)?;
+    let latency = Duration::from_millis(latency_ms);
+    let docs: Vec<Vec<u8>> = (0..64).map(|i| server::json_doc(i, size)).collect();
+    let server = server::TestServer::start(move |request| {
+        let i: usize = request
+            .path
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let reply = server::Reply::json(200, docs[i % docs.len()].clone());
+        if latency.is_zero() {
+            reply
+        } else {
+            server::Reply::Delay(latency, Box::new(reply))
+        }
+    });
+    println!("{}", server.url("/doc/"));
+    std::io::stdout().flush()?;
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    println!(
+        "connections {} requests {}",
+        server.connections(),
+        server.requests()
+    );
+    Ok(())
+}
+
+/// A server child process.
+struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
+    base: String,
+}
+
+impl Server {
+    fn start(size: usize, latency_ms: u64) -> Result<Server> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["serve", &size.to_string(), &latency_ms.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut base = String::new();
+        stdout.read_line(&mut base)?;
+        Ok(Server {
+            child,
+            stdin,
+            stdout,
+            base: base.trim().to_owned(),
+        })
+    }
+
+    fn urls(&self, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{}{i}", self.base)).collect()
+    }
+
+    /// Stops the server; returns the connections it accepted.
+    fn stop(mut self) -> Result<usize> {
+        drop(self.stdin.take());
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        self.child.wait()?;
+        Ok(line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+/// Runs `client` against a fresh server and prints one line of figures.
+fn measure(
+    label: &str,
+    size: usize,
+    latency_ms: u64,
+    n: usize,
+    client: impl FnOnce(&[String]) -> usize,
+) -> Result<f64> {
+    let server = Server::start(size, latency_ms)?;
+    let urls = server.urls(n);
+    let started = Instant::now();
+    let ok = client(&urls);
+    let elapsed = started.elapsed();
+    let connections = server.stop()?;
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!(
+        "  {label:<44} {rate:>9.0} req/s  {:>6.0} MB/s  {ok:>6}/{n} ok  {connections:>4} connections",
+        rate * size as f64 / 1e6
+    );
+    Ok(rate)
+}
+
+/// parfetch's `fetch_many::<Value>`, with the fetcher built before the
+/// clock starts (a program builds it once).
+fn parfetch_value(concurrency: usize) -> impl FnOnce(&[String]) -> usize {
+    let fetcher = parfetch::Fetcher::builder()
+        .concurrency(concurrency)
+        .build()
+        .expect("fetcher");
+    move |urls| {
+        let results = fetcher.fetch_many::<parfetch::Value>(urls);
+        results.iter().filter(|r| r.is_ok()).count()
+    }
+}
+
+fn reqwest_tokio(concurrency: usize) -> impl FnOnce(&[String]) -> usize {
+    move |urls| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(concurrency)
+                .build()
+                .expect("client");
+            futures_util::stream::iter(urls)
+                .map(|url| {
+                    let client = client.clone();
+                    async move {
+                        let body = client.get(url).send().await.ok()?.bytes().await.ok()?;
+                        serde_json::from_slice::<serde_json::Value>(&body).ok()
+                    }
+                })
+                .buffer_unordered(concurrency)
+                // Kept, as fetch_many keeps them: holding 20,000 parsed
+                // documents costs as much as parsing them.
+                .collect::<Vec<_>>()
+                .await
+                .iter()
+                .filter(|value| value.is_some())
+                .count()
+        })
+    }
+}
+
+fn ureq_rayon(
+    concurrency: usize,
+    timeout: Option<Duration>,
+    parse: bool,
+) -> impl FnOnce(&[String]) -> usize {
+    move |urls| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_idle_connections(concurrency * 2)
+            .max_idle_connections_per_host(concurrency)
+            .timeout_global(timeout)
+            .build()
+            .into();
+        on_rayon(concurrency, urls, |url| {
+            let body = agent
+                .get(url)
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_vec().ok());
+            body.is_some_and(|b| !parse || serde_json::from_slice::<serde_json::Value>(&b).is_ok())
+        })
+    }
+}
+
+fn reqwest_blocking_rayon(concurrency: usize) -> impl FnOnce(&[String]) -> usize {
+    move |urls| {
+        let client = reqwest::blocking::Client::builder()
+            .pool_max_idle_per_host(concurrency)
+            .build()
+            .expect("client");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(concurrency)
+            .build()
+            .expect("pool");
+        // Kept, as fetch_many keeps them.
+        let values: Vec<Option<serde_json::Value>> = pool.install(|| {
+            urls.par_iter()
+                .with_max_len(1)
+                .map(|url| {
+                    let body = client
+                        .get(url)
+                        .send()
+                        .and_then(reqwest::blocking::Response::bytes);
+                    serde_json::from_slice(&body.ok()?).ok()
+                })
+                .collect()
+        });
+        values.iter().filter(|value| value.is_some()).count()
+    }
+}
+
+fn small() -> Result<()> {
+    println!("20,000 GETs of 2 KB JSON at concurrency 32, parsed into a generic value:");
+    let n = 20_000;
+    let reqwest = measure(
+        "reqwest + tokio, buffer_unordered(32), kept",
+        2048,
+        0,
+        n,
+        reqwest_tokio(32),
+    )?;
+    let ours = measure(
+        "parfetch fetch_many::<Value> (all kept)",
+        2048,
+        0,
+        n,
+        parfetch_value(32),
+    )?;
+    let dropped = measure(
+        "parfetch get_json::<Value> on rayon, dropped",
+        2048,
+        0,
+        n,
+        |urls| {
+            let fetcher = parfetch::Fetcher::builder()
+                .concurrency(32)
+                .build()
+                .expect("fetcher");
+            on_rayon(32, urls, |url| {
+                fetcher.get_json::<parfetch::Value>(url).is_ok()
+            })
+        },
+    )?;
+    let bare = measure(
+        "ureq + rayon + serde_json, dropped",
+        2048,
+        0,
+        n,
+        ureq_rayon(32, None, true),
+    )?;
+    let timed = measure(
+        "  same, with ureq timeout_global(30 s)",
+        2048,
+        0,
+        n,
+        ureq_rayon(32, Some(Duration::from_secs(30)), true),
+    )?;
+    let bytes = measure("parfetch get_bytes on rayon, dropped", 2048, 0, n, |urls| {
+        let fetcher = parfetch::Fetcher::builder()
+            .concurrency(32)
+            .build()
+            .expect("fetcher");
+        on_rayon(32, urls, |url| fetcher.get_bytes(url).is_ok())
+    })?;
+    let bare_bytes = measure(
+        "ureq + rayon, bytes, dropped",
+        2048,
+        0,
+        n,
+        ureq_rayon(32, None, false),
+    )?;
+    println!(
+        "  parfetch fetch_many / reqwest+tokio        = {:.2}x",
+        ours / reqwest
+    );
+    println!(
+        "  parfetch get_json / bare ureq (both drop)  = {:.2}x",
+        dropped / bare
+    );
+    println!(
+        "  parfetch bytes / bare ureq (both drop)     = {:.2}x",
+        bytes / bare_bytes
+    );
+    println!(
+        "  ureq with timeout_global / without         = {:.2}x\n",
+        timed / bare
+    );
+    Ok(())
+}
+
+/// Runs `fetch` for every URL on a rayon pool of `threads`; counts successes.
+fn on_rayon(threads: usize, urls: &[String], fetch: impl Fn(&str) -> bool + Sync) -> usize {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
+    pool.install(|| {
+        urls.par_iter()
+            .with_max_len(1)
+            .filter(|url| fetch(url))
+            .count()
+    })
+}
+
+fn large() -> Result<()> {
+    println!("400 GETs of 256 KB JSON at concurrency 16, parsed into a generic value:");
+    let size = 256 << 10;
+    let blocking = measure(
+        "reqwest blocking on rayon, serde_json, kept",
+        size,
+        0,
+        400,
+        reqwest_blocking_rayon(16),
+    )?;
+    let ours = measure(
+        "parfetch fetch_many::<Value>",
+        size,
+        0,
+        400,
+        parfetch_value(16),
+    )?;
+    println!("  parfetch / reqwest blocking = {:.2}x\n", ours / blocking);
+    Ok(())
+}
+
+fn latency(n: usize) -> Result<()> {
+    println!("{n} GETs with 20 ms server latency at concurrency 64 (ideal: 3,200 req/s):");
+    let ours = measure(
+        "parfetch fetch_many::<Value>",
+        2048,
+        20,
+        n,
+        parfetch_value(64),
+    )?;
+    // The batch's last round is partly empty: n requests take ceil(n / 64) rounds.
+    let ceiling = n as f64 / (n.div_ceil(64) * 64) as f64 * 100.0;
+    println!(
+        "  parfetch = {:.1}% of the 64-connection ideal (this batch size can reach {ceiling:.1}%); \
+         compare with `wrk -t2 -c64 -d8s URL` against `perf serve 2048 20`\n",
+        ours / 3200.0 * 100.0
+    );
+    Ok(())
+}
+
+/// Runs the memory client in a process of its own, so its peak RSS is only
+/// the client's.
+fn memory(concurrency: usize) -> Result<()> {
+    let server = Server::start(512, 1)?;
+    let output = Command::new(std::env::current_exe()?)
+        .args(["memory-client", &server.base, &concurrency.to_string()])
+        .output()?;
+    server.stop()?;
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Small {
+    index: usize,
+    driver: String,
+}
+
+fn memory_client(base: &str, concurrency: usize) -> Result<()> {
+    let fetcher = parfetch::Fetcher::builder()
+        .concurrency(concurrency)
+        .build()?;
+    let urls = (0..10_000).map(|i| format!("{base}{i}"));
+    let started = Instant::now();
+    let results = fetcher.fetch_many::<Small>(urls);
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or("VmHWM: ?")
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("?")
+        .to_owned();
+    println!(
+        "  peak RSS at concurrency {concurrency:>3}, 10,000 requests into a small struct: {:>6.1} MB ({ok} ok, {:.1} s, {} connections)",
+        peak.parse::<f64>().unwrap_or(0.0) / 1024.0,
+        started.elapsed().as_secs_f64(),
+        fetcher.stats().connections_opened
+    );
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct DocT {
+    index: usize,
+    driver: String,
+    laps: Vec<LapT>,
+}
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct LapT {
+    lap: u32,
+    time: f64,
+    sector: Vec<f64>,
+}
+
+/// The parse paths parfetch could take, on one thread, per document: it
+/// uses simd-json's owned value for `Value` and simd-json's serde path for
+/// typed targets, tracking the error path only after a failure.
+fn parse() {
+    println!("parse paths, one thread, lap-telemetry documents:");
+    for size in [2048usize, 256 << 10] {
+        let doc = server::json_doc(1, size);
+        let iters = (200_000_000 / size).max(50);
+        let time = |label: &str, f: &dyn Fn(&mut Vec<u8>) -> bool| {
+            let mut ok = 0;
+            let started = Instant::now();
+            for _ in 0..iters {
+                let mut body = doc.clone();
+                if f(&mut body) {
+                    ok += 1;
+                }
+            }
+            let per = started.elapsed().as_secs_f64() / iters as f64;
+            println!(
+                "  {size:>7} B {label:<34} {:>8.2} us/doc {:>7.0} MB/s ({ok})",
+                per * 1e6,
+                size as f64 / per / 1e6
+            );
+        };
+        time("serde_json::Value", &|b| {
+            serde_json::from_slice::<serde_json::Value>(b).is_ok()
+        });
+        time("serde_json typed", &|b| {
+            serde_json::from_slice::<DocT>(b).is_ok()
+        });
+        time("simd owned", &|b| simd_json::to_owned_value(b).is_ok());
+        time("simd borrowed", &|b| {
+            simd_json::to_borrowed_value(b).is_ok()
+        });
+        time("simd serde typed", &|b| {
+            simd_json::from_slice::<DocT>(b).is_ok()
+        });
+        time("simd serde typed, path tracked", &|b| {
+            let Ok(mut de) = simd_json::Deserializer::from_slice(b) else {
+                return false;
+            };
+            serde_path_to_error::deserialize::<_, DocT>(&mut de).is_ok()
+        });
+        time("simd serde -> serde_json::Value", &|b| {
+            simd_json::from_slice::<serde_json::Value>(b).is_ok()
+        });
+    }
+}
