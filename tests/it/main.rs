@@ -16,6 +16,8 @@ mod batch;
 mod breaker;
 mod connections;
 mod errors;
+mod logs;
+mod mocked;
 mod retry;
 mod server;
 

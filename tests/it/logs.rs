@@ -1,0 +1,73 @@
+//! What the fetcher logs: retries and breaker changes, never secrets.
+
+use std::sync::{Mutex, OnceLock};
+
+use crate::server::{Reply, TestServer};
+
+/// Collects every log line of the test binary.
+struct Collector(Mutex<Vec<(log::Level, String)>>);
+
+impl log::Log for Collector {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = record.args().to_string();
+        self.0.lock().unwrap().push((record.level(), line));
+    }
+    fn flush(&self) {}
+}
+
+fn collector() -> &'static Collector {
+    static COLLECTOR: OnceLock<&'static Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let collector = Box::leak(Box::new(Collector(Mutex::new(Vec::new()))));
+        log::set_logger(collector).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+        collector
+    })
+}
+
+#[test]
+fn retries_and_breaker_changes_are_logged_without_secrets() {
+    let collector = collector();
+    let server = TestServer::start(|_| Reply::status(503));
+    let fetcher = crate::quick()
+        .max_retries(1)
+        .breaker_threshold(2)
+        .header("authorization", "Bearer SECRET-TOKEN")
+        .build()
+        .unwrap();
+    let url = server
+        .url("/private.json")
+        .replace("http://", "http://me:PASSWORD@");
+    let _ =
+        fetcher.get_bytes(parfetch::Request::get(url).header("cookie", "session=SECRET-COOKIE"));
+    let lines = collector.0.lock().unwrap().clone();
+    let ours: Vec<&(log::Level, String)> = lines
+        .iter()
+        .filter(|(_, line)| line.contains("private.json") || line.contains(&server.host()))
+        .collect();
+    assert!(
+        ours.iter()
+            .any(|(level, line)| *level == log::Level::Warn && line.contains("retrying in")),
+        "{ours:#?}"
+    );
+    assert!(
+        ours.iter().any(|(level, line)| *level == log::Level::Warn
+            && line.contains("circuit breaker")
+            && line.contains("opened")),
+        "{ours:#?}"
+    );
+    assert!(
+        ours.iter().any(
+            |(level, line)| *level == log::Level::Debug && line.contains("attempt 1 failed in")
+        ),
+        "{ours:#?}"
+    );
+    for (_, line) in &lines {
+        for secret in ["SECRET-TOKEN", "SECRET-COOKIE", "PASSWORD"] {
+            assert!(!line.contains(secret), "{line}");
+        }
+    }
+}
