@@ -8,20 +8,19 @@
 //! its success closes the breaker, its failure opens it again.
 //!
 //! The common case (closed breaker, successful request) takes no lock and
-//! writes nothing shared: the host table is an `ArcSwap` read without
-//! locking, and a closed breaker is checked with one atomic load.
+//! writes nothing shared: the host table is read without locking, and a
+//! closed breaker is checked with one atomic load.
 //!
 //! [`ErrorKind::CircuitOpen`]: crate::ErrorKind::CircuitOpen
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use crate::clock::Clock;
+use crate::hosts::HostTable;
 
 /// The state of one host's circuit breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,9 +45,7 @@ pub(crate) struct Breakers {
     threshold: u32,
     open_time: Duration,
     clock: Arc<dyn Clock>,
-    hosts: ArcSwap<HashMap<Box<str>, Arc<Breaker>>>,
-    /// Serialises inserts of new hosts (reads never take it).
-    insert: Mutex<()>,
+    hosts: HostTable<Breaker>,
 }
 
 /// One host's breaker.
@@ -86,8 +83,7 @@ impl Breakers {
             threshold,
             open_time,
             clock,
-            hosts: ArcSwap::from_pointee(HashMap::new()),
-            insert: Mutex::new(()),
+            hosts: HostTable::default(),
         }
     }
 
@@ -126,7 +122,7 @@ impl Breakers {
 
     /// The state of `host`'s breaker; `Closed` for a host never seen.
     pub(crate) fn state(&self, host: &str) -> BreakerState {
-        let Some(breaker) = self.hosts.load().get(host).cloned() else {
+        let Some(breaker) = self.hosts.get(host) else {
             return BreakerState::Closed;
         };
         let inner = breaker.inner.lock();
@@ -142,12 +138,12 @@ impl Breakers {
 
     /// Closes every breaker and forgets their failures.
     pub(crate) fn reset(&self) {
-        for breaker in self.hosts.load().values() {
+        self.hosts.for_each(|breaker| {
             let mut inner = breaker.inner.lock();
             breaker.set_state(&mut inner, CLOSED);
             inner.probe_in_flight = false;
             breaker.consecutive_failures.store(0, Ordering::Relaxed);
-        }
+        });
     }
 
     fn permit(&self, breaker: Option<Arc<Breaker>>, probe: bool) -> Permit<'_> {
@@ -159,15 +155,7 @@ impl Breakers {
     }
 
     fn breaker(&self, host: &str) -> Arc<Breaker> {
-        if let Some(breaker) = self.hosts.load().get(host) {
-            return Arc::clone(breaker);
-        }
-        let _guard = self.insert.lock();
-        let current = self.hosts.load();
-        if let Some(breaker) = current.get(host) {
-            return Arc::clone(breaker);
-        }
-        let breaker = Arc::new(Breaker {
+        self.hosts.get_or_insert_with(host, || Breaker {
             host: host.into(),
             state: AtomicU8::new(CLOSED),
             consecutive_failures: AtomicU32::new(0),
@@ -176,11 +164,7 @@ impl Breakers {
                 opened_at: Duration::ZERO,
                 probe_in_flight: false,
             }),
-        });
-        let mut hosts = HashMap::clone(&current);
-        hosts.insert(host.into(), Arc::clone(&breaker));
-        self.hosts.store(Arc::new(hosts));
-        breaker
+        })
     }
 
     fn open(&self, breaker: &Breaker, inner: &mut Inner, failures: u32) {

@@ -5,6 +5,7 @@
 //! checks the whole configuration at once and says what is wrong with it.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub struct FetcherBuilder {
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_open_time: Duration,
     pub(crate) max_redirects: u32,
+    pub(crate) rate_limit: Option<u32>,
+    pub(crate) rate_burst: Option<u32>,
+    pub(crate) max_per_host: Option<usize>,
     pub(crate) clock: Arc<dyn Clock>,
     /// The first bad `PARFETCH_*` variable, reported by `build`.
     env_error: Option<String>,
@@ -66,6 +70,9 @@ impl Default for FetcherBuilder {
             breaker_threshold: 5,
             breaker_open_time: Duration::from_secs(60),
             max_redirects: 10,
+            rate_limit: None,
+            rate_burst: None,
+            max_per_host: None,
             clock: SystemClock::shared(),
             env_error: None,
         }
@@ -79,6 +86,9 @@ pub(crate) struct Settings {
     pub(crate) retry: RetryPolicy,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) body_limit: u64,
+    /// Requests per second and burst, per host.
+    pub(crate) rate: Option<(NonZeroU32, NonZeroU32)>,
+    pub(crate) max_per_host: Option<usize>,
 }
 
 impl FetcherBuilder {
@@ -225,6 +235,36 @@ impl FetcherBuilder {
         self
     }
 
+    /// At most this many requests per second to any one host (each host
+    /// has its own allowance). Must be at least 1.
+    ///
+    /// Defaults to no limit.
+    #[must_use]
+    pub fn rate_limit(mut self, requests_per_second: u32) -> Self {
+        self.rate_limit = Some(requests_per_second);
+        self
+    }
+
+    /// How many requests a host's [`rate_limit`](Self::rate_limit) lets
+    /// through at once after a quiet spell. Must be at least 1.
+    ///
+    /// Defaults to 1 (requests evenly spaced).
+    #[must_use]
+    pub fn rate_burst(mut self, requests: u32) -> Self {
+        self.rate_burst = Some(requests);
+        self
+    }
+
+    /// At most this many requests in flight to any one host, whatever the
+    /// [`concurrency`](Self::concurrency). Must be at least 1.
+    ///
+    /// Defaults to no cap (the concurrency is the only limit).
+    #[must_use]
+    pub fn max_per_host(mut self, requests: usize) -> Self {
+        self.max_per_host = Some(requests);
+        self
+    }
+
     /// Applies the `PARFETCH_*` environment variables that are set, over the
     /// settings so far:
     ///
@@ -346,12 +386,30 @@ impl FetcherBuilder {
             };
             headers.push((header_name, header_value));
         }
+        let rate = match (self.rate_limit, self.rate_burst) {
+            (None, None) => None,
+            (None, Some(_)) => return fail("rate_burst is set without a rate_limit".into()),
+            (Some(per_second), burst) => {
+                let Some(per_second) = NonZeroU32::new(per_second) else {
+                    return fail("rate_limit must be at least 1 request per second, got 0".into());
+                };
+                let Some(burst) = NonZeroU32::new(burst.unwrap_or(1)) else {
+                    return fail("rate_burst must be at least 1, got 0".into());
+                };
+                Some((per_second, burst))
+            }
+        };
+        if self.max_per_host == Some(0) {
+            return fail("max_per_host must be at least 1, got 0".into());
+        }
         Ok(Settings {
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             retry: self.retry.clone(),
             headers,
             body_limit: self.body_limit,
+            rate,
+            max_per_host: self.max_per_host,
         })
     }
 
@@ -380,6 +438,9 @@ impl fmt::Debug for FetcherBuilder {
             .field("breaker_threshold", &self.breaker_threshold)
             .field("breaker_open_time", &self.breaker_open_time)
             .field("max_redirects", &self.max_redirects)
+            .field("rate_limit", &self.rate_limit)
+            .field("rate_burst", &self.rate_burst)
+            .field("max_per_host", &self.max_per_host)
             .finish_non_exhaustive()
     }
 }
@@ -445,6 +506,19 @@ mod tests {
                 "the value of header \"x-key\" has a forbidden character",
             ),
             (b().user_agent("a\r\nb"), "user_agent"),
+            (
+                b().rate_limit(0),
+                "rate_limit must be at least 1 request per second, got 0",
+            ),
+            (
+                b().rate_limit(5).rate_burst(0),
+                "rate_burst must be at least 1, got 0",
+            ),
+            (b().rate_burst(3), "rate_burst is set without a rate_limit"),
+            (
+                b().max_per_host(0),
+                "max_per_host must be at least 1, got 0",
+            ),
         ];
         for (builder, want) in cases {
             let message = rejected(builder);

@@ -38,6 +38,10 @@ pub enum ErrorKind {
     /// A redirect could not be followed: a loop, too many hops, or a
     /// redirect that is not allowed. Not retried.
     Redirect,
+    /// The batch's deadline passed before the request finished.
+    DeadlineExceeded,
+    /// The batch was cancelled before the request finished.
+    Cancelled,
     /// The fetcher's settings are impossible (returned by
     /// [`FetcherBuilder::build`](crate::FetcherBuilder::build)).
     InvalidConfig,
@@ -45,7 +49,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in declaration order (used to index per-kind counters).
-    pub(crate) const ALL: [ErrorKind; 11] = [
+    pub(crate) const ALL: [ErrorKind; 13] = [
         ErrorKind::NotFound,
         ErrorKind::Status,
         ErrorKind::Network,
@@ -56,6 +60,8 @@ impl ErrorKind {
         ErrorKind::CircuitOpen,
         ErrorKind::InvalidRequest,
         ErrorKind::Redirect,
+        ErrorKind::DeadlineExceeded,
+        ErrorKind::Cancelled,
         ErrorKind::InvalidConfig,
     ];
 
@@ -257,6 +263,12 @@ impl fmt::Display for Error {
             }
             (ErrorKind::InvalidRequest, _) => f.write_str("invalid request")?,
             (ErrorKind::Redirect, _) => f.write_str("redirect not followed")?,
+            (ErrorKind::DeadlineExceeded, _) => {
+                f.write_str("the batch deadline passed before the request finished")?;
+            }
+            (ErrorKind::Cancelled, _) => {
+                f.write_str("the batch was cancelled before the request finished")?;
+            }
             (ErrorKind::InvalidConfig, Detail::Reason(reason)) => {
                 write!(f, "invalid fetcher setting: {reason}")?;
             }

@@ -10,10 +10,12 @@ use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::agent;
+use crate::cancel::{CancelToken, Stop};
 use crate::error::{Detail, Error, ErrorKind};
 use crate::fetcher::Shared;
 use crate::request::{redact_url, Request};
 use crate::retry::{self, Decision};
+use crate::stats::Recorder;
 
 /// How many times one request may be resent because its pooled connection
 /// turned out stale. ureq already drops connections it sees closed; this
@@ -46,36 +48,63 @@ enum Failure {
     },
 }
 
+/// How one request runs: when it must stop, and where its figures go
+/// besides the fetcher's own stats.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) stop: Stop<'a>,
+    pub(crate) batch: Option<&'a Recorder>,
+}
+
 impl Shared {
+    /// Records into the fetcher's stats and the batch's, if any.
+    fn record(&self, ctx: &Ctx<'_>, record: impl Fn(&Recorder)) {
+        record(&self.stats);
+        if let Some(batch) = ctx.batch {
+            record(batch);
+        }
+    }
+
     /// Runs `request` to its result, turning the body into a `T` with
     /// `finish`, and records it in the stats.
     pub(crate) fn fetch<T>(
         &self,
         request: &Request,
+        ctx: &Ctx<'_>,
         finish: impl FnOnce(Vec<u8>) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let started = Instant::now();
-        let result = self.fetch_body(request).and_then(|(body, attempts)| {
+        let result = self.fetch_body(request, ctx).and_then(|(body, attempts)| {
             finish(body).map_err(|error| {
                 error
                     .with_request(request.method_name(), request.url())
                     .with_attempts(attempts)
             })
         });
-        self.stats
-            .finished(started.elapsed(), result.as_ref().err().map(Error::kind));
+        let failed = result.as_ref().err().map(Error::kind);
+        self.record(ctx, |stats| stats.finished(started.elapsed(), failed));
         result
     }
 
     /// The attempt loop: the body and the number of attempts it took.
-    fn fetch_body(&self, request: &Request) -> Result<(Vec<u8>, u32), Error> {
+    fn fetch_body(&self, request: &Request, ctx: &Ctx<'_>) -> Result<(Vec<u8>, u32), Error> {
         let settings = &self.settings;
-        let timeout = request.timeout_override().unwrap_or(settings.timeout);
         let host = request.host();
         let mut attempts = 0;
         let mut stale_resends = 0;
         let mut delays = None;
+        let mut last_error = None;
+        let stopped = |kind: ErrorKind, attempts: u32, last: Option<Error>| {
+            let error = request.error(kind).with_attempts(attempts);
+            match last {
+                Some(last) => error.with_source(last),
+                None => error,
+            }
+        };
         loop {
+            if let Err(kind) = ctx.stop.check() {
+                return Err(stopped(kind, attempts, last_error));
+            }
             let http = request.to_http(&settings.headers)?;
             let Some(permit) = self.breakers.admit(host) else {
                 return Err(request
@@ -83,13 +112,31 @@ impl Shared {
                     .with_attempts(attempts)
                     .with_detail(Detail::Host(host.to_owned())));
             };
+            let passed = match self.limits.pass(host, &ctx.stop) {
+                Ok(passed) => passed,
+                Err(kind) => return Err(stopped(kind, attempts, last_error)),
+            };
+            if let Some(waited) = passed.waited {
+                self.record(ctx, |stats| stats.gate_wait(waited));
+            }
+            // The attempt may not outlast the batch's deadline.
+            let timeout = request.timeout_override().unwrap_or(settings.timeout);
+            let clipped = ctx.stop.clip(timeout);
+            if clipped.is_zero() {
+                return Err(stopped(ErrorKind::DeadlineExceeded, attempts, last_error));
+            }
+            let timeout_override =
+                (clipped < timeout || request.timeout_override().is_some()).then_some(clipped);
             attempts += 1;
-            self.stats.attempt(attempts > 1);
+            self.record(ctx, |stats| stats.attempt(attempts > 1));
             let opened_before = agent::opened_on_this_thread();
             let attempt_started = Instant::now();
-            let failure = match self.attempt(http, request.timeout_override(), timeout) {
+            let result = self.attempt(http, timeout_override, clipped, ctx);
+            drop(passed.slot);
+            let failure = match result {
                 Ok(body) => {
                     permit.success();
+                    self.record(ctx, |stats| stats.bytes(body.len()));
                     log::debug!(
                         "{} {}: attempt {attempts} got {} bytes in {:?}",
                         request.method_name(),
@@ -114,7 +161,7 @@ impl Shared {
                 drop(permit);
                 stale_resends += 1;
                 attempts -= 1;
-                self.stats.stale_connection();
+                self.record(ctx, Recorder::stale_connection);
                 log::debug!(
                     "{} {}: pooled connection was closed by the server; resending",
                     request.method_name(),
@@ -126,11 +173,15 @@ impl Shared {
                 Failure::Status { retry_after, .. } => *retry_after,
                 Failure::Transport { .. } => None,
             };
-            let error = self.failure_to_error(request, failure, attempts, timeout);
+            let error = self.failure_to_error(request, failure, attempts, clipped);
             if retry::counts_against_host(error.kind(), error.status()) {
                 permit.failure();
             } else {
                 permit.success();
+            }
+            if let (Some(429 | 503), Some(wait)) = (error.status(), retry_after) {
+                self.limits
+                    .close_gate(host, wait.min(settings.retry.max_delay));
             }
             log::debug!(
                 "{} {}: attempt {attempts} failed in {:?}: {error}",
@@ -138,6 +189,13 @@ impl Shared {
                 redact_url(request.url()),
                 attempt_started.elapsed()
             );
+            // A failure the batch's stop brought about (a clipped timeout, a
+            // cancelled read) ends as the stop, with the failure as cause.
+            if error.is_retryable() {
+                if let Err(kind) = ctx.stop.check() {
+                    return Err(stopped(kind, attempts, Some(error)));
+                }
+            }
             let delays = delays.get_or_insert_with(|| settings.retry.delays());
             let failed = retry::Failed {
                 kind: error.kind(),
@@ -150,7 +208,10 @@ impl Shared {
                 Decision::GiveUp => return Err(error),
                 Decision::RetryAfter(delay) => {
                     log::warn!("{error}; retrying in {delay:?}");
-                    self.clock.sleep(delay);
+                    if let Err(kind) = ctx.stop.sleep(&*self.clock, delay) {
+                        return Err(stopped(kind, attempts, Some(error)));
+                    }
+                    last_error = Some(error);
                 }
             }
         }
@@ -162,6 +223,7 @@ impl Shared {
         http: ureq::http::Request<&[u8]>,
         timeout_override: Option<Duration>,
         timeout: Duration,
+        ctx: &Ctx<'_>,
     ) -> Result<Vec<u8>, Failure> {
         let deadline = Instant::now() + timeout;
         let http = match timeout_override {
@@ -212,13 +274,16 @@ impl Shared {
             );
         }
         let reader = response.body_mut().with_config().limit(limit).reader();
-        DeadlineReader { reader, deadline }
-            .read_to_end(&mut body)
-            .map_err(|io| Failure::Transport {
-                error: ureq::Error::from(io),
-                answered: true,
-            })?;
-        self.stats.bytes(body.len());
+        DeadlineReader {
+            reader,
+            deadline,
+            cancel: ctx.stop.cancel,
+        }
+        .read_to_end(&mut body)
+        .map_err(|io| Failure::Transport {
+            error: ureq::Error::from(io),
+            answered: true,
+        })?;
         Ok(body)
     }
 
@@ -262,25 +327,41 @@ impl Shared {
     }
 }
 
-/// Ends a body read once the attempt's time is up. Each read is also
-/// bounded by the timeout (ureq's per-read limit), so an attempt against a
-/// server that trickles bytes ends within twice its timeout at worst.
-struct DeadlineReader<R> {
+/// Ends a body read once the attempt's time is up, or its batch is
+/// cancelled. Each read is also bounded by the timeout (ureq's per-read
+/// limit), so an attempt against a server that trickles bytes ends within
+/// twice its timeout at worst.
+struct DeadlineReader<'a, R> {
     reader: R,
     deadline: Instant,
+    cancel: Option<&'a CancelToken>,
 }
 
-impl<R: Read> Read for DeadlineReader<R> {
+impl<R: Read> Read for DeadlineReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if Instant::now() > self.deadline {
             return Err(deadline_passed());
+        }
+        if self.cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(std::io::Error::other(Cancelled));
         }
         self.reader.read(buf)
     }
 }
 
+/// The cause of a body read stopped by a cancelled batch.
+#[derive(Debug, thiserror::Error)]
+#[error("the batch was cancelled while the body was read")]
+struct Cancelled;
+
+/// The cause of a timeout that parfetch enforced itself (between reads),
+/// rather than the socket.
+#[derive(Debug, thiserror::Error)]
+#[error("the attempt ran past its timeout between two reads")]
+struct AttemptTimedOut;
+
 fn deadline_passed() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, "the attempt's timeout passed")
+    std::io::Error::new(std::io::ErrorKind::TimedOut, AttemptTimedOut)
 }
 
 /// The start of an error body as one line of text, for a message.

@@ -10,7 +10,9 @@ use crate::breaker::{BreakerState, Breakers};
 use crate::clock::Clock;
 use crate::config::{FetcherBuilder, Settings};
 use crate::error::Error;
+use crate::exchange::Ctx;
 use crate::json;
+use crate::limit::Limits;
 use crate::request::Request;
 use crate::stats::{Recorder, Stats};
 
@@ -47,6 +49,7 @@ pub(crate) struct Shared {
     pub(crate) agent: ureq::Agent,
     pub(crate) settings: Settings,
     pub(crate) breakers: Breakers,
+    pub(crate) limits: Limits,
     pub(crate) stats: Arc<Recorder>,
     pub(crate) clock: Arc<dyn Clock>,
     pool: rayon::ThreadPool,
@@ -94,11 +97,17 @@ impl Fetcher {
             builder.breaker_open_time,
             Arc::clone(&builder.clock),
         );
+        let limits = Limits::new(
+            settings.rate,
+            settings.max_per_host,
+            Arc::clone(&builder.clock),
+        );
         Ok(Fetcher {
             shared: Arc::new(Shared {
                 agent,
                 settings,
                 breakers,
+                limits,
                 stats,
                 clock: Arc::clone(&builder.clock),
                 pool,
@@ -113,7 +122,7 @@ impl Fetcher {
     /// Any [`ErrorKind`](crate::ErrorKind) but `InvalidJson`, after the
     /// retries the error allows.
     pub fn get_bytes(&self, request: impl Into<Request>) -> Result<Vec<u8>, Error> {
-        self.shared.fetch(&request.into(), Ok)
+        self.shared.fetch(&request.into(), &Ctx::default(), Ok)
     }
 
     /// Fetches one JSON document and parses it into a `T`: a type of yours
@@ -129,7 +138,8 @@ impl Fetcher {
     where
         T: DeserializeOwned + 'static,
     {
-        self.shared.fetch(&request.into(), parse_body::<T>)
+        self.shared
+            .fetch(&request.into(), &Ctx::default(), parse_body::<T>)
     }
 
     /// Fetches and parses many documents in parallel, on the fetcher's
@@ -169,9 +179,13 @@ impl Fetcher {
                 // One request per task, so that a slow one never holds back
                 // a chunk of others queued behind it on the same thread.
                 .with_max_len(1)
-                .map(|request| shared.fetch(request, finish))
+                .map(|request| shared.fetch(request, &Ctx::default(), finish))
                 .collect()
         })
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// A snapshot of the fetcher's counters since it was built.
@@ -192,14 +206,25 @@ impl Fetcher {
     }
 }
 
-fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Result<T, Error> {
+pub(crate) fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Result<T, Error> {
     json::parse(&mut body).map_err(json::JsonError::into_error)
+}
+
+impl Shared {
+    /// The number of worker threads, which is the concurrency.
+    pub(crate) fn concurrency(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    pub(crate) fn pool(&self) -> &rayon::ThreadPool {
+        &self.pool
+    }
 }
 
 impl fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fetcher")
-            .field("concurrency", &self.shared.pool.current_num_threads())
+            .field("concurrency", &self.shared.concurrency())
             .field("timeout", &self.shared.settings.timeout)
             .field("max_retries", &self.shared.settings.retry.max_retries)
             .finish_non_exhaustive()

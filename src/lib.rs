@@ -110,18 +110,24 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod batch;
 mod breaker;
+mod cancel;
 mod clock;
 mod config;
 mod error;
 mod exchange;
 mod fetcher;
+mod hosts;
 mod json;
+mod limit;
 mod request;
 mod retry;
 mod stats;
 
+pub use crate::batch::{Batch, BatchStats, Progress};
 pub use crate::breaker::BreakerState;
+pub use crate::cancel::CancelToken;
 pub use crate::config::FetcherBuilder;
 pub use crate::error::{Error, ErrorKind};
 pub use crate::fetcher::Fetcher;

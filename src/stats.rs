@@ -35,6 +35,11 @@ pub struct Stats {
     /// Requests resent at once because their pooled connection turned out to
     /// have been closed by the server while idle (not counted as retries).
     pub stale_connections: u64,
+    /// Times a request waited at a host's gate: its Retry-After pause, its
+    /// rate limit or its concurrency cap.
+    pub gate_waits: u64,
+    /// Time requests spent waiting at gates, summed over requests.
+    pub gate_wait_time: Duration,
     /// Latency of finished requests, from the first attempt to the result.
     pub latency: Latency,
     failures_by_kind: [u64; ErrorKind::ALL.len()],
@@ -88,6 +93,8 @@ pub(crate) struct Recorder {
     bytes_received: AtomicU64,
     connections_opened: AtomicU64,
     stale_connections: AtomicU64,
+    gate_waits: AtomicU64,
+    gate_wait_us: AtomicU64,
     failures_by_kind: [AtomicU64; ErrorKind::ALL.len()],
     latency_us: Box<[AtomicU64; BUCKETS]>,
 }
@@ -102,6 +109,8 @@ impl Default for Recorder {
             bytes_received: AtomicU64::new(0),
             connections_opened: AtomicU64::new(0),
             stale_connections: AtomicU64::new(0),
+            gate_waits: AtomicU64::new(0),
+            gate_wait_us: AtomicU64::new(0),
             failures_by_kind: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_us: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
         }
@@ -126,6 +135,14 @@ impl Recorder {
 
     pub(crate) fn connection_opened(&self) {
         add(&self.connections_opened, 1);
+    }
+
+    pub(crate) fn gate_wait(&self, waited: Duration) {
+        add(&self.gate_waits, 1);
+        add(
+            &self.gate_wait_us,
+            u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+        );
     }
 
     pub(crate) fn bytes(&self, n: usize) {
@@ -156,6 +173,8 @@ impl Recorder {
             bytes_received: load(&self.bytes_received),
             connections_opened: load(&self.connections_opened),
             stale_connections: load(&self.stale_connections),
+            gate_waits: load(&self.gate_waits),
+            gate_wait_time: Duration::from_micros(load(&self.gate_wait_us)),
             latency: Latency {
                 p50: percentile(&histogram, 0.50),
                 p95: percentile(&histogram, 0.95),

@@ -20,6 +20,7 @@ mod logs;
 mod mocked;
 mod retry;
 mod server;
+mod streaming;
 
 use std::time::Duration;
 

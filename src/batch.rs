@@ -1,0 +1,352 @@
+//! Batches of any size: streamed, observable, and stoppable.
+//!
+//! [`Fetcher::fetch_many`] collects its requests and keeps every result
+//! until the end: fine for a thousand documents, not for a million. A
+//! [`Batch`] pulls requests from its iterator only as worker threads free
+//! up, and hands each result over as soon as it is ready, so memory stays
+//! bounded by the concurrency however long the batch is: the requests can
+//! come from a file read line by line.
+//!
+//! How it runs: the fetcher's `concurrency` worker threads each take the
+//! next request from the iterator (under a short lock), run it, and send
+//! the result down a channel that holds at most `concurrency` results. The
+//! calling thread reads that channel and calls your callbacks, so they need
+//! not be `Send`, they never slow a worker down (beyond the channel filling
+//! up), and a panic in one of them is caught without losing other results.
+//!
+//! A request to a host that asked for a pause (429 or 503 with Retry-After)
+//! would hold its worker at the host's gate; a few such requests would hold
+//! them all, and the other hosts would starve. So such requests are set
+//! aside (up to [`MAX_SET_ASIDE`]) while workers take the next ones, and go
+//! first once their host's pause is over.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+
+use crate::cancel::{CancelToken, Stop};
+use crate::error::Error;
+use crate::exchange::Ctx;
+use crate::fetcher::{parse_body, Fetcher};
+use crate::limit::Limits;
+use crate::request::Request;
+use crate::stats::{Recorder, Stats};
+
+/// How often the progress callback is called at most (plus once at the end).
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How many requests to paused hosts are set aside, at most, while workers
+/// go on with other hosts; past that, workers wait at the gates.
+const MAX_SET_ASIDE: usize = 1024;
+
+/// A batch of requests, configured, then run with [`for_each`](Batch::for_each)
+/// (results in completion order, memory bounded by the concurrency) or
+/// [`collect`](Batch::collect) (results in input order).
+///
+/// Made by [`Fetcher::batch`].
+///
+/// ```no_run
+/// use std::io::BufRead;
+/// use std::time::Duration;
+///
+/// let fetcher = parfetch::Fetcher::builder().concurrency(64).build()?;
+/// let urls = std::io::BufReader::new(std::fs::File::open("urls.txt").unwrap())
+///     .lines()
+///     .map_while(Result::ok);
+/// let stats = fetcher
+///     .batch(urls)
+///     .deadline(Duration::from_secs(600))
+///     .on_progress(|p| eprintln!("{}/{:?} done, {} failed", p.done, p.total, p.failed))
+///     .for_each::<parfetch::Value>(|index, result| match result {
+///         Ok(doc) => println!("{index}: {doc}"),
+///         Err(error) => eprintln!("{index}: {error}"),
+///     });
+/// eprintln!("{:.0} documents/s", stats.requests_per_second());
+/// # Ok::<(), parfetch::Error>(())
+/// ```
+#[must_use = "a batch does nothing until it is run with for_each or collect"]
+pub struct Batch<'f, I> {
+    fetcher: &'f Fetcher,
+    requests: I,
+    deadline: Option<Duration>,
+    cancel: Option<CancelToken>,
+    progress: Option<ProgressFn<'f>>,
+}
+
+/// The user's progress callback.
+type ProgressFn<'f> = Box<dyn FnMut(&Progress) + 'f>;
+
+/// How far a batch has come. Passed to [`Batch::on_progress`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Requests finished, successfully or not.
+    pub done: u64,
+    /// Requests in the batch, when the iterator tells its exact length.
+    pub total: Option<u64>,
+    /// Requests finished successfully.
+    pub ok: u64,
+    /// Requests finished with an error.
+    pub failed: u64,
+    /// Retries so far.
+    pub retries: u64,
+    /// Body bytes received so far.
+    pub bytes: u64,
+    /// Time since the batch started.
+    pub elapsed: Duration,
+}
+
+/// A finished batch's own figures (the fetcher's [`Stats`] are lifetime
+/// totals across batches).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct BatchStats {
+    /// The batch's counters: requests, retries, bytes, gate waits, latency...
+    pub stats: Stats,
+    /// From the start of the batch to its last result.
+    pub elapsed: Duration,
+}
+
+impl BatchStats {
+    /// Finished requests per second of the batch.
+    pub fn requests_per_second(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        let requests = self.stats.requests as f64;
+        if seconds > 0.0 {
+            requests / seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+impl Fetcher {
+    /// A batch of `requests`, to configure and then run with
+    /// [`Batch::for_each`] or [`Batch::collect`].
+    ///
+    /// The iterator is consumed lazily, one request per free worker, from
+    /// the fetcher's worker threads (hence `Send`).
+    pub fn batch<I>(&self, requests: I) -> Batch<'_, I::IntoIter>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send,
+        I::Item: Into<Request>,
+    {
+        Batch {
+            fetcher: self,
+            requests: requests.into_iter(),
+            deadline: None,
+            cancel: None,
+            progress: None,
+        }
+    }
+}
+
+impl<'f, I> Batch<'f, I>
+where
+    I: Iterator + Send,
+    I::Item: Into<Request>,
+{
+    /// Ends the batch this long after it starts: no attempt starts after
+    /// it, each attempt's timeout is clipped to the time left, retry delays
+    /// and gate waits that would pass it end at once, and every unfinished
+    /// request ends with [`ErrorKind::DeadlineExceeded`](crate::ErrorKind::DeadlineExceeded).
+    pub fn deadline(mut self, after: Duration) -> Self {
+        self.deadline = Some(after);
+        self
+    }
+
+    /// Lets `token` cancel the batch: no attempt starts after
+    /// [`CancelToken::cancel`], waits and body reads stop, and every
+    /// unfinished request ends with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled).
+    /// An attempt already waiting for a response head finishes first (within
+    /// its timeout).
+    pub fn cancel_token(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Calls `progress` as results come in: at most every 100 ms, and once
+    /// more at the end with the final figures. It runs on the calling
+    /// thread; if it panics, it is not called again and the batch goes on.
+    pub fn on_progress(mut self, progress: impl FnMut(&Progress) + 'f) -> Self {
+        self.progress = Some(Box::new(progress));
+        self
+    }
+
+    /// Runs the batch and calls `each` with every request's index (its
+    /// position in the input) and result, in the order they finish.
+    ///
+    /// Memory stays bounded by the concurrency, however many requests the
+    /// iterator yields. `each` runs on the calling thread. If it panics,
+    /// the remaining results are still delivered, and the first panic is
+    /// resumed once the batch has ended.
+    pub fn for_each<T>(self, each: impl FnMut(usize, Result<T, Error>)) -> BatchStats
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.run(parse_body::<T>, each)
+    }
+
+    /// Like [`for_each`](Batch::for_each), with the raw bodies.
+    pub fn for_each_bytes(self, each: impl FnMut(usize, Result<Vec<u8>, Error>)) -> BatchStats {
+        self.run(Ok, each)
+    }
+
+    /// Runs the batch and returns one result per request, in input order
+    /// (like [`Fetcher::fetch_many`], with this batch's deadline,
+    /// cancellation and progress).
+    pub fn collect<T>(self) -> Vec<Result<T, Error>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let mut results: Vec<Option<Result<T, Error>>> = Vec::new();
+        self.run(parse_body::<T>, |index, result| {
+            if index >= results.len() {
+                results.resize_with(index + 1, || None);
+            }
+            results[index] = Some(result);
+        });
+        // Every index below the count got exactly one result.
+        results.into_iter().flatten().collect()
+    }
+
+    fn run<T: Send>(
+        self,
+        finish: fn(Vec<u8>) -> Result<T, Error>,
+        mut each: impl FnMut(usize, Result<T, Error>),
+    ) -> BatchStats {
+        let Batch {
+            fetcher,
+            requests,
+            deadline,
+            cancel,
+            mut progress,
+        } = self;
+        let started = Instant::now();
+        let total = match requests.size_hint() {
+            (low, Some(high)) if low == high => Some(low as u64),
+            _ => None,
+        };
+        let recorder = Recorder::default();
+        let ctx = Ctx {
+            stop: Stop {
+                deadline: deadline.map(|after| started + after),
+                cancel: cancel.as_ref(),
+            },
+            batch: Some(&recorder),
+        };
+        let shared = fetcher.shared();
+        let workers = shared.concurrency();
+        let source = Mutex::new(Source {
+            requests: requests.enumerate(),
+            set_aside: VecDeque::new(),
+        });
+        let (sender, results) = mpsc::sync_channel::<(usize, Result<T, Error>)>(workers);
+        let mut first_panic: Option<Box<dyn Any + Send>> = None;
+        let mut last_progress = started;
+
+        shared.pool().in_place_scope(|scope| {
+            for _ in 0..workers {
+                let sender = sender.clone();
+                let (source, ctx) = (&source, &ctx);
+                scope.spawn(move |_| loop {
+                    // The lock is held only to take the next request.
+                    let Some((index, request)) = source.lock().next(&shared.limits) else {
+                        break;
+                    };
+                    let result = shared.fetch(&request, ctx, finish);
+                    if sender.send((index, result)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(sender);
+            for (index, result) in results {
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| each(index, result))) {
+                    first_panic.get_or_insert(panic);
+                }
+                if last_progress.elapsed() >= PROGRESS_INTERVAL {
+                    last_progress = Instant::now();
+                    report(&mut progress, &recorder, total, started);
+                }
+            }
+        });
+        report(&mut progress, &recorder, total, started);
+        if let Some(panic) = first_panic {
+            std::panic::resume_unwind(panic);
+        }
+        BatchStats {
+            stats: recorder.snapshot(),
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// Where workers take their next request.
+struct Source<I> {
+    requests: std::iter::Enumerate<I>,
+    /// Requests to paused hosts, oldest first.
+    set_aside: VecDeque<(usize, Request)>,
+}
+
+impl<I> Source<I>
+where
+    I: Iterator,
+    I::Item: Into<Request>,
+{
+    fn next(&mut self, limits: &Limits) -> Option<(usize, Request)> {
+        let paused = |request: &Request| limits.gate_remaining(request.host()).is_some();
+        if let Some(at) = self
+            .set_aside
+            .iter()
+            .position(|(_, request)| !paused(request))
+        {
+            return self.set_aside.remove(at);
+        }
+        while self.set_aside.len() < MAX_SET_ASIDE {
+            let Some((index, item)) = self.requests.next() else {
+                break;
+            };
+            let request = item.into();
+            if !paused(&request) {
+                return Some((index, request));
+            }
+            self.set_aside.push_back((index, request));
+        }
+        // Only paused hosts are left (or too many set aside): wait at a gate.
+        self.set_aside.pop_front()
+    }
+}
+
+/// Calls the progress callback, dropping it for good if it panics.
+fn report(
+    progress: &mut Option<ProgressFn<'_>>,
+    recorder: &Recorder,
+    total: Option<u64>,
+    started: Instant,
+) {
+    let Some(callback) = progress else {
+        return;
+    };
+    let stats = recorder.snapshot();
+    let figures = Progress {
+        done: stats.requests,
+        total,
+        ok: stats.successes,
+        failed: stats.failures,
+        retries: stats.retries,
+        bytes: stats.bytes_received,
+        elapsed: started.elapsed(),
+    };
+    if catch_unwind(AssertUnwindSafe(|| callback(&figures))).is_err() {
+        log::warn!("the batch's progress callback panicked; it will not be called again");
+        *progress = None;
+    }
+}

@@ -1,0 +1,170 @@
+//! Stopping a batch early: a cancel token, and a batch's deadline.
+//!
+//! A stop never interrupts an exchange already under way from the outside
+//! (a blocking read cannot be), so instead it is checked wherever a request
+//! would wait or start something new: before each attempt, during retry
+//! delays and gate waits (which it cuts short), and between body reads.
+//! Each attempt's timeout is also clipped to the time left before the
+//! deadline, so that nothing runs past it.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::clock::Clock;
+use crate::error::ErrorKind;
+
+/// Cancels the batches it is given to: no new attempt starts, waits are cut
+/// short, and every unfinished request ends with
+/// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled).
+///
+/// Clones share one flag: keep a clone, pass another to
+/// [`Batch::cancel_token`](crate::Batch::cancel_token), and call
+/// [`cancel`](CancelToken::cancel) from any thread (a Ctrl-C handler, a
+/// watchdog).
+#[derive(Clone, Default)]
+pub struct CancelToken {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    cancelled: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    /// Cancels every batch holding a clone of this token. Idempotent.
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::Release);
+        let _guard = self.inner.lock.lock();
+        self.inner.wake.notify_all();
+    }
+
+    /// Whether [`cancel`](CancelToken::cancel) has been called.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Waits up to `duration`; returns early, `true`, if cancelled.
+    fn wait(&self, duration: Duration) -> bool {
+        let until = Instant::now() + duration;
+        let mut guard = self.inner.lock.lock();
+        while !self.is_cancelled() {
+            if self.inner.wake.wait_until(&mut guard, until).timed_out() {
+                break;
+            }
+        }
+        self.is_cancelled()
+    }
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelToken")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+/// When a request must give up: a batch's deadline and cancel token.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stop<'a> {
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) cancel: Option<&'a CancelToken>,
+}
+
+impl Stop<'_> {
+    /// The kind of error to end with, if the request must stop now.
+    pub(crate) fn check(&self) -> Result<(), ErrorKind> {
+        if self.cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(ErrorKind::Cancelled);
+        }
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => Err(ErrorKind::DeadlineExceeded),
+            _ => Ok(()),
+        }
+    }
+
+    /// `timeout`, or less if the deadline comes first.
+    pub(crate) fn clip(&self, timeout: Duration) -> Duration {
+        match self.deadline {
+            Some(deadline) => timeout.min(deadline.saturating_duration_since(Instant::now())),
+            None => timeout,
+        }
+    }
+
+    /// Waits `duration`, unless the request must stop first (then it says
+    /// why, as soon as it is known: a wait past the deadline fails at once).
+    pub(crate) fn sleep(&self, clock: &dyn Clock, duration: Duration) -> Result<(), ErrorKind> {
+        self.check()?;
+        if let Some(deadline) = self.deadline {
+            if Instant::now() + duration > deadline {
+                return Err(ErrorKind::DeadlineExceeded);
+            }
+        }
+        match self.cancel {
+            Some(cancel) if cancel.wait(duration) => Err(ErrorKind::Cancelled),
+            Some(_) => Ok(()),
+            None => {
+                clock.sleep(duration);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn cancel_wakes_a_waiting_thread() {
+        let token = CancelToken::new();
+        let waiter = {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                let stop = Stop {
+                    deadline: None,
+                    cancel: Some(&token),
+                };
+                stop.sleep(&ManualClock::default(), Duration::from_secs(60))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        token.cancel();
+        assert_eq!(waiter.join().unwrap(), Err(ErrorKind::Cancelled));
+        assert!(token.is_cancelled());
+    }
+
+    #[test]
+    fn a_wait_past_the_deadline_fails_at_once() {
+        let clock = ManualClock::default();
+        let stop = Stop {
+            deadline: Some(Instant::now() + Duration::from_secs(1)),
+            cancel: None,
+        };
+        assert_eq!(
+            stop.sleep(&clock, Duration::from_secs(5)),
+            Err(ErrorKind::DeadlineExceeded)
+        );
+        assert!(clock.sleeps().is_empty(), "it did not sleep first");
+        assert_eq!(stop.sleep(&clock, Duration::from_millis(10)), Ok(()));
+        assert!(stop.clip(Duration::from_secs(30)) <= Duration::from_secs(1));
+        let past = Stop {
+            deadline: Some(Instant::now()),
+            cancel: None,
+        };
+        assert_eq!(past.check(), Err(ErrorKind::DeadlineExceeded));
+    }
+}

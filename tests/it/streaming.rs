@@ -1,0 +1,369 @@
+//! Batches: completion order, bounded look-ahead, progress, deadline,
+//! cancellation, per-host rate and concurrency limits, the 429 host gate.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use parfetch::{CancelToken, ErrorKind, Progress, Request};
+
+use crate::server::{Reply, TestServer};
+
+fn index_of(path: &str) -> usize {
+    path.rsplit('/')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Serves `{"index": i}` at `/i`, the lower indexes more slowly.
+fn slow_first_server(count: usize) -> TestServer {
+    TestServer::start(move |request| {
+        let index = index_of(&request.path);
+        let delay = Duration::from_millis(10 * (count - index.min(count)) as u64);
+        Reply::Delay(
+            delay,
+            Box::new(Reply::json(200, format!(r#"{{"index":{index}}}"#))),
+        )
+    })
+}
+
+#[test]
+fn for_each_hands_over_in_completion_order_and_collect_in_input_order() {
+    let server = slow_first_server(8);
+    let fetcher = crate::quick().concurrency(8).build().unwrap();
+    let urls: Vec<String> = (0..8).map(|i| server.url(&format!("/{i}"))).collect();
+
+    let mut order = Vec::new();
+    let stats = fetcher
+        .batch(&urls)
+        .for_each::<parfetch::Value>(|index, result| {
+            assert_eq!(result.unwrap()["index"], index as u64);
+            order.push(index);
+        });
+    assert_eq!(order.len(), 8);
+    assert_ne!(
+        order,
+        (0..8).collect::<Vec<_>>(),
+        "the slowest (index 0) came first"
+    );
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..8).collect::<Vec<_>>(), "each index once");
+    assert_eq!((stats.stats.requests, stats.stats.successes), (8, 8));
+
+    let collected = fetcher.batch(&urls).collect::<parfetch::Value>();
+    for (i, result) in collected.into_iter().enumerate() {
+        assert_eq!(result.unwrap()["index"], i as u64);
+    }
+}
+
+#[test]
+fn a_lazy_batch_of_200_000_is_pulled_only_as_workers_free_up() {
+    const COUNT: usize = 200_000;
+    const CONCURRENCY: usize = 16;
+    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick().concurrency(CONCURRENCY).build().unwrap();
+    let produced = AtomicUsize::new(0);
+    let base = server.url("/");
+    let requests = (0..COUNT).map(|i| {
+        produced.fetch_add(1, Ordering::SeqCst);
+        format!("{base}{i}")
+    });
+    let mut seen = vec![false; COUNT];
+    let mut delivered = 0;
+    let mut most_ahead = 0;
+    let stats = fetcher.batch(requests).for_each_bytes(|index, result| {
+        assert!(result.is_ok(), "{result:?}");
+        assert!(!seen[index], "index {index} twice");
+        seen[index] = true;
+        delivered += 1;
+        // Requests produced but not yet delivered: in flight or waiting in
+        // the channel, never a growing backlog.
+        most_ahead = most_ahead.max(produced.load(Ordering::SeqCst) - delivered);
+    });
+    assert_eq!(delivered, COUNT);
+    assert!(seen.iter().all(|&s| s));
+    assert_eq!(server.requests(), COUNT);
+    assert!(
+        most_ahead <= 2 * CONCURRENCY + 1,
+        "{most_ahead} requests ahead of the consumer"
+    );
+    assert_eq!(stats.stats.requests, COUNT as u64);
+    assert!(
+        server.connections() <= CONCURRENCY + 2,
+        "{}",
+        server.connections()
+    );
+}
+
+#[test]
+fn progress_adds_up_to_the_batch() {
+    let server = TestServer::start(|request| {
+        if index_of(&request.path).is_multiple_of(5) {
+            Reply::status(404)
+        } else {
+            Reply::Delay(
+                Duration::from_millis(2),
+                Box::new(Reply::json(200, "[1,2,3]")),
+            )
+        }
+    });
+    let fetcher = crate::quick().concurrency(4).build().unwrap();
+    let urls: Vec<String> = (0..200).map(|i| server.url(&format!("/{i}"))).collect();
+    let mut reports: Vec<Progress> = Vec::new();
+    let results = fetcher
+        .batch(&urls)
+        .on_progress(|progress| reports.push(*progress))
+        .collect::<Vec<u32>>();
+    assert_eq!(results.len(), 200);
+    let last = reports.last().expect("a final report");
+    assert_eq!(
+        (last.done, last.total, last.ok, last.failed),
+        (200, Some(200), 160, 40)
+    );
+    assert_eq!(last.bytes, 160 * 7);
+    assert!(reports.windows(2).all(|w| w[0].done <= w[1].done));
+}
+
+#[test]
+fn a_panicking_callback_loses_no_results() {
+    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick().concurrency(4).build().unwrap();
+    let urls: Vec<String> = (0..50).map(|i| server.url(&format!("/{i}"))).collect();
+
+    // A progress callback that panics is dropped; the batch carries on.
+    let results = fetcher
+        .batch(&urls)
+        .on_progress(|_| panic!("progress bug"))
+        .collect::<parfetch::Value>();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 50);
+
+    // A result callback that panics still gets every other result, and the
+    // panic comes back once the batch is over.
+    let mut delivered = 0;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        fetcher.batch(&urls).for_each_bytes(|index, _| {
+            delivered += 1;
+            assert!(index != 7, "result callback bug");
+        })
+    }));
+    assert!(outcome.is_err(), "the panic was resumed");
+    assert_eq!(delivered, 50);
+}
+
+#[test]
+fn a_deadline_ends_a_batch_against_a_server_that_never_answers() {
+    let server = TestServer::start(|_| Reply::Stall(Duration::from_secs(20)));
+    let fetcher = crate::quick()
+        .concurrency(4)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/{i}"))).collect();
+    let started = Instant::now();
+    let results = fetcher
+        .batch(&urls)
+        .deadline(Duration::from_millis(300))
+        .collect::<parfetch::Value>();
+    // The stall is 20 s and the timeout 30 s: only the deadline ends this.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(results.len(), 20);
+    for result in &results {
+        let error = result.as_ref().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::DeadlineExceeded, "{error:?}");
+        assert!(error.url().is_some());
+    }
+}
+
+#[test]
+fn cancel_ends_a_batch_and_marks_every_unfinished_request() {
+    let server = TestServer::start(|_| Reply::Stall(Duration::from_secs(20)));
+    let fetcher = crate::quick()
+        .concurrency(4)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..40).map(|i| server.url(&format!("/{i}"))).collect();
+    let token = CancelToken::new();
+    let canceller = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            token.cancel();
+        })
+    };
+    let started = Instant::now();
+    let results = fetcher
+        .batch(&urls)
+        .cancel_token(token)
+        .collect::<parfetch::Value>();
+    canceller.join().unwrap();
+    // In-flight attempts end within their 1 s timeout; no retry starts.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(results.len(), 40);
+    for result in &results {
+        assert_eq!(result.as_ref().unwrap_err().kind(), ErrorKind::Cancelled);
+    }
+    // Only the first round of requests ever reached the server.
+    assert!(server.requests() <= 4, "{}", server.requests());
+}
+
+#[test]
+fn a_cancel_cuts_a_retry_delay_short() {
+    let server = TestServer::start(|_| Reply::status(503));
+    let fetcher = crate::quick()
+        .initial_backoff(Duration::from_secs(30))
+        .max_backoff(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let token = CancelToken::new();
+    let canceller = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            token.cancel();
+        })
+    };
+    let started = Instant::now();
+    let results = fetcher
+        .batch([server.url("/")])
+        .cancel_token(token)
+        .collect::<parfetch::Value>();
+    canceller.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let error = results[0].as_ref().unwrap_err();
+    assert_eq!((error.kind(), error.attempts()), (ErrorKind::Cancelled, 1));
+    let cause = std::error::Error::source(error).expect("the 503 as the cause");
+    assert!(cause.to_string().contains("503"), "{cause}");
+}
+
+/// Arrival times of the requests a server saw, for the limit tests.
+fn recording_server(
+    reply: impl Fn(usize) -> Reply + Send + Sync + 'static,
+) -> (TestServer, Arc<Mutex<Vec<Instant>>>) {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let server = TestServer::start({
+        let arrivals = Arc::clone(&arrivals);
+        move |_| {
+            let mut arrivals = arrivals.lock().unwrap();
+            arrivals.push(Instant::now());
+            reply(arrivals.len())
+        }
+    });
+    (server, arrivals)
+}
+
+#[test]
+fn the_rate_limit_is_what_the_server_sees() {
+    let (server, arrivals) = recording_server(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick()
+        .concurrency(8)
+        .rate_limit(20)
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..41).map(|i| server.url(&format!("/{i}"))).collect();
+    let stats = fetcher
+        .batch(&urls)
+        .for_each_bytes(|_, result| assert!(result.is_ok()));
+    let arrivals = arrivals.lock().unwrap();
+    let span = *arrivals.last().unwrap() - arrivals[0];
+    let rate = 40.0 / span.as_secs_f64();
+    // Never faster than the limit (+10%); a busy machine may make it slower.
+    assert!(rate <= 22.0, "{rate:.1} requests/s against a limit of 20");
+    assert!(rate >= 10.0, "{rate:.1} requests/s");
+    assert!(stats.stats.gate_waits > 0);
+}
+
+#[test]
+fn the_per_host_cap_bounds_requests_in_flight() {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::start({
+        let (in_flight, most) = (Arc::clone(&in_flight), Arc::clone(&most));
+        move |_| {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            Reply::json(200, "{}")
+        }
+    });
+    let fetcher = crate::quick()
+        .concurrency(8)
+        .max_per_host(2)
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..24).map(|i| server.url(&format!("/{i}"))).collect();
+    let results = fetcher.batch(&urls).collect::<parfetch::Value>();
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(most.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_429_with_retry_after_pauses_its_host_and_not_the_others() {
+    let (limited, limited_arrivals) = recording_server(|n| {
+        if n == 1 {
+            Reply::status(429).with_header("retry-after", "1")
+        } else {
+            Reply::json(200, "{}")
+        }
+    });
+    let (other, other_arrivals) = recording_server(|_| {
+        Reply::Delay(Duration::from_millis(20), Box::new(Reply::json(200, "{}")))
+    });
+    let fetcher = crate::quick()
+        .concurrency(4)
+        .max_backoff(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut requests = vec![Request::get(limited.url("/first"))];
+    for i in 0..40_usize {
+        requests.push(Request::get(other.url(&format!("/{i}"))));
+        if i.is_multiple_of(4) {
+            requests.push(Request::get(limited.url(&format!("/{i}"))));
+        }
+    }
+    let stats = fetcher
+        .batch(requests)
+        .for_each_bytes(|_, result| assert!(result.is_ok(), "{result:?}"));
+
+    // Requests already sent when the 429 came back arrive just after it;
+    // after that, nothing until the pause is over.
+    let limited_arrivals = limited_arrivals.lock().unwrap();
+    let paused_at = limited_arrivals[0];
+    let window_start = paused_at + Duration::from_millis(100);
+    let window_end = paused_at + Duration::from_millis(900);
+    let in_window = |t: &&Instant| **t > window_start && **t < window_end;
+    let during_pause = limited_arrivals.iter().filter(in_window).count();
+    assert_eq!(during_pause, 0, "requests reached the paused host");
+    assert!(
+        limited_arrivals.iter().any(|&t| t >= window_end),
+        "the paused host was served afterwards"
+    );
+    let served_meanwhile = other_arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(in_window)
+        .count();
+    assert!(
+        served_meanwhile >= 5,
+        "the other host was served {served_meanwhile} times during the pause"
+    );
+    assert!(stats.stats.gate_waits >= 1);
+    assert!(fetcher.stats().gate_wait_time >= Duration::from_millis(500));
+}
