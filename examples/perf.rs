@@ -12,6 +12,8 @@
 //! cargo run --release --example perf -- latency      # 2,000 with 20 ms latency at C=64
 //! cargo run --release --example perf -- memory 256   # peak RSS, 10,000 requests at C=256
 //! cargo run --release --example perf -- parse        # parse paths, one thread
+//! cargo run --release --example perf -- stream       # peak RSS streaming 100,000 vs 1,000,000 at C=64
+//! cargo run --release --example perf -- overhead     # batch (progress, gates) vs fetch_many, 5,000 docs
 //! cargo run --release --example perf -- serve 2048 20   # just the server (for wrk)
 //! ```
 
@@ -45,6 +47,13 @@ fn main() -> Result<()> {
         Some("latency") => latency(usize::try_from(arg(1, 2000))?),
         Some("memory") => memory(usize::try_from(arg(1, 256))?),
         Some("memory-client") => memory_client(&args[1], usize::try_from(arg(2, 256))?),
+        Some("stream") => stream(),
+        Some("stream-client") => stream_client(
+            &args[1],
+            usize::try_from(arg(2, 100_000))?,
+            args.get(3).is_some_and(|mode| mode == "bytes"),
+        ),
+        Some("overhead") => overhead(),
         None => {
             small()?;
             large()?;
@@ -52,6 +61,8 @@ fn main() -> Result<()> {
             for concurrency in [32, 128, 256] {
                 memory(concurrency)?;
             }
+            stream()?;
+            overhead()?;
             parse();
             Ok(())
         }
@@ -397,6 +408,107 @@ fn memory(concurrency: usize) -> Result<()> {
     Ok(())
 }
 
+/// Peak RSS of this process, in MB.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Streams 100,000 and then 1,000,000 requests in completion order, each in
+/// a process of its own, and compares their peak RSS: raw bodies, then
+/// generic values.
+fn stream() -> Result<()> {
+    println!("streaming in completion order at concurrency 64, each result dropped:");
+    for mode in ["bytes", "value"] {
+        let mut peaks = Vec::new();
+        for count in [100_000, 1_000_000] {
+            let server = Server::start(512, 0)?;
+            let output = Command::new(std::env::current_exe()?)
+                .args(["stream-client", &server.base, &count.to_string(), mode])
+                .output()?;
+            server.stop()?;
+            let line = String::from_utf8_lossy(&output.stdout).to_string();
+            print!("{line}");
+            eprint!("{}", String::from_utf8_lossy(&output.stderr));
+            let peak = line
+                .split("peak RSS ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|mb| mb.parse::<f64>().ok());
+            peaks.push(peak.unwrap_or(0.0));
+        }
+        println!(
+            "  {mode}: peak RSS 1,000,000 / 100,000 = {:.3}",
+            peaks[1] / peaks[0]
+        );
+    }
+    println!();
+    Ok(())
+}
+
+fn stream_client(base: &str, count: usize, bytes: bool) -> Result<()> {
+    let fetcher = parfetch::Fetcher::builder().concurrency(64).build()?;
+    let urls = (0..count).map(|i| format!("{base}{i}"));
+    let mut ok = 0;
+    let batch = fetcher.batch(urls);
+    let stats = if bytes {
+        batch.for_each_bytes(|_, result| ok += usize::from(result.is_ok()))
+    } else {
+        batch.for_each::<parfetch::Value>(|_, result| ok += usize::from(result.is_ok()))
+    };
+    let what = if bytes {
+        "for_each_bytes"
+    } else {
+        "for_each::<Value>"
+    };
+    println!(
+        "  {what:<18} {count:>9} requests: {ok} ok, {:>6.0} req/s, peak RSS {:.1} MB",
+        stats.requests_per_second(),
+        peak_rss_mb()
+    );
+    Ok(())
+}
+
+/// A batch (with a progress callback, and the host gates it always has)
+/// against a plain fetch_many, on one server, alternating, 7 rounds each.
+fn overhead() -> Result<()> {
+    println!("5,000 small documents at concurrency 32: batch with progress vs plain fetch_many (median of 7):");
+    let server = Server::start(512, 0)?;
+    let urls = server.urls(5000);
+    let fetcher = parfetch::Fetcher::builder().concurrency(32).build()?;
+    let (mut plain, mut batch) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        let started = Instant::now();
+        let results = fetcher.fetch_many::<parfetch::Value>(&urls);
+        assert!(results.iter().all(Result::is_ok));
+        plain.push(5000.0 / started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        let mut reports = 0;
+        let results = fetcher
+            .batch(&urls)
+            .on_progress(|_| reports += 1)
+            .collect::<parfetch::Value>();
+        assert!(results.iter().all(Result::is_ok) && reports > 0);
+        batch.push(5000.0 / started.elapsed().as_secs_f64());
+    }
+    server.stop()?;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (plain, batch) = (median(&mut plain), median(&mut batch));
+    println!("  fetch_many::<Value>                           {plain:>9.0} req/s");
+    println!("  batch().on_progress().collect::<Value>()      {batch:>9.0} req/s");
+    println!("  batch / fetch_many = {:.3}\n", batch / plain);
+    Ok(())
+}
+
 #[derive(Deserialize)]
 #[allow(dead_code)]
 struct Small {
@@ -412,18 +524,10 @@ fn memory_client(base: &str, concurrency: usize) -> Result<()> {
     let started = Instant::now();
     let results = fetcher.fetch_many::<Small>(urls);
     let ok = results.iter().filter(|r| r.is_ok()).count();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let peak = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM"))
-        .unwrap_or("VmHWM: ?")
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("?")
-        .to_owned();
+
     println!(
         "  peak RSS at concurrency {concurrency:>3}, 10,000 requests into a small struct: {:>6.1} MB ({ok} ok, {:.1} s, {} connections)",
-        peak.parse::<f64>().unwrap_or(0.0) / 1024.0,
+        peak_rss_mb(),
         started.elapsed().as_secs_f64(),
         fetcher.stats().connections_opened
     );
