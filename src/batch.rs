@@ -101,6 +101,23 @@ pub struct Progress {
     pub elapsed: Duration,
 }
 
+/// What became of one request of a batch, with its particulars. Passed to
+/// [`Batch::for_each_report`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Report<T> {
+    /// The request, as it was given.
+    pub request: Request,
+    /// Its result.
+    pub result: Result<T, Error>,
+    /// The HTTP status of the last response, if there was one.
+    pub status: Option<u16>,
+    /// Attempts made: 0 if nothing was sent.
+    pub attempts: u32,
+    /// From the first attempt to the result.
+    pub elapsed: Duration,
+}
+
 /// A finished batch's own figures (the fetcher's [`Stats`] are lifetime
 /// totals across batches).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -187,15 +204,29 @@ where
     /// iterator yields. `each` runs on the calling thread. If it panics,
     /// the remaining results are still delivered, and the first panic is
     /// resumed once the batch has ended.
-    pub fn for_each<T>(self, each: impl FnMut(usize, Result<T, Error>)) -> BatchStats
+    pub fn for_each<T>(self, mut each: impl FnMut(usize, Result<T, Error>)) -> BatchStats
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.run(parse_body::<T>, |index, report| each(index, report.result))
+    }
+
+    /// Like [`for_each`](Batch::for_each), with the raw bodies.
+    pub fn for_each_bytes(self, mut each: impl FnMut(usize, Result<Vec<u8>, Error>)) -> BatchStats {
+        self.run(Ok, |index, report| each(index, report.result))
+    }
+
+    /// Like [`for_each`](Batch::for_each), with each request's
+    /// [`Report`]: the request itself, its status, attempts and time.
+    pub fn for_each_report<T>(self, each: impl FnMut(usize, Report<T>)) -> BatchStats
     where
         T: DeserializeOwned + Send + 'static,
     {
         self.run(parse_body::<T>, each)
     }
 
-    /// Like [`for_each`](Batch::for_each), with the raw bodies.
-    pub fn for_each_bytes(self, each: impl FnMut(usize, Result<Vec<u8>, Error>)) -> BatchStats {
+    /// Like [`for_each_report`](Batch::for_each_report), with the raw bodies.
+    pub fn for_each_report_bytes(self, each: impl FnMut(usize, Report<Vec<u8>>)) -> BatchStats {
         self.run(Ok, each)
     }
 
@@ -207,11 +238,11 @@ where
         T: DeserializeOwned + Send + 'static,
     {
         let mut results: Vec<Option<Result<T, Error>>> = Vec::new();
-        self.run(parse_body::<T>, |index, result| {
+        self.run(parse_body::<T>, |index, report| {
             if index >= results.len() {
                 results.resize_with(index + 1, || None);
             }
-            results[index] = Some(result);
+            results[index] = Some(report.result);
         });
         // Every index below the count got exactly one result.
         results.into_iter().flatten().collect()
@@ -220,7 +251,7 @@ where
     fn run<T: Send>(
         self,
         finish: fn(Vec<u8>) -> Result<T, Error>,
-        mut each: impl FnMut(usize, Result<T, Error>),
+        mut each: impl FnMut(usize, Report<T>),
     ) -> BatchStats {
         let Batch {
             fetcher,
@@ -248,7 +279,7 @@ where
             requests: requests.enumerate(),
             set_aside: VecDeque::new(),
         });
-        let (sender, results) = mpsc::sync_channel::<(usize, Result<T, Error>)>(workers);
+        let (sender, results) = mpsc::sync_channel::<(usize, Report<T>)>(workers);
         let mut first_panic: Option<Box<dyn Any + Send>> = None;
         let mut last_progress = started;
 
@@ -261,24 +292,31 @@ where
                     let Some((index, request)) = source.lock().next(&shared.limits) else {
                         break;
                     };
-                    let result = shared.fetch(&request, ctx, finish);
-                    if sender.send((index, result)).is_err() {
+                    let outcome = shared.fetch(&request, ctx, finish);
+                    let report = Report {
+                        request,
+                        result: outcome.result,
+                        status: outcome.status,
+                        attempts: outcome.attempts,
+                        elapsed: outcome.elapsed,
+                    };
+                    if sender.send((index, report)).is_err() {
                         break;
                     }
                 });
             }
             drop(sender);
-            for (index, result) in results {
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| each(index, result))) {
+            for (index, report) in results {
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| each(index, report))) {
                     first_panic.get_or_insert(panic);
                 }
                 if last_progress.elapsed() >= PROGRESS_INTERVAL {
                     last_progress = Instant::now();
-                    report(&mut progress, &recorder, total, started);
+                    report_progress(&mut progress, &recorder, total, started);
                 }
             }
         });
-        report(&mut progress, &recorder, total, started);
+        report_progress(&mut progress, &recorder, total, started);
         if let Some(panic) = first_panic {
             std::panic::resume_unwind(panic);
         }
@@ -326,7 +364,7 @@ where
 }
 
 /// Calls the progress callback, dropping it for good if it panics.
-fn report(
+fn report_progress(
     progress: &mut Option<ProgressFn<'_>>,
     recorder: &Recorder,
     total: Option<u64>,

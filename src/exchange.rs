@@ -32,6 +32,23 @@ const ERROR_EXCERPT_CHARS: usize = 200;
 /// make us allocate memory the body never fills.
 const PREALLOCATE_LIMIT: u64 = 1 << 20;
 
+/// What one request came to, with its particulars.
+pub(crate) struct Outcome<T> {
+    pub(crate) result: Result<T, Error>,
+    /// The status of the last response, if any.
+    pub(crate) status: Option<u16>,
+    pub(crate) attempts: u32,
+    /// From the first attempt to the result.
+    pub(crate) elapsed: Duration,
+}
+
+/// A successful exchange's body and particulars.
+struct Fetched {
+    body: Vec<u8>,
+    status: u16,
+    attempts: u32,
+}
+
 /// Why one attempt failed.
 enum Failure {
     /// No response, or no whole one: connect, TLS, timeout, reset, limit.
@@ -72,22 +89,35 @@ impl Shared {
         request: &Request,
         ctx: &Ctx<'_>,
         finish: impl FnOnce(Vec<u8>) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+    ) -> Outcome<T> {
         let started = Instant::now();
-        let result = self.fetch_body(request, ctx).and_then(|(body, attempts)| {
-            finish(body).map_err(|error| {
-                error
-                    .with_request(request.method_name(), request.url())
-                    .with_attempts(attempts)
-            })
-        });
+        let (result, status, attempts) = match self.fetch_body(request, ctx) {
+            Ok(fetched) => {
+                let result = finish(fetched.body).map_err(|error| {
+                    error
+                        .with_request(request.method_name(), request.url())
+                        .with_attempts(fetched.attempts)
+                });
+                (result, Some(fetched.status), fetched.attempts)
+            }
+            Err(error) => {
+                let (status, attempts) = (error.status(), error.attempts());
+                (Err(error), status, attempts)
+            }
+        };
+        let elapsed = started.elapsed();
         let failed = result.as_ref().err().map(Error::kind);
-        self.record(ctx, |stats| stats.finished(started.elapsed(), failed));
-        result
+        self.record(ctx, |stats| stats.finished(elapsed, failed));
+        Outcome {
+            result,
+            status,
+            attempts,
+            elapsed,
+        }
     }
 
-    /// The attempt loop: the body and the number of attempts it took.
-    fn fetch_body(&self, request: &Request, ctx: &Ctx<'_>) -> Result<(Vec<u8>, u32), Error> {
+    /// The attempt loop: the body, its status and the attempts it took.
+    fn fetch_body(&self, request: &Request, ctx: &Ctx<'_>) -> Result<Fetched, Error> {
         let settings = &self.settings;
         let host = request.host();
         let mut attempts = 0;
@@ -134,7 +164,7 @@ impl Shared {
             let result = self.attempt(http, timeout_override, clipped, ctx);
             drop(passed.slot);
             let failure = match result {
-                Ok(body) => {
+                Ok((status, body)) => {
                     permit.success();
                     self.record(ctx, |stats| stats.bytes(body.len()));
                     log::debug!(
@@ -144,7 +174,11 @@ impl Shared {
                         body.len(),
                         attempt_started.elapsed()
                     );
-                    return Ok((body, attempts));
+                    return Ok(Fetched {
+                        body,
+                        status,
+                        attempts,
+                    });
                 }
                 Err(failure) => failure,
             };
@@ -224,7 +258,7 @@ impl Shared {
         timeout_override: Option<Duration>,
         timeout: Duration,
         ctx: &Ctx<'_>,
-    ) -> Result<Vec<u8>, Failure> {
+    ) -> Result<(u16, Vec<u8>), Failure> {
         let deadline = Instant::now() + timeout;
         let http = match timeout_override {
             Some(timeout) => self
@@ -284,7 +318,7 @@ impl Shared {
             error: ureq::Error::from(io),
             answered: true,
         })?;
-        Ok(body)
+        Ok((status, body))
     }
 
     /// The error a failed attempt amounts to.

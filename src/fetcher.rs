@@ -122,7 +122,9 @@ impl Fetcher {
     /// Any [`ErrorKind`](crate::ErrorKind) but `InvalidJson`, after the
     /// retries the error allows.
     pub fn get_bytes(&self, request: impl Into<Request>) -> Result<Vec<u8>, Error> {
-        self.shared.fetch(&request.into(), &Ctx::default(), Ok)
+        self.shared
+            .fetch(&request.into(), &Ctx::default(), Ok)
+            .result
     }
 
     /// Fetches one JSON document and parses it into a `T`: a type of yours
@@ -140,6 +142,7 @@ impl Fetcher {
     {
         self.shared
             .fetch(&request.into(), &Ctx::default(), parse_body::<T>)
+            .result
     }
 
     /// Fetches and parses many documents in parallel, on the fetcher's
@@ -179,7 +182,7 @@ impl Fetcher {
                 // One request per task, so that a slow one never holds back
                 // a chunk of others queued behind it on the same thread.
                 .with_max_len(1)
-                .map(|request| shared.fetch(request, &Ctx::default(), finish))
+                .map(|request| shared.fetch(request, &Ctx::default(), finish).result)
                 .collect()
         })
     }

@@ -125,7 +125,7 @@ mod request;
 mod retry;
 mod stats;
 
-pub use crate::batch::{Batch, BatchStats, Progress};
+pub use crate::batch::{Batch, BatchStats, Progress, Report};
 pub use crate::breaker::BreakerState;
 pub use crate::cancel::CancelToken;
 pub use crate::config::FetcherBuilder;

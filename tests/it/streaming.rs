@@ -367,3 +367,47 @@ fn a_429_with_retry_after_pauses_its_host_and_not_the_others() {
     assert!(stats.stats.gate_waits >= 1);
     assert!(fetcher.stats().gate_wait_time >= Duration::from_millis(500));
 }
+
+#[test]
+fn reports_carry_the_request_status_attempts_and_time() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::start({
+        let seen = Arc::clone(&seen);
+        move |request| match request.path.as_str() {
+            "/flaky" if seen.fetch_add(1, Ordering::SeqCst) == 0 => Reply::status(500),
+            "/missing" => Reply::status(404),
+            _ => Reply::json(201, "[1]"),
+        }
+    });
+    let fetcher = crate::quick().concurrency(2).build().unwrap();
+    let urls = [
+        server.url("/flaky"),
+        server.url("/missing"),
+        server.url("/ok"),
+    ];
+    let mut reports = Vec::new();
+    fetcher
+        .batch(&urls)
+        .for_each_report::<Vec<u32>>(|index, report| reports.push((index, report)));
+    reports.sort_by_key(|(index, _)| *index);
+    let particulars: Vec<_> = reports
+        .iter()
+        .map(|(_, r)| {
+            (
+                r.request.url().to_owned(),
+                r.result.is_ok(),
+                r.status,
+                r.attempts,
+            )
+        })
+        .collect();
+    assert_eq!(
+        particulars,
+        [
+            (urls[0].clone(), true, Some(201), 2),
+            (urls[1].clone(), false, Some(404), 1),
+            (urls[2].clone(), true, Some(201), 1),
+        ]
+    );
+    assert!(reports.iter().all(|(_, r)| r.elapsed > Duration::ZERO));
+}
