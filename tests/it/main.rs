@@ -14,6 +14,7 @@
 
 mod batch;
 mod breaker;
+mod cli;
 mod connections;
 mod errors;
 mod logs;

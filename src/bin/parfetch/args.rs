@@ -1,0 +1,138 @@
+//! The command line: what it accepts and how it maps to the library.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+const EXAMPLES: &str = "\
+Examples:
+  parfetch https://cdn.example/a.json https://cdn.example/b.json
+  parfetch -i urls.txt -c 64 -o results.jsonl
+  parfetch -i urls.txt --out-dir mirror/ --rate 50
+  parfetch -i urls.txt --shard 0/4 > part-0.jsonl
+
+Output: one JSON line per URL, in completion order (--ordered: input order):
+  {\"index\",\"url\",\"ok\",\"status\",\"attempts\",\"elapsed_ms\",\"error\",\"body\"}
+Exit status: 0 all succeeded, 2 some failed, 1 usage or I/O error, 130 interrupted.";
+
+/// Fetch many JSON documents over HTTP in parallel, as JSON Lines.
+#[derive(Debug, Parser)]
+#[command(name = "parfetch", version, after_help = EXAMPLES)]
+pub(crate) struct Args {
+    /// URLs to fetch; without any, URLs are read from --input or standard input
+    pub(crate) urls: Vec<String>,
+
+    /// Read URLs from FILE ('-' for standard input), one per line; blank
+    /// lines and lines starting with '#' are skipped
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+
+    /// Requests in flight at once
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 20)]
+    pub(crate) concurrency: usize,
+
+    /// Seconds one attempt may take [default: 30]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub(crate) timeout: Option<Duration>,
+
+    /// Retries of a failed attempt, for failures worth retrying [default: 3]
+    #[arg(long, value_name = "N")]
+    pub(crate) retries: Option<u32>,
+
+    /// At most this many requests per second to any one host
+    #[arg(long, value_name = "PER_SECOND")]
+    pub(crate) rate: Option<u32>,
+
+    /// A header for every request, as 'Name: value' (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub(crate) headers: Vec<String>,
+
+    /// Seconds after which unfinished requests end with DeadlineExceeded
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub(crate) deadline: Option<Duration>,
+
+    /// Take only input lines whose index modulo N is K (split one list across N jobs)
+    #[arg(long, value_name = "K/N", value_parser = shard)]
+    pub(crate) shard: Option<Shard>,
+
+    /// Write the JSON lines to FILE instead of standard output
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// Write each body to a file in DIR (named safely from its URL); the
+    /// JSON lines then name the file instead of holding the body
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out_dir: Option<PathBuf>,
+
+    /// Write the JSON lines in input order instead of completion order
+    #[arg(long)]
+    pub(crate) ordered: bool,
+
+    /// No progress bar and no summary
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+/// Every `n`th line, starting at line `k`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shard {
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds above zero"))
+}
+
+fn shard(text: &str) -> Result<Shard, String> {
+    let (k, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not of the form K/N, such as 0/4"))?;
+    let (k, n) = (k.trim().parse::<usize>(), n.trim().parse::<usize>());
+    match (k, n) {
+        (Ok(k), Ok(n)) if n > 0 && k < n => Ok(Shard { k, n }),
+        _ => Err(format!(
+            "{text:?}: K and N must be whole numbers with 0 <= K < N"
+        )),
+    }
+}
+
+/// Splits `Name: value`.
+pub(crate) fn header(text: &str) -> Result<(&str, &str), String> {
+    match text.split_once(':') {
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim(), value.trim())),
+        _ => Err(format!("invalid header {text:?}: expected 'Name: value'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards() {
+        assert_eq!(shard("0/4"), Ok(Shard { k: 0, n: 4 }));
+        assert_eq!(shard("3/4"), Ok(Shard { k: 3, n: 4 }));
+        assert!(shard("4/4").is_err());
+        assert!(shard("1/0").is_err());
+        assert!(shard("x").is_err());
+    }
+
+    #[test]
+    fn headers_and_seconds() {
+        assert_eq!(
+            header("Authorization: Bearer a:b"),
+            Ok(("Authorization", "Bearer a:b"))
+        );
+        assert!(header("no colon").is_err());
+        assert!(header(": empty name").is_err());
+        assert_eq!(seconds("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(seconds("0").is_err());
+        assert!(seconds("soon").is_err());
+    }
+}

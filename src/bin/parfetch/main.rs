@@ -1,0 +1,230 @@
+//! `parfetch`: fetch many JSON documents over HTTP in parallel, from a
+//! shell or a job scheduler, as JSON Lines. The only part of the crate that
+//! uses clap; everything it does goes through the library.
+
+mod args;
+mod input;
+mod output;
+mod summary;
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parfetch::{CancelToken, Fetcher, Progress, Report};
+
+use crate::args::Args;
+use crate::output::{ErrorLine, Line, Output};
+use crate::summary::Summary;
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error) => {
+            let _ = error.print();
+            // --help and --version are not errors; usage errors exit 1.
+            return if error.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(&args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("parfetch: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn fetcher(args: &Args) -> Result<Fetcher, String> {
+    let mut builder = Fetcher::builder().concurrency(args.concurrency);
+    if let Some(timeout) = args.timeout {
+        builder = builder.timeout(timeout);
+    }
+    if let Some(retries) = args.retries {
+        builder = builder.max_retries(retries);
+    }
+    if let Some(rate) = args.rate {
+        builder = builder.rate_limit(rate);
+    }
+    for header in &args.headers {
+        let (name, value) = args::header(header)?;
+        builder = builder.header(name, value);
+    }
+    builder.build().map_err(|error| error.to_string())
+}
+
+fn run(args: &Args) -> Result<ExitCode, String> {
+    let fetcher = fetcher(args)?;
+    let source = input::open(args.urls.clone(), args.input.as_deref()).map_err(|error| {
+        let path = args.input.as_deref().unwrap_or("-".as_ref()).display();
+        format!("cannot read {path}: {error}")
+    })?;
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let writer: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(io::stdout())),
+    };
+    let output = Output::new(writer, args.ordered);
+
+    // Ctrl-C: no new requests; what finished is written, then the summary.
+    let cancel = CancelToken::new();
+    let on_interrupt = cancel.clone();
+    ctrlc::set_handler(move || on_interrupt.cancel())
+        .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+    let still_going = cancel.clone();
+    let lines = source
+        .lines
+        .take_while(move |_| !still_going.is_cancelled());
+    let (k, n) = args.shard.map_or((0, 1), |s| (s.k, s.n));
+    let urls = input::urls(lines, args.shard).map(|(_, url)| url);
+
+    let bar = progress_bar(args.quiet);
+    let mut batch = fetcher
+        .batch(urls)
+        .cancel_token(cancel.clone())
+        .on_progress(|progress: &Progress| {
+            if let Some(bar) = &bar {
+                if let Some(total) = progress.total {
+                    bar.set_length(total);
+                }
+                bar.set_position(progress.done);
+                bar.set_message(format!("{} failed", progress.failed));
+            }
+        });
+    if let Some(deadline) = args.deadline {
+        batch = batch.deadline(deadline);
+    }
+    let mut sink = Sink {
+        output,
+        summary: Summary::default(),
+        write_error: None,
+        cancel: &cancel,
+        shard: (k, n),
+    };
+    let stats = match &args.out_dir {
+        Some(dir) => batch.for_each_report_bytes(|position, report| {
+            let file = match &report.result {
+                Ok(body) => match output::save(dir, report.request.url(), position, body) {
+                    Ok(path) => Some(path.display().to_string()),
+                    Err(error) => {
+                        sink.fail(
+                            &format!("cannot write into {}: {error}", dir.display()),
+                            error,
+                        );
+                        return;
+                    }
+                },
+                Err(_) => None,
+            };
+            sink.emit::<_, ()>(position, &report, None, file);
+        }),
+        None => batch.for_each_report::<parfetch::Value>(|position, report| {
+            sink.emit(position, &report, report.result.as_ref().ok(), None);
+        }),
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let Sink {
+        mut output,
+        summary,
+        write_error,
+        ..
+    } = sink;
+    output
+        .finish()
+        .map_err(|e| format!("cannot write the results: {e}"))?;
+    if let Some(error) = write_error {
+        return Err(format!("cannot write the results: {error}"));
+    }
+    if let Some(error) = source
+        .read_error
+        .lock()
+        .ok()
+        .and_then(|mut slot| slot.take())
+    {
+        return Err(format!("reading the URLs failed: {error}"));
+    }
+    if !args.quiet {
+        eprintln!("{}", summary.render(&stats, &fetcher.stats()));
+    }
+    Ok(if cancel.is_cancelled() {
+        ExitCode::from(130)
+    } else if summary.failed() > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Turns reports into JSON lines and counts them.
+struct Sink<'a> {
+    output: Output,
+    summary: Summary,
+    write_error: Option<io::Error>,
+    cancel: &'a CancelToken,
+    /// `(k, n)`: the batch's `i`th URL is the list's `i * n + k`th.
+    shard: (usize, usize),
+}
+
+impl Sink<'_> {
+    fn emit<T, B: serde::Serialize>(
+        &mut self,
+        position: usize,
+        report: &Report<T>,
+        body: Option<B>,
+        file: Option<String>,
+    ) {
+        let (k, n) = self.shard;
+        let error = report.result.as_ref().err();
+        let line = Line {
+            // The URL's place in the whole list, so shards' outputs merge.
+            index: position * n + k,
+            url: report.request.url(),
+            ok: error.is_none(),
+            status: report.status,
+            attempts: report.attempts,
+            elapsed_ms: (report.elapsed.as_secs_f64() * 1e5).round() / 100.0,
+            error: error.map(ErrorLine::new),
+            body,
+            file,
+        };
+        self.summary.add(error.map(parfetch::Error::kind));
+        if let Err(error) = self.output.write(position, &line) {
+            self.fail(&format!("cannot write the results: {error}"), error);
+        }
+    }
+
+    /// Stops the run after an output error: nothing more can be written.
+    fn fail(&mut self, message: &str, error: io::Error) {
+        if self.write_error.is_none() {
+            eprintln!("parfetch: {message}");
+            self.write_error = Some(error);
+        }
+        self.cancel.cancel();
+    }
+}
+
+/// A progress bar on standard error, when it is a terminal and not --quiet.
+fn progress_bar(quiet: bool) -> Option<ProgressBar> {
+    if quiet || !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let style =
+        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} {per_sec} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
+}

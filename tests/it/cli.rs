@@ -1,0 +1,348 @@
+//! The `parfetch` command, end to end against a local server.
+#![cfg(feature = "cli")]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::server::{json_doc, Reply, TestServer};
+
+fn parfetch(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parfetch"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect()
+}
+
+/// `/doc/i` serves `json_doc(i, 300)`, the low indexes slowest; `/missing` 404s.
+fn server() -> TestServer {
+    TestServer::start(|request| {
+        match request
+            .path
+            .strip_prefix("/doc/")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(i) => Reply::Delay(
+                Duration::from_millis(40u64.saturating_sub(i as u64 * 2)),
+                Box::new(Reply::json(200, json_doc(i, 300))),
+            ),
+            None => Reply::status(404),
+        }
+    })
+}
+
+fn url_file(dir: &Path, urls: &[String]) -> String {
+    let path = dir.join("urls.txt");
+    let mut text = String::from("# a comment\n\n");
+    for url in urls {
+        text.push_str(url);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("parfetch-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn json_lines_one_per_url_with_the_documented_keys() {
+    let server = server();
+    let dir = temp_dir("shape");
+    let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/doc/{i}"))).collect();
+    let output = parfetch(&["-i", &url_file(&dir, &urls), "-c", "8", "-q"], None);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = lines(&output);
+    assert_eq!(lines.len(), 20);
+    for line in &lines {
+        let keys: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "attempts",
+                "body",
+                "elapsed_ms",
+                "error",
+                "index",
+                "ok",
+                "status",
+                "url"
+            ]
+        );
+        let index = line["index"].as_u64().unwrap() as usize;
+        assert_eq!(line["url"], urls[index]);
+        assert_eq!(
+            (line["ok"].as_bool(), line["status"].as_u64()),
+            (Some(true), Some(200))
+        );
+        let want: serde_json::Value = serde_json::from_slice(&json_doc(index, 300)).unwrap();
+        assert_eq!(line["body"], want);
+    }
+    let indexes: Vec<u64> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    assert_ne!(
+        indexes,
+        (0..20).collect::<Vec<_>>(),
+        "completion order by default"
+    );
+    assert!(output.stderr.is_empty(), "--quiet prints nothing");
+}
+
+#[test]
+fn ordered_output_follows_the_input() {
+    let server = server();
+    let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/doc/{i}"))).collect();
+    let mut args: Vec<&str> = urls.iter().map(String::as_str).collect();
+    args.extend(["--ordered", "-c", "8", "-q"]);
+    let lines = lines(&parfetch(&args, None));
+    let indexes: Vec<u64> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, (0..20).collect::<Vec<_>>());
+}
+
+#[test]
+fn two_shards_cover_the_list_exactly_once() {
+    let server = server();
+    let dir = temp_dir("shards");
+    let urls: Vec<String> = (0..21).map(|i| server.url(&format!("/doc/{i}"))).collect();
+    let file = url_file(&dir, &urls);
+    let mut seen = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        for line in lines(&parfetch(&["-i", &file, "--shard", shard, "-q"], None)) {
+            let index = line["index"].as_u64().unwrap() as usize;
+            assert_eq!(
+                line["url"], urls[index],
+                "the index is the place in the whole list"
+            );
+            seen.push(index);
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..21).collect::<Vec<_>>());
+}
+
+#[test]
+fn out_dir_writes_bodies_inside_the_directory_only() {
+    let server =
+        TestServer::start(|request| Reply::json(200, format!(r#"{{"path":{:?}}}"#, request.path)));
+    let dir = temp_dir("mirror");
+    let mirror = dir.join("mirror");
+    let urls = [
+        server.url("/laps/VER.json"),
+        server.url("/../../escape.json"),
+        server.url("/a%2F..%2Fb?x=1&y=/.."),
+    ];
+    let mut args = vec!["--out-dir", mirror.to_str().unwrap(), "-q"];
+    args.extend(urls.iter().map(String::as_str));
+    let output = parfetch(&args, None);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = lines(&output);
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        assert!(line.get("body").is_none(), "{line}");
+        let file = Path::new(line["file"].as_str().unwrap());
+        assert_eq!(file.parent(), Some(mirror.as_path()), "{}", file.display());
+        let body: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        assert!(body["path"].is_string());
+    }
+    let names: Vec<String> = std::fs::read_dir(&mirror)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("127.0.0.1_") && n.contains("laps_VER-")),
+        "{names:?}"
+    );
+    // Nothing escaped next to the mirror.
+    let beside: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, ["mirror"]);
+}
+
+#[test]
+fn failures_exit_2_and_bad_lines_are_reported_in_place() {
+    let server = server();
+    let input = format!(
+        "{}\nnot a url\n{}\n",
+        server.url("/doc/1"),
+        server.url("/missing")
+    );
+    let output = parfetch(&["--retries", "0", "-q"], Some(&input));
+    assert_eq!(output.status.code(), Some(2));
+    let mut lines = lines(&output);
+    lines.sort_by_key(|l| l["index"].as_u64());
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["ok"], true);
+    assert_eq!(lines[1]["error"]["kind"], "InvalidRequest");
+    assert_eq!(lines[1]["attempts"], 0);
+    assert!(lines[1]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("http://"));
+    assert_eq!(
+        (
+            lines[2]["error"]["kind"].as_str(),
+            lines[2]["status"].as_u64()
+        ),
+        (Some("NotFound"), Some(404))
+    );
+}
+
+#[test]
+fn usage_and_io_errors_exit_1_with_a_message() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["-i", "/nonexistent/urls.txt"],
+            "cannot read /nonexistent/urls.txt",
+        ),
+        (
+            &["-H", "no colon here", "http://127.0.0.1:1/"],
+            "invalid header \"no colon here\"",
+        ),
+        (
+            &["-H", "x-evil: a\u{7f}b", "http://127.0.0.1:1/"],
+            "forbidden character",
+        ),
+        (&["--concurrency", "many"], "invalid value 'many'"),
+    ];
+    for (args, want) in cases {
+        let output = parfetch(args, None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn the_summary_names_what_happened() {
+    let server = server();
+    let output = parfetch(
+        &[
+            &server.url("/doc/1"),
+            &server.url("/missing"),
+            "--retries",
+            "0",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("2 URLs in"), "{stderr}");
+    assert!(stderr.contains("1 ok, 1 failed (NotFound 1)"), "{stderr}");
+    assert!(stderr.contains("connections opened"), "{stderr}");
+}
+
+#[test]
+fn help_names_the_options() {
+    let output = parfetch(&["--help"], None);
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "Usage: parfetch [OPTIONS] [URLS]...",
+        "-i, --input <FILE>",
+        "-c, --concurrency <N>",
+        "--rate <PER_SECOND>",
+        "-H, --header <HEADER>",
+        "--shard <K/N>",
+        "--out-dir <DIR>",
+        "--ordered",
+        "Exit status: 0 all succeeded, 2 some failed, 1 usage or I/O error, 130 interrupted.",
+    ] {
+        assert!(help.contains(line), "--help lacks {line:?}:\n{help}");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_new_requests_flushes_and_exits_130() {
+    let server = TestServer::start(|request| {
+        if request.path == "/fast" {
+            Reply::json(200, "{}")
+        } else {
+            Reply::Stall(Duration::from_secs(20))
+        }
+    });
+    let mut input = format!("{}\n", server.url("/fast"));
+    for i in 0..1000 {
+        input.push_str(&server.url(&format!("/slow/{i}")));
+        input.push('\n');
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parfetch"))
+        .args(["-c", "4", "--timeout", "1", "--ordered"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = lines(&output);
+    assert_eq!(lines[0]["ok"], true, "the finished request was written");
+    assert!(
+        lines.len() < 100,
+        "requests kept starting after Ctrl-C: {}",
+        lines.len()
+    );
+    assert!(
+        lines[1..].iter().all(|l| l["error"]["kind"] == "Cancelled"),
+        "{lines:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("URLs in"),
+        "the summary"
+    );
+}
