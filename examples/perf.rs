@@ -14,6 +14,7 @@
 //! cargo run --release --example perf -- parse        # parse paths, one thread
 //! cargo run --release --example perf -- stream       # peak RSS streaming 100,000 vs 1,000,000 at C=64
 //! cargo run --release --example perf -- overhead     # batch (progress, gates) vs fetch_many, 5,000 docs
+//! cargo run --release --example perf -- cache        # warm cache and 304 revalidation vs fetching, 5,000 docs
 //! cargo run --release --example perf -- serve 2048 20   # just the server (for wrk)
 //! ```
 
@@ -37,7 +38,12 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     match args.first().map(String::as_str) {
-        Some("serve") => serve(arg(1, 2048), arg(2, 0)),
+        Some("serve") => serve(
+            arg(1, 2048),
+            arg(2, 0),
+            args.get(3).map_or("plain", String::as_str),
+        ),
+        Some("cache") => cache(),
         Some("small") => small(),
         Some("parse") => {
             parse();
@@ -63,6 +69,7 @@ fn main() -> Result<()> {
             }
             stream()?;
             overhead()?;
+            cache()?;
             parse();
             Ok(())
         }
@@ -72,10 +79,11 @@ fn main() -> Result<()> {
 
 /// The child: serves `json_doc(i, size)` at `/doc/i` after `latency_ms`,
 /// prints its address, and on end of stdin prints its counters and exits.
-fn serve(size: u64, latency_ms: u64) -> Result<()> {
+fn serve(size: u64, latency_ms: u64, headers: &str) -> Result<()> {
     let size = usize::try_from(size)?;
     let latency = Duration::from_millis(latency_ms);
     let docs: Vec<Vec<u8>> = (0..64).map(|i| server::json_doc(i, size)).collect();
+    let headers = headers.to_owned();
     let server = server::TestServer::start(move |request| {
         let i: usize = request
             .path
@@ -83,7 +91,19 @@ fn serve(size: u64, latency_ms: u64) -> Result<()> {
             .next()
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        let reply = server::Reply::json(200, docs[i % docs.len()].clone());
+        let reply = match headers.as_str() {
+            // Cacheable for an hour.
+            "fresh" => server::Reply::json(200, docs[i % docs.len()].clone())
+                .with_header("cache-control", "max-age=3600"),
+            // Always stale, with an ETag: every request is revalidated.
+            "etag" if request.header("if-none-match") == Some("\"v1\"") => {
+                server::Reply::status(304).with_header("etag", "\"v1\"")
+            }
+            "etag" => server::Reply::json(200, docs[i % docs.len()].clone())
+                .with_header("cache-control", "no-cache")
+                .with_header("etag", "\"v1\""),
+            _ => server::Reply::json(200, docs[i % docs.len()].clone()),
+        };
         if latency.is_zero() {
             reply
         } else {
@@ -111,8 +131,12 @@ struct Server {
 
 impl Server {
     fn start(size: usize, latency_ms: u64) -> Result<Server> {
+        Server::start_with(size, latency_ms, "plain")
+    }
+
+    fn start_with(size: usize, latency_ms: u64, headers: &str) -> Result<Server> {
         let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", &size.to_string(), &latency_ms.to_string()])
+            .args(["serve", &size.to_string(), &latency_ms.to_string(), headers])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -506,6 +530,70 @@ fn overhead() -> Result<()> {
     println!("  fetch_many::<Value>                           {plain:>9.0} req/s");
     println!("  batch().on_progress().collect::<Value>()      {batch:>9.0} req/s");
     println!("  batch / fetch_many = {:.3}\n", batch / plain);
+    Ok(())
+}
+
+/// 5,000 small documents at concurrency 32: from the server, from a warm
+/// cache, and revalidated (304) against it; median of 5 runs each, parsed
+/// into values and as raw bodies.
+fn cache() -> Result<()> {
+    println!("5,000 × 512 B documents at concurrency 32, cache vs server (median of 5):");
+    let dir = std::env::temp_dir().join(format!("parfetch-perf-cache-{}", std::process::id()));
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let run = |fetcher: &parfetch::Fetcher, urls: &[String], parse: bool| {
+        let started = Instant::now();
+        let ok = if parse {
+            fetcher
+                .fetch_many::<parfetch::Value>(urls)
+                .iter()
+                .all(Result::is_ok)
+        } else {
+            fetcher.fetch_many_bytes(urls).iter().all(Result::is_ok)
+        };
+        assert!(ok);
+        5000.0 / started.elapsed().as_secs_f64()
+    };
+    for headers in ["fresh", "etag"] {
+        let _ = std::fs::remove_dir_all(&dir);
+        let server = Server::start_with(512, 0, headers)?;
+        let urls = server.urls(5000);
+        let plain = parfetch::Fetcher::builder().concurrency(32).build()?;
+        let cached = parfetch::Fetcher::builder()
+            .concurrency(32)
+            .cache_dir(&dir)
+            .build()?;
+        run(&cached, &urls, false); // fills the cache
+        for parse in [true, false] {
+            let (mut network, mut from_cache) = (Vec::new(), Vec::new());
+            for _ in 0..5 {
+                network.push(run(&plain, &urls, parse));
+                from_cache.push(run(&cached, &urls, parse));
+            }
+            let (network, from_cache) = (median(network), median(from_cache));
+            let what = match (headers, parse) {
+                ("fresh", true) => "warm cache, fetch_many::<Value>",
+                ("fresh", false) => "warm cache, fetch_many_bytes",
+                (_, true) => "304 each, fetch_many::<Value>",
+                (_, false) => "304 each, fetch_many_bytes",
+            };
+            println!(
+                "  {what:<34} {from_cache:>9.0} req/s vs server {network:>9.0} req/s = {:.2}x",
+                from_cache / network
+            );
+        }
+        let stats = cached.stats();
+        println!(
+            "    (hits {}, revalidations {}, server connections {})",
+            stats.cache_hits,
+            stats.revalidations,
+            server.stop()?
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!();
     Ok(())
 }
 

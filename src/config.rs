@@ -6,11 +6,13 @@
 
 use std::fmt;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::http::{HeaderName, HeaderValue};
 
+use crate::cache::CacheSettings;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::fetcher::Fetcher;
@@ -46,6 +48,11 @@ pub struct FetcherBuilder {
     pub(crate) rate_limit: Option<u32>,
     pub(crate) rate_burst: Option<u32>,
     pub(crate) max_per_host: Option<usize>,
+    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) cache_always_fresh: bool,
+    pub(crate) cache_max_age: Option<Duration>,
+    pub(crate) offline: bool,
+    pub(crate) ci: bool,
     pub(crate) clock: Arc<dyn Clock>,
     /// The first bad `PARFETCH_*` variable, reported by `build`.
     env_error: Option<String>,
@@ -73,6 +80,11 @@ impl Default for FetcherBuilder {
             rate_limit: None,
             rate_burst: None,
             max_per_host: None,
+            cache_dir: None,
+            cache_always_fresh: false,
+            cache_max_age: None,
+            offline: false,
+            ci: false,
             clock: SystemClock::shared(),
             env_error: None,
         }
@@ -89,6 +101,7 @@ pub(crate) struct Settings {
     /// Requests per second and burst, per host.
     pub(crate) rate: Option<(NonZeroU32, NonZeroU32)>,
     pub(crate) max_per_host: Option<usize>,
+    pub(crate) cache: Option<CacheSettings>,
 }
 
 impl FetcherBuilder {
@@ -265,6 +278,61 @@ impl FetcherBuilder {
         self
     }
 
+    /// Caches responses in `dir` (created 0700 if needed), following HTTP
+    /// caching rules as a private cache: fresh entries are served without a
+    /// request, stale ones are revalidated (If-None-Match,
+    /// If-Modified-Since), `no-store` is never stored.
+    ///
+    /// Defaults to no cache.
+    #[must_use]
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Treats every stored entry as fresh, whatever its headers say: for
+    /// data sets whose servers send no cache headers and never change a
+    /// published file.
+    ///
+    /// Defaults to false.
+    #[must_use]
+    pub fn cache_always_fresh(mut self, always: bool) -> Self {
+        self.cache_always_fresh = always;
+        self
+    }
+
+    /// Treats a stored entry as fresh for `max_age` after it was stored,
+    /// whatever its headers say; older entries are revalidated.
+    ///
+    /// Defaults to the response's own headers.
+    #[must_use]
+    pub fn cache_max_age(mut self, max_age: Duration) -> Self {
+        self.cache_max_age = Some(max_age);
+        self
+    }
+
+    /// Serves from the cache only (stale entries included) and never
+    /// touches the network; a request the cache cannot answer fails with
+    /// [`ErrorKind::Offline`](crate::ErrorKind::Offline). Needs a
+    /// [`cache_dir`](Self::cache_dir).
+    ///
+    /// Defaults to false.
+    #[must_use]
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    /// CI mode: the cache is off, whatever else says, so that a test run
+    /// always sees the servers as they are.
+    ///
+    /// Defaults to false (or `PARFETCH_CI=1` with [`from_env`](Self::from_env)).
+    #[must_use]
+    pub fn ci(mut self, ci: bool) -> Self {
+        self.ci = ci;
+        self
+    }
+
     /// Applies the `PARFETCH_*` environment variables that are set, over the
     /// settings so far:
     ///
@@ -275,6 +343,9 @@ impl FetcherBuilder {
     /// | `PARFETCH_CONNECT_TIMEOUT` | [`connect_timeout`](Self::connect_timeout) | `5` |
     /// | `PARFETCH_RETRIES` | [`max_retries`](Self::max_retries) | `3` |
     /// | `PARFETCH_USER_AGENT` | [`user_agent`](Self::user_agent) | `my-script/1.0` |
+    /// | `PARFETCH_CACHE_DIR` | [`cache_dir`](Self::cache_dir) | `~/.cache/parfetch` |
+    /// | `PARFETCH_OFFLINE` | [`offline`](Self::offline) | `1` or `true` |
+    /// | `PARFETCH_CI` | [`ci`](Self::ci) | `1` or `true` |
     ///
     /// A value that does not parse makes [`build`](Self::build) fail,
     /// naming the variable.
@@ -319,6 +390,19 @@ impl FetcherBuilder {
         }
         if let Some(v) = var("PARFETCH_USER_AGENT") {
             self.user_agent = v;
+        }
+        if let Some(v) = var("PARFETCH_CACHE_DIR").filter(|v| !v.is_empty()) {
+            self.cache_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("PARFETCH_OFFLINE") {
+            if let Some(on) = parsed("PARFETCH_OFFLINE", &v, flag, &mut error) {
+                self.offline = on;
+            }
+        }
+        if let Some(v) = var("PARFETCH_CI") {
+            if let Some(on) = parsed("PARFETCH_CI", &v, flag, &mut error) {
+                self.ci = on;
+            }
         }
         self.env_error = error;
         self
@@ -402,6 +486,19 @@ impl FetcherBuilder {
         if self.max_per_host == Some(0) {
             return fail("max_per_host must be at least 1, got 0".into());
         }
+        let cache = match (&self.cache_dir, self.ci) {
+            (Some(dir), false) => Some(CacheSettings {
+                dir: dir.clone(),
+                always_fresh: self.cache_always_fresh,
+                max_age: self.cache_max_age,
+                offline: self.offline,
+            }),
+            _ if self.offline && self.ci => {
+                return fail("offline mode needs the cache, and CI mode turns it off".into());
+            }
+            _ if self.offline => return fail("offline mode needs a cache_dir".into()),
+            _ => None,
+        };
         Ok(Settings {
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
@@ -410,6 +507,7 @@ impl FetcherBuilder {
             body_limit: self.body_limit,
             rate,
             max_per_host: self.max_per_host,
+            cache,
         })
     }
 
@@ -441,7 +539,21 @@ impl fmt::Debug for FetcherBuilder {
             .field("rate_limit", &self.rate_limit)
             .field("rate_burst", &self.rate_burst)
             .field("max_per_host", &self.max_per_host)
+            .field("cache_dir", &self.cache_dir)
+            .field("cache_always_fresh", &self.cache_always_fresh)
+            .field("cache_max_age", &self.cache_max_age)
+            .field("offline", &self.offline)
+            .field("ci", &self.ci)
             .finish_non_exhaustive()
+    }
+}
+
+/// Parses a switch: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`.
+fn flag(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" | "" => Some(false),
+        _ => None,
     }
 }
 
@@ -542,12 +654,20 @@ mod tests {
             ("PARFETCH_CONNECT_TIMEOUT", "2.5"),
             ("PARFETCH_RETRIES", "1"),
             ("PARFETCH_USER_AGENT", "me/1"),
+            ("PARFETCH_CACHE_DIR", "/var/cache/pf"),
+            ("PARFETCH_OFFLINE", "yes"),
+            ("PARFETCH_CI", "0"),
         ]));
         assert_eq!(builder.concurrency, 7);
         assert_eq!(builder.timeout, Duration::from_millis(500));
         assert_eq!(builder.connect_timeout, Duration::from_millis(2500));
         assert_eq!(builder.retry.max_retries, 1);
         assert_eq!(builder.user_agent, "me/1");
+        assert_eq!(
+            builder.cache_dir.as_deref(),
+            Some(std::path::Path::new("/var/cache/pf"))
+        );
+        assert!(builder.offline && !builder.ci);
 
         let builder =
             FetcherBuilder::default().apply_vars(vars(&[("PARFETCH_CONCURRENCY", "lots")]));

@@ -38,6 +38,8 @@ pub enum ErrorKind {
     /// A redirect could not be followed: a loop, too many hops, or a
     /// redirect that is not allowed. Not retried.
     Redirect,
+    /// Offline mode, and nothing usable in the cache. Nothing was sent.
+    Offline,
     /// The batch's deadline passed before the request finished.
     DeadlineExceeded,
     /// The batch was cancelled before the request finished.
@@ -49,7 +51,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in declaration order (used to index per-kind counters).
-    pub(crate) const ALL: [ErrorKind; 13] = [
+    pub(crate) const ALL: [ErrorKind; 14] = [
         ErrorKind::NotFound,
         ErrorKind::Status,
         ErrorKind::Network,
@@ -60,6 +62,7 @@ impl ErrorKind {
         ErrorKind::CircuitOpen,
         ErrorKind::InvalidRequest,
         ErrorKind::Redirect,
+        ErrorKind::Offline,
         ErrorKind::DeadlineExceeded,
         ErrorKind::Cancelled,
         ErrorKind::InvalidConfig,
@@ -263,6 +266,9 @@ impl fmt::Display for Error {
             }
             (ErrorKind::InvalidRequest, _) => f.write_str("invalid request")?,
             (ErrorKind::Redirect, _) => f.write_str("redirect not followed")?,
+            (ErrorKind::Offline, _) => {
+                f.write_str("offline, and the cache has no entry for it")?;
+            }
             (ErrorKind::DeadlineExceeded, _) => {
                 f.write_str("the batch deadline passed before the request finished")?;
             }

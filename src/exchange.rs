@@ -9,7 +9,10 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
+use ureq::http::{HeaderMap, HeaderName, HeaderValue};
+
 use crate::agent;
+use crate::cache::{Cache, CacheMode, Entry, Lookup};
 use crate::cancel::{CancelToken, Stop};
 use crate::error::{Detail, Error, ErrorKind};
 use crate::fetcher::Shared;
@@ -47,6 +50,16 @@ struct Fetched {
     body: Vec<u8>,
     status: u16,
     attempts: u32,
+    /// The response headers, when the cache needs them.
+    headers: Option<HeaderMap>,
+}
+
+/// What an attempt sends beyond the request, and keeps beyond the body.
+#[derive(Clone, Copy, Default)]
+struct Extras<'a> {
+    /// Revalidation headers (If-None-Match...): a 304 is then a success.
+    conditional: &'a [(HeaderName, HeaderValue)],
+    keep_headers: bool,
 }
 
 /// Why one attempt failed.
@@ -91,7 +104,7 @@ impl Shared {
         finish: impl FnOnce(Vec<u8>) -> Result<T, Error>,
     ) -> Outcome<T> {
         let started = Instant::now();
-        let (result, status, attempts) = match self.fetch_body(request, ctx) {
+        let (result, status, attempts) = match self.fetch_through_cache(request, ctx) {
             Ok(fetched) => {
                 let result = finish(fetched.body).map_err(|error| {
                     error
@@ -116,8 +129,80 @@ impl Shared {
         }
     }
 
+    /// Serves `request` from the cache where the rules allow, revalidates
+    /// stale entries, and stores what is fetched.
+    fn fetch_through_cache(&self, request: &Request, ctx: &Ctx<'_>) -> Result<Fetched, Error> {
+        let mode = request.cache();
+        let Some(cache) = self
+            .cache
+            .as_ref()
+            .filter(|_| mode != CacheMode::Off || self.offline())
+        else {
+            return self.fetch_body(request, ctx, Extras::default());
+        };
+        let http = request.to_http(&self.settings.headers)?;
+        let offline = cache.offline();
+        let lookup = if mode.reads() {
+            cache.lookup(&http, SystemTime::now())
+        } else {
+            Lookup::Miss
+        };
+        if matches!(lookup, Lookup::Miss) && mode.reads() {
+            self.record(ctx, Recorder::cache_miss);
+        }
+        let served = |entry: Entry, revalidated: bool, attempts: u32| {
+            self.record(ctx, |stats| {
+                stats.cache_served(entry.body.len(), revalidated);
+            });
+            Fetched {
+                body: entry.body,
+                status: 200,
+                attempts,
+                headers: None,
+            }
+        };
+        let entry = match lookup {
+            Lookup::Fresh(entry) => return Ok(served(entry, false, 0)),
+            // Offline, a stale answer beats none.
+            Lookup::Stale(entry, _) if offline => return Ok(served(entry, false, 0)),
+            Lookup::Miss if offline => return Err(request.error(ErrorKind::Offline)),
+            Lookup::Miss => None,
+            Lookup::Stale(entry, conditional) => Some((entry, conditional)),
+        };
+        let conditional = entry.as_ref().map_or(&[][..], |(_, headers)| headers);
+        let extras = Extras {
+            conditional,
+            keep_headers: mode.writes() || !conditional.is_empty(),
+        };
+        let mut fetched = self.fetch_body(request, ctx, extras)?;
+        let headers = fetched.headers.take().unwrap_or_default();
+        match entry {
+            Some((entry, _)) if fetched.status == 304 => {
+                if mode.writes() {
+                    cache.refresh(&http, &entry, fetched.status, &headers);
+                }
+                Ok(served(entry, true, fetched.attempts))
+            }
+            _ => {
+                if mode.writes() {
+                    cache.store(&http, fetched.status, &headers, &fetched.body);
+                }
+                Ok(fetched)
+            }
+        }
+    }
+
+    fn offline(&self) -> bool {
+        self.cache.as_ref().is_some_and(Cache::offline)
+    }
+
     /// The attempt loop: the body, its status and the attempts it took.
-    fn fetch_body(&self, request: &Request, ctx: &Ctx<'_>) -> Result<Fetched, Error> {
+    fn fetch_body(
+        &self,
+        request: &Request,
+        ctx: &Ctx<'_>,
+        extras: Extras<'_>,
+    ) -> Result<Fetched, Error> {
         let settings = &self.settings;
         let host = request.host();
         let mut attempts = 0;
@@ -135,7 +220,10 @@ impl Shared {
             if let Err(kind) = ctx.stop.check() {
                 return Err(stopped(kind, attempts, last_error));
             }
-            let http = request.to_http(&settings.headers)?;
+            let mut http = request.to_http(&settings.headers)?;
+            for (name, value) in extras.conditional {
+                http.headers_mut().insert(name.clone(), value.clone());
+            }
             let Some(permit) = self.breakers.admit(host) else {
                 return Err(request
                     .error(ErrorKind::CircuitOpen)
@@ -161,10 +249,10 @@ impl Shared {
             self.record(ctx, |stats| stats.attempt(attempts > 1));
             let opened_before = agent::opened_on_this_thread();
             let attempt_started = Instant::now();
-            let result = self.attempt(http, timeout_override, clipped, ctx);
+            let result = self.attempt(http, timeout_override, clipped, ctx, extras);
             drop(passed.slot);
             let failure = match result {
-                Ok((status, body)) => {
+                Ok((status, body, headers)) => {
                     permit.success();
                     self.record(ctx, |stats| stats.bytes(body.len()));
                     log::debug!(
@@ -178,6 +266,7 @@ impl Shared {
                         body,
                         status,
                         attempts,
+                        headers,
                     });
                 }
                 Err(failure) => failure,
@@ -258,7 +347,8 @@ impl Shared {
         timeout_override: Option<Duration>,
         timeout: Duration,
         ctx: &Ctx<'_>,
-    ) -> Result<(u16, Vec<u8>), Failure> {
+        extras: Extras<'_>,
+    ) -> Result<(u16, Vec<u8>, Option<HeaderMap>), Failure> {
         let deadline = Instant::now() + timeout;
         let http = match timeout_override {
             Some(timeout) => self
@@ -281,6 +371,10 @@ impl Shared {
             });
         }
         let status = response.status().as_u16();
+        let headers = extras.keep_headers.then(|| response.headers().clone());
+        if status == 304 && !extras.conditional.is_empty() {
+            return Ok((status, Vec::new(), headers));
+        }
         if retry::classify_status(status).is_some() {
             let retry_after = response
                 .headers()
@@ -318,7 +412,7 @@ impl Shared {
             error: ureq::Error::from(io),
             answered: true,
         })?;
-        Ok((status, body))
+        Ok((status, body, headers))
     }
 
     /// The error a failed attempt amounts to.

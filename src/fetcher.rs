@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 
 use crate::breaker::{BreakerState, Breakers};
+use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::{FetcherBuilder, Settings};
 use crate::error::Error;
@@ -50,6 +51,7 @@ pub(crate) struct Shared {
     pub(crate) settings: Settings,
     pub(crate) breakers: Breakers,
     pub(crate) limits: Limits,
+    pub(crate) cache: Option<Cache>,
     pub(crate) stats: Arc<Recorder>,
     pub(crate) clock: Arc<dyn Clock>,
     pool: rayon::ThreadPool,
@@ -97,6 +99,13 @@ impl Fetcher {
             builder.breaker_open_time,
             Arc::clone(&builder.clock),
         );
+        let cache = match settings.cache.clone() {
+            Some(cache) => Some(
+                Cache::open(cache)
+                    .map_err(|e| Error::config("cannot open the cache directory").with_source(e))?,
+            ),
+            None => None,
+        };
         let limits = Limits::new(
             settings.rate,
             settings.max_per_host,
@@ -108,6 +117,7 @@ impl Fetcher {
                 settings,
                 breakers,
                 limits,
+                cache,
                 stats,
                 clock: Arc::clone(&builder.clock),
                 pool,
@@ -189,6 +199,13 @@ impl Fetcher {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// The fetcher's on-disk cache, if it has one
+    /// ([`cache_dir`](FetcherBuilder::cache_dir)): its size, its entries,
+    /// and ways to clear it.
+    pub fn cache(&self) -> Option<&Cache> {
+        self.shared.cache.as_ref()
     }
 
     /// A snapshot of the fetcher's counters since it was built.

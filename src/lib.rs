@@ -112,6 +112,7 @@
 mod agent;
 mod batch;
 mod breaker;
+mod cache;
 mod cancel;
 mod clock;
 mod config;
@@ -127,6 +128,7 @@ mod stats;
 
 pub use crate::batch::{Batch, BatchStats, Progress, Report};
 pub use crate::breaker::BreakerState;
+pub use crate::cache::{Cache, CacheMode};
 pub use crate::cancel::CancelToken;
 pub use crate::config::FetcherBuilder;
 pub use crate::error::{Error, ErrorKind};

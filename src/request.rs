@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 use ureq::http::{self, HeaderName, HeaderValue};
 
+use crate::cache::CacheMode;
 use crate::error::{Detail, Error, ErrorKind};
 
 /// Headers whose values are secrets: never logged, never in `Debug`.
@@ -47,6 +48,7 @@ pub struct Request {
     timeout: Option<Duration>,
     body: Body,
     idempotent: Option<bool>,
+    cache: CacheMode,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +75,7 @@ impl Request {
             timeout: None,
             body: Body::Empty,
             idempotent: None,
+            cache: CacheMode::ReadWrite,
         }
     }
 
@@ -121,6 +124,23 @@ impl Request {
     pub fn idempotent(mut self, idempotent: bool) -> Request {
         self.idempotent = Some(idempotent);
         self
+    }
+
+    /// How this request uses the fetcher's cache, if it has one.
+    #[must_use]
+    pub fn cache_mode(mut self, mode: CacheMode) -> Request {
+        self.cache = mode;
+        self
+    }
+
+    /// Neither reads nor writes the cache: `cache_mode(CacheMode::Off)`.
+    #[must_use]
+    pub fn no_cache(self) -> Request {
+        self.cache_mode(CacheMode::Off)
+    }
+
+    pub(crate) fn cache(&self) -> CacheMode {
+        self.cache
     }
 
     /// The URL, as given.

@@ -35,6 +35,14 @@ pub struct Stats {
     /// Requests resent at once because their pooled connection turned out to
     /// have been closed by the server while idle (not counted as retries).
     pub stale_connections: u64,
+    /// Requests served from the cache without asking the server.
+    pub cache_hits: u64,
+    /// Requests the cache had nothing usable for.
+    pub cache_misses: u64,
+    /// Stale cache entries the server confirmed (304 Not Modified).
+    pub revalidations: u64,
+    /// Body bytes served from the cache (hits and revalidations).
+    pub cache_bytes: u64,
     /// Times a request waited at a host's gate: its Retry-After pause, its
     /// rate limit or its concurrency cap.
     pub gate_waits: u64,
@@ -95,6 +103,10 @@ pub(crate) struct Recorder {
     stale_connections: AtomicU64,
     gate_waits: AtomicU64,
     gate_wait_us: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    revalidations: AtomicU64,
+    cache_bytes: AtomicU64,
     failures_by_kind: [AtomicU64; ErrorKind::ALL.len()],
     latency_us: Box<[AtomicU64; BUCKETS]>,
 }
@@ -111,6 +123,10 @@ impl Default for Recorder {
             stale_connections: AtomicU64::new(0),
             gate_waits: AtomicU64::new(0),
             gate_wait_us: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            revalidations: AtomicU64::new(0),
+            cache_bytes: AtomicU64::new(0),
             failures_by_kind: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_us: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
         }
@@ -145,6 +161,24 @@ impl Recorder {
         );
     }
 
+    /// A body of `n` bytes served from the cache; `revalidated` if the
+    /// server had to confirm it first.
+    pub(crate) fn cache_served(&self, n: usize, revalidated: bool) {
+        add(
+            if revalidated {
+                &self.revalidations
+            } else {
+                &self.cache_hits
+            },
+            1,
+        );
+        add(&self.cache_bytes, n as u64);
+    }
+
+    pub(crate) fn cache_miss(&self) {
+        add(&self.cache_misses, 1);
+    }
+
     pub(crate) fn bytes(&self, n: usize) {
         add(&self.bytes_received, n as u64);
     }
@@ -175,6 +209,10 @@ impl Recorder {
             stale_connections: load(&self.stale_connections),
             gate_waits: load(&self.gate_waits),
             gate_wait_time: Duration::from_micros(load(&self.gate_wait_us)),
+            cache_hits: load(&self.cache_hits),
+            cache_misses: load(&self.cache_misses),
+            revalidations: load(&self.revalidations),
+            cache_bytes: load(&self.cache_bytes),
             latency: Latency {
                 p50: percentile(&histogram, 0.50),
                 p95: percentile(&histogram, 0.95),

@@ -287,6 +287,8 @@ fn help_names_the_options() {
         "--shard <K/N>",
         "--out-dir <DIR>",
         "--ordered",
+        "--cache-dir <DIR>",
+        "--offline",
         "Exit status: 0 all succeeded, 2 some failed, 1 usage or I/O error, 130 interrupted.",
     ] {
         assert!(help.contains(line), "--help lacks {line:?}:\n{help}");
@@ -345,4 +347,33 @@ fn ctrl_c_stops_new_requests_flushes_and_exits_130() {
         String::from_utf8_lossy(&output.stderr).contains("URLs in"),
         "the summary"
     );
+}
+
+#[test]
+fn cache_dir_then_offline() {
+    let server =
+        TestServer::start(|_| Reply::json(200, "[1]").with_header("cache-control", "max-age=3600"));
+    let dir = temp_dir("cli-cache");
+    let cache = dir.join("cache");
+    let cache = cache.to_str().unwrap();
+    let url = server.url("/x");
+    assert_eq!(
+        parfetch(&[&url, "--cache-dir", cache, "-q"], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    let output = parfetch(&[&url, "--cache-dir", cache, "--offline", "-q"], None);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(lines(&output)[0]["body"], serde_json::json!([1]));
+    let missing = parfetch(
+        &[&server.url("/y"), "--cache-dir", cache, "--offline", "-q"],
+        None,
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(lines(&missing)[0]["error"]["kind"], "Offline");
+    assert_eq!(server.requests(), 1);
+    let output = parfetch(&[&url, "--offline"], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("offline mode needs a cache_dir"));
 }

@@ -14,6 +14,7 @@
 
 mod batch;
 mod breaker;
+mod cache;
 mod cli;
 mod connections;
 mod errors;

@@ -56,6 +56,14 @@ pub(crate) struct Args {
     #[arg(long, value_name = "K/N", value_parser = shard)]
     pub(crate) shard: Option<Shard>,
 
+    /// Cache responses in DIR (HTTP caching rules; see the library docs)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
+
+    /// Answer from the cache only, never touching the network (needs --cache-dir)
+    #[arg(long)]
+    pub(crate) offline: bool,
+
     /// Write the JSON lines to FILE instead of standard output
     #[arg(short = 'o', long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,

@@ -52,6 +52,10 @@ fn fetcher(args: &Args) -> Result<Fetcher, String> {
     if let Some(rate) = args.rate {
         builder = builder.rate_limit(rate);
     }
+    if let Some(dir) = &args.cache_dir {
+        builder = builder.cache_dir(dir);
+    }
+    builder = builder.offline(args.offline);
     for header in &args.headers {
         let (name, value) = args::header(header)?;
         builder = builder.header(name, value);

@@ -1,0 +1,414 @@
+//! The on-disk cache: HTTP rules, offline mode, damage, concurrency, safety.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use parfetch::{CacheMode, ErrorKind, Fetcher, FetcherBuilder, Request, Value};
+
+use crate::server::{Reply, TestServer};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("parfetch-cache-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn cached(dir: &Path) -> FetcherBuilder {
+    crate::quick().cache_dir(dir)
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Headers each request carried, by path.
+type Seen = Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>;
+
+/// A server whose responses carry `headers`, answering conditional requests
+/// with 304 when `revalidate` is set; it records what each request sent.
+fn server(
+    headers: &'static [(&'static str, &'static str)],
+    revalidate: bool,
+) -> (TestServer, Seen) {
+    let seen: Seen = Arc::default();
+    let server = TestServer::start({
+        let seen = Arc::clone(&seen);
+        move |request| {
+            let inm = request.header("if-none-match").map(str::to_owned);
+            let ims = request.header("if-modified-since").map(str::to_owned);
+            let conditional = inm.is_some() || ims.is_some();
+            seen.lock().unwrap().push((request.path.clone(), inm, ims));
+            let mut reply = if revalidate && conditional {
+                Reply::status(304)
+            } else {
+                Reply::json(200, format!(r#"{{"path":{:?}}}"#, request.path))
+            };
+            for (name, value) in headers {
+                reply = reply.with_header(*name, *value);
+            }
+            reply
+        }
+    });
+    (server, seen)
+}
+
+#[test]
+fn a_fresh_entry_is_served_without_a_request() {
+    let dir = temp_dir("fresh");
+    let (server, _) = server(&[("cache-control", "max-age=3600")], false);
+    let fetcher = cached(&dir).build().unwrap();
+    let first: Value = fetcher.get_json(server.url("/a")).unwrap();
+    let second: Value = fetcher.get_json(server.url("/a")).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(server.requests(), 1);
+    let stats = fetcher.stats();
+    assert_eq!(
+        (stats.cache_misses, stats.cache_hits, stats.revalidations),
+        (1, 1, 0)
+    );
+    assert_eq!(stats.cache_bytes, br#"{"path":"/a"}"#.len() as u64);
+    // A new fetcher over the same directory: still a hit.
+    let again: Value = cached(&dir)
+        .build()
+        .unwrap()
+        .get_json(server.url("/a"))
+        .unwrap();
+    assert_eq!(again["path"], "/a");
+    assert_eq!(server.requests(), 1);
+}
+
+#[test]
+fn a_stale_entry_with_an_etag_is_revalidated_and_a_304_serves_it() {
+    let dir = temp_dir("etag");
+    let (server, seen) = server(&[("cache-control", "max-age=0"), ("etag", "\"v1\"")], true);
+    let fetcher = cached(&dir).build().unwrap();
+    let first: Value = fetcher.get_json(server.url("/laps")).unwrap();
+    let second: Value = fetcher.get_json(server.url("/laps")).unwrap();
+    assert_eq!(first, second);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].1, None);
+    assert_eq!(seen[1].1.as_deref(), Some("\"v1\""), "If-None-Match sent");
+    let stats = fetcher.stats();
+    assert_eq!((stats.revalidations, stats.cache_hits), (1, 0));
+}
+
+#[test]
+fn a_stale_entry_with_last_modified_sends_if_modified_since() {
+    let dir = temp_dir("lastmod");
+    let (server, seen) = server(
+        &[
+            ("cache-control", "no-cache"),
+            ("last-modified", "Wed, 21 Oct 2015 07:28:00 GMT"),
+        ],
+        true,
+    );
+    let fetcher = cached(&dir).build().unwrap();
+    fetcher.get_bytes(server.url("/x")).unwrap();
+    let body = fetcher.get_bytes(server.url("/x")).unwrap();
+    assert_eq!(body, br#"{"path":"/x"}"#);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[1].2.as_deref(), Some("Wed, 21 Oct 2015 07:28:00 GMT"));
+}
+
+#[test]
+fn no_store_is_never_stored() {
+    let dir = temp_dir("nostore");
+    let (server, _) = server(&[("cache-control", "no-store")], false);
+    let fetcher = cached(&dir).cache_always_fresh(true).build().unwrap();
+    fetcher.get_bytes(server.url("/secret")).unwrap();
+    fetcher.get_bytes(server.url("/secret")).unwrap();
+    assert_eq!(server.requests(), 2);
+    assert_eq!(fetcher.cache().unwrap().entries().unwrap(), 0);
+}
+
+#[test]
+fn always_fresh_and_max_age_override_missing_headers() {
+    let dir = temp_dir("override");
+    let (server, _) = server(&[], false);
+    // No cache headers: by the rules, stale at once.
+    let plain = cached(&dir).build().unwrap();
+    plain.get_bytes(server.url("/d")).unwrap();
+    plain.get_bytes(server.url("/d")).unwrap();
+    assert_eq!(server.requests(), 2);
+    let always = cached(&dir).cache_always_fresh(true).build().unwrap();
+    always.get_bytes(server.url("/d")).unwrap();
+    assert_eq!(server.requests(), 2);
+    let max_age = cached(&dir)
+        .cache_max_age(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    max_age.get_bytes(server.url("/d")).unwrap();
+    assert_eq!(server.requests(), 2);
+    let expired = cached(&dir).cache_max_age(Duration::ZERO).build().unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    expired.get_bytes(server.url("/d")).unwrap();
+    assert_eq!(server.requests(), 3);
+}
+
+#[test]
+fn offline_serves_hits_and_fails_misses_without_the_network() {
+    let dir = temp_dir("offline");
+    let (server, _) = server(&[("cache-control", "max-age=0")], false);
+    cached(&dir)
+        .build()
+        .unwrap()
+        .get_bytes(server.url("/kept"))
+        .unwrap();
+    let offline = cached(&dir).offline(true).build().unwrap();
+    let kept: Value = offline.get_json(server.url("/kept")).unwrap();
+    assert_eq!(kept["path"], "/kept", "a stale entry is served offline");
+    let error = offline.get_bytes(server.url("/never-fetched")).unwrap_err();
+    assert_eq!((error.kind(), error.attempts()), (ErrorKind::Offline, 0));
+    let error = offline
+        .get_bytes(Request::get(server.url("/kept")).no_cache())
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Offline);
+    assert_eq!(server.requests(), 1, "offline sent nothing");
+}
+
+#[test]
+fn per_request_modes() {
+    let dir = temp_dir("modes");
+    let (server, _) = server(&[("cache-control", "max-age=3600")], false);
+    let fetcher = cached(&dir).build().unwrap();
+    let url = server.url("/m");
+    fetcher.get_bytes(Request::get(&url).no_cache()).unwrap();
+    assert_eq!(
+        fetcher.cache().unwrap().entries().unwrap(),
+        0,
+        "no_cache writes nothing"
+    );
+    fetcher
+        .get_bytes(Request::get(&url).cache_mode(CacheMode::ReadOnly))
+        .unwrap();
+    assert_eq!(
+        fetcher.cache().unwrap().entries().unwrap(),
+        0,
+        "read-only writes nothing"
+    );
+    fetcher
+        .get_bytes(Request::get(&url).cache_mode(CacheMode::WriteOnly))
+        .unwrap();
+    assert_eq!(fetcher.cache().unwrap().entries().unwrap(), 1);
+    fetcher
+        .get_bytes(Request::get(&url).cache_mode(CacheMode::WriteOnly))
+        .unwrap();
+    // So far: no_cache, a read-only miss, two write-only: four requests.
+    assert_eq!(server.requests(), 4, "write-only never reads");
+    fetcher
+        .get_bytes(Request::get(&url).cache_mode(CacheMode::ReadOnly))
+        .unwrap();
+    assert_eq!(server.requests(), 4, "read-only read the entry");
+    fetcher.get_bytes(Request::get(&url).no_cache()).unwrap();
+    assert_eq!(server.requests(), 5, "no_cache fetched");
+}
+
+#[test]
+fn ci_mode_turns_the_cache_off() {
+    let dir = temp_dir("ci");
+    let (server, _) = server(&[("cache-control", "max-age=3600")], false);
+    let fetcher = cached(&dir).ci(true).build().unwrap();
+    assert!(fetcher.cache().is_none());
+    fetcher.get_bytes(server.url("/c")).unwrap();
+    fetcher.get_bytes(server.url("/c")).unwrap();
+    assert_eq!(server.requests(), 2);
+}
+
+#[test]
+fn a_damaged_entry_is_a_miss_and_is_repaired() {
+    let dir = temp_dir("damage");
+    let (server, _) = server(&[("cache-control", "max-age=3600")], false);
+    let fetcher = cached(&dir).build().unwrap();
+    let url = server.url("/doc");
+    let good = fetcher.get_bytes(&url).unwrap();
+    let entry = files(&dir)
+        .into_iter()
+        .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .unwrap();
+    let intact = std::fs::read(&entry).unwrap();
+    let damages: [fn(&mut Vec<u8>); 4] = [
+        |bytes| bytes.truncate(bytes.len() / 2),
+        |bytes| {
+            let last = bytes.len() - 2;
+            bytes[last] ^= 0x01;
+        },
+        |bytes| bytes[20] ^= 0xff,
+        Vec::clear,
+    ];
+    for (n, damage) in damages.iter().enumerate() {
+        let mut bytes = intact.clone();
+        damage(&mut bytes);
+        std::fs::write(&entry, &bytes).unwrap();
+        let before = server.requests();
+        assert_eq!(
+            fetcher.get_bytes(&url).unwrap(),
+            good,
+            "damage {n}: the right body"
+        );
+        assert_eq!(
+            server.requests(),
+            before + 1,
+            "damage {n}: a miss, fetched again"
+        );
+        assert_eq!(
+            std::fs::read(&entry).unwrap().len(),
+            intact.len(),
+            "damage {n}: repaired"
+        );
+        fetcher.get_bytes(&url).unwrap();
+        assert_eq!(server.requests(), before + 1, "damage {n}: then a hit");
+    }
+}
+
+#[test]
+fn odd_urls_stay_inside_the_directory_and_files_are_private() {
+    let dir = temp_dir("paths");
+    let (server, _) = server(&[("cache-control", "max-age=3600")], false);
+    let fetcher = cached(&dir).build().unwrap();
+    for path in [
+        "/../../etc/passwd",
+        "/a/%2e%2e/%2e%2e/b",
+        "/x?y=../../z&w=%00",
+        "/ünïcödé?q=a b",
+    ] {
+        let url = server.url(path);
+        let first = fetcher.get_bytes(url.as_str());
+        if first.is_err() {
+            continue; // not a URL the request accepts: nothing to cache
+        }
+        fetcher.get_bytes(url.as_str()).unwrap();
+    }
+    assert!(fetcher.stats().cache_hits >= 3, "{:?}", fetcher.stats());
+    let dir = dir.canonicalize().unwrap();
+    for file in files(&dir) {
+        assert!(
+            file.canonicalize().unwrap().starts_with(&dir),
+            "{}",
+            file.display()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", file.display());
+            let parent = std::fs::metadata(file.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(parent, 0o700);
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+}
+
+#[test]
+fn the_cache_handle_sizes_clears_and_removes() {
+    let dir = temp_dir("handle");
+    let (server, _) = server(&[("cache-control", "max-age=3600")], false);
+    let fetcher = cached(&dir).build().unwrap();
+    for i in 0..5 {
+        fetcher.get_bytes(server.url(&format!("/{i}"))).unwrap();
+    }
+    let cache = fetcher.cache().unwrap();
+    assert_eq!(cache.dir(), dir.as_path());
+    assert_eq!(cache.entries().unwrap(), 5);
+    assert!(cache.size_on_disk().unwrap() > 5 * 12);
+    assert!(cache.remove(&server.url("/3")).unwrap());
+    assert!(!cache.remove(&server.url("/3")).unwrap());
+    assert_eq!(cache.entries().unwrap(), 4);
+    cache.clear().unwrap();
+    assert_eq!(cache.entries().unwrap(), 0);
+}
+
+const CHILD_DIR: &str = "PARFETCH_TEST_CACHE_DIR";
+const CHILD_BASE: &str = "PARFETCH_TEST_CACHE_BASE";
+
+/// Run by `two_processes_writing_at_once_corrupt_nothing` in child
+/// processes: writes 1,000 entries into a shared cache.
+#[test]
+#[ignore = "a child process of two_processes_writing_at_once_corrupt_nothing"]
+fn cache_writer_child() {
+    let (Ok(dir), Ok(base)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_BASE)) else {
+        return;
+    };
+    let fetcher = Fetcher::builder()
+        .concurrency(8)
+        .cache_dir(dir)
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..1000).map(|i| format!("{base}{i}")).collect();
+    let results = fetcher
+        .batch(
+            urls.iter()
+                .map(|u| Request::get(u).cache_mode(CacheMode::WriteOnly)),
+        )
+        .collect::<Value>();
+    assert!(results.iter().all(Result::is_ok));
+}
+
+#[test]
+fn two_processes_writing_at_once_corrupt_nothing() {
+    let dir = temp_dir("processes");
+    let server = TestServer::start(|request| {
+        Reply::json(
+            200,
+            format!(
+                r#"{{"path":{:?},"pad":"{}"}}"#,
+                request.path,
+                "x".repeat(500)
+            ),
+        )
+        .with_header("cache-control", "max-age=3600")
+    });
+    let base = server.url("/doc/");
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "cache::cache_writer_child",
+                    "--ignored",
+                    "--quiet",
+                ])
+                .env(CHILD_DIR, &dir)
+                .env(CHILD_BASE, &base)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(server.requests(), 2000, "both processes wrote every entry");
+    let offline = cached(&dir).offline(true).build().unwrap();
+    let urls: Vec<String> = (0..1000).map(|i| format!("{base}{i}")).collect();
+    for (i, result) in offline.fetch_many::<Value>(&urls).into_iter().enumerate() {
+        let doc = result.unwrap_or_else(|e| panic!("entry {i}: {e}"));
+        assert_eq!(doc["path"], format!("/doc/{i}"));
+    }
+    assert_eq!(offline.cache().unwrap().entries().unwrap(), 1000);
+}
