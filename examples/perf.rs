@@ -402,7 +402,23 @@ fn large() -> Result<()> {
 
 fn latency(n: usize) -> Result<()> {
     println!("{n} GETs with 20 ms server latency at concurrency 64 (ideal: 3,200 req/s):");
-    let ours = measure(
+    let bytes = measure(
+        "parfetch fetch_many_bytes (like wrk: no parse)",
+        2048,
+        20,
+        n,
+        {
+            let fetcher = parfetch::Fetcher::builder().concurrency(64).build()?;
+            move |urls| {
+                fetcher
+                    .fetch_many_bytes(urls)
+                    .iter()
+                    .filter(|r| r.is_ok())
+                    .count()
+            }
+        },
+    )?;
+    let parsed = measure(
         "parfetch fetch_many::<Value>",
         2048,
         20,
@@ -412,9 +428,10 @@ fn latency(n: usize) -> Result<()> {
     // The batch's last round is partly empty: n requests take ceil(n / 64) rounds.
     let ceiling = n as f64 / (n.div_ceil(64) * 64) as f64 * 100.0;
     println!(
-        "  parfetch = {:.1}% of the 64-connection ideal (this batch size can reach {ceiling:.1}%); \
+        "  of the 64-connection ideal: bytes {:.1}%, parsed {:.1}% (this batch size can reach {ceiling:.1}%); \
          compare with `wrk -t2 -c64 -d8s URL` against `perf serve 2048 20`\n",
-        ours / 3200.0 * 100.0
+        bytes / 3200.0 * 100.0,
+        parsed / 3200.0 * 100.0
     );
     Ok(())
 }
