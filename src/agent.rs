@@ -69,6 +69,7 @@ pub(crate) struct AgentSettings<'a> {
     pub(crate) connect_timeout: Duration,
     pub(crate) user_agent: &'a str,
     pub(crate) max_redirects: u32,
+    pub(crate) tls: ureq::tls::TlsConfig,
 }
 
 /// Builds the fetcher's agent, counting connections into `stats`.
@@ -85,6 +86,7 @@ pub(crate) fn build(settings: &AgentSettings<'_>, stats: Arc<Recorder>) -> Agent
         .user_agent(settings.user_agent)
         .accept("application/json")
         .max_redirects(settings.max_redirects)
+        .tls_config(settings.tls.clone())
         // Fixed per-read and per-write limits, not a per-call budget: ureq
         // sets a socket timeout only when its value changes, and a budget
         // changes on every read (one extra syscall per read, measured at a

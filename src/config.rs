@@ -34,6 +34,7 @@ use crate::retry::RetryPolicy;
 /// # Ok::<(), parfetch::Error>(())
 /// ```
 #[derive(Clone)]
+#[allow(clippy::struct_excessive_bools)] // each is one documented switch
 pub struct FetcherBuilder {
     pub(crate) concurrency: usize,
     pub(crate) timeout: Duration,
@@ -53,6 +54,8 @@ pub struct FetcherBuilder {
     pub(crate) cache_max_age: Option<Duration>,
     pub(crate) offline: bool,
     pub(crate) ci: bool,
+    pub(crate) root_certificates: Option<Vec<u8>>,
+    pub(crate) accept_invalid_certificates: bool,
     pub(crate) clock: Arc<dyn Clock>,
     /// The first bad `PARFETCH_*` variable, reported by `build`.
     env_error: Option<String>,
@@ -85,6 +88,8 @@ impl Default for FetcherBuilder {
             cache_max_age: None,
             offline: false,
             ci: false,
+            root_certificates: None,
+            accept_invalid_certificates: false,
             clock: SystemClock::shared(),
             env_error: None,
         }
@@ -102,6 +107,7 @@ pub(crate) struct Settings {
     pub(crate) rate: Option<(NonZeroU32, NonZeroU32)>,
     pub(crate) max_per_host: Option<usize>,
     pub(crate) cache: Option<CacheSettings>,
+    pub(crate) tls: ureq::tls::TlsConfig,
 }
 
 impl FetcherBuilder {
@@ -333,6 +339,31 @@ impl FetcherBuilder {
         self
     }
 
+    /// Trusts the certificates in `pem` (one or more PEM `CERTIFICATE`
+    /// blocks) as the root certificates, *instead of* the built-in Mozilla
+    /// roots: for a private CA, or a test server's own certificate.
+    /// Checked by [`build`](Self::build).
+    ///
+    /// Defaults to the Mozilla roots (`webpki-roots`).
+    #[must_use]
+    pub fn trust_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates = Some(pem.into());
+        self
+    }
+
+    /// **Turns off TLS certificate verification**: any server can then
+    /// pretend to be any host, and read or change what is fetched. Only for
+    /// throwaway tests against a server you run; prefer
+    /// [`trust_root_certificates`](Self::trust_root_certificates). A warning
+    /// is logged when a fetcher is built with it.
+    ///
+    /// Defaults to false (certificates are verified).
+    #[must_use]
+    pub fn danger_accept_invalid_certificates(mut self, accept: bool) -> Self {
+        self.accept_invalid_certificates = accept;
+        self
+    }
+
     /// Applies the `PARFETCH_*` environment variables that are set, over the
     /// settings so far:
     ///
@@ -499,6 +530,7 @@ impl FetcherBuilder {
             _ if self.offline => return fail("offline mode needs a cache_dir".into()),
             _ => None,
         };
+        let tls = self.tls()?;
         Ok(Settings {
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
@@ -508,7 +540,38 @@ impl FetcherBuilder {
             rate,
             max_per_host: self.max_per_host,
             cache,
+            tls,
         })
+    }
+
+    fn tls(&self) -> Result<ureq::tls::TlsConfig, Error> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(pem) = &self.root_certificates {
+            let mut roots = Vec::new();
+            for item in ureq::tls::parse_pem(pem) {
+                match item {
+                    Ok(ureq::tls::PemItem::Certificate(certificate)) => roots.push(certificate),
+                    Ok(_) => {}
+                    Err(error) => {
+                        return Err(Error::config(
+                            "trust_root_certificates: the PEM does not parse",
+                        )
+                        .with_source(error));
+                    }
+                }
+            }
+            if roots.is_empty() {
+                return Err(Error::config(
+                    "trust_root_certificates: the PEM holds no CERTIFICATE block",
+                ));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
+        }
+        if self.accept_invalid_certificates {
+            log::warn!("TLS certificate verification is OFF for this fetcher (danger_accept_invalid_certificates)");
+            tls = tls.disable_verification(true);
+        }
+        Ok(tls.build())
     }
 
     #[cfg(test)]
@@ -544,6 +607,14 @@ impl fmt::Debug for FetcherBuilder {
             .field("cache_max_age", &self.cache_max_age)
             .field("offline", &self.offline)
             .field("ci", &self.ci)
+            .field(
+                "root_certificates",
+                &self.root_certificates.as_ref().map(Vec::len),
+            )
+            .field(
+                "accept_invalid_certificates",
+                &self.accept_invalid_certificates,
+            )
             .finish_non_exhaustive()
     }
 }

@@ -35,8 +35,8 @@ pub enum ErrorKind {
     CircuitOpen,
     /// The request itself is malformed (bad URL, bad header). Nothing was sent.
     InvalidRequest,
-    /// A redirect could not be followed: a loop, too many hops, or a
-    /// redirect that is not allowed. Not retried.
+    /// A redirect could not be followed: a loop, too many hops, or one that
+    /// is not allowed (from https down to plain http). Not retried.
     Redirect,
     /// Offline mode, and nothing usable in the cache. Nothing was sent.
     Offline,

@@ -350,15 +350,20 @@ impl Shared {
         extras: Extras<'_>,
     ) -> Result<(u16, Vec<u8>, Option<HeaderMap>), Failure> {
         let deadline = Instant::now() + timeout;
-        let http = match timeout_override {
-            Some(timeout) => self
-                .agent
+        // ureq checks `https_only` at every hop: set on an https request,
+        // it refuses any redirect down to plain http.
+        let https = http.uri().scheme() == Some(&ureq::http::uri::Scheme::HTTPS);
+        let http = if timeout_override.is_some() || https {
+            let timeout = timeout_override.unwrap_or(timeout);
+            self.agent
                 .configure_request(http)
+                .https_only(https)
                 .timeout_per_read(Some(timeout))
                 .timeout_per_write(Some(timeout))
                 .timeout_connect(Some(self.settings.connect_timeout.min(timeout)))
-                .build(),
-            None => http,
+                .build()
+        } else {
+            http
         };
         let mut response = self.agent.run(http).map_err(|error| Failure::Transport {
             error,

@@ -91,6 +91,7 @@ impl Fetcher {
                 connect_timeout: settings.connect_timeout,
                 user_agent: &builder.user_agent,
                 max_redirects: builder.max_redirects,
+                tls: settings.tls.clone(),
             },
             Arc::clone(&stats),
         );

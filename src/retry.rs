@@ -136,11 +136,13 @@ pub(crate) fn classify_transport(error: &ureq::Error) -> ErrorKind {
         | ureq::Error::Pem(_)
         | ureq::Error::Rustls(_)
         | ureq::Error::TlsRequired => ErrorKind::Tls,
-        ureq::Error::Http(_)
-        | ureq::Error::BadUri(_)
-        | ureq::Error::RequireHttpsOnly(_)
-        | ureq::Error::InvalidProxyUrl => ErrorKind::InvalidRequest,
-        ureq::Error::RedirectFailed | ureq::Error::TooManyRedirects => ErrorKind::Redirect,
+        ureq::Error::Http(_) | ureq::Error::BadUri(_) | ureq::Error::InvalidProxyUrl => {
+            ErrorKind::InvalidRequest
+        }
+        // Only https requests are https-only: this is a redirect down to http.
+        ureq::Error::RedirectFailed
+        | ureq::Error::TooManyRedirects
+        | ureq::Error::RequireHttpsOnly(_) => ErrorKind::Redirect,
         // Connection failures, resets, truncated bodies, malformed or
         // oversized responses, broken compression: the exchange failed on
         // the way, and another attempt may well succeed.
@@ -481,6 +483,10 @@ mod tests {
             (ureq::Error::BodyExceedsLimit(10), ErrorKind::BodyTooLarge),
             (ureq::Error::BadUri("x".into()), ErrorKind::InvalidRequest),
             (ureq::Error::TooManyRedirects, ErrorKind::Redirect),
+            (
+                ureq::Error::RequireHttpsOnly("http://h/".into()),
+                ErrorKind::Redirect,
+            ),
             (ureq::Error::Tls("bad"), ErrorKind::Tls),
             (
                 ureq::Error::Io(io::Error::new(

@@ -23,6 +23,7 @@ mod mocked;
 mod retry;
 mod server;
 mod streaming;
+mod tls;
 
 use std::time::Duration;
 
