@@ -9,8 +9,8 @@
 //!   two hosts does not thrash.
 //! - **Buffer sizes.** ureq's 128 KiB input and output buffers cost 256 KiB
 //!   per connection: 64 MiB at concurrency 256 for buffers alone. The input
-//!   buffer must hold a whole response head, so it is 32 KiB (the response
-//!   head limit is set to match); the output buffer holds the request head
+//!   buffer must hold a whole response head, so it is 32 KiB (and the head
+//!   limit a little less, 28 KiB); the output buffer holds the request head
 //!   and is written through for larger bodies, so 16 KiB leaves room for
 //!   long cookies and tokens. Bodies are read in 32 KiB chunks either way,
 //!   which costs nothing measurable next to the parse.
@@ -46,8 +46,12 @@ use crate::stats::Recorder;
 /// How long a resolved host name is reused before it is looked up again.
 pub(crate) const RESOLVE_TTL: Duration = Duration::from_secs(30);
 
-/// The input buffer size, and so the largest response head accepted.
+/// The input buffer size.
 pub(crate) const INPUT_BUFFER: usize = 32 << 10;
+/// The largest response head accepted. It must stay below the input
+/// buffer: a head that fills the whole buffer is reported by ureq as a
+/// dropped connection (and retried), not as a head too large.
+pub(crate) const MAX_RESPONSE_HEAD: usize = INPUT_BUFFER - (4 << 10);
 /// The output buffer size: the largest request head.
 pub(crate) const OUTPUT_BUFFER: usize = 16 << 10;
 
@@ -82,7 +86,7 @@ pub(crate) fn build(settings: &AgentSettings<'_>, stats: Arc<Recorder>) -> Agent
         .max_idle_connections_per_host(settings.concurrency.max(3))
         .input_buffer_size(INPUT_BUFFER)
         .output_buffer_size(OUTPUT_BUFFER)
-        .max_response_header_size(INPUT_BUFFER)
+        .max_response_header_size(MAX_RESPONSE_HEAD)
         .user_agent(settings.user_agent)
         .accept("application/json")
         .max_redirects(settings.max_redirects)

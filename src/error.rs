@@ -29,7 +29,9 @@ pub enum ErrorKind {
     Timeout,
     /// The body is not JSON, or not JSON of the requested type. Not retried.
     InvalidJson,
-    /// The body is larger than the configured limit. Not retried.
+    /// The body is larger than the configured limit, counted after
+    /// decompression (or the response head is larger than 28 KiB). Not
+    /// retried.
     BodyTooLarge,
     /// The host's circuit breaker is open: no request was sent.
     CircuitOpen,

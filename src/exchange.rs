@@ -406,17 +406,26 @@ impl Shared {
                 usize::try_from(length.min(limit).min(PREALLOCATE_LIMIT)).unwrap_or(0),
             );
         }
-        let reader = response.body_mut().with_config().limit(limit).reader();
+        // ureq's own limit counts the bytes on the wire; a gzip bomb is small
+        // there. The limit that matters is on what it inflates to.
+        let reader = response.body_mut().with_config().limit(u64::MAX).reader();
         DeadlineReader {
             reader,
             deadline,
             cancel: ctx.stop.cancel,
         }
+        .take(limit.saturating_add(1))
         .read_to_end(&mut body)
         .map_err(|io| Failure::Transport {
             error: ureq::Error::from(io),
             answered: true,
         })?;
+        if body.len() as u64 > limit {
+            return Err(Failure::Transport {
+                error: ureq::Error::BodyExceedsLimit(limit),
+                answered: true,
+            });
+        }
         Ok((status, body, headers))
     }
 

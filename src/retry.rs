@@ -131,7 +131,9 @@ pub(crate) fn classify_transport(error: &ureq::Error) -> ErrorKind {
         }
         // rustls reports handshake and certificate failures as I/O errors.
         ureq::Error::Io(io) if io.get_ref().is_some_and(is_rustls_error) => ErrorKind::Tls,
-        ureq::Error::BodyExceedsLimit(_) => ErrorKind::BodyTooLarge,
+        ureq::Error::BodyExceedsLimit(_) | ureq::Error::LargeResponseHeader(..) => {
+            ErrorKind::BodyTooLarge
+        }
         ureq::Error::Tls(_)
         | ureq::Error::Pem(_)
         | ureq::Error::Rustls(_)
@@ -481,6 +483,10 @@ mod tests {
             (ureq::Error::HostNotFound, ErrorKind::Network),
             (ureq::Error::ConnectionFailed, ErrorKind::Network),
             (ureq::Error::BodyExceedsLimit(10), ErrorKind::BodyTooLarge),
+            (
+                ureq::Error::LargeResponseHeader(1 << 20, 1 << 15),
+                ErrorKind::BodyTooLarge,
+            ),
             (ureq::Error::BadUri("x".into()), ErrorKind::InvalidRequest),
             (ureq::Error::TooManyRedirects, ErrorKind::Redirect),
             (

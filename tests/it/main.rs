@@ -18,6 +18,7 @@ mod cache;
 mod cli;
 mod connections;
 mod errors;
+mod faults;
 mod logs;
 mod mocked;
 mod retry;

@@ -1,0 +1,309 @@
+//! The fault matrix: every fault a server (or a caller) can throw, alone and
+//! mixed into large batches, must give its documented result: exactly one
+//! result per request, in order, and no panic.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use proptest::prelude::*;
+
+use parfetch::{ErrorKind, Fetcher, Request, Value};
+
+use crate::server::{Reply, TestServer};
+
+/// One way for a request to go wrong (or right).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    Fine,
+    Refused,
+    ResetBeforeStatus,
+    ResetMidBody,
+    LongerContentLength,
+    ChunkedCutOff,
+    HeadersNeverFinish,
+    BodyStalls,
+    StormThenOk,
+    TooManyRequestsSeconds,
+    TooManyRequestsDate,
+    TooManyRequestsGarbage,
+    NotFound,
+    Gone,
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    InvalidJson,
+    TruncatedJson,
+    DeepNesting,
+    HugeNumbers,
+    OverLimitWithLength,
+    OverLimitChunked,
+    GzipBomb,
+    RedirectLoop,
+    HugeHeaders,
+    HeaderInjection,
+}
+
+use Fault::*;
+
+const ALL: [Fault; 27] = [
+    Fine,
+    Refused,
+    ResetBeforeStatus,
+    ResetMidBody,
+    LongerContentLength,
+    ChunkedCutOff,
+    HeadersNeverFinish,
+    BodyStalls,
+    StormThenOk,
+    TooManyRequestsSeconds,
+    TooManyRequestsDate,
+    TooManyRequestsGarbage,
+    NotFound,
+    Gone,
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    InvalidJson,
+    TruncatedJson,
+    DeepNesting,
+    HugeNumbers,
+    OverLimitWithLength,
+    OverLimitChunked,
+    GzipBomb,
+    RedirectLoop,
+    HugeHeaders,
+    HeaderInjection,
+];
+
+const LIMIT: u64 = 300 << 10;
+
+impl Fault {
+    /// The documented outcome: `Ok(())` for a success.
+    fn expected(self) -> &'static [Result<(), ErrorKind>] {
+        match self {
+            Fine
+            | StormThenOk
+            | TooManyRequestsSeconds
+            | TooManyRequestsDate
+            | TooManyRequestsGarbage => &[Ok(())],
+            Refused | ResetBeforeStatus | ResetMidBody | LongerContentLength | ChunkedCutOff => {
+                &[Err(ErrorKind::Network)]
+            }
+            HeadersNeverFinish | BodyStalls => &[Err(ErrorKind::Timeout)],
+            NotFound | Gone => &[Err(ErrorKind::NotFound)],
+            BadRequest | Unauthorized | Forbidden => &[Err(ErrorKind::Status)],
+            InvalidJson | TruncatedJson | DeepNesting => &[Err(ErrorKind::InvalidJson)],
+            // Beyond u64 and f64: a float, an infinity or an error, never a panic.
+            HugeNumbers => &[Ok(()), Err(ErrorKind::InvalidJson)],
+            OverLimitWithLength | OverLimitChunked | GzipBomb | HugeHeaders => {
+                &[Err(ErrorKind::BodyTooLarge)]
+            }
+            RedirectLoop => &[Err(ErrorKind::Redirect)],
+            HeaderInjection => &[Err(ErrorKind::InvalidRequest)],
+        }
+    }
+
+    /// Attempts the request may take: retried kinds take all four.
+    fn attempts(self) -> std::ops::RangeInclusive<u32> {
+        match self {
+            Fine | HugeNumbers | NotFound | Gone | BadRequest | Unauthorized | Forbidden
+            | InvalidJson | TruncatedJson | DeepNesting | OverLimitWithLength
+            | OverLimitChunked | GzipBomb | RedirectLoop | HugeHeaders => 1..=1,
+            HeaderInjection => 0..=0,
+            StormThenOk => 3..=3,
+            TooManyRequestsSeconds | TooManyRequestsDate | TooManyRequestsGarbage => 2..=2,
+            Refused | ResetBeforeStatus | ResetMidBody | LongerContentLength | ChunkedCutOff
+            | HeadersNeverFinish | BodyStalls => 4..=4,
+        }
+    }
+
+    fn reply(self, attempt: usize) -> Reply {
+        let json = |body: &str| Reply::json(200, body.to_owned());
+        match self {
+            Fine | Refused | HeaderInjection => json(r#"{"ok":true}"#),
+            ResetBeforeStatus => Reply::ResetNow,
+            ResetMidBody => Reply::Truncated {
+                declared_len: 2000,
+                body: br#"{"laps":[1,2,"#.to_vec(),
+            },
+            LongerContentLength => Reply::Truncated {
+                declared_len: 100,
+                body: br#"{"a":1}"#.to_vec(),
+            },
+            ChunkedCutOff => Reply::CloseAfter(Box::new(Reply::Raw(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n10\r\n{\"laps\":[1,2,"
+                    .to_vec(),
+            ))),
+            HeadersNeverFinish => Reply::Raw(b"HTTP/1.1 200 OK\r\ncontent-le".to_vec()),
+            BodyStalls => Reply::StallBody {
+                declared_len: 100,
+                first: br#"{"a":"#.to_vec(),
+                stall: Duration::from_secs(5),
+            },
+            StormThenOk if attempt < 2 => Reply::status([500, 502, 503][attempt % 3]),
+            TooManyRequestsSeconds if attempt == 0 => {
+                Reply::status(429).with_header("retry-after", "1")
+            }
+            TooManyRequestsDate if attempt == 0 => Reply::status(503).with_header(
+                "retry-after",
+                httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2)),
+            ),
+            TooManyRequestsGarbage if attempt == 0 => {
+                Reply::status(429).with_header("retry-after", "soon-ish")
+            }
+            StormThenOk | TooManyRequestsSeconds | TooManyRequestsDate | TooManyRequestsGarbage => {
+                json(r#"{"recovered":true}"#)
+            }
+            NotFound => Reply::status(404),
+            Gone => Reply::status(410),
+            BadRequest => Reply::json(400, r#"{"error":"bad id"}"#),
+            Unauthorized => Reply::status(401),
+            Forbidden => Reply::status(403),
+            InvalidJson => json(r#"{"a": [1, 2,, 3]}"#),
+            TruncatedJson => json(r#"{"laps": [{"lap": 1, "time": 9"#),
+            DeepNesting => Reply::json(200, [vec![b'['; 100_000], vec![b']'; 100_000]].concat()),
+            HugeNumbers => json(
+                r#"{"big": 18446744073709551616, "bigger": 1e400, "neg": -99999999999999999999}"#,
+            ),
+            OverLimitWithLength => Reply::json(200, vec![b' '; LIMIT as usize + 1000]),
+            OverLimitChunked => {
+                let mut raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+                for _ in 0..40 {
+                    raw.extend_from_slice(b"2710\r\n");
+                    raw.extend(std::iter::repeat_n(b' ', 10_000));
+                    raw.extend_from_slice(b"\r\n");
+                }
+                raw.extend_from_slice(b"0\r\n\r\n");
+                Reply::Raw(raw)
+            }
+            GzipBomb => Reply::json(200, gzip_bomb()).with_header("content-encoding", "gzip"),
+            RedirectLoop => Reply::status(302).with_header("location", "/loop"),
+            HugeHeaders => Reply::json(200, "{}").with_header("x-huge", "h".repeat(1 << 20)),
+        }
+    }
+}
+
+/// 10 MB of zeros, gzipped to about 10 KB.
+fn gzip_bomb() -> Vec<u8> {
+    static BOMB: OnceLock<Vec<u8>> = OnceLock::new();
+    BOMB.get_or_init(|| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&vec![0u8; 10 << 20]).unwrap();
+        encoder.finish().unwrap()
+    })
+    .clone()
+}
+
+/// One server for every fault: `/{fault}/{id}`; it counts attempts per URL.
+fn server() -> &'static (TestServer, String) {
+    static SERVER: OnceLock<(TestServer, String)> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let attempts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let server = TestServer::start(move |request| {
+            let mut parts = request.path.trim_start_matches('/').split('/');
+            let fault = parts
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| ALL.get(n));
+            let Some(fault) = fault else {
+                // The redirect loop lands here, and goes round again.
+                return Reply::status(302).with_header("location", "/loop");
+            };
+            let attempt = {
+                let mut attempts = attempts.lock().unwrap();
+                let count = attempts.entry(request.path.clone()).or_default();
+                *count += 1;
+                *count - 1
+            };
+            fault.reply(attempt)
+        });
+        let refused = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        (server, refused)
+    })
+}
+
+fn request(fault: Fault, id: usize) -> Request {
+    let (server, refused) = server();
+    let index = ALL.iter().position(|f| *f == fault).unwrap();
+    let path = format!("/{index}/{id}");
+    match fault {
+        Refused => Request::get(format!("{refused}{path}")),
+        HeaderInjection => Request::get(server.url(&path)).header("x-note", "a\r\nx-injected: 1"),
+        _ => Request::get(server.url(&path)),
+    }
+}
+
+fn fetcher(concurrency: usize) -> Fetcher {
+    crate::quick()
+        .concurrency(concurrency)
+        .timeout(Duration::from_millis(300))
+        .max_backoff(Duration::from_millis(50))
+        .body_limit(LIMIT)
+        // The breaker is tested on its own; here it would turn the host's
+        // failures into CircuitOpen results at random.
+        .breaker_threshold(0)
+        .build()
+        .unwrap()
+}
+
+/// Checks that `results` are one per fault, in order, as documented.
+fn check(faults: &[Fault], results: &[Result<Value, parfetch::Error>]) {
+    assert_eq!(results.len(), faults.len());
+    for (i, (fault, result)) in faults.iter().zip(results).enumerate() {
+        let outcome = result.as_ref().map(|_| ()).map_err(parfetch::Error::kind);
+        assert!(
+            fault.expected().contains(&outcome),
+            "request {i} ({fault:?}): {result:?}"
+        );
+        if let Err(error) = result {
+            assert!(
+                fault.attempts().contains(&error.attempts()),
+                "request {i} ({fault:?}): {error:?}"
+            );
+            assert!(error.url().is_some());
+        }
+    }
+}
+
+#[test]
+fn each_fault_alone() {
+    let fetcher = fetcher(4);
+    for (id, fault) in ALL.into_iter().enumerate() {
+        let result = fetcher.get_json::<Value>(request(fault, 1_000_000 + id));
+        check(&[fault], &[result]);
+    }
+}
+
+#[test]
+fn every_fault_mixed_into_a_batch_of_1000() {
+    let fetcher = fetcher(32);
+    let faults: Vec<Fault> = (0..1000).map(|i| ALL[i % ALL.len()]).collect();
+    let requests: Vec<Request> = faults
+        .iter()
+        .enumerate()
+        .map(|(i, f)| request(*f, 2_000_000 + i))
+        .collect();
+    let results = fetcher.batch(requests).collect::<Value>();
+    check(&faults, &results);
+    let stats = fetcher.stats();
+    assert_eq!(stats.requests, 1000);
+    assert_eq!(stats.successes + stats.failures, 1000);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_mixes_keep_every_invariant(picks in prop::collection::vec(0..ALL.len(), 1..60), id in 0..1_000_000usize) {
+        let faults: Vec<Fault> = picks.iter().map(|&n| ALL[n]).collect();
+        let requests: Vec<Request> =
+            faults.iter().enumerate().map(|(i, f)| request(*f, 10_000_000 + id * 100 + i)).collect();
+        let results = fetcher(16).fetch_many::<Value>(requests);
+        check(&faults, &results);
+    }
+}
