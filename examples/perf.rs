@@ -21,8 +21,12 @@
 // Figures are printed, not computed on: float conversions are fine here.
 #![allow(clippy::cast_precision_loss)]
 
+#[path = "support/rss.rs"]
+mod rss;
 #[path = "../tests/it/server.rs"]
 mod server;
+
+use rss::peak_rss_mb;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -447,18 +451,6 @@ fn memory(concurrency: usize) -> Result<()> {
     print!("{}", String::from_utf8_lossy(&output.stdout));
     eprint!("{}", String::from_utf8_lossy(&output.stderr));
     Ok(())
-}
-
-/// Peak RSS of this process, in MB.
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// Streams 100,000 and then 1,000,000 requests in completion order, each in

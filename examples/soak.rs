@@ -13,8 +13,12 @@
 // Figures are printed, not computed on: float conversions are fine here.
 #![allow(clippy::cast_precision_loss)]
 
+#[path = "support/rss.rs"]
+mod rss;
 #[path = "../tests/it/server.rs"]
 mod server;
+
+use rss::peak_rss_mb;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -45,17 +49,6 @@ fn reply(index: usize) -> Reply {
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|line| line.starts_with("VmHWM"))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// The child process: serves faults until its standard input closes.
