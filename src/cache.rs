@@ -226,9 +226,7 @@ impl Cache {
         headers: &HeaderMap,
         body: &[u8],
     ) {
-        let mut response = http::Response::new(());
-        *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
-        *response.headers_mut() = headers.clone();
+        let response = response(status, headers);
         let now = SystemTime::now();
         let policy = CachePolicy::new_options(request, &response, now, private());
         let no_store = response_says_no_store(headers);
@@ -259,10 +257,7 @@ impl Cache {
         let Some(policy) = entry.policy() else {
             return;
         };
-        let mut response = http::Response::new(());
-        *response.status_mut() =
-            http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::NOT_MODIFIED);
-        *response.headers_mut() = headers.clone();
+        let response = response(status, headers);
         let now = SystemTime::now();
         let policy = match policy.after_response(request, &response, now) {
             AfterResponse::NotModified(policy, _) | AfterResponse::Modified(policy, _) => policy,
@@ -388,6 +383,14 @@ impl Cache {
             Err(error) => Err(error),
         }
     }
+}
+
+/// A response head, as the caching rules take it.
+fn response(status: u16, headers: &HeaderMap) -> http::Response<()> {
+    let mut response = http::Response::new(());
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
+    *response.headers_mut() = headers.clone();
+    response
 }
 
 /// A private (single-user) cache: `private` responses may be stored.

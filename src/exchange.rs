@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::agent;
-use crate::cache::{Cache, CacheMode, Entry, Lookup};
+use crate::cache::{CacheMode, Entry, Lookup};
 use crate::cancel::{CancelToken, Stop};
 use crate::error::{Detail, Error, ErrorKind};
 use crate::fetcher::Shared;
@@ -136,7 +136,7 @@ impl Shared {
         let Some(cache) = self
             .cache
             .as_ref()
-            .filter(|_| mode != CacheMode::Off || self.offline())
+            .filter(|cache| mode != CacheMode::Off || cache.offline())
         else {
             return self.fetch_body(request, ctx, Extras::default());
         };
@@ -172,7 +172,8 @@ impl Shared {
         let conditional = entry.as_ref().map_or(&[][..], |(_, headers)| headers);
         let extras = Extras {
             conditional,
-            keep_headers: mode.writes() || !conditional.is_empty(),
+            // Only storing or refreshing an entry needs the headers.
+            keep_headers: mode.writes(),
         };
         let mut fetched = self.fetch_body(request, ctx, extras)?;
         let headers = fetched.headers.take().unwrap_or_default();
@@ -190,10 +191,6 @@ impl Shared {
                 Ok(fetched)
             }
         }
-    }
-
-    fn offline(&self) -> bool {
-        self.cache.as_ref().is_some_and(Cache::offline)
     }
 
     /// The attempt loop: the body, its status and the attempts it took.

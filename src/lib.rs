@@ -97,10 +97,13 @@
 //! | `Tls` | certificate or handshake failure | no |
 //! | `Timeout` | an attempt ran past its timeout | yes |
 //! | `InvalidJson` | not JSON, or not the requested type (with path or byte offset) | no |
-//! | `BodyTooLarge` | body over the limit | no |
+//! | `BodyTooLarge` | body over the limit (counted after decompression), or a response head over 28 KiB | no |
 //! | `CircuitOpen` | the host's breaker is open; nothing was sent | no |
 //! | `InvalidRequest` | bad URL or header; nothing was sent | no |
-//! | `Redirect` | redirect loop or too many redirects | no |
+//! | `Redirect` | redirect loop, too many redirects, or https redirected to http | no |
+//! | `Offline` | offline mode and nothing usable in the cache; nothing was sent | no |
+//! | `DeadlineExceeded`, `Cancelled` | the batch's deadline passed, or it was cancelled, before the request finished | no |
+//! | `InvalidConfig` | [`FetcherBuilder::build`] refused the settings | — |
 //!
 //! `POST` requests are retried only when marked
 //! [`idempotent`](Request::idempotent). A host's breaker counts 5xx,
