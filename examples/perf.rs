@@ -21,12 +21,12 @@
 // Figures are printed, not computed on: float conversions are fine here.
 #![allow(clippy::cast_precision_loss)]
 
-#[path = "support/rss.rs"]
-mod rss;
+#[path = "support/proc_self.rs"]
+mod proc_self;
 #[path = "../tests/it/server.rs"]
 mod server;
 
-use rss::peak_rss_mb;
+use proc_self::{cpu_seconds, peak_rss_mb};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -552,8 +552,10 @@ fn cache() -> Result<()> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    // Rate, and this process's CPU time per request (the server's is not
+    // counted: it runs in a child process).
     let run = |fetcher: &parfetch::Fetcher, urls: &[String], parse: bool| {
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), cpu_seconds());
         let ok = if parse {
             fetcher
                 .fetch_many::<parfetch::Value>(urls)
@@ -563,7 +565,8 @@ fn cache() -> Result<()> {
             fetcher.fetch_many_bytes(urls).iter().all(Result::is_ok)
         };
         assert!(ok);
-        5000.0 / started.elapsed().as_secs_f64()
+        let rate = 5000.0 / started.elapsed().as_secs_f64();
+        (rate, (cpu_seconds() - cpu) / 5000.0 * 1e6)
     };
     for headers in ["fresh", "etag"] {
         let _ = std::fs::remove_dir_all(&dir);
@@ -577,9 +580,14 @@ fn cache() -> Result<()> {
         run(&cached, &urls, false); // fills the cache
         for parse in [true, false] {
             let (mut network, mut from_cache) = (Vec::new(), Vec::new());
+            let (mut network_cpu, mut cache_cpu) = (0.0, 0.0);
             for _ in 0..5 {
-                network.push(run(&plain, &urls, parse));
-                from_cache.push(run(&cached, &urls, parse));
+                let (rate, cpu) = run(&plain, &urls, parse);
+                network.push(rate);
+                network_cpu += cpu / 5.0;
+                let (rate, cpu) = run(&cached, &urls, parse);
+                from_cache.push(rate);
+                cache_cpu += cpu / 5.0;
             }
             let (network, from_cache) = (median(network), median(from_cache));
             let what = match (headers, parse) {
@@ -589,7 +597,8 @@ fn cache() -> Result<()> {
                 (_, false) => "304 each, fetch_many_bytes",
             };
             println!(
-                "  {what:<34} {from_cache:>9.0} req/s vs server {network:>9.0} req/s = {:.2}x",
+                "  {what:<34} {from_cache:>9.0} req/s vs server {network:>9.0} req/s = {:.2}x; \
+                 client CPU {cache_cpu:>5.1} vs {network_cpu:>5.1} µs/request",
                 from_cache / network
             );
         }

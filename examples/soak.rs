@@ -13,12 +13,12 @@
 // Figures are printed, not computed on: float conversions are fine here.
 #![allow(clippy::cast_precision_loss)]
 
-#[path = "support/rss.rs"]
-mod rss;
+#[path = "support/proc_self.rs"]
+mod proc_self;
 #[path = "../tests/it/server.rs"]
 mod server;
 
-use rss::peak_rss_mb;
+use proc_self::peak_rss_mb;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

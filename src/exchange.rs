@@ -143,7 +143,7 @@ impl Shared {
         let http = request.to_http(&self.settings.headers)?;
         let offline = cache.offline();
         let lookup = if mode.reads() {
-            cache.lookup(&http, SystemTime::now())
+            cache.lookup(&http, request.url(), SystemTime::now())
         } else {
             Lookup::Miss
         };
@@ -180,13 +180,19 @@ impl Shared {
         match entry {
             Some((entry, _)) if fetched.status == 304 => {
                 if mode.writes() {
-                    cache.refresh(&http, &entry, fetched.status, &headers);
+                    cache.refresh(&http, request.url(), &entry, fetched.status, &headers);
                 }
                 Ok(served(entry, true, fetched.attempts))
             }
             _ => {
                 if mode.writes() {
-                    cache.store(&http, fetched.status, &headers, &fetched.body);
+                    cache.store(
+                        &http,
+                        request.url(),
+                        fetched.status,
+                        &headers,
+                        &fetched.body,
+                    );
                 }
                 Ok(fetched)
             }
