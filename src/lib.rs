@@ -122,6 +122,9 @@ mod config;
 mod error;
 mod exchange;
 mod fetcher;
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzz;
 mod hosts;
 mod json;
 mod limit;

@@ -1,0 +1,199 @@
+//! Entry points for the fuzz targets in `fuzz/`, and the replay of their
+//! corpus in `cargo test`.
+//!
+//! The fuzzers reach code that is private on purpose (the JSON path, the
+//! Retry-After parser, request checking), so this module exists only when
+//! compiled for fuzzing (`--cfg fuzzing`, which cargo-fuzz sets) or for the
+//! crate's own tests. Each function takes raw bytes, runs one path the way a
+//! fetch does, and panics if an invariant breaks: a panic is what the fuzzer
+//! reports, and what the corpus replay test fails on.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use crate::error::ErrorKind;
+use crate::json::{self, Value};
+use crate::request::{redact_url, Request};
+use crate::retry::{self, Decision, Failed, RetryPolicy};
+
+/// A typical typed document: what a user's struct looks like.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)] // read only through Debug
+struct Timing {
+    lap: u32,
+    time: f64,
+    driver: String,
+    sectors: Vec<f64>,
+    pit: Option<bool>,
+    #[serde(default)]
+    notes: std::collections::HashMap<String, serde_json::Value>,
+}
+
+/// A response body on the way to a value: parsed as [`Value`], as a typed
+/// struct, and as a list of them.
+///
+/// Invariants: parsing never panics; a failure is `InvalidJson` and renders;
+/// a body parfetch accepts is JSON by serde_json's reading too (parfetch
+/// never hands out a value made from something that is not JSON).
+pub fn response_json(body: &[u8]) {
+    match json::parse::<Value>(&mut body.to_vec()) {
+        Ok(_) => assert!(
+            serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+                || nesting_depth(body) > 128,
+            "parfetch accepted a body serde_json rejects"
+        ),
+        Err(error) => check_error(&error.into_error()),
+    }
+    if let Err(error) = json::parse::<Timing>(&mut body.to_vec()) {
+        check_error(&error.into_error());
+    }
+    if let Err(error) = json::parse::<Vec<Timing>>(&mut body.to_vec()) {
+        check_error(&error.into_error());
+    }
+}
+
+fn check_error(error: &crate::Error) {
+    assert_eq!(error.kind(), ErrorKind::InvalidJson);
+    let _ = error.to_string();
+}
+
+/// serde_json stops at 128 levels, simd-json does not: a deeper document
+/// is the one known disagreement.
+fn nesting_depth(body: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for byte in body {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// A Retry-After header value, parsed and fed to the retry rules.
+///
+/// Invariants: no panic; delta-seconds parse exactly; whatever the server
+/// says, the delay the retry rules choose stays within `max_delay`.
+pub fn retry_after(value: &[u8]) {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return;
+    };
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let parsed = retry::parse_retry_after(text, now);
+    if let Ok(seconds) = text.trim().parse::<u64>() {
+        assert_eq!(parsed, Some(Duration::from_secs(seconds)));
+    }
+    let policy = RetryPolicy {
+        max_retries: 3,
+        initial_delay: Duration::from_millis(100),
+        multiplier: 2.0,
+        max_delay: Duration::from_secs(60),
+        jitter: Duration::from_millis(100),
+    };
+    for status in [429, 503] {
+        let failed = Failed {
+            kind: ErrorKind::Status,
+            status: Some(status),
+            attempts: 1,
+            idempotent: true,
+            retry_after: parsed,
+        };
+        match policy.decide(&failed, &mut policy.delays(), 0.5) {
+            Decision::RetryAfter(delay) => assert!(delay <= policy.max_delay, "{delay:?}"),
+            Decision::GiveUp => panic!("a first {status} must be retried"),
+        }
+    }
+}
+
+/// A URL and headers as a caller gives them: the first line is the URL,
+/// each further line a `name: value` header (a line without `:` is a name
+/// with an empty value). Lines are split on `\n` only, so `\r` and other
+/// control bytes reach the checks.
+///
+/// Invariants: no panic; a request that passes the checks has an http(s)
+/// URL with a host and no header value with CR, LF or NUL; its password
+/// never shows in messages or `Debug`.
+pub fn request_input(input: &[u8]) {
+    let text = String::from_utf8_lossy(input);
+    let mut lines = text.split('\n');
+    let url = lines.next().unwrap_or_default();
+    let mut request = Request::get(url);
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        request = request.header(name, value);
+    }
+    let _ = format!("{request:?}");
+    let checked = request.to_http(&[]);
+    let host = request.host();
+    match checked {
+        Ok(http) => {
+            assert!(matches!(http.uri().scheme_str(), Some("http" | "https")));
+            assert!(!host.is_empty(), "accepted {url:?} with no host");
+            for value in http.headers().values() {
+                assert!(
+                    !value
+                        .as_bytes()
+                        .iter()
+                        .any(|b| matches!(b, b'\r' | b'\n' | 0)),
+                    "a header value with a line break was accepted"
+                );
+            }
+            if let Some((_, password)) = http
+                .uri()
+                .authority()
+                .and_then(|a| a.as_str().rsplit_once('@'))
+                .and_then(|(userinfo, _)| userinfo.split_once(':'))
+                .filter(|(_, password)| password.len() >= 4)
+            {
+                // The same text may also appear in the path: count it.
+                let needle = format!(":{password}@");
+                let written = url.matches(&needle).count();
+                let redacted = redact_url(url).matches(&needle).count();
+                let debug = format!("{:?}", Request::get(url)).matches(&needle).count();
+                assert!(redacted < written, "password shown in {url:?}");
+                assert!(debug < written, "password in Debug of {url:?}");
+            }
+        }
+        Err(error) => {
+            assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+            let _ = error.to_string();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every input the fuzzers kept (their minimized corpus, and each crash
+    /// they found) still passes.
+    #[test]
+    fn fuzz_corpus_replays() {
+        type Target = fn(&[u8]);
+        let targets: [(&str, Target); 3] = [
+            ("response_json", super::response_json),
+            ("retry_after", super::retry_after),
+            ("request_input", super::request_input),
+        ];
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+        for (target, run) in targets {
+            let mut replayed = 0;
+            for kind in ["corpus", "regressions"] {
+                let Ok(dir) = std::fs::read_dir(root.join(kind).join(target)) else {
+                    continue;
+                };
+                for file in dir {
+                    let path = file.unwrap().path();
+                    run(&std::fs::read(&path).unwrap());
+                    replayed += 1;
+                }
+            }
+            assert!(replayed > 0, "no corpus for {target} under {root:?}");
+        }
+    }
+}
