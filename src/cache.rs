@@ -115,6 +115,11 @@ struct Meta {
 }
 
 impl Meta {
+    /// The bits of the record's flags byte.
+    const VARY: u8 = 1;
+    const HAS_ETAG: u8 = 2;
+    const HAS_LAST_MODIFIED: u8 = 4;
+
     fn new(url: &str, policy: &CachePolicy, headers: &HeaderMap, now: SystemTime) -> Meta {
         let lifetime = policy.time_to_live(now);
         let text = |name| {
@@ -140,10 +145,11 @@ impl Meta {
         for time in [self.stored_at_ms, self.fresh_until_ms, self.lifetime_ms] {
             out.extend_from_slice(&time.to_le_bytes());
         }
+        let flag = |set: bool, bit: u8| if set { bit } else { 0 };
         out.push(
-            u8::from(self.vary)
-                | u8::from(self.etag.is_some()) << 1
-                | u8::from(self.last_modified.is_some()) << 2,
+            flag(self.vary, Meta::VARY)
+                | flag(self.etag.is_some(), Meta::HAS_ETAG)
+                | flag(self.last_modified.is_some(), Meta::HAS_LAST_MODIFIED),
         );
         let texts = [
             Some(&self.url),
@@ -166,22 +172,19 @@ impl Meta {
         let lifetime_ms = reader.u64()?;
         let flags = reader.take(1)?[0];
         let url = reader.text()?;
-        let etag = if flags & 2 == 0 {
-            None
-        } else {
-            Some(reader.text()?)
+        let mut optional_text = |bit: u8| match flags & bit {
+            0 => Some(None),
+            _ => reader.text().map(Some),
         };
-        let last_modified = if flags & 4 == 0 {
-            None
-        } else {
-            Some(reader.text()?)
-        };
-        (flags < 8 && reader.0.is_empty()).then_some(Meta {
+        let etag = optional_text(Meta::HAS_ETAG)?;
+        let last_modified = optional_text(Meta::HAS_LAST_MODIFIED)?;
+        let known = Meta::VARY | Meta::HAS_ETAG | Meta::HAS_LAST_MODIFIED;
+        (flags & !known == 0 && reader.0.is_empty()).then_some(Meta {
             url,
             stored_at_ms,
             fresh_until_ms,
             lifetime_ms,
-            vary: flags & 1 != 0,
+            vary: flags & Meta::VARY != 0,
             etag,
             last_modified,
         })
@@ -680,6 +683,16 @@ mod tests {
         assert_eq!(entry.meta.etag.as_deref(), Some("\"v1\""));
         assert_eq!(entry.body, b"{\"a\":1}");
         assert!(entry.policy().is_some());
+        let every_field = Meta {
+            vary: true,
+            last_modified: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
+            ..meta()
+        };
+        let bytes_with_all = encode(&every_field, &policy(), b"").unwrap();
+        let meta_back = decode(bytes_with_all).unwrap().meta;
+        assert!(meta_back.vary);
+        assert_eq!(meta_back.etag, every_field.etag);
+        assert_eq!(meta_back.last_modified, every_field.last_modified);
         for cut in [0, 10, PREAMBLE, bytes.len() - 1] {
             assert!(
                 decode(bytes[..cut].to_vec()).is_none(),
