@@ -24,6 +24,16 @@ fn parfetch(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Asserts the command's exit code, showing its stderr if it differs.
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn lines(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8(output.stdout.clone())
         .unwrap()
@@ -73,12 +83,7 @@ fn json_lines_one_per_url_with_the_documented_keys() {
     let dir = temp_dir("shape");
     let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/doc/{i}"))).collect();
     let output = parfetch(&["-i", &url_file(&dir, &urls), "-c", "8", "-q"], None);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_exit(&output, 0);
     let lines = lines(&output);
     assert_eq!(lines.len(), 20);
     for line in &lines {
@@ -165,12 +170,7 @@ fn out_dir_writes_bodies_inside_the_directory_only() {
     let mut args = vec!["--out-dir", mirror.to_str().unwrap(), "-q"];
     args.extend(urls.iter().map(String::as_str));
     let output = parfetch(&args, None);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_exit(&output, 0);
     let lines = lines(&output);
     assert_eq!(lines.len(), 3);
     for line in &lines {
@@ -326,12 +326,7 @@ fn ctrl_c_stops_new_requests_flushes_and_exits_130() {
         .unwrap();
     assert!(sent.success());
     let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_exit(&output, 130);
     let lines = lines(&output);
     assert_eq!(lines[0]["ok"], true, "the finished request was written");
     assert!(
