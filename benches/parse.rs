@@ -1,7 +1,14 @@
-//! JSON parse paths compared, in bytes per second: serde_json into its
-//! `Value`, simd-json into its owned value (parfetch's `Value` path),
-//! simd-json into a typed struct (parfetch's typed path), serde_json into
-//! the same struct.
+//! JSON parse paths compared, in bytes per second:
+//! - serde_json into its `Value`;
+//! - simd-json into its owned value, with reused buffers (parfetch's `Value`
+//!   path);
+//! - serde_json into a typed struct;
+//! - simd-json's serde deserializer into the same struct, with reused
+//!   buffers (parfetch's typed path, as in `src/json.rs`);
+//! - simd-json-derive into the same struct: simd-json's own typed path,
+//!   which needs its own derive rather than serde's;
+//! - simd-json's tape alone, no Rust value built: the ceiling any typed
+//!   path on simd-json could reach.
 //!
 //! Documents: generated lap telemetry (2 KB and 1 MB), and the standard
 //! twitter.json, citm_catalog.json and canada.json from `../shared/corpus/`
@@ -20,8 +27,9 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use simd_json::Buffers;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct Stint {
     index: u64,
@@ -29,7 +37,7 @@ struct Stint {
     laps: Vec<Lap>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct Lap {
     lap: u32,
@@ -38,14 +46,14 @@ struct Lap {
 }
 
 /// The parts of a Twitter search response that scripts read.
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct Twitter {
     statuses: Vec<Status>,
     search_metadata: SearchMetadata,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct Status {
     id: u64,
@@ -62,7 +70,7 @@ struct Status {
     in_reply_to_status_id: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct User {
     id: u64,
@@ -77,7 +85,7 @@ struct User {
     verified: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct Entities {
     hashtags: Vec<Hashtag>,
@@ -85,14 +93,14 @@ struct Entities {
     user_mentions: Vec<Mention>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct Hashtag {
     text: String,
     indices: Vec<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct Link {
     url: String,
@@ -100,7 +108,7 @@ struct Link {
     indices: Vec<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct Mention {
     screen_name: String,
@@ -109,7 +117,7 @@ struct Mention {
     indices: Vec<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct SearchMetadata {
     max_id: u64,
@@ -118,19 +126,19 @@ struct SearchMetadata {
 }
 
 /// canada.json: a GeoJSON feature collection of polygons.
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct Canada {
     features: Vec<Feature>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct Feature {
     geometry: Geometry,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, simd_json_derive::Deserialize)]
 #[allow(dead_code)]
 struct Geometry {
     coordinates: Vec<Vec<[f64; 2]>>,
@@ -145,14 +153,24 @@ struct Doc {
 
 /// Typed parses through each parser, as plain functions.
 struct Typed {
-    simd: fn(&mut [u8]) -> bool,
     serde: fn(&[u8]) -> bool,
+    simd: fn(&mut [u8], &mut Buffers) -> bool,
+    simd_derive: fn(&mut [u8], &mut Buffers) -> bool,
 }
 
-fn typed<T: DeserializeOwned>() -> Typed {
+fn typed<T>() -> Typed
+where
+    T: DeserializeOwned + for<'input> simd_json_derive::Deserialize<'input>,
+{
     Typed {
-        simd: |bytes| simd_json::serde::from_slice::<T>(bytes).is_ok(),
         serde: |bytes| serde_json::from_slice::<T>(bytes).is_ok(),
+        simd: |bytes, buffers| {
+            simd_json::Deserializer::from_slice_with_buffers(bytes, buffers)
+                .is_ok_and(|mut deserializer| T::deserialize(&mut deserializer).is_ok())
+        },
+        simd_derive: |bytes, buffers| {
+            <T as simd_json_derive::Deserialize>::from_slice_with_buffers(bytes, buffers).is_ok()
+        },
     }
 }
 
@@ -187,6 +205,8 @@ fn documents() -> Vec<Doc> {
 }
 
 fn parse_paths(c: &mut Criterion) {
+    // parfetch keeps simd-json's scratch buffers per thread; so do these.
+    let mut buffers = Buffers::new(16 << 10);
     for doc in documents() {
         let mut group = c.benchmark_group(format!("parse_{}", doc.name));
         group.throughput(Throughput::Bytes(doc.bytes.len() as u64));
@@ -194,48 +214,30 @@ fn parse_paths(c: &mut Criterion) {
         let bytes = &doc.bytes;
         // simd-json parses in place: each iteration gets a fresh copy, and
         // the serde_json runs pay for the same copy to keep it fair.
-        group.bench_with_input(
-            BenchmarkId::new("serde_json_value", &doc.name),
-            bytes,
-            |b, bytes| {
-                b.iter(|| {
-                    let copy = bytes.clone();
-                    black_box(serde_json::from_slice::<serde_json::Value>(&copy).is_ok())
-                });
-            },
-        );
-        group.bench_with_input(
-            BenchmarkId::new("simd_owned_value", &doc.name),
-            bytes,
-            |b, bytes| {
+        let mut bench = |name: &str, parse: &mut dyn FnMut(&mut [u8]) -> bool| {
+            group.bench_with_input(BenchmarkId::new(name, &doc.name), bytes, |b, bytes| {
                 b.iter(|| {
                     let mut copy = bytes.clone();
-                    black_box(simd_json::to_owned_value(&mut copy).is_ok())
+                    black_box(parse(&mut copy))
                 });
-            },
-        );
+            });
+        };
+        bench("serde_json_value", &mut |bytes| {
+            serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
+        });
+        bench("simd_owned_value", &mut |bytes| {
+            simd_json::owned::to_value_with_buffers(bytes, &mut buffers).is_ok()
+        });
         if let Some(typed) = &doc.typed {
-            group.bench_with_input(
-                BenchmarkId::new("simd_typed", &doc.name),
-                bytes,
-                |b, bytes| {
-                    b.iter(|| {
-                        let mut copy = bytes.clone();
-                        black_box((typed.simd)(&mut copy))
-                    });
-                },
-            );
-            group.bench_with_input(
-                BenchmarkId::new("serde_json_typed", &doc.name),
-                bytes,
-                |b, bytes| {
-                    b.iter(|| {
-                        let copy = bytes.clone();
-                        black_box((typed.serde)(&copy))
-                    });
-                },
-            );
+            bench("serde_json_typed", &mut |bytes| (typed.serde)(bytes));
+            bench("simd_typed", &mut |bytes| (typed.simd)(bytes, &mut buffers));
+            bench("simd_derive_typed", &mut |bytes| {
+                (typed.simd_derive)(bytes, &mut buffers)
+            });
         }
+        bench("simd_tape_only", &mut |bytes| {
+            simd_json::Deserializer::from_slice_with_buffers(bytes, &mut buffers).is_ok()
+        });
         group.finish();
     }
 }
