@@ -657,9 +657,11 @@ struct LapT {
 
 /// The parse paths parfetch could take, on one thread, per document: it
 /// uses simd-json's owned value for `Value` and simd-json's serde path for
-/// typed targets, tracking the error path only after a failure.
+/// typed targets, tracking the error path only after a failure. The
+/// simd-json paths reuse scratch buffers, as parfetch does per thread.
 fn parse() {
     println!("parse paths, one thread, lap-telemetry documents:");
+    let buffers = std::cell::RefCell::new(simd_json::Buffers::new(16 << 10));
     for size in [2048usize, 256 << 10] {
         let doc = server::json_doc(1, size);
         let iters = (200_000_000 / size).max(50);
@@ -685,15 +687,20 @@ fn parse() {
         time("serde_json typed", &|b| {
             serde_json::from_slice::<DocT>(b).is_ok()
         });
-        time("simd owned", &|b| simd_json::to_owned_value(b).is_ok());
+        time("simd owned", &|b| {
+            simd_json::owned::to_value_with_buffers(b, &mut buffers.borrow_mut()).is_ok()
+        });
         time("simd borrowed", &|b| {
             simd_json::to_borrowed_value(b).is_ok()
         });
         time("simd serde typed", &|b| {
-            simd_json::from_slice::<DocT>(b).is_ok()
+            simd_json::Deserializer::from_slice_with_buffers(b, &mut buffers.borrow_mut())
+                .is_ok_and(|mut de| DocT::deserialize(&mut de).is_ok())
         });
         time("simd serde typed, path tracked", &|b| {
-            let Ok(mut de) = simd_json::Deserializer::from_slice(b) else {
+            let mut buffers = buffers.borrow_mut();
+            let Ok(mut de) = simd_json::Deserializer::from_slice_with_buffers(b, &mut buffers)
+            else {
                 return false;
             };
             serde_path_to_error::deserialize::<_, DocT>(&mut de).is_ok()
