@@ -21,8 +21,19 @@
 //!   speed. Our resolver skips the lookup for IP literals and caches names
 //!   for [`RESOLVE_TTL`]; only a cache miss pays for a lookup.
 //!
-//! Connections are counted with a connector appended to ureq's default
-//! chain: it is called only when a new transport was made, never for a
+//! - **Timeouts.** One attempt, redirects and body included, has one
+//!   budget: ureq's global timeout, which it checks before every read and
+//!   write, during DNS, connect and the TLS handshake. ureq hands each read
+//!   the time left, and its socket sets a new `SO_RCVTIMEO` whenever that
+//!   value changes: a syscall per read, which cost a third of the
+//!   throughput on 256 KB bodies. So the time left is rounded up to a
+//!   coarse grid (at most an eighth more than the budget's rest) before it
+//!   reaches the socket: the value then changes a handful of times in an
+//!   attempt, and the attempt still ends within 1.125 times its timeout
+//!   whatever the server sends, a byte at a time included.
+//!
+//! Connections are counted by the same connector that wraps sockets for the
+//! timeouts: ureq calls it only when a new transport was made, never for a
 //! pooled one. A thread-local copy of the count tells the attempt loop
 //! whether its attempt ran on a pooled connection.
 
@@ -36,8 +47,10 @@ use arc_swap::ArcSwap;
 use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::time::Duration as UreqDuration;
 use ureq::unversioned::transport::{
-    ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector,
+    TcpConnector, Transport,
 };
 use ureq::Agent;
 
@@ -72,7 +85,6 @@ pub(crate) struct AgentSettings<'a> {
     pub(crate) timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) user_agent: &'a str,
-    pub(crate) max_redirects: u32,
     pub(crate) tls: ureq::tls::TlsConfig,
 }
 
@@ -82,6 +94,9 @@ pub(crate) fn build(settings: &AgentSettings<'_>, stats: Arc<Recorder>) -> Agent
         // Status codes are ours to classify: a 503's Retry-After must reach
         // the retry loop, and a 404 is a result, not a transport failure.
         .http_status_as_error(false)
+        // Redirects are ours to follow (`redirect.rs`): which headers may
+        // go to another host, and https never down to http.
+        .max_redirects(0)
         .max_idle_connections((settings.concurrency * 2).max(20))
         .max_idle_connections_per_host(settings.concurrency.max(3))
         .input_buffer_size(INPUT_BUFFER)
@@ -89,49 +104,103 @@ pub(crate) fn build(settings: &AgentSettings<'_>, stats: Arc<Recorder>) -> Agent
         .max_response_header_size(MAX_RESPONSE_HEAD)
         .user_agent(settings.user_agent)
         .accept("application/json")
-        .max_redirects(settings.max_redirects)
         .tls_config(settings.tls.clone())
-        // Fixed per-read and per-write limits, not a per-call budget: ureq
-        // sets a socket timeout only when its value changes, and a budget
-        // changes on every read (one extra syscall per read, measured at a
-        // third of the throughput on 256 KB bodies). The whole-attempt
-        // limit is checked between reads in `exchange.rs`.
-        .timeout_per_read(Some(settings.timeout))
-        .timeout_per_write(Some(settings.timeout))
-        .timeout_connect(Some(settings.connect_timeout.min(settings.timeout)))
+        .timeout_global(Some(settings.timeout))
+        .timeout_connect(Some(settings.connect_timeout))
         .build();
-    let connector = DefaultConnector::default().chain(CountingConnector { stats });
+    // ureq's default chain, with our connector between the socket and TLS,
+    // so that the handshake's reads pass through it too.
+    let connector = ConnectProxyConnector::default()
+        .chain(TcpConnector::default())
+        .chain(TimedConnector { stats })
+        .chain(RustlsConnector::default());
     Agent::with_parts(config, connector, CachingResolver::default())
 }
 
-/// Passes transports through, counting the new ones.
+/// Wraps each new socket in a [`Timed`] transport, and counts it.
 #[derive(Debug)]
-struct CountingConnector {
+struct TimedConnector {
     stats: Arc<Recorder>,
 }
 
-impl<In: Transport> Connector<In> for CountingConnector {
-    type Out = In;
+impl<In: Transport> Connector<In> for TimedConnector {
+    type Out = Timed<In>;
 
     fn connect(
         &self,
         _details: &ConnectionDetails,
         chained: Option<In>,
-    ) -> Result<Option<In>, ureq::Error> {
-        if chained.is_some() {
-            self.stats.connection_opened();
-            OPENED_ON_THIS_THREAD.with(|opened| opened.set(opened.get() + 1));
-        }
-        Ok(chained)
+    ) -> Result<Option<Timed<In>>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        self.stats.connection_opened();
+        OPENED_ON_THIS_THREAD.with(|opened| opened.set(opened.get() + 1));
+        Ok(Some(Timed(transport)))
     }
+}
+
+/// A transport that hands its socket a coarse timeout (see the module
+/// docs): the time left, rounded up to at most an eighth more.
+#[derive(Debug)]
+struct Timed<T>(T);
+
+impl<T: Transport> Transport for Timed<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.0.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.0.transmit_output(amount, coarse(timeout))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.0.await_input(coarse(timeout))
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.0.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
+    }
+}
+
+/// `timeout` with its time left rounded up onto a grid whose step is at
+/// most an eighth of it, so that consecutive reads mostly see one value.
+fn coarse(mut timeout: NextTimeout) -> NextTimeout {
+    if let UreqDuration::Exact(left) = timeout.after {
+        timeout.after = UreqDuration::Exact(round_up(left));
+    }
+    timeout
+}
+
+fn round_up(left: Duration) -> Duration {
+    let nanos = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX);
+    let step = (nanos / 16)
+        .max(1)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 63);
+    Duration::from_nanos(nanos.div_ceil(step).saturating_mul(step))
 }
 
 /// Resolves IP literals without a lookup, and caches names for a while.
 #[derive(Debug, Default)]
 struct CachingResolver {
-    /// Keyed by `host:port`; read without locking, replaced on a miss.
-    cache: ArcSwap<HashMap<Box<str>, (Instant, ResolvedSocketAddrs)>>,
+    /// Keyed by host name, then by port (the scheme's default filled in:
+    /// `http://h/` and `https://h/` are two entries, ports 80 and 443). Read
+    /// without locking, replaced on a miss.
+    cache: ArcSwap<HashMap<Box<str>, Vec<Resolved>>>,
     lookup: DefaultResolver,
+}
+
+/// A host name's addresses for one port, and when they were looked up.
+#[derive(Clone, Debug)]
+struct Resolved {
+    port: u16,
+    at: Instant,
+    addrs: ResolvedSocketAddrs,
 }
 
 impl Resolver for CachingResolver {
@@ -141,35 +210,103 @@ impl Resolver for CachingResolver {
         config: &Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let (Some(host), Some(authority)) = (uri.host(), uri.authority()) else {
+        let Some(host) = uri.host() else {
             return self.lookup.resolve(uri, config, timeout);
         };
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
+        let port = effective_port(uri);
         let literal = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = literal.parse::<IpAddr>() {
             let mut addrs = self.empty();
             addrs.push(SocketAddr::new(ip, port));
             return Ok(addrs);
         }
-        let key = authority.as_str();
-        if let Some((at, addrs)) = self.cache.load().get(key) {
-            if at.elapsed() < RESOLVE_TTL {
-                return Ok(addrs.clone());
-            }
+        let cached = self.cache.load();
+        let hit = cached
+            .get(host)
+            .and_then(|ports| ports.iter().find(|r| r.port == port))
+            .filter(|resolved| resolved.at.elapsed() < RESOLVE_TTL);
+        if let Some(resolved) = hit {
+            return Ok(resolved.addrs.clone());
         }
+        drop(cached);
         let addrs = self.lookup.resolve(uri, config, timeout)?;
         self.cache.rcu(|cache| {
             let mut cache = HashMap::clone(cache);
-            cache.retain(|_, (at, _)| at.elapsed() < RESOLVE_TTL);
-            cache.insert(key.into(), (Instant::now(), addrs.clone()));
+            cache.retain(|_, ports| {
+                ports.retain(|resolved| resolved.at.elapsed() < RESOLVE_TTL);
+                !ports.is_empty()
+            });
+            let ports = cache.entry(host.into()).or_default();
+            ports.retain(|resolved| resolved.port != port);
+            ports.push(Resolved {
+                port,
+                at: Instant::now(),
+                addrs: addrs.clone(),
+            });
             cache
         });
         Ok(addrs)
+    }
+}
+
+/// The port a URI connects to: its own, or its scheme's default.
+fn effective_port(uri: &Uri) -> u16 {
+    uri.port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the resolver answers for `url`, as `(port, is an address of
+    /// localhost)` pairs.
+    fn resolve(resolver: &CachingResolver, url: &str) -> Vec<u16> {
+        let uri: Uri = url.parse().unwrap();
+        resolver
+            .resolve(&uri, &Config::default(), NextTimeout::default())
+            .unwrap()
+            .iter()
+            .map(SocketAddr::port)
+            .collect()
+    }
+
+    #[test]
+    fn names_are_cached_per_effective_port() {
+        let resolver = CachingResolver::default();
+        // Port 80 first: the https request must not reuse it.
+        for (url, port) in [
+            ("http://localhost/a", 80),
+            ("https://localhost/b", 443),
+            ("http://localhost/c", 80),
+            ("http://localhost:8080/d", 8080),
+            ("https://localhost:80/e", 80),
+            ("http://[::1]/f", 80),
+            ("https://127.0.0.1/g", 443),
+        ] {
+            let ports = resolve(&resolver, url);
+            assert!(!ports.is_empty(), "{url}");
+            assert!(ports.iter().all(|p| *p == port), "{url}: {ports:?}");
+        }
+    }
+
+    #[test]
+    fn timeouts_are_rounded_up_by_at_most_an_eighth() {
+        for millis in [1, 7, 999, 1000, 1001, 29_999, 30_000, 86_400_000] {
+            let left = Duration::from_millis(millis);
+            let rounded = round_up(left);
+            assert!(rounded >= left, "{left:?} -> {rounded:?}");
+            assert!(rounded <= left + left / 8, "{left:?} -> {rounded:?}");
+        }
+        assert_eq!(round_up(Duration::ZERO), Duration::ZERO);
+        // Reads a few milliseconds apart see the same value.
+        let first = round_up(Duration::from_millis(29_990));
+        assert_eq!(round_up(Duration::from_millis(29_950)), first);
+        // Nothing overflows, however long.
+        let _ = round_up(Duration::MAX);
     }
 }

@@ -30,7 +30,8 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use crate::cancel::{CancelToken, Stop};
-use crate::error::Error;
+use crate::clock;
+use crate::error::{Error, ErrorKind};
 use crate::exchange::Ctx;
 use crate::fetcher::{parse_body, Fetcher};
 use crate::limit::Limits;
@@ -116,6 +117,19 @@ pub struct Report<T> {
     pub attempts: u32,
     /// From the first attempt to the result.
     pub elapsed: Duration,
+}
+
+impl<T> Report<T> {
+    /// The report of a request that was never sent.
+    fn unsent(request: Request, result: Result<T, Error>) -> Report<T> {
+        Report {
+            request,
+            result,
+            status: None,
+            attempts: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
 }
 
 /// A finished batch's own figures (the fetcher's [`Stats`] are lifetime
@@ -268,13 +282,35 @@ where
         let recorder = Recorder::default();
         let ctx = Ctx {
             stop: Stop {
-                deadline: deadline.map(|after| started + after),
+                // A deadline past what an Instant holds is no deadline.
+                deadline: deadline.and_then(|after| clock::after(started, after)),
                 cancel: cancel.as_ref(),
             },
             batch: Some(&recorder),
         };
         let shared = fetcher.shared();
         let workers = shared.concurrency();
+        let pool = match shared.pools().for_this_thread() {
+            Ok(pool) => pool,
+            Err(reason) => {
+                // Nothing can run: every request says why, in order.
+                for (index, item) in requests.enumerate() {
+                    let request: Request = item.into();
+                    let result = Err(request.refused(&reason));
+                    for stats in [&*shared.stats, &recorder] {
+                        stats.finished(Duration::ZERO, Some(ErrorKind::InvalidRequest));
+                    }
+                    each(index, Report::unsent(request, result));
+                }
+                return BatchStats {
+                    stats: recorder.snapshot(),
+                    elapsed: started.elapsed(),
+                };
+            }
+        };
+        // While the caller reads this batch's results, a batch it starts
+        // from a callback runs one level deeper (`pools.rs`).
+        let _busy = pool.enter();
         let source = Mutex::new(Source {
             requests: requests.enumerate(),
             set_aside: VecDeque::new(),
@@ -283,7 +319,7 @@ where
         let mut first_panic: Option<Box<dyn Any + Send>> = None;
         let mut last_progress = started;
 
-        shared.pool().in_place_scope(|scope| {
+        pool.threads.in_place_scope(|scope| {
             for _ in 0..workers {
                 let sender = sender.clone();
                 let (source, ctx) = (&source, &ctx);

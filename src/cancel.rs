@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
 use crate::error::ErrorKind;
 
 /// Cancels the batches it is given to: no new attempt starts, waits are cut
@@ -57,11 +57,16 @@ impl CancelToken {
 
     /// Waits up to `duration`; returns early, `true`, if cancelled.
     fn wait(&self, duration: Duration) -> bool {
-        let until = Instant::now() + duration;
+        let until = clock::after(Instant::now(), duration);
         let mut guard = self.inner.lock.lock();
         while !self.is_cancelled() {
-            if self.inner.wake.wait_until(&mut guard, until).timed_out() {
-                break;
+            match until {
+                Some(until) => {
+                    if self.inner.wake.wait_until(&mut guard, until).timed_out() {
+                        break;
+                    }
+                }
+                None => self.inner.wake.wait(&mut guard),
             }
         }
         self.is_cancelled()
@@ -108,7 +113,7 @@ impl Stop<'_> {
     pub(crate) fn sleep(&self, clock: &dyn Clock, duration: Duration) -> Result<(), ErrorKind> {
         self.check()?;
         if let Some(deadline) = self.deadline {
-            if Instant::now() + duration > deadline {
+            if clock::after(Instant::now(), duration).is_none_or(|end| end > deadline) {
                 return Err(ErrorKind::DeadlineExceeded);
             }
         }

@@ -8,6 +8,22 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The longest duration parfetch works with: a century. A setting or a
+/// server's value beyond it means "no limit in practice", and capping it
+/// keeps every `Instant`, `SystemTime` and `Duration` sum far from overflow.
+pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `duration`, at most [`FOREVER`].
+pub(crate) fn capped(duration: Duration) -> Duration {
+    duration.min(FOREVER)
+}
+
+/// `duration` after `start`, or `None` if that is past what `Instant` can
+/// hold (as good as never).
+pub(crate) fn after(start: Instant, duration: Duration) -> Option<Instant> {
+    start.checked_add(duration)
+}
+
 /// A source of monotonic time and a way to wait.
 pub(crate) trait Clock: Send + Sync + fmt::Debug {
     /// Time elapsed since some fixed point (the clock's creation).

@@ -13,10 +13,10 @@ use std::time::Duration;
 use ureq::http::{HeaderName, HeaderValue};
 
 use crate::cache::CacheSettings;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{self, Clock, SystemClock};
 use crate::error::Error;
 use crate::fetcher::Fetcher;
-use crate::request::redact_header;
+use crate::redact;
 use crate::retry::RetryPolicy;
 
 /// Builds a [`Fetcher`]: `Fetcher::builder()`, then setters, then
@@ -41,6 +41,7 @@ pub struct FetcherBuilder {
     pub(crate) connect_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) headers: Vec<(String, String)>,
+    pub(crate) sensitive_headers: Vec<String>,
     pub(crate) user_agent: String,
     pub(crate) body_limit: u64,
     pub(crate) breaker_threshold: u32,
@@ -75,6 +76,7 @@ impl Default for FetcherBuilder {
                 jitter: Duration::from_secs(1),
             },
             headers: Vec::new(),
+            sensitive_headers: Vec::new(),
             user_agent: concat!("parfetch/", env!("CARGO_PKG_VERSION")).to_owned(),
             body_limit: 64 << 20,
             breaker_threshold: 5,
@@ -102,12 +104,23 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// Header names the caller marked sensitive, beyond the default ones.
+    pub(crate) sensitive_headers: Vec<String>,
+    pub(crate) max_redirects: u32,
     pub(crate) body_limit: u64,
     /// Requests per second and burst, per host.
     pub(crate) rate: Option<(NonZeroU32, NonZeroU32)>,
     pub(crate) max_per_host: Option<usize>,
     pub(crate) cache: Option<CacheSettings>,
     pub(crate) tls: ureq::tls::TlsConfig,
+}
+
+impl Settings {
+    /// Whether header `name` is a secret: by default, or marked so by
+    /// [`FetcherBuilder::sensitive_header`].
+    pub(crate) fn is_sensitive(&self, name: &str) -> bool {
+        redact::is_sensitive(name, &self.sensitive_headers)
+    }
 }
 
 impl FetcherBuilder {
@@ -201,6 +214,22 @@ impl FetcherBuilder {
     #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Treats the header `name` as a secret, in every request: its value is
+    /// never shown (messages, logs, `Debug`), never written to the cache, and
+    /// not sent on to another host when a redirect leads there. Can be
+    /// called for several names.
+    ///
+    /// Defaults to `cookie`, `set-cookie`, and every header whose name
+    /// contains `auth`, `token`, `secret`, `passw`, `api-key`, `apikey`,
+    /// `api_key`, `session` or `credential` (ignoring case): so
+    /// `authorization`, `proxy-authorization`, `x-api-key`, `x-auth-token`
+    /// and `x-amz-security-token` are secrets without being named here.
+    #[must_use]
+    pub fn sensitive_header(mut self, name: impl Into<String>) -> Self {
+        self.sensitive_headers.push(name.into());
         self
     }
 
@@ -521,7 +550,7 @@ impl FetcherBuilder {
             (Some(dir), false) => Some(CacheSettings {
                 dir: dir.clone(),
                 always_fresh: self.cache_always_fresh,
-                max_age: self.cache_max_age,
+                max_age: self.cache_max_age.map(clock::capped),
                 offline: self.offline,
             }),
             _ if self.offline && self.ci => {
@@ -531,11 +560,21 @@ impl FetcherBuilder {
             _ => None,
         };
         let tls = self.tls()?;
+        // Durations past a century mean "no limit": capped, they stay clear
+        // of every overflow in time arithmetic (ours and ureq's).
+        let retry = RetryPolicy {
+            initial_delay: clock::capped(retry.initial_delay),
+            max_delay: clock::capped(retry.max_delay),
+            jitter: clock::capped(retry.jitter),
+            ..retry.clone()
+        };
         Ok(Settings {
-            timeout: self.timeout,
-            connect_timeout: self.connect_timeout,
-            retry: self.retry.clone(),
+            timeout: clock::capped(self.timeout),
+            connect_timeout: clock::capped(self.connect_timeout),
+            retry,
             headers,
+            sensitive_headers: self.sensitive_headers.clone(),
+            max_redirects: self.max_redirects,
             body_limit: self.body_limit,
             rate,
             max_per_host: self.max_per_host,
@@ -586,7 +625,12 @@ impl fmt::Debug for FetcherBuilder {
         let headers: Vec<(&str, &str)> = self
             .headers
             .iter()
-            .map(|(name, value)| (name.as_str(), redact_header(name, value)))
+            .map(|(name, value)| {
+                (
+                    name.as_str(),
+                    redact::header_value(name, value, &self.sensitive_headers),
+                )
+            })
             .collect();
         f.debug_struct("FetcherBuilder")
             .field("concurrency", &self.concurrency)
@@ -594,6 +638,7 @@ impl fmt::Debug for FetcherBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("retry", &self.retry)
             .field("headers", &headers)
+            .field("sensitive_headers", &self.sensitive_headers)
             .field("user_agent", &self.user_agent)
             .field("body_limit", &self.body_limit)
             .field("breaker_threshold", &self.breaker_threshold)

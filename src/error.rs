@@ -49,11 +49,15 @@ pub enum ErrorKind {
     /// The fetcher's settings are impossible (returned by
     /// [`FetcherBuilder::build`](crate::FetcherBuilder::build)).
     InvalidConfig,
+    /// A panic on this request's way (in parfetch, a dependency, or your
+    /// `Deserialize` impl) was caught and ended this request alone; the
+    /// message says where. A bug: please report it. Not retried.
+    Internal,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (used to index per-kind counters).
-    pub(crate) const ALL: [ErrorKind; 14] = [
+    pub(crate) const ALL: [ErrorKind; 15] = [
         ErrorKind::NotFound,
         ErrorKind::Status,
         ErrorKind::Network,
@@ -68,6 +72,7 @@ impl ErrorKind {
         ErrorKind::DeadlineExceeded,
         ErrorKind::Cancelled,
         ErrorKind::InvalidConfig,
+        ErrorKind::Internal,
     ];
 
     /// This kind's position in [`ErrorKind::ALL`].
@@ -93,6 +98,8 @@ struct Inner {
     url: Option<String>,
     status: Option<u16>,
     attempts: u32,
+    /// How long the server asked us to wait (Retry-After), if it did.
+    retry_after: Option<Duration>,
     detail: Detail,
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
@@ -128,6 +135,7 @@ impl Error {
                 url: None,
                 status: None,
                 attempts: 0,
+                retry_after: None,
                 detail: Detail::None,
                 source: None,
             }),
@@ -154,6 +162,11 @@ impl Error {
         self
     }
 
+    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Error {
+        self.inner.retry_after = retry_after;
+        self
+    }
+
     pub(crate) fn with_detail(mut self, detail: Detail) -> Error {
         self.inner.detail = detail;
         self
@@ -172,8 +185,10 @@ impl Error {
         self.inner.kind
     }
 
-    /// The URL of the request, as given (credentials in it are not removed
-    /// here, only from messages). `None` for configuration errors.
+    /// The URL of the request, exactly as given: user info in it
+    /// (`https://TOKEN@host/`) is kept here, for your code, and hidden only
+    /// in messages and `Debug`. Do not log it as it is. `None` for
+    /// configuration errors.
     pub fn url(&self) -> Option<&str> {
         self.inner.url.as_deref()
     }
@@ -197,6 +212,15 @@ impl Error {
             Detail::BodyExcerpt(text) => Some(text),
             _ => None,
         }
+    }
+
+    /// How long the server asked to be left alone (its `Retry-After` on a
+    /// 429 or 503, in seconds or as a date), as it said it, even past
+    /// [`max_backoff`](crate::FetcherBuilder::max_backoff). A request whose
+    /// server asks for a longer wait than `max_backoff` is not retried: it
+    /// ends at once with this error, so that you can schedule it again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
     }
 
     /// For [`ErrorKind::InvalidJson`]: the path in the document where the
@@ -229,7 +253,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.inner;
         if let Some(url) = &inner.url {
-            write!(f, "{} {}: ", inner.method, crate::request::redact_url(url))?;
+            write!(f, "{} {}: ", inner.method, crate::redact::url(url))?;
         }
         match (&inner.kind, &inner.detail) {
             (ErrorKind::NotFound | ErrorKind::Status, _) => match inner.status {
@@ -281,6 +305,13 @@ impl fmt::Display for Error {
                 write!(f, "invalid fetcher setting: {reason}")?;
             }
             (ErrorKind::InvalidConfig, _) => f.write_str("invalid fetcher setting")?,
+            (ErrorKind::Internal, Detail::Reason(reason)) => write!(
+                f,
+                "internal error, caught (a bug: please report it): {reason}"
+            )?,
+            (ErrorKind::Internal, _) => {
+                f.write_str("internal error, caught (a bug: please report it)")?;
+            }
         }
         if inner.attempts > 1 {
             write!(f, " after {} attempts", inner.attempts)?;
@@ -299,12 +330,15 @@ impl fmt::Debug for Error {
         debug.field("kind", &inner.kind);
         if let Some(url) = &inner.url {
             debug.field("method", &inner.method);
-            debug.field("url", &crate::request::redact_url(url));
+            debug.field("url", &crate::redact::url(url));
         }
         if let Some(status) = inner.status {
             debug.field("status", &status);
         }
         debug.field("attempts", &inner.attempts);
+        if let Some(retry_after) = inner.retry_after {
+            debug.field("retry_after", &retry_after);
+        }
         if !matches!(inner.detail, Detail::None) {
             debug.field("detail", &inner.detail);
         }
@@ -363,7 +397,7 @@ mod tests {
                     .with_request("GET", "https://user:secret@host/x.json")
                     .with_status(404)
                     .with_attempts(1),
-                "GET https://user:***@host/x.json: 404 Not Found",
+                "GET https://***@host/x.json: 404 Not Found",
             ),
             (
                 Error::new(ErrorKind::InvalidJson)
@@ -402,7 +436,7 @@ mod tests {
         assert!(!debug.contains("hunter2"), "{debug}");
         assert_eq!(
             debug,
-            "Error { kind: Network, method: \"GET\", url: \"https://me:***@host/\", attempts: 2 }"
+            "Error { kind: Network, method: \"GET\", url: \"https://***@host/\", attempts: 2 }"
         );
     }
 }

@@ -1,22 +1,32 @@
 //! One request, from the first attempt to its result.
 //!
-//! The loop: ask the host's breaker, send one attempt, read the body within
-//! the limit, and on failure ask the retry rules (`retry.rs`) whether and
-//! when to try again. A pooled connection that the server closed while it
-//! sat idle is not a failure of the host: such an attempt is resent at once,
-//! on another connection, without counting as an attempt.
+//! The loop: ask the host's breaker, send one attempt (following its
+//! redirects, `redirect.rs`), read the body within the limit, and on failure
+//! ask the retry rules (`retry.rs`) whether and when to try again. A pooled
+//! connection that the server closed while it sat idle is not a failure of
+//! the host: such an attempt is resent at once, on another connection,
+//! without counting as an attempt.
+//!
+//! Whatever happens on the way, one request ends in one result: a panic
+//! anywhere below [`Shared::fetch`] (ours, a dependency's, a `Deserialize`
+//! impl's) is caught there and becomes this request's
+//! [`ErrorKind::Internal`] error, and the other requests carry on.
 
+use std::any::Any;
 use std::io::Read;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant, SystemTime};
 
-use ureq::http::{HeaderMap, HeaderName, HeaderValue};
+use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::agent;
 use crate::cache::{CacheMode, Entry, Lookup};
 use crate::cancel::{CancelToken, Stop};
+use crate::clock;
 use crate::error::{Detail, Error, ErrorKind};
 use crate::fetcher::Shared;
-use crate::request::{redact_url, Request};
+use crate::redirect::{self, Refused};
+use crate::request::Request;
 use crate::retry::{self, Decision};
 use crate::stats::Recorder;
 
@@ -29,6 +39,10 @@ const STALE_RESENDS: u32 = 3;
 /// reading a small body whole keeps the connection reusable.
 const ERROR_BODY_READ: u64 = 64 << 10;
 const ERROR_EXCERPT_CHARS: usize = 200;
+
+/// How much of a redirect's body is read (and dropped) so that its
+/// connection can be reused; a longer one closes the connection instead.
+const REDIRECT_BODY_READ: u64 = 64 << 10;
 
 /// Bodies at most this large (by Content-Length) get their buffer allocated
 /// up front; larger ones grow as they arrive, so that a lying header cannot
@@ -76,6 +90,8 @@ enum Failure {
         retry_after: Option<Duration>,
         excerpt: String,
     },
+    /// A redirect that must not, or cannot, be followed.
+    Redirect(Refused),
 }
 
 /// How one request runs: when it must stop, and where its figures go
@@ -96,7 +112,8 @@ impl Shared {
     }
 
     /// Runs `request` to its result, turning the body into a `T` with
-    /// `finish`, and records it in the stats.
+    /// `finish`, and records it in the stats. Never panics: a panic on the
+    /// way is this request's [`ErrorKind::Internal`] error.
     pub(crate) fn fetch<T>(
         &self,
         request: &Request,
@@ -104,7 +121,31 @@ impl Shared {
         finish: impl FnOnce(Vec<u8>) -> Result<T, Error>,
     ) -> Outcome<T> {
         let started = Instant::now();
-        let (result, status, attempts) = match self.fetch_through_cache(request, ctx) {
+        let run = AssertUnwindSafe(|| self.fetch_and_finish(request, ctx, finish));
+        let (result, status, attempts) = catch_unwind(run).unwrap_or_else(|panic| {
+            let error = request
+                .error(ErrorKind::Internal)
+                .with_detail(Detail::Reason(panic_message(&*panic)));
+            (Err(error), None, 0)
+        });
+        let elapsed = started.elapsed();
+        let failed = result.as_ref().err().map(Error::kind);
+        self.record(ctx, |stats| stats.finished(elapsed, failed));
+        Outcome {
+            result,
+            status,
+            attempts,
+            elapsed,
+        }
+    }
+
+    fn fetch_and_finish<T>(
+        &self,
+        request: &Request,
+        ctx: &Ctx<'_>,
+        finish: impl FnOnce(Vec<u8>) -> Result<T, Error>,
+    ) -> (Result<T, Error>, Option<u16>, u32) {
+        match self.fetch_through_cache(request, ctx) {
             Ok(fetched) => {
                 let result = finish(fetched.body).map_err(|error| {
                     error
@@ -117,20 +158,13 @@ impl Shared {
                 let (status, attempts) = (error.status(), error.attempts());
                 (Err(error), status, attempts)
             }
-        };
-        let elapsed = started.elapsed();
-        let failed = result.as_ref().err().map(Error::kind);
-        self.record(ctx, |stats| stats.finished(elapsed, failed));
-        Outcome {
-            result,
-            status,
-            attempts,
-            elapsed,
         }
     }
 
     /// Serves `request` from the cache where the rules allow, revalidates
-    /// stale entries, and stores what is fetched.
+    /// stale entries, and stores what is fetched. Only GET is ever served
+    /// from the cache; another method goes to the network and, once it has
+    /// succeeded, makes the URL's stored GET stale (RFC 9111 §4.4).
     fn fetch_through_cache(&self, request: &Request, ctx: &Ctx<'_>) -> Result<Fetched, Error> {
         let mode = request.cache();
         let Some(cache) = self
@@ -140,8 +174,16 @@ impl Shared {
         else {
             return self.fetch_body(request, ctx, Extras::default());
         };
-        let http = request.to_http(&self.settings.headers)?;
         let offline = cache.offline();
+        if !request.is_get() {
+            if offline {
+                return Err(request.error(ErrorKind::Offline));
+            }
+            let fetched = self.fetch_body(request, ctx, Extras::default())?;
+            cache.invalidate(request.url());
+            return Ok(fetched);
+        }
+        let http = request.to_http(&self.settings.headers)?;
         let lookup = if mode.reads() {
             cache.lookup(&http, request.url(), SystemTime::now())
         } else {
@@ -223,10 +265,7 @@ impl Shared {
             if let Err(kind) = ctx.stop.check() {
                 return Err(stopped(kind, attempts, last_error));
             }
-            let mut http = request.to_http(&settings.headers)?;
-            for (name, value) in extras.conditional {
-                http.headers_mut().insert(name.clone(), value.clone());
-            }
+            let http = self.http_request(request, extras)?;
             let Some(permit) = self.breakers.admit(host) else {
                 return Err(request
                     .error(ErrorKind::CircuitOpen)
@@ -241,18 +280,21 @@ impl Shared {
                 self.record(ctx, |stats| stats.gate_wait(waited));
             }
             // The attempt may not outlast the batch's deadline.
-            let timeout = request.timeout_override().unwrap_or(settings.timeout);
+            let timeout = request
+                .timeout_override()
+                .map_or(settings.timeout, clock::capped);
             let clipped = ctx.stop.clip(timeout);
             if clipped.is_zero() {
                 return Err(stopped(ErrorKind::DeadlineExceeded, attempts, last_error));
             }
-            let timeout_override =
-                (clipped < timeout || request.timeout_override().is_some()).then_some(clipped);
+            // The agent's own timeout is the fetcher's: only another one
+            // needs the request to carry it.
+            let own_timeout = (clipped != settings.timeout).then_some(clipped);
             attempts += 1;
             self.record(ctx, |stats| stats.attempt(attempts > 1));
             let opened_before = agent::opened_on_this_thread();
             let attempt_started = Instant::now();
-            let result = self.attempt(http, timeout_override, clipped, ctx, extras);
+            let result = self.attempt(request, http, own_timeout, clipped, ctx, extras);
             drop(passed.slot);
             let failure = match result {
                 Ok((status, body, headers)) => {
@@ -261,7 +303,7 @@ impl Shared {
                     log::debug!(
                         "{} {}: attempt {attempts} got {} bytes in {:?}",
                         request.method_name(),
-                        redact_url(request.url()),
+                        request.redacted_url(),
                         body.len(),
                         attempt_started.elapsed()
                     );
@@ -280,7 +322,7 @@ impl Shared {
                         && retry::is_closed_before_response(error)
                         && agent::opened_on_this_thread() == opened_before
                 }
-                Failure::Status { .. } => false,
+                Failure::Status { .. } | Failure::Redirect(_) => false,
             };
             if stale && request.is_idempotent() && stale_resends < STALE_RESENDS {
                 // The permit is dropped unreported: the host did nothing wrong.
@@ -291,28 +333,25 @@ impl Shared {
                 log::debug!(
                     "{} {}: pooled connection was closed by the server; resending",
                     request.method_name(),
-                    redact_url(request.url())
+                    request.redacted_url()
                 );
                 continue;
             }
-            let retry_after = match &failure {
-                Failure::Status { retry_after, .. } => *retry_after,
-                Failure::Transport { .. } => None,
-            };
             let error = self.failure_to_error(request, failure, attempts, clipped);
             if retry::counts_against_host(error.kind(), error.status()) {
                 permit.failure();
             } else {
                 permit.success();
             }
-            if let (Some(429 | 503), Some(wait)) = (error.status(), retry_after) {
-                self.limits
-                    .close_gate(host, wait.min(settings.retry.max_delay));
+            if let Some(pause) =
+                retry::host_pause(error.status(), error.retry_after(), &settings.retry)
+            {
+                self.limits.close_gate(host, pause);
             }
             log::debug!(
                 "{} {}: attempt {attempts} failed in {:?}: {error}",
                 request.method_name(),
-                redact_url(request.url()),
+                request.redacted_url(),
                 attempt_started.elapsed()
             );
             // A failure the batch's stop brought about (a clipped timeout, a
@@ -328,7 +367,7 @@ impl Shared {
                 status: error.status(),
                 attempts,
                 idempotent: request.is_idempotent(),
-                retry_after,
+                retry_after: error.retry_after(),
             };
             match settings.retry.decide(&failed, delays, fastrand::f64()) {
                 Decision::GiveUp => return Err(error),
@@ -343,41 +382,97 @@ impl Shared {
         }
     }
 
-    /// Sends one attempt and reads the whole body, within `timeout`.
-    fn attempt(
+    /// The request as ureq takes it: the fetcher's headers under the
+    /// request's own, and revalidation headers if any.
+    fn http_request<'r>(
         &self,
-        http: ureq::http::Request<&[u8]>,
-        timeout_override: Option<Duration>,
+        request: &'r Request,
+        extras: Extras<'_>,
+    ) -> Result<http::Request<&'r [u8]>, Error> {
+        let mut http = request.to_http(&self.settings.headers)?;
+        for (name, value) in extras.conditional {
+            http.headers_mut().insert(name.clone(), value.clone());
+        }
+        Ok(http)
+    }
+
+    /// Sends one attempt, follows its redirects and reads the whole body,
+    /// all within `timeout`. `own_timeout` is set when that timeout is not
+    /// the agent's (the request's own, or clipped by a deadline).
+    fn attempt<'r>(
+        &self,
+        request: &'r Request,
+        mut http: http::Request<&'r [u8]>,
+        own_timeout: Option<Duration>,
         timeout: Duration,
         ctx: &Ctx<'_>,
         extras: Extras<'_>,
     ) -> Result<(u16, Vec<u8>, Option<HeaderMap>), Failure> {
-        let deadline = Instant::now() + timeout;
-        // ureq checks `https_only` at every hop: set on an https request,
-        // it refuses any redirect down to plain http.
-        let https = http.uri().scheme() == Some(&ureq::http::uri::Scheme::HTTPS);
-        let http = if timeout_override.is_some() || https {
-            let timeout = timeout_override.unwrap_or(timeout);
-            self.agent
-                .configure_request(http)
-                .https_only(https)
-                .timeout_per_read(Some(timeout))
-                .timeout_per_write(Some(timeout))
-                .timeout_connect(Some(self.settings.connect_timeout.min(timeout)))
-                .build()
-        } else {
-            http
+        let started = Instant::now();
+        let mut url = std::borrow::Cow::Borrowed(request.url());
+        // What the hops so far allow: a GET once one made it so, secrets
+        // only while every hop kept to their origin.
+        let mut made_get = false;
+        let mut secrets_kept = true;
+        let mut visited = Vec::new();
+        let mut response = loop {
+            // Each hop gets what is left of the attempt's time.
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            let send = if visited.is_empty() && own_timeout.is_none() {
+                http
+            } else {
+                self.with_timeout(http, left)
+            };
+            let mut response = self.agent.run(send).map_err(|error| Failure::Transport {
+                error,
+                answered: false,
+            })?;
+            let status = response.status().as_u16();
+            if self.settings.max_redirects == 0 || !redirect::is_redirect(status) {
+                break response;
+            }
+            let location = response.headers().get(http::header::LOCATION);
+            let method = if made_get {
+                "GET"
+            } else {
+                request.method_name()
+            };
+            let hop =
+                match redirect::next_hop(&url, method, status, location.map(HeaderValue::as_bytes))
+                {
+                    Ok(Some(hop)) => hop,
+                    Ok(None) => break response,
+                    Err(refused) => return Err(Failure::Redirect(refused)),
+                };
+            if visited.len() >= self.settings.max_redirects as usize {
+                let looped = visited.contains(&hop.url);
+                return Err(Failure::Redirect(Refused::TooMany {
+                    max: self.settings.max_redirects,
+                    looped,
+                }));
+            }
+            // Read the little body there is, so the connection can be reused.
+            let _ = response
+                .body_mut()
+                .as_reader()
+                .take(REDIRECT_BODY_READ)
+                .read_to_end(&mut Vec::new());
+            made_get |= hop.becomes_get;
+            secrets_kept &= hop.keeps_secrets;
+            let bad_location = || Failure::Redirect(Refused::BadLocation(hop.url.clone()));
+            http = self
+                .http_request(request, extras)
+                .map_err(|_| bad_location())?;
+            redirect::apply(&hop.url, made_get, secrets_kept, &mut http, |name| {
+                self.settings.is_sensitive(name) || request.is_sensitive(name)
+            })
+            .ok_or_else(bad_location)?;
+            visited.push(hop.url.clone());
+            url = hop.url.into();
         };
-        let mut response = self.agent.run(http).map_err(|error| Failure::Transport {
-            error,
-            answered: false,
-        })?;
-        if Instant::now() > deadline {
-            return Err(Failure::Transport {
-                error: deadline_passed().into(),
-                answered: true,
-            });
-        }
         let status = response.status().as_u16();
         let headers = extras.keep_headers.then(|| response.headers().clone());
         if status == 304 && !extras.conditional.is_empty() {
@@ -386,11 +481,12 @@ impl Shared {
         if retry::classify_status(status).is_some() {
             let retry_after = response
                 .headers()
-                .get("retry-after")
+                .get(http::header::RETRY_AFTER)
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| retry::parse_retry_after(value, SystemTime::now()));
             let mut start = Vec::new();
-            // A body we cannot read is no reason to lose the status.
+            // A body we cannot read (or not in time) is no reason to lose
+            // the status.
             let _ = response
                 .body_mut()
                 .as_reader()
@@ -412,9 +508,8 @@ impl Shared {
         // ureq's own limit counts the bytes on the wire; a gzip bomb is small
         // there. The limit that matters is on what it inflates to.
         let reader = response.body_mut().with_config().limit(u64::MAX).reader();
-        DeadlineReader {
+        CancellableReader {
             reader,
-            deadline,
             cancel: ctx.stop.cancel,
         }
         .take(limit.saturating_add(1))
@@ -430,6 +525,19 @@ impl Shared {
             });
         }
         Ok((status, body, headers))
+    }
+
+    /// `http`, to be sent with `timeout` as its whole budget instead of the
+    /// agent's.
+    fn with_timeout<'b>(
+        &self,
+        http: http::Request<&'b [u8]>,
+        timeout: Duration,
+    ) -> http::Request<&'b [u8]> {
+        self.agent
+            .configure_request(http)
+            .timeout_global(Some(timeout))
+            .build()
     }
 
     /// The error a failed attempt amounts to.
@@ -455,38 +563,49 @@ impl Shared {
                     .with_source(error)
             }
             Failure::Status {
-                status, excerpt, ..
+                status,
+                retry_after,
+                excerpt,
             } => {
                 let kind = retry::classify_status(status).unwrap_or(ErrorKind::Status);
                 let error = request
                     .error(kind)
                     .with_attempts(attempts)
-                    .with_status(status);
+                    .with_status(status)
+                    .with_retry_after(retry_after);
                 if excerpt.is_empty() {
                     error
                 } else {
                     error.with_detail(Detail::BodyExcerpt(excerpt))
                 }
             }
+            Failure::Redirect(refused) => request
+                .error(ErrorKind::Redirect)
+                .with_attempts(attempts)
+                .with_detail(Detail::Reason(refused.to_string())),
         }
     }
 }
 
-/// Ends a body read once the attempt's time is up, or its batch is
-/// cancelled. Each read is also bounded by the timeout (ureq's per-read
-/// limit), so an attempt against a server that trickles bytes ends within
-/// twice its timeout at worst.
-struct DeadlineReader<'a, R> {
+/// What a caught panic says, for the error message.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    format!("panicked: {text}")
+}
+
+/// Stops a body read once its batch is cancelled. (The attempt's timeout is
+/// ureq's to enforce, read by read.)
+struct CancellableReader<'a, R> {
     reader: R,
-    deadline: Instant,
     cancel: Option<&'a CancelToken>,
 }
 
-impl<R: Read> Read for DeadlineReader<'_, R> {
+impl<R: Read> Read for CancellableReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if Instant::now() > self.deadline {
-            return Err(deadline_passed());
-        }
         if self.cancel.is_some_and(CancelToken::is_cancelled) {
             return Err(std::io::Error::other(Cancelled));
         }
@@ -499,14 +618,12 @@ impl<R: Read> Read for DeadlineReader<'_, R> {
 #[error("the batch was cancelled while the body was read")]
 struct Cancelled;
 
-/// The cause of a timeout that parfetch enforced itself (between reads),
-/// rather than the socket.
-#[derive(Debug, thiserror::Error)]
-#[error("the attempt ran past its timeout between two reads")]
-struct AttemptTimedOut;
-
-fn deadline_passed() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, AttemptTimedOut)
+/// The failure of an attempt whose time ran out between two hops.
+fn timed_out() -> Failure {
+    Failure::Transport {
+        error: ureq::Error::Timeout(ureq::Timeout::Global),
+        answered: false,
+    }
 }
 
 /// The start of an error body as one line of text, for a message.

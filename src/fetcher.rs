@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::exchange::Ctx;
 use crate::json;
 use crate::limit::Limits;
+use crate::pools::Pools;
 use crate::request::Request;
 use crate::stats::{Recorder, Stats};
 
@@ -54,7 +55,7 @@ pub(crate) struct Shared {
     pub(crate) cache: Option<Cache>,
     pub(crate) stats: Arc<Recorder>,
     pub(crate) clock: Arc<dyn Clock>,
-    pool: rayon::ThreadPool,
+    pools: Pools,
 }
 
 impl Fetcher {
@@ -78,11 +79,7 @@ impl Fetcher {
         builder: &FetcherBuilder,
         settings: Settings,
     ) -> Result<Fetcher, Error> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(builder.concurrency)
-            .thread_name(|i| format!("parfetch-{i}"))
-            .build()
-            .map_err(|e| Error::config("cannot start the thread pool").with_source(e))?;
+        let pools = Pools::new(builder.concurrency)?;
         let stats = Arc::new(Recorder::default());
         let agent = crate::agent::build(
             &crate::agent::AgentSettings {
@@ -90,14 +87,13 @@ impl Fetcher {
                 timeout: settings.timeout,
                 connect_timeout: settings.connect_timeout,
                 user_agent: &builder.user_agent,
-                max_redirects: builder.max_redirects,
                 tls: settings.tls.clone(),
             },
             Arc::clone(&stats),
         );
         let breakers = Breakers::new(
             builder.breaker_threshold,
-            builder.breaker_open_time,
+            crate::clock::capped(builder.breaker_open_time),
             Arc::clone(&builder.clock),
         );
         let cache = match settings.cache.clone() {
@@ -110,6 +106,7 @@ impl Fetcher {
         let limits = Limits::new(
             settings.rate,
             settings.max_per_host,
+            settings.retry.jitter,
             Arc::clone(&builder.clock),
         );
         Ok(Fetcher {
@@ -121,7 +118,7 @@ impl Fetcher {
                 cache,
                 stats,
                 clock: Arc::clone(&builder.clock),
-                pool,
+                pools,
             }),
         })
     }
@@ -187,7 +184,11 @@ impl Fetcher {
     ) -> Vec<Result<T, Error>> {
         let requests: Vec<Request> = requests.into_iter().map(Into::into).collect();
         let shared = &*self.shared;
-        shared.pool.install(|| {
+        let pool = match shared.pools.for_this_thread() {
+            Ok(pool) => pool,
+            Err(reason) => return requests.iter().map(|r| Err(r.refused(&reason))).collect(),
+        };
+        pool.threads.install(|| {
             requests
                 .par_iter()
                 // One request per task, so that a slow one never holds back
@@ -234,11 +235,11 @@ pub(crate) fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Re
 impl Shared {
     /// The number of worker threads, which is the concurrency.
     pub(crate) fn concurrency(&self) -> usize {
-        self.pool.current_num_threads()
+        self.pools.threads()
     }
 
-    pub(crate) fn pool(&self) -> &rayon::ThreadPool {
-        &self.pool
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.pools
     }
 }
 

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use crate::error::ErrorKind;
 use crate::json::{self, Value};
-use crate::request::{redact_url, Request};
+use crate::redact;
+use crate::request::Request;
 use crate::retry::{self, Decision, Failed, RetryPolicy};
 
 /// A typical typed document: what a user's struct looks like.
@@ -78,7 +79,8 @@ fn nesting_depth(body: &[u8]) -> usize {
 /// A Retry-After header value, parsed and fed to the retry rules.
 ///
 /// Invariants: no panic; delta-seconds parse exactly; whatever the server
-/// says, the delay the retry rules choose stays within `max_delay`.
+/// says, the delay the retry rules choose stays within `max_delay`, and a
+/// longer wait asked for ends the request at once.
 pub fn retry_after(value: &[u8]) {
     let Ok(text) = std::str::from_utf8(value) else {
         return;
@@ -103,9 +105,14 @@ pub fn retry_after(value: &[u8]) {
             idempotent: true,
             retry_after: parsed,
         };
+        // A wait longer than max_backoff is the caller's to schedule.
+        let too_long = parsed.is_some_and(|wait| wait > policy.max_delay);
         match policy.decide(&failed, &mut policy.delays(), 0.5) {
-            Decision::RetryAfter(delay) => assert!(delay <= policy.max_delay, "{delay:?}"),
-            Decision::GiveUp => panic!("a first {status} must be retried"),
+            Decision::RetryAfter(delay) => {
+                assert!(!too_long, "retried though asked to wait {parsed:?}");
+                assert!(delay <= policy.max_delay, "{delay:?}");
+            }
+            Decision::GiveUp => assert!(too_long, "a first {status} must be retried"),
         }
     }
 }
@@ -143,20 +150,19 @@ pub fn request_input(input: &[u8]) {
                     "a header value with a line break was accepted"
                 );
             }
-            if let Some((_, password)) = http
+            if let Some((user_info, _)) = http
                 .uri()
                 .authority()
                 .and_then(|a| a.as_str().rsplit_once('@'))
-                .and_then(|(userinfo, _)| userinfo.split_once(':'))
-                .filter(|(_, password)| password.len() >= 4)
+                .filter(|(user_info, _)| user_info.len() >= 4)
             {
                 // The same text may also appear in the path: count it.
-                let needle = format!(":{password}@");
+                let needle = format!("{user_info}@");
                 let written = url.matches(&needle).count();
-                let redacted = redact_url(url).matches(&needle).count();
+                let redacted = redact::url(url).matches(&needle).count();
                 let debug = format!("{:?}", Request::get(url)).matches(&needle).count();
-                assert!(redacted < written, "password shown in {url:?}");
-                assert!(debug < written, "password in Debug of {url:?}");
+                assert!(redacted < written, "user info shown in {url:?}");
+                assert!(debug < written, "user info in Debug of {url:?}");
             }
         }
         Err(error) => {

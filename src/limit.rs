@@ -35,6 +35,9 @@ const SLOT_POLL: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub(crate) struct Limits {
     rate: Option<Quota>,
+    /// The most a wait at the gate is lengthened by, at random (never more
+    /// than a tenth of the wait).
+    jitter: Duration,
     per_host: Option<usize>,
     clock: Arc<dyn Clock>,
     hosts: HostTable<HostLimits>,
@@ -78,10 +81,12 @@ impl Limits {
     pub(crate) fn new(
         rate: Option<(NonZeroU32, NonZeroU32)>,
         per_host: Option<usize>,
+        jitter: Duration,
         clock: Arc<dyn Clock>,
     ) -> Limits {
         Limits {
             rate: rate.map(|(per_second, burst)| Quota::per_second(per_second).allow_burst(burst)),
+            jitter,
             per_host,
             clock,
             hosts: HostTable::default(),
@@ -99,7 +104,7 @@ impl Limits {
 
     /// Closes `host`'s gate for `duration` from now (never shortening it).
     pub(crate) fn close_gate(&self, host: &str, duration: Duration) {
-        let until = self.clock.now() + duration;
+        let until = self.clock.now().saturating_add(duration);
         let until_ns = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
         let previous = self
             .host(host)
@@ -133,7 +138,11 @@ impl Limits {
                 break;
             }
             waited = true;
-            stop.sleep(&*self.clock, Duration::from_nanos(until_ns - now_ns))?;
+            // Everyone parked at the gate would wake at the same instant
+            // and hit the host at once: a little jitter spreads them out.
+            let wait = Duration::from_nanos(until_ns - now_ns);
+            let spread = self.jitter.min(wait / 10);
+            stop.sleep(&*self.clock, wait + spread.mul_f64(fastrand::f64()))?;
         }
         if let Some(rate) = &limits.rate {
             while let Err(not_until) = rate.check() {
@@ -178,7 +187,7 @@ mod tests {
     #[test]
     fn a_closed_gate_holds_its_host_only() {
         let clock = Arc::new(ManualClock::default());
-        let limits = Limits::new(None, None, clock.clone());
+        let limits = Limits::new(None, None, Duration::ZERO, clock.clone());
         limits.close_gate("slow", Duration::from_secs(2));
         limits.close_gate("slow", Duration::from_secs(1)); // never shortens
         assert_eq!(limits.gate_remaining("slow"), Some(Duration::from_secs(2)));
@@ -198,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_gate_past_the_deadline_ends_the_request_at_once() {
-        let limits = Limits::new(None, None, Arc::new(ManualClock::default()));
+        let limits = Limits::new(None, None, Duration::ZERO, Arc::new(ManualClock::default()));
         limits.close_gate("h", Duration::from_secs(60));
         let stop = Stop {
             deadline: Some(Instant::now() + Duration::from_secs(1)),
@@ -214,7 +223,12 @@ mod tests {
     fn the_rate_allows_a_burst_then_spaces_requests() {
         let ten = NonZeroU32::new(10).unwrap();
         let two = NonZeroU32::new(2).unwrap();
-        let limits = Limits::new(Some((ten, two)), None, SystemClock::shared());
+        let limits = Limits::new(
+            Some((ten, two)),
+            None,
+            Duration::ZERO,
+            SystemClock::shared(),
+        );
         let started = Instant::now();
         let waits: Vec<bool> = (0..4)
             .map(|_| limits.pass("h", &Stop::default()).unwrap().waited.is_some())
@@ -226,7 +240,12 @@ mod tests {
 
     #[test]
     fn the_concurrency_cap_holds_requests_until_a_slot_frees() {
-        let limits = Arc::new(Limits::new(None, Some(1), SystemClock::shared()));
+        let limits = Arc::new(Limits::new(
+            None,
+            Some(1),
+            Duration::ZERO,
+            SystemClock::shared(),
+        ));
         let first = limits.pass("h", &Stop::default()).unwrap();
         let waiter = {
             let limits = Arc::clone(&limits);

@@ -16,14 +16,7 @@ use ureq::http::{self, HeaderName, HeaderValue};
 
 use crate::cache::CacheMode;
 use crate::error::{Detail, Error, ErrorKind};
-
-/// Headers whose values are secrets: never logged, never in `Debug`.
-const SENSITIVE: [&str; 4] = [
-    "authorization",
-    "cookie",
-    "proxy-authorization",
-    "set-cookie",
-];
+use crate::redact;
 
 /// A request to fetch: `GET url` unless made with [`Request::post_json`].
 ///
@@ -45,6 +38,8 @@ pub struct Request {
     method: Method,
     url: String,
     headers: Vec<(String, String)>,
+    /// Header names this request marked as secrets.
+    sensitive: Vec<String>,
     timeout: Option<Duration>,
     body: Body,
     idempotent: Option<bool>,
@@ -72,6 +67,7 @@ impl Request {
             method: Method::Get,
             url: url.into(),
             headers: Vec::new(),
+            sensitive: Vec::new(),
             timeout: None,
             body: Body::Empty,
             idempotent: None,
@@ -110,6 +106,25 @@ impl Request {
         self
     }
 
+    /// Adds a header whose value is a secret: like [`header`](Request::header),
+    /// and the value is then never shown (messages, logs, `Debug`), never
+    /// written to the cache, and not sent on to another host when a
+    /// redirect leads there.
+    ///
+    /// Headers whose names say they hold a secret are treated so already
+    /// (`authorization`, `cookie`, `x-api-key`...; see
+    /// [`FetcherBuilder::sensitive_header`](crate::FetcherBuilder::sensitive_header)).
+    #[must_use]
+    pub fn sensitive_header(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Request {
+        let name = name.into();
+        self.sensitive.push(name.clone());
+        self.header(name, value)
+    }
+
     /// Sets this request's per-attempt timeout, instead of the fetcher's.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Request {
@@ -143,9 +158,22 @@ impl Request {
         self.cache
     }
 
-    /// The URL, as given.
+    /// The URL, as given (user info included: see
+    /// [`redacted_url`](Request::redacted_url) for one to show).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The URL as parfetch shows it in messages, logs and `Debug`: user
+    /// info, which is where `https://TOKEN@host/` puts a secret, becomes
+    /// `***`.
+    ///
+    /// ```
+    /// let request = parfetch::Request::get("https://me:pw@cdn.example/x.json");
+    /// assert_eq!(request.redacted_url(), "https://***@cdn.example/x.json");
+    /// ```
+    pub fn redacted_url(&self) -> std::borrow::Cow<'_, str> {
+        redact::url(&self.url)
     }
 
     /// The per-attempt timeout set on this request, if any.
@@ -160,6 +188,15 @@ impl Request {
         }
     }
 
+    pub(crate) fn is_get(&self) -> bool {
+        self.method == Method::Get
+    }
+
+    /// Whether this request marked header `name` sensitive.
+    pub(crate) fn is_sensitive(&self, name: &str) -> bool {
+        self.sensitive.iter().any(|s| s.eq_ignore_ascii_case(name))
+    }
+
     pub(crate) fn is_idempotent(&self) -> bool {
         self.idempotent.unwrap_or(self.method == Method::Get)
     }
@@ -167,6 +204,12 @@ impl Request {
     /// An error about this request, with its method and URL.
     pub(crate) fn error(&self, kind: ErrorKind) -> Error {
         Error::new(kind).with_request(self.method_name(), &self.url)
+    }
+
+    /// This request's error when it cannot be run at all, for `reason`.
+    pub(crate) fn refused(&self, reason: &str) -> Error {
+        self.error(ErrorKind::InvalidRequest)
+            .with_detail(Detail::Reason(reason.to_owned()))
     }
 
     /// The host the request goes to, as `host` or `host:port` as written in
@@ -269,12 +312,17 @@ impl fmt::Debug for Request {
         let headers: Vec<(&str, &str)> = self
             .headers
             .iter()
-            .map(|(name, value)| (name.as_str(), redact_header(name, value)))
+            .map(|(name, value)| {
+                (
+                    name.as_str(),
+                    redact::header_value(name, value, &self.sensitive),
+                )
+            })
             .collect();
         let mut debug = f.debug_struct("Request");
         debug
             .field("method", &self.method_name())
-            .field("url", &redact_url(&self.url))
+            .field("url", &self.redacted_url())
             .field("headers", &headers);
         if let Some(timeout) = self.timeout {
             debug.field("timeout", &timeout);
@@ -287,28 +335,6 @@ impl fmt::Debug for Request {
         }
         debug.finish_non_exhaustive()
     }
-}
-
-/// The header value to show in logs and `Debug`: `***` for secrets.
-pub(crate) fn redact_header<'a>(name: &str, value: &'a str) -> &'a str {
-    if SENSITIVE.iter().any(|s| s.eq_ignore_ascii_case(name)) {
-        "***"
-    } else {
-        value
-    }
-}
-
-/// The URL to show in messages and logs: a password in it becomes `***`.
-pub(crate) fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.into();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.into();
-    };
-    let user = rest[..at].split(':').next().unwrap_or("");
-    format!("{scheme}://{user}:***@{}", &rest[at + 1..]).into()
 }
 
 #[cfg(test)]
@@ -326,26 +352,6 @@ mod tests {
         ];
         for (url, host) in cases {
             assert_eq!(Request::get(url).host(), host, "{url}");
-        }
-    }
-
-    #[test]
-    fn redacts_urls() {
-        let cases = [
-            ("https://cdn.example/x", "https://cdn.example/x"),
-            (
-                "https://me:secret@cdn.example/x",
-                "https://me:***@cdn.example/x",
-            ),
-            (
-                "https://token@cdn.example/",
-                "https://token:***@cdn.example/",
-            ),
-            ("http://h/path@odd", "http://h/path@odd"),
-            ("not a url", "not a url"),
-        ];
-        for (url, want) in cases {
-            assert_eq!(redact_url(url), want);
         }
     }
 
@@ -418,7 +424,7 @@ mod tests {
         let debug = format!("{request:?}");
         assert_eq!(
             debug,
-            "Request { method: \"GET\", url: \"https://u:***@h/\", headers: \
+            "Request { method: \"GET\", url: \"https://***@h/\", headers: \
              [(\"Authorization\", \"***\"), (\"cookie\", \"***\"), (\"x-trace\", \"t1\")], .. }"
         );
     }

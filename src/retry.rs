@@ -81,12 +81,36 @@ impl RetryPolicy {
             return Decision::GiveUp;
         }
         let backoff = delays.backoff.next_backoff().unwrap_or(self.max_delay);
-        let delay = match (failed.status, failed.retry_after) {
-            (Some(429 | 503), Some(wait)) => wait,
-            _ => backoff + self.jitter.mul_f64(random.clamp(0.0, 1.0)),
+        let delay = match asked_to_wait(failed.status, failed.retry_after) {
+            // Waiting less than the server asked would be wasted and rude;
+            // waiting longer than max_backoff is not ours to do: the caller
+            // gets the error, with its `retry_after()`, at once.
+            Some(wait) if wait > self.max_delay => return Decision::GiveUp,
+            Some(wait) => wait,
+            None => backoff.saturating_add(self.jitter.mul_f64(random.clamp(0.0, 1.0))),
         };
         Decision::RetryAfter(delay.min(self.max_delay))
     }
+}
+
+/// How long a server asked to be left alone: its Retry-After, on a 429 or a
+/// 503 only. This is the rule the retry delay and the host's gate (which
+/// pauses every request to the host, `limit.rs`) both follow.
+fn asked_to_wait(status: Option<u16>, retry_after: Option<Duration>) -> Option<Duration> {
+    match status {
+        Some(429 | 503) => retry_after,
+        _ => None,
+    }
+}
+
+/// How long to pause every request to a host after an answer with `status`
+/// and `retry_after`: what it asked for, up to `max_backoff`.
+pub(crate) fn host_pause(
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    policy: &RetryPolicy,
+) -> Option<Duration> {
+    asked_to_wait(status, retry_after).map(|wait| wait.min(policy.max_delay))
 }
 
 /// Whether a failure of this kind (and status) is worth another attempt.
@@ -305,11 +329,20 @@ mod tests {
                 vec![2.0, 2.0, 2.0],
             ),
             (
-                "retry-after capped",
+                "retry-after past the cap: give up at once",
                 policy(),
                 ErrorKind::Status,
                 Some(503),
                 Some(3600),
+                0.0,
+                vec![],
+            ),
+            (
+                "retry-after at the cap",
+                policy(),
+                ErrorKind::Status,
+                Some(429),
+                Some(60),
                 0.0,
                 vec![60.0, 60.0, 60.0],
             ),

@@ -372,3 +372,30 @@ fn cache_dir_then_offline() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("offline mode needs a cache_dir"));
 }
+
+#[test]
+fn credentials_in_urls_never_reach_the_output() {
+    let server = server();
+    let dir = temp_dir("secrets");
+    let ok = server
+        .url("/doc/1")
+        .replace("http://", "http://USER:SECRET@");
+    let missing = server.url("/missing").replace("http://", "http://TOKEN@");
+    let out_dir = dir.join("mirror");
+    let output = parfetch(
+        &["--retries", "0", "--out-dir", out_dir.to_str().unwrap()],
+        Some(&format!("{ok}\n{missing}\n")),
+    );
+    assert_exit(&output, 2);
+    let everything = [output.stdout.clone(), output.stderr.clone()].concat();
+    let text = String::from_utf8_lossy(&everything);
+    for secret in ["USER", "SECRET", "TOKEN"] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+    assert!(text.contains("http://***@127.0.0.1"), "{text}");
+    for file in std::fs::read_dir(&out_dir).unwrap() {
+        let name = file.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.contains("SECRET") && !name.contains("USER"), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

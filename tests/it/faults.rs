@@ -64,17 +64,19 @@ impl Fault {
     /// The documented outcome: `Ok(())` for a success.
     fn expected(self) -> &'static [Result<(), ErrorKind>] {
         match self {
-            Fine
-            | StormThenOk
-            | TooManyRequestsSeconds
-            | TooManyRequestsDate
-            | TooManyRequestsGarbage => &[Ok(())],
+            Fine | StormThenOk | TooManyRequestsGarbage => &[Ok(())],
             Refused | ResetBeforeStatus | ResetMidBody | LongerContentLength | ChunkedCutOff => {
                 &[Err(ErrorKind::Network)]
             }
             HeadersNeverFinish | BodyStalls => &[Err(ErrorKind::Timeout)],
             NotFound | Gone => &[Err(ErrorKind::NotFound)],
-            BadRequest | Unauthorized | Forbidden => &[Err(ErrorKind::Status)],
+            // 429 asking to wait past max_backoff (50 ms): the caller's to
+            // schedule, at once.
+            BadRequest
+            | Unauthorized
+            | Forbidden
+            | TooManyRequestsSeconds
+            | TooManyRequestsDate => &[Err(ErrorKind::Status)],
             InvalidJson | TruncatedJson | DeepNesting => &[Err(ErrorKind::InvalidJson)],
             // Beyond u64 and f64: a float, an infinity or an error, never a panic.
             HugeNumbers => &[Ok(()), Err(ErrorKind::InvalidJson)],
@@ -89,12 +91,26 @@ impl Fault {
     /// Attempts the request may take: retried kinds take all four.
     fn attempts(self) -> std::ops::RangeInclusive<u32> {
         match self {
-            Fine | HugeNumbers | NotFound | Gone | BadRequest | Unauthorized | Forbidden
-            | InvalidJson | TruncatedJson | DeepNesting | OverLimitWithLength
-            | OverLimitChunked | GzipBomb | RedirectLoop | HugeHeaders => 1..=1,
+            Fine
+            | HugeNumbers
+            | NotFound
+            | Gone
+            | BadRequest
+            | Unauthorized
+            | Forbidden
+            | InvalidJson
+            | TruncatedJson
+            | DeepNesting
+            | OverLimitWithLength
+            | OverLimitChunked
+            | GzipBomb
+            | RedirectLoop
+            | HugeHeaders
+            | TooManyRequestsSeconds
+            | TooManyRequestsDate => 1..=1,
             HeaderInjection => 0..=0,
             StormThenOk => 3..=3,
-            TooManyRequestsSeconds | TooManyRequestsDate | TooManyRequestsGarbage => 2..=2,
+            TooManyRequestsGarbage => 2..=2,
             Refused | ResetBeforeStatus | ResetMidBody | LongerContentLength | ChunkedCutOff
             | HeadersNeverFinish | BodyStalls => 4..=4,
         }

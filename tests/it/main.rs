@@ -19,6 +19,7 @@ mod cli;
 mod connections;
 mod errors;
 mod faults;
+mod hardening;
 mod logs;
 mod mocked;
 mod retry;

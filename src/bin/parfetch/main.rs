@@ -195,7 +195,8 @@ impl Sink<'_> {
         let line = Line {
             // The URL's place in the whole list, so shards' outputs merge.
             index: position * n + k,
-            url: report.request.url(),
+            // User info (`https://TOKEN@host/`) is a secret: never written.
+            url: &report.request.redacted_url(),
             ok: error.is_none(),
             status: report.status,
             attempts: report.attempts,

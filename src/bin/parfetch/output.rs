@@ -95,13 +95,19 @@ impl Output {
     }
 }
 
-/// The file name for `url`'s body: the URL without its scheme, every
-/// character but letters, digits, `.`, `-` and `_` turned into `_`, no
-/// leading dot, at most 120 characters, then a hash of the whole URL (so
-/// that URLs differing only in replaced characters do not collide). It can
-/// never name a path outside the directory.
+/// The file name for `url`'s body: the URL without its scheme and user
+/// info (a secret), every character but letters, digits, `.`, `-` and `_`
+/// turned into `_`, no leading dot, at most 120 characters, then a hash of
+/// the whole URL (so that URLs differing only in replaced characters, or in
+/// credentials, do not collide). It can never name a path outside the
+/// directory.
 pub(crate) fn file_name(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
     let safe: String = rest
         .chars()
         .map(|c| {
@@ -174,5 +180,11 @@ mod tests {
         assert_eq!(unique.len(), names.len());
         // Same characters after replacement, different URLs: different names.
         assert_ne!(file_name("http://h/a?b"), file_name("http://h/a&b"));
+        // Credentials never name a file.
+        let secret = file_name("https://me:SECRET@h/x");
+        assert!(
+            secret.starts_with("h_x-") && !secret.contains("SECRET"),
+            "{secret}"
+        );
     }
 }

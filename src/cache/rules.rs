@@ -1,0 +1,436 @@
+//! The caching rules: what may be stored, how long it stays fresh, and how
+//! a stale entry is revalidated.
+//!
+//! The rules are RFC 9111's for a private cache, applied by the
+//! `http-cache-semantics` crate. It is handed only what it can take safely,
+//! and only what may be written to disk:
+//!
+//! - **Numbers a server sends are bounded.** A delta-seconds value
+//!   (`max-age`, `Age`...) past 2^31 is taken as 2^31, as RFC 9111 §1.2.2
+//!   says; an `Age` that is not a number is ignored. Left as they came, such
+//!   values overflow time arithmetic.
+//! - **No secret is kept.** The stored request holds only the headers the
+//!   response's `Vary` names, and those as hashes (enough to tell whether a
+//!   later request matches, not what was sent); its URL has no user info.
+//!   The stored response holds no `Set-Cookie` and no other header whose
+//!   name says it is a secret (`redact.rs`).
+//! - **Nothing panics.** Whatever the headers, these functions return.
+//!
+//! The two switches of [`CacheSettings`] (every entry fresh, or a fixed
+//! max-age) replace the freshness rules, never the others: `no-store` is
+//! never stored.
+
+use std::time::SystemTime;
+
+use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
+use ureq::http::{self, header, HeaderMap, HeaderName, HeaderValue};
+
+use super::entry::{millis, Entry, Meta};
+use super::{CacheSettings, Lookup};
+use crate::redact;
+
+/// The largest delta-seconds value a cache must represent (RFC 9111 §1.2.2).
+const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// What the cache says about `request`, given its stored `entry`, as of `now`.
+pub(crate) fn lookup(
+    entry: Entry,
+    request: &http::Request<&[u8]>,
+    settings: &CacheSettings,
+    now: SystemTime,
+) -> Lookup {
+    if settings.always_fresh {
+        return Lookup::Fresh(entry);
+    }
+    let now_ms = millis(now);
+    if let Some(max_age) = settings.max_age {
+        let age = now_ms.saturating_sub(entry.meta.stored_at_ms);
+        return if u128::from(age) <= max_age.as_millis() {
+            Lookup::Fresh(entry)
+        } else {
+            Lookup::Stale(entry, Vec::new())
+        };
+    }
+    // The common case needs no policy: a fresh entry, a plain request.
+    let plain = !entry.meta.vary
+        && !request.headers().contains_key(header::CACHE_CONTROL)
+        && !request.headers().contains_key(header::PRAGMA);
+    if plain && now_ms < entry.meta.fresh_until_ms {
+        return Lookup::Fresh(entry);
+    }
+    if plain {
+        let conditional = [
+            (header::IF_NONE_MATCH, &entry.meta.etag),
+            (header::IF_MODIFIED_SINCE, &entry.meta.last_modified),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, HeaderValue::from_str(value.as_deref()?).ok()?)))
+        .collect();
+        return Lookup::Stale(entry, conditional);
+    }
+    let Some(policy) = entry.policy() else {
+        return Lookup::Miss;
+    };
+    match policy.before_request(&stored_request(request, |_| true), now) {
+        BeforeRequest::Fresh(_) => Lookup::Fresh(entry),
+        // Stored for another variant (Vary): as good as nothing.
+        BeforeRequest::Stale { matches: false, .. } => Lookup::Miss,
+        BeforeRequest::Stale { request: parts, .. } => {
+            let conditional = [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE]
+                .into_iter()
+                .filter_map(|name| {
+                    let value = parts.headers.get(&name)?.clone();
+                    Some((name, value))
+                })
+                .collect();
+            Lookup::Stale(entry, conditional)
+        }
+    }
+}
+
+/// The record and policy to store for a response to `request` (`url` as
+/// the caller wrote it), or `None` if the rules (and switches) say it must
+/// not be stored.
+pub(crate) fn to_store(
+    request: &http::Request<&[u8]>,
+    url: &str,
+    status: u16,
+    headers: &HeaderMap,
+    settings: &CacheSettings,
+    now: SystemTime,
+) -> Option<(Meta, CachePolicy)> {
+    let response = stored_response(status, headers);
+    if says_no_store(response.headers()) {
+        return None;
+    }
+    let vary = vary_names(response.headers());
+    let request = stored_request(request, |name| vary.iter().any(|v| v == name.as_str()));
+    let policy = CachePolicy::new_options(&request, &response, now, private());
+    let overridden = settings.always_fresh || settings.max_age.is_some();
+    if !(policy.is_storable() || overridden) {
+        return None;
+    }
+    let meta = meta(url, &policy, response.headers(), now);
+    Some((meta, policy))
+}
+
+/// The record and policy after the server confirmed `entry` (304), or
+/// `None` when rewriting it would gain nothing: an entry the refresh leaves
+/// stale at once (as with `no-cache`) is revalidated next time either way.
+pub(crate) fn refreshed(
+    request: &http::Request<&[u8]>,
+    url: &str,
+    entry: &Entry,
+    status: u16,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Option<(Meta, CachePolicy)> {
+    let says_more = [header::CACHE_CONTROL, header::EXPIRES]
+        .iter()
+        .any(|name| headers.contains_key(name));
+    if entry.meta.lifetime_ms == 0 && !says_more {
+        return None; // stale it was, stale it stays: nothing to rewrite
+    }
+    let policy = entry.policy()?;
+    let response = stored_response(status, headers);
+    let request = stored_request(request, |_| false);
+    let policy = match policy.after_response(&request, &response, now) {
+        AfterResponse::NotModified(policy, _) | AfterResponse::Modified(policy, _) => policy,
+    };
+    if policy.time_to_live(now).is_zero() {
+        return None;
+    }
+    let meta = Meta {
+        vary: entry.meta.vary,
+        etag: entry.meta.etag.clone(),
+        last_modified: entry.meta.last_modified.clone(),
+        ..meta(url, &policy, response.headers(), now)
+    };
+    Some((meta, policy))
+}
+
+/// The record of what most lookups need.
+fn meta(url: &str, policy: &CachePolicy, headers: &HeaderMap, now: SystemTime) -> Meta {
+    let lifetime_ms = u64::try_from(policy.time_to_live(now).as_millis()).unwrap_or(u64::MAX);
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let stored_at_ms = millis(now);
+    Meta {
+        url: redact::without_user_info(url).into_owned(),
+        stored_at_ms,
+        fresh_until_ms: stored_at_ms.saturating_add(lifetime_ms),
+        lifetime_ms,
+        vary: headers.contains_key(header::VARY),
+        etag: text(header::ETAG),
+        last_modified: text(header::LAST_MODIFIED),
+    }
+}
+
+/// The request as the policy keeps it: no user info in its URL, and of its
+/// headers only cache directives and those `keep` names, the latter hashed.
+fn stored_request(
+    request: &http::Request<&[u8]>,
+    keep: impl Fn(&HeaderName) -> bool,
+) -> http::Request<()> {
+    let mut stored = http::Request::new(());
+    *stored.method_mut() = request.method().clone();
+    *stored.uri_mut() = uri_without_user_info(request.uri());
+    let headers = stored.headers_mut();
+    for (name, value) in request.headers() {
+        if name == header::CACHE_CONTROL || name == header::PRAGMA {
+            headers.append(name.clone(), value.clone());
+        } else if keep(name) {
+            headers.append(name.clone(), hashed(value));
+        }
+    }
+    stored
+}
+
+/// A header value as the cache keeps it: a hash, equal for equal values.
+fn hashed(value: &HeaderValue) -> HeaderValue {
+    let hex = blake3::hash(value.as_bytes()).to_hex();
+    HeaderValue::from_str(&hex[..32]).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+fn uri_without_user_info(uri: &http::Uri) -> http::Uri {
+    let has_user_info = uri.authority().is_some_and(|a| a.as_str().contains('@'));
+    if !has_user_info {
+        return uri.clone();
+    }
+    redact::without_user_info(&uri.to_string())
+        .parse()
+        .unwrap_or_default()
+}
+
+/// The response head as the policy keeps it: without secrets, its numbers
+/// bounded.
+fn stored_response(status: u16, headers: &HeaderMap) -> http::Response<()> {
+    let mut response = http::Response::new(());
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
+    let stored = response.headers_mut();
+    for (name, value) in headers {
+        if redact::is_sensitive_by_default(name.as_str()) {
+            continue;
+        }
+        let value = if name == header::AGE {
+            match delta_seconds(value.as_bytes()) {
+                Some(seconds) => HeaderValue::from(seconds),
+                None => continue, // invalid: ignored
+            }
+        } else if name == header::CACHE_CONTROL {
+            bounded_directives(value)
+        } else {
+            value.clone()
+        };
+        stored.append(name.clone(), value);
+    }
+    response
+}
+
+/// A delta-seconds value (RFC 9111 §1.2.2): digits only, at most 2^31.
+fn delta_seconds(text: &[u8]) -> Option<u64> {
+    let text = text.trim_ascii();
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // Past the largest u64 it is past 2^31 too.
+    let seconds = std::str::from_utf8(text).ok()?.parse().unwrap_or(u64::MAX);
+    Some(seconds.min(MAX_DELTA_SECONDS))
+}
+
+/// A Cache-Control value with every numeric argument at most 2^31.
+fn bounded_directives(value: &HeaderValue) -> HeaderValue {
+    let Ok(text) = value.to_str() else {
+        return value.clone();
+    };
+    let mut changed = false;
+    let directives: Vec<String> = text
+        .split(',')
+        .map(|directive| match directive.split_once('=') {
+            Some((name, argument)) => {
+                let bare = argument.trim().trim_matches('"');
+                match delta_seconds(bare.as_bytes()) {
+                    Some(seconds) if seconds.to_string() != bare => {
+                        changed = true;
+                        format!("{}={seconds}", name.trim())
+                    }
+                    _ => directive.trim().to_owned(),
+                }
+            }
+            None => directive.trim().to_owned(),
+        })
+        .collect();
+    if !changed {
+        return value.clone();
+    }
+    HeaderValue::from_str(&directives.join(", ")).unwrap_or_else(|_| value.clone())
+}
+
+/// The request header names a response's `Vary` lists, lower-cased.
+fn vary_names(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// A private (single-user) cache: `private` responses may be stored.
+fn private() -> CacheOptions {
+    CacheOptions {
+        shared: false,
+        ..CacheOptions::default()
+    }
+}
+
+/// `no-store` is never stored, whatever the switches say.
+fn says_no_store(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|directive| directive.trim().eq_ignore_ascii_case("no-store"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn head(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    fn settings() -> CacheSettings {
+        CacheSettings {
+            dir: std::path::PathBuf::new(),
+            always_fresh: false,
+            max_age: None,
+            offline: false,
+        }
+    }
+
+    #[test]
+    fn delta_seconds_are_bounded_and_checked() {
+        let cases: [(&[u8], Option<u64>); 8] = [
+            (b"60", Some(60)),
+            (b" 60 ", Some(60)),
+            (b"2147483648", Some(1 << 31)),
+            (b"9999999999999999999999999", Some(1 << 31)),
+            (b"-1", None),
+            (b"1.5", None),
+            (b"60abc", None),
+            (b"", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                delta_seconds(text),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        let value =
+            HeaderValue::from_static("public, max-age=99999999999999999999, s-maxage=\"5\"");
+        assert_eq!(
+            bounded_directives(&value),
+            "public, max-age=2147483648, s-maxage=\"5\""
+        );
+        let plain = HeaderValue::from_static("max-age=60");
+        assert_eq!(bounded_directives(&plain), plain);
+    }
+
+    #[test]
+    fn huge_lifetimes_do_not_overflow() {
+        let request = http::Request::get("http://h/x").body(&b""[..]).unwrap();
+        let now = SystemTime::now();
+        for pairs in [
+            &[("cache-control", "max-age=18446744073709551615")][..],
+            &[
+                ("age", "18446744073709551615"),
+                ("cache-control", "max-age=60"),
+            ],
+            &[("expires", "Fri, 31 Dec 9999 23:59:59 GMT")],
+        ] {
+            let stored = to_store(&request, "http://h/x", 200, &head(pairs), &settings(), now);
+            let (meta, _) = stored.expect("storable");
+            assert!(meta.fresh_until_ms >= meta.stored_at_ms, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn stored_requests_keep_no_secret() {
+        let request = http::Request::get("http://user:pw@h/x")
+            .header("authorization", "Bearer SECRET")
+            .header("accept", "application/json")
+            .header("x-api-key", "KEY")
+            .header("cache-control", "max-age=5")
+            .body(&b""[..])
+            .unwrap();
+        let vary = |name: &HeaderName| name == "accept" || name == "authorization";
+        let stored = stored_request(&request, vary);
+        assert_eq!(stored.uri(), "http://h/x");
+        let names: Vec<&str> = stored.headers().keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["authorization", "accept", "cache-control"]);
+        let text = format!("{:?}", stored.headers());
+        assert!(!text.contains("SECRET") && !text.contains("KEY"), "{text}");
+        assert_eq!(stored.headers()["cache-control"], "max-age=5");
+        let response = stored_response(
+            200,
+            &head(&[
+                ("set-cookie", "s=1"),
+                ("x-auth-token", "T"),
+                ("etag", "\"e\""),
+            ]),
+        );
+        let names: Vec<&str> = response.headers().keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["etag"]);
+    }
+
+    #[test]
+    fn vary_matches_by_hash() {
+        let request = |accept: &str| {
+            http::Request::get("http://h/x")
+                .header("accept", accept)
+                .body(&b""[..])
+                .unwrap()
+        };
+        let now = SystemTime::now();
+        let headers = head(&[("cache-control", "max-age=600"), ("vary", "Accept")]);
+        let (meta, policy) = to_store(
+            &request("a/json"),
+            "http://h/x",
+            200,
+            &headers,
+            &settings(),
+            now,
+        )
+        .unwrap();
+        let bytes = super::super::entry::encode(&meta, &policy, b"[]").unwrap();
+        let entry = || super::super::entry::decode(bytes.clone()).unwrap();
+        let later = now + Duration::from_secs(1);
+        assert!(matches!(
+            lookup(entry(), &request("a/json"), &settings(), later),
+            Lookup::Fresh(_)
+        ));
+        assert!(matches!(
+            lookup(entry(), &request("text/csv"), &settings(), later),
+            Lookup::Miss
+        ));
+    }
+}

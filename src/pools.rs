@@ -1,0 +1,181 @@
+//! The worker threads of a fetcher: one pool per nesting level.
+//!
+//! A batch's workers hand their results to the calling thread, which runs
+//! the caller's callbacks. If a callback starts another batch (or a
+//! `fetch_many`) on the same fetcher, that batch cannot run on the same
+//! threads: they are all busy with the outer batch, waiting for the caller
+//! to take their results, while the caller waits for the inner batch. That
+//! is a deadlock, and it is what a single pool gave.
+//!
+//! So a fetcher has a pool per level. A thread that is running a batch of
+//! level `n` (as its worker, or as the caller reading its results) starts
+//! any further batch at level `n + 1`, on a pool of that level, made on
+//! first use and kept for the fetcher's life. Each level waits only on
+//! deeper ones, so nesting never deadlocks; while an inner batch runs, the
+//! requests in flight may reach the concurrency once per level. Nesting
+//! deeper than [`MAX_LEVELS`] is refused at once with an error, rather than
+//! growing threads without end.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::error::Error;
+
+/// The deepest nesting of batches allowed (levels 0 to `MAX_LEVELS - 1`).
+pub(crate) const MAX_LEVELS: usize = 8;
+
+thread_local! {
+    /// The (fetcher, level) pairs this thread is busy with: as a worker of
+    /// that level's pool (for the thread's life), or as the caller reading
+    /// a batch of that level (while it runs).
+    static BUSY: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A fetcher's worker pools.
+pub(crate) struct Pools {
+    /// Tells this fetcher's pools (and clones') apart from other fetchers'.
+    id: usize,
+    threads: usize,
+    levels: Mutex<Vec<Arc<rayon::ThreadPool>>>,
+}
+
+/// A pool to run one batch on, at a level; the calling thread counts as
+/// busy at that level while it holds [`Pool::enter`]'s guard.
+pub(crate) struct Pool {
+    pub(crate) threads: Arc<rayon::ThreadPool>,
+    id: usize,
+    level: usize,
+}
+
+/// Marks the calling thread busy at a level until dropped.
+pub(crate) struct Busy {
+    entry: (usize, usize),
+}
+
+impl Pools {
+    /// Pools of `threads` threads each; the first is started now, so that
+    /// a fetcher that cannot start its threads fails to build.
+    pub(crate) fn new(threads: usize) -> Result<Pools, Error> {
+        static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+        let pools = Pools {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            threads,
+            levels: Mutex::new(Vec::new()),
+        };
+        pools
+            .level(0)
+            .map_err(|e| Error::config("cannot start the thread pool").with_source(e))?;
+        Ok(pools)
+    }
+
+    /// The number of threads per pool: the concurrency.
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The pool a batch started on the calling thread runs on, or why
+    /// there is none (nested too deep, or its threads cannot start).
+    pub(crate) fn for_this_thread(&self) -> Result<Pool, String> {
+        let level = BUSY.with_borrow(|busy| {
+            busy.iter()
+                .filter(|(id, _)| *id == self.id)
+                .map(|(_, level)| level + 1)
+                .max()
+                .unwrap_or(0)
+        });
+        if level >= MAX_LEVELS {
+            return Err(format!(
+                "batches nested more than {MAX_LEVELS} deep (a batch started from a \
+                 callback of a batch, and so on); start the inner ones after the outer"
+            ));
+        }
+        let threads = self
+            .level(level)
+            .map_err(|e| format!("cannot start the threads of a nested batch: {e}"))?;
+        Ok(Pool {
+            threads,
+            id: self.id,
+            level,
+        })
+    }
+
+    fn level(&self, level: usize) -> Result<Arc<rayon::ThreadPool>, rayon::ThreadPoolBuildError> {
+        let mut levels = self.levels.lock();
+        while levels.len() <= level {
+            let (id, made) = (self.id, levels.len());
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(self.threads)
+                .thread_name(move |i| match made {
+                    0 => format!("parfetch-{i}"),
+                    _ => format!("parfetch-{made}-{i}"),
+                })
+                .start_handler(move |_| BUSY.with_borrow_mut(|busy| busy.push((id, made))))
+                .build()?;
+            levels.push(Arc::new(pool));
+        }
+        Ok(Arc::clone(&levels[level]))
+    }
+}
+
+impl Pool {
+    /// Marks the calling thread busy at this pool's level: a batch it
+    /// starts meanwhile goes one level deeper.
+    pub(crate) fn enter(&self) -> Busy {
+        let entry = (self.id, self.level);
+        BUSY.with_borrow_mut(|busy| busy.push(entry));
+        Busy { entry }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.with_borrow_mut(|busy| {
+            if let Some(at) = busy.iter().rposition(|entry| *entry == self.entry) {
+                busy.remove(at);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_nesting_level_gets_its_own_pool() {
+        let pools = Pools::new(2).unwrap();
+        let outer = pools.for_this_thread().unwrap();
+        assert_eq!(outer.level, 0);
+        let busy = outer.enter();
+        let inner = pools.for_this_thread().unwrap();
+        assert_eq!(inner.level, 1);
+        assert!(!Arc::ptr_eq(&outer.threads, &inner.threads));
+        // Its workers start batches one level deeper still.
+        let from_worker = inner
+            .threads
+            .install(|| pools.for_this_thread().unwrap().level);
+        assert_eq!(from_worker, 2);
+        drop(busy);
+        assert_eq!(pools.for_this_thread().unwrap().level, 0);
+        // Another fetcher's pools are not this one's business.
+        let other = Pools::new(1).unwrap();
+        let _busy = outer.enter();
+        assert_eq!(other.for_this_thread().unwrap().level, 0);
+    }
+
+    #[test]
+    fn nesting_too_deep_is_refused() {
+        let pools = Pools::new(1).unwrap();
+        let mut guards = Vec::new();
+        for level in 0..MAX_LEVELS {
+            let pool = pools.for_this_thread().unwrap();
+            assert_eq!(pool.level, level);
+            guards.push(pool.enter());
+        }
+        let error = pools.for_this_thread().err().unwrap();
+        assert!(error.contains("nested more than 8 deep"), "{error}");
+    }
+}
