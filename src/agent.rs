@@ -97,7 +97,7 @@ pub(crate) fn build(settings: &AgentSettings<'_>, stats: Arc<Recorder>) -> Agent
         // Redirects are ours to follow (`redirect.rs`): which headers may
         // go to another host, and https never down to http.
         .max_redirects(0)
-        .max_idle_connections((settings.concurrency * 2).max(20))
+        .max_idle_connections(settings.concurrency.saturating_mul(2).max(20))
         .max_idle_connections_per_host(settings.concurrency.max(3))
         .input_buffer_size(INPUT_BUFFER)
         .output_buffer_size(OUTPUT_BUFFER)

@@ -14,6 +14,10 @@
 //! not be `Send`, they never slow a worker down (beyond the channel filling
 //! up), and a panic in one of them is caught without losing other results.
 //!
+//! A callback may start another batch (or `fetch_many`) on the same
+//! fetcher: it runs on a pool one nesting level deeper (`pools.rs`), so the
+//! outer batch's busy workers never hold it up.
+//!
 //! A request to a host that asked for a pause (429 or 503 with Retry-After)
 //! would hold its worker at the host's gate; a few such requests would hold
 //! them all, and the other hosts would starve. So such requests are set
@@ -217,7 +221,9 @@ where
     /// Memory stays bounded by the concurrency, however many requests the
     /// iterator yields. `each` runs on the calling thread. If it panics,
     /// the remaining results are still delivered, and the first panic is
-    /// resumed once the batch has ended.
+    /// resumed once the batch has ended. It may start other batches on the
+    /// same fetcher: they run on threads of their own (nesting up to 8
+    /// deep), so requests in flight may then exceed the concurrency.
     pub fn for_each<T>(self, mut each: impl FnMut(usize, Result<T, Error>)) -> BatchStats
     where
         T: DeserializeOwned + Send + 'static,

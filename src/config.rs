@@ -98,6 +98,9 @@ impl Default for FetcherBuilder {
     }
 }
 
+/// The most threads a fetcher may have in its pool.
+const MAX_CONCURRENCY: usize = 16_384;
+
 /// The checked settings a fetcher runs with.
 pub(crate) struct Settings {
     pub(crate) timeout: Duration,
@@ -125,7 +128,7 @@ impl Settings {
 
 impl FetcherBuilder {
     /// The number of requests in flight at once in a batch: the size of the
-    /// fetcher's own thread pool. Must be at least 1.
+    /// fetcher's own thread pool. Must be at least 1 and at most 16,384.
     ///
     /// Defaults to 20.
     #[must_use]
@@ -134,12 +137,15 @@ impl FetcherBuilder {
         self
     }
 
-    /// The time one attempt may take, from connecting to the last byte of
-    /// the body. A request with retries may take longer in all.
+    /// The time one attempt may take, all of it: resolving the name,
+    /// connecting, the TLS handshake, sending, the response head (even sent
+    /// a byte at a time), the body, and every redirect hop. A request with
+    /// retries may take longer in all.
     ///
-    /// The limit is checked between reads, and no single read or write
-    /// waits longer than this, so a server that trickles bytes is cut off
-    /// within twice the timeout at worst.
+    /// Every read and write is bounded by what is left, rounded up by at
+    /// most an eighth (so that the socket's timeout is not reset on every
+    /// read): an attempt ends within 1.125 times its timeout, whatever the
+    /// server does. A timeout past a century is taken as a century.
     ///
     /// Defaults to 30 seconds.
     #[must_use]
@@ -187,7 +193,12 @@ impl FetcherBuilder {
         self
     }
 
-    /// The longest delay before a retry, including a server's Retry-After.
+    /// The longest delay before a retry. A server's Retry-After (on a 429
+    /// or 503) is honoured up to this; one that asks for longer ends the
+    /// request at once, with the wait it asked for in
+    /// [`Error::retry_after`](crate::Error::retry_after): retrying sooner
+    /// than asked would be wasted. The host's other requests wait at its
+    /// gate for at most this long.
     ///
     /// Defaults to 60 seconds.
     #[must_use]
@@ -197,7 +208,9 @@ impl FetcherBuilder {
     }
 
     /// Up to this much random time is added to each backoff delay, so that
-    /// threads that failed together do not retry together.
+    /// threads that failed together do not retry together; requests waiting
+    /// at a paused host's gate wake up to this much (at most a tenth of
+    /// their wait) apart, too.
     ///
     /// Defaults to 1 second.
     #[must_use]
@@ -490,6 +503,13 @@ impl FetcherBuilder {
         if self.concurrency == 0 {
             return fail("concurrency must be at least 1, got 0".into());
         }
+        if self.concurrency > MAX_CONCURRENCY {
+            return fail(format!(
+                "concurrency must be at most {MAX_CONCURRENCY} (one thread per request in \
+                 flight), got {}",
+                self.concurrency
+            ));
+        }
         if self.timeout.is_zero() {
             return fail("timeout must be longer than zero".into());
         }
@@ -707,6 +727,10 @@ mod tests {
         let b = FetcherBuilder::default;
         let cases = [
             (b().concurrency(0), "concurrency must be at least 1, got 0"),
+            (
+                b().concurrency(usize::MAX),
+                "concurrency must be at most 16384",
+            ),
             (
                 b().timeout(Duration::ZERO),
                 "timeout must be longer than zero",

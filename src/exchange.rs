@@ -249,6 +249,9 @@ impl Shared {
         extras: Extras<'_>,
     ) -> Result<Fetched, Error> {
         let settings = &self.settings;
+        if request.timeout_override().is_some_and(|t| t.is_zero()) {
+            return Err(request.refused("its timeout is zero: no attempt could finish"));
+        }
         let host = request.host();
         let mut attempts = 0;
         let mut stale_resends = 0;

@@ -2,7 +2,8 @@
 //! corpus in `cargo test`.
 //!
 //! The fuzzers reach code that is private on purpose (the JSON path, the
-//! Retry-After parser, request checking), so this module exists only when
+//! Retry-After parser, request checking, the caching and redirect rules),
+//! so this module exists only when
 //! compiled for fuzzing (`--cfg fuzzing`, which cargo-fuzz sets) or for the
 //! crate's own tests. Each function takes raw bytes, runs one path the way a
 //! fetch does, and panics if an invariant breaks: a panic is what the fuzzer
@@ -12,9 +13,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
+use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::cache::{entry, rules, CacheSettings, Lookup};
 use crate::error::ErrorKind;
 use crate::json::{self, Value};
 use crate::redact;
+use crate::redirect;
 use crate::request::Request;
 use crate::retry::{self, Decision, Failed, RetryPolicy};
 
@@ -172,6 +177,197 @@ pub fn request_input(input: &[u8]) {
     }
 }
 
+/// The secret the request of [`response_head`] carries: it must never
+/// reach a cache entry.
+const SECRET: &str = "SECRET-7d1f";
+
+/// A response head from a server: the first line is the status line (the
+/// first three digits in it are the status), each further line a
+/// `name: value` header; lines the HTTP parser would refuse are dropped.
+/// The head is fed through every rule that reads a response head: the
+/// cache's (store, look up at several later times, refresh on a 304), the
+/// retry rules (Retry-After, the status's class), and the redirect rules
+/// (`Location` from an https page, for a POST with secrets).
+///
+/// Invariants: no panic; a stored entry round-trips, holds neither the
+/// request's secret nor a `Set-Cookie`, is fresh no longer than it claims
+/// and never for a `no-store` response; a retry waits at most
+/// `max_backoff`, and a longer Retry-After ends the request; a redirect
+/// leads to an http(s) URL with a host, never down to plain http, and
+/// takes the secrets along only to the same origin.
+pub fn response_head(input: &[u8]) {
+    let text = String::from_utf8_lossy(input);
+    let mut lines = text.split('\n');
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_of(status_line);
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.trim().as_bytes()),
+            HeaderValue::from_bytes(value.trim().as_bytes()),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    cache_rules(status, &headers, now);
+    retry_rules(status, &headers, now);
+    redirect_rules(status, &headers);
+}
+
+/// The status in a status line: its first three digits in a row, else a
+/// status made from its first byte.
+fn status_of(line: &str) -> u16 {
+    let digits: Vec<u16> = line
+        .bytes()
+        .map(|b| u16::from(b.wrapping_sub(b'0')))
+        .collect();
+    digits
+        .windows(3)
+        .find(|w| w.iter().all(|d| *d < 10))
+        .map_or_else(
+            || 100 + u16::from(line.bytes().next().unwrap_or(0)) % 500,
+            |w| w[0] * 100 + w[1] * 10 + w[2],
+        )
+}
+
+fn cache_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
+    let request = http::Request::get("http://user:pw@h/doc")
+        .header("authorization", format!("Bearer {SECRET}"))
+        .header("accept", "application/json")
+        .body(&b""[..])
+        .unwrap_or_default();
+    let no_store = headers
+        .get_all("cache-control")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|directive| directive.trim().eq_ignore_ascii_case("no-store"));
+    // Our clock's times (a server sets none of them): now, and later.
+    let later = [
+        Duration::ZERO,
+        Duration::from_secs(1),
+        Duration::from_secs(86_400),
+        Duration::from_secs(1 << 31),
+    ];
+    for (always_fresh, max_age) in [
+        (false, None),
+        (true, None),
+        (false, Some(Duration::from_secs(60))),
+    ] {
+        let settings = CacheSettings {
+            dir: std::path::PathBuf::new(),
+            always_fresh,
+            max_age,
+            offline: false,
+        };
+        let url = "http://user:pw@h/doc";
+        let Some((meta, policy)) = rules::to_store(&request, url, status, headers, &settings, now)
+        else {
+            continue;
+        };
+        assert!(!no_store, "a no-store response was stored");
+        assert!(meta.fresh_until_ms >= meta.stored_at_ms);
+        assert_eq!(meta.url, "http://h/doc");
+        let bytes = entry::encode(&meta, &policy, b"{}").expect("an entry encodes");
+        let needle = SECRET.as_bytes();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the request's secret reached the entry"
+        );
+        assert!(
+            !bytes.windows(7).any(|w| w == b":pw@h/d"),
+            "user info reached the entry"
+        );
+        for after in later {
+            let entry = entry::decode(bytes.clone()).expect("an entry round-trips");
+            let when = now + after;
+            let lookup = rules::lookup(entry, &request, &settings, when);
+            if let Lookup::Fresh(_) = lookup {
+                let claimed = u128::from(meta.fresh_until_ms.saturating_sub(meta.stored_at_ms));
+                assert!(
+                    always_fresh || max_age.is_some() || after.as_millis() <= claimed,
+                    "fresh {after:?} after storing, claimed {claimed} ms"
+                );
+            }
+            let entry = entry::decode(bytes.clone()).expect("an entry round-trips");
+            let _ = rules::refreshed(&request, url, &entry, 304, headers, when);
+        }
+    }
+}
+
+fn retry_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
+    let policy = RetryPolicy {
+        max_retries: 3,
+        initial_delay: Duration::from_millis(100),
+        multiplier: 2.0,
+        max_delay: Duration::from_secs(60),
+        jitter: Duration::from_millis(100),
+    };
+    let retry_after = headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry::parse_retry_after(v, now));
+    let kind = retry::classify_status(status).unwrap_or(ErrorKind::Status);
+    if let Some(pause) = retry::host_pause(Some(status), retry_after, &policy) {
+        assert!(pause <= policy.max_delay, "a host paused for {pause:?}");
+    }
+    let failed = Failed {
+        kind,
+        status: Some(status),
+        attempts: 1,
+        idempotent: true,
+        retry_after,
+    };
+    let asked_too_long =
+        matches!(status, 429 | 503) && retry_after.is_some_and(|wait| wait > policy.max_delay);
+    match policy.decide(&failed, &mut policy.delays(), 0.999) {
+        Decision::RetryAfter(delay) => {
+            assert!(delay <= policy.max_delay, "{delay:?}");
+            assert!(!asked_too_long, "retried before the server's Retry-After");
+            assert!(retry::is_retryable(kind, Some(status)));
+        }
+        Decision::GiveUp => {
+            assert!(asked_too_long || !retry::is_retryable(kind, Some(status)));
+        }
+    }
+}
+
+fn redirect_rules(status: u16, headers: &HeaderMap) {
+    let from = "https://h/a/b";
+    let location = headers
+        .get(http::header::LOCATION)
+        .map(HeaderValue::as_bytes);
+    let Ok(Some(hop)) = redirect::next_hop(from, "POST", status, location) else {
+        return;
+    };
+    assert!(redirect::is_redirect(status));
+    let uri: http::Uri = hop.url.parse().expect("a hop's URL is a URI");
+    assert_eq!(uri.scheme_str(), Some("https"), "{}", hop.url);
+    assert!(uri.host().is_some_and(|h| !h.is_empty()), "{}", hop.url);
+    let mut request = http::Request::post(from)
+        .header("authorization", "Bearer x")
+        .header("x-trace", "t")
+        .body(&b"{}"[..])
+        .unwrap_or_default();
+    let applied = redirect::apply(
+        &hop.url,
+        hop.becomes_get,
+        hop.keeps_secrets,
+        &mut request,
+        redact::is_sensitive_by_default,
+    );
+    assert!(applied.is_some(), "{}", hop.url);
+    assert_eq!(
+        request.headers().contains_key("authorization"),
+        hop.keeps_secrets
+    );
+    if hop.keeps_secrets {
+        assert_eq!(uri.host(), Some("h"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -181,10 +377,11 @@ mod tests {
     #[test]
     fn fuzz_corpus_replays() {
         type Target = fn(&[u8]);
-        let targets: [(&str, Target); 3] = [
+        let targets: [(&str, Target); 4] = [
             ("response_json", super::response_json),
             ("retry_after", super::retry_after),
             ("request_input", super::request_input),
+            ("response_head", super::response_head),
         ];
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
         for (target, run) in targets {

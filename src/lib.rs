@@ -77,10 +77,10 @@
 //! | setting | default |
 //! |---|---|
 //! | [`concurrency`](FetcherBuilder::concurrency) | 20 threads, so 20 requests in flight |
-//! | [`timeout`](FetcherBuilder::timeout) | 30 s per attempt; [`connect_timeout`](FetcherBuilder::connect_timeout) 10 s |
+//! | [`timeout`](FetcherBuilder::timeout) | 30 s per attempt, redirects and body included; [`connect_timeout`](FetcherBuilder::connect_timeout) 10 s |
 //! | [`max_retries`](FetcherBuilder::max_retries) | 3, so at most 4 attempts |
 //! | backoff | ×2 from 1 s, plus up to 1 s of jitter, capped at 60 s |
-//! | Retry-After | honoured on 429 and 503 (seconds or HTTP date), capped at 60 s |
+//! | Retry-After | honoured on 429 and 503 (seconds or HTTP date) up to [`max_backoff`](FetcherBuilder::max_backoff) (60 s); a longer one ends the request at once |
 //! | [`breaker_threshold`](FetcherBuilder::breaker_threshold) | opens after 5 consecutive failures of a host, for 60 s, then one probe |
 //! | [`body_limit`](FetcherBuilder::body_limit) | 64 MiB |
 //!
@@ -100,14 +100,29 @@
 //! | `BodyTooLarge` | body over the limit (counted after decompression), or a response head over 28 KiB | no |
 //! | `CircuitOpen` | the host's breaker is open; nothing was sent | no |
 //! | `InvalidRequest` | bad URL or header; nothing was sent | no |
-//! | `Redirect` | redirect loop, too many redirects, or https redirected to http | no |
+//! | `Redirect` | more than [`max_redirects`](FetcherBuilder::max_redirects) hops, a bad `Location`, or https redirected to http | no |
 //! | `Offline` | offline mode and nothing usable in the cache; nothing was sent | no |
 //! | `DeadlineExceeded`, `Cancelled` | the batch's deadline passed, or it was cancelled, before the request finished | no |
 //! | `InvalidConfig` | [`FetcherBuilder::build`] refused the settings | — |
+//! | `Internal` | a panic on this request's way, caught: this request fails, no other | no |
 //!
 //! `POST` requests are retried only when marked
 //! [`idempotent`](Request::idempotent). A host's breaker counts 5xx,
 //! timeouts and network errors, never 4xx.
+//!
+//! # Promises
+//!
+//! - **One result per request**, whatever a server sends: a panic on one
+//!   request's way becomes that request's `Internal` error.
+//! - **A timeout bounds what it names**: an attempt ends within 1.125 times
+//!   its timeout (DNS, connect, TLS, a head sent byte by byte, the body,
+//!   every redirect hop); durations up to `Duration::MAX` work.
+//! - **Secrets stay secret**: URL user info and sensitive headers (see
+//!   [`FetcherBuilder::sensitive_header`]) never show in messages, logs or
+//!   `Debug`, never reach the cache, and do not follow a redirect to another
+//!   origin.
+//! - **Batches nest**: a callback may start another batch on the same
+//!   fetcher (see [`Batch`]).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

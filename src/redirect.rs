@@ -100,6 +100,11 @@ pub(crate) fn next_hop(
         (_, "http" | "https") if target.host_str().is_some_and(|h| !h.is_empty()) => {}
         _ => return Err(Refused::Scheme(redact::url(target.as_str()).into_owned())),
     }
+    // The URL parser and the HTTP one do not agree on every host: what
+    // ureq could not send is no place to go.
+    if target.as_str().parse::<http::Uri>().is_err() {
+        return Err(Refused::BadLocation(shown()));
+    }
     if base.scheme() == "https" && target.scheme() == "http" {
         return Err(Refused::Downgrade(
             redact::url(target.as_str()).into_owned(),
@@ -249,6 +254,11 @@ mod tests {
         // Credentials in a refused target are not shown.
         let refused = hop("https://h/a", "GET", 302, "http://me:pw@h/b").unwrap_err();
         assert!(!refused.to_string().contains("pw"), "{refused}");
+        // A host the URL parser takes but HTTP does not (found by fuzzing).
+        assert!(matches!(
+            hop("http://h/a", "GET", 302, "//other`host.example/x"),
+            Err(Refused::BadLocation(_))
+        ));
         let bytes = next_hop("http://h/a", "GET", 302, Some(b"/\xff\xfe")).unwrap();
         assert!(bytes.is_some_and(|hop| hop.url.starts_with("http://h/")));
     }

@@ -125,7 +125,11 @@ impl Request {
         self.header(name, value)
     }
 
-    /// Sets this request's per-attempt timeout, instead of the fetcher's.
+    /// Sets this request's per-attempt timeout, instead of the fetcher's
+    /// (see [`FetcherBuilder::timeout`](crate::FetcherBuilder::timeout) for
+    /// what it bounds). A zero timeout fails the request with
+    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest),
+    /// unsent; one past a century is taken as a century.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Request {
         self.timeout = Some(timeout);

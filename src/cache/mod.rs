@@ -19,8 +19,8 @@
 //! optimisation: a failure to read or write it, or a panic in its rules, is
 //! logged and taken as a miss, never as the request's failure.
 
-mod entry;
-mod rules;
+pub(crate) mod entry;
+pub(crate) mod rules;
 
 use std::fs;
 use std::io;

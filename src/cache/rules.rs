@@ -133,7 +133,10 @@ pub(crate) fn refreshed(
     }
     let policy = entry.policy()?;
     let response = stored_response(status, headers);
-    let request = stored_request(request, |_| false);
+    // A 304 names what the response varies on, as the 200 did (RFC 9110
+    // §15.4.5): the new policy keeps those request headers, hashed.
+    let vary = vary_names(response.headers());
+    let request = stored_request(request, |name| vary.iter().any(|v| v == name.as_str()));
     let policy = match policy.after_response(&request, &response, now) {
         AfterResponse::NotModified(policy, _) | AfterResponse::Modified(policy, _) => policy,
     };

@@ -154,6 +154,21 @@ fn durations_up_to_the_maximum_work() {
 }
 
 #[test]
+fn a_zero_request_timeout_is_refused_unsent() {
+    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick().build().unwrap();
+    let error = fetcher
+        .get_bytes(Request::get(server.url("/")).timeout(Duration::ZERO))
+        .unwrap_err();
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::InvalidRequest, 0)
+    );
+    assert!(error.to_string().contains("timeout is zero"), "{error}");
+    assert_eq!(server.requests(), 0);
+}
+
+#[test]
 fn a_response_head_sent_byte_by_byte_ends_with_the_timeout() {
     let base = scripted(|stream| {
         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n");
