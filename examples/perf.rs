@@ -15,6 +15,7 @@
 //! cargo run --release --example perf -- stream       # peak RSS streaming 100,000 vs 1,000,000 at C=64
 //! cargo run --release --example perf -- overhead     # batch (progress, gates) vs fetch_many, 5,000 docs
 //! cargo run --release --example perf -- cache        # warm cache and 304 revalidation vs fetching, 5,000 docs
+//! cargo run --release --example perf -- hosts      # one GET to each of 2,000 / 20,000 / 100,000 hosts at C=64
 //! cargo run --release --example perf -- serve 2048 20   # just the server (for wrk)
 //! ```
 
@@ -64,6 +65,14 @@ fn main() -> Result<()> {
             args.get(3).is_some_and(|mode| mode == "bytes"),
         ),
         Some("overhead") => overhead(),
+        Some("hosts") => hosts(&args[1..]),
+        Some("hosts-inside") => hosts_inside(&args[1..]),
+        Some("serve-any") => serve_any(),
+        Some("hosts-client") => hosts_client(
+            args.get(1).ok_or("port")?,
+            usize::try_from(arg(2, 2000))?,
+            args.get(3).is_some_and(|mode| mode == "one"),
+        ),
         None => {
             small()?;
             large()?;
@@ -115,6 +124,22 @@ fn serve(size: u64, latency_ms: u64, headers: &str) -> Result<()> {
         }
     });
     println!("{}", server.url("/doc/"));
+    std::io::stdout().flush()?;
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    println!(
+        "connections {} requests {}",
+        server.connections(),
+        server.requests()
+    );
+    Ok(())
+}
+
+/// A server on every loopback address (127.x.y.z), for `hosts`.
+fn serve_any() -> Result<()> {
+    let doc = server::json_doc(0, 512);
+    let server =
+        server::TestServer::start_on("0.0.0.0:0", move |_| server::Reply::json(200, doc.clone()));
+    println!("{}", server.addr().port());
     std::io::stdout().flush()?;
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     println!(
@@ -709,4 +734,90 @@ fn parse() {
             simd_json::from_slice::<serde_json::Value>(b).is_ok()
         });
     }
+}
+
+/// One GET to each of N distinct hosts (127.x.y.z, one server answering
+/// them all) at concurrency 64, against N GETs to one host: time per
+/// request and the client's peak RSS. The whole run happens in a network
+/// namespace of its own (`unshare -rn`), so that the server can answer
+/// every loopback address and nothing leaves the machine.
+fn hosts(counts: &[String]) -> Result<()> {
+    let status = Command::new("unshare")
+        .args([
+            "-rn",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" hosts-inside \"$@\"",
+        ])
+        .arg(std::env::current_exe()?)
+        .args(counts)
+        .status()
+        .map_err(|e| format!("cannot run unshare (util-linux) for a private network: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the run in a private network namespace failed: {status}").into())
+    }
+}
+
+fn hosts_inside(counts: &[String]) -> Result<()> {
+    let counts: Vec<usize> = if counts.is_empty() {
+        vec![2_000, 20_000, 100_000]
+    } else {
+        counts.iter().filter_map(|n| n.parse().ok()).collect()
+    };
+    println!(
+        "one GET of 512 B to each of N hosts at C=64, vs N GETs to one host (its own namespace):"
+    );
+    for n in counts {
+        for one in [true, false] {
+            let mut child = Command::new(std::env::current_exe()?)
+                .arg("serve-any")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+            let mut port = String::new();
+            stdout.read_line(&mut port)?;
+            let mode = if one { "one" } else { "many" };
+            let output = Command::new(std::env::current_exe()?)
+                .args(["hosts-client", port.trim(), &n.to_string(), mode])
+                .output()?;
+            drop(child.stdin.take());
+            child.wait()?;
+            print!("{}", String::from_utf8_lossy(&output.stdout));
+            eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
+    Ok(())
+}
+
+fn hosts_client(port: &str, n: usize, one_host: bool) -> Result<()> {
+    let fetcher = parfetch::Fetcher::builder()
+        .concurrency(64)
+        .max_retries(0)
+        .build()?;
+    let urls = (0..n).map(|i| {
+        if one_host {
+            format!("http://127.0.0.1:{port}/doc/{i}")
+        } else {
+            // 127.1.0.0 and up: a distinct address per request.
+            let (a, b, c) = (1 + i / 65_536, (i / 256) % 256, i % 256);
+            format!("http://127.{a}.{b}.{c}:{port}/doc/{i}")
+        }
+    });
+    let started = Instant::now();
+    let mut ok = 0;
+    fetcher
+        .batch(urls)
+        .for_each_bytes(|_, result| ok += usize::from(result.is_ok()));
+    let elapsed = started.elapsed();
+    let label = if one_host { "1 host" } else { "distinct hosts" };
+    println!(
+        "  {n:>7} requests, {label:<14} {:>8.2} s {:>7.1} µs/request  peak RSS {:>6.1} MB  ({ok} ok)",
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / n as f64,
+        peak_rss_mb(),
+    );
+    Ok(())
 }

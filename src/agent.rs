@@ -18,8 +18,10 @@
 //!   connection or not, and with any timeout set it does so on a new thread
 //!   (so that the lookup can be abandoned). That one thread spawn per
 //!   request is what makes ureq with a timeout run at a fraction of its
-//!   speed. Our resolver skips the lookup for IP literals and caches names
-//!   for [`RESOLVE_TTL`]; only a cache miss pays for a lookup.
+//!   speed. Our resolver skips the lookup for IP literals and keeps a name's
+//!   addresses in its host's record (`host.rs`) for [`RESOLVE_TTL`]; only a
+//!   miss pays for a lookup. (For a name, this is the attempt's second
+//!   look at the host table, a read without a lock.)
 //!
 //! - **Timeouts.** One attempt, redirects and body included, has one
 //!   budget: ureq's global timeout, which it checks before every read and
@@ -38,12 +40,10 @@
 //! whether its attempt ran on a pooled connection.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -54,6 +54,8 @@ use ureq::unversioned::transport::{
 };
 use ureq::Agent;
 
+use crate::config::Settings;
+use crate::host::{HostKey, Hosts};
 use crate::stats::Recorder;
 
 /// How long a resolved host name is reused before it is looked up again.
@@ -79,17 +81,8 @@ pub(crate) fn opened_on_this_thread() -> u64 {
     OPENED_ON_THIS_THREAD.with(Cell::get)
 }
 
-/// The settings the agent is built from.
-pub(crate) struct AgentSettings<'a> {
-    pub(crate) concurrency: usize,
-    pub(crate) timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) user_agent: &'a str,
-    pub(crate) tls: ureq::tls::TlsConfig,
-}
-
 /// Builds the fetcher's agent, counting connections into `stats`.
-pub(crate) fn build(settings: &AgentSettings<'_>, stats: Arc<Recorder>) -> Agent {
+pub(crate) fn build(settings: &Settings, stats: Arc<Recorder>, hosts: Arc<Hosts>) -> Agent {
     let config = Config::builder()
         // Status codes are ours to classify: a 503's Retry-After must reach
         // the retry loop, and a 404 is a result, not a transport failure.
@@ -102,7 +95,7 @@ pub(crate) fn build(settings: &AgentSettings<'_>, stats: Arc<Recorder>) -> Agent
         .input_buffer_size(INPUT_BUFFER)
         .output_buffer_size(OUTPUT_BUFFER)
         .max_response_header_size(MAX_RESPONSE_HEAD)
-        .user_agent(settings.user_agent)
+        .user_agent(&settings.user_agent)
         .accept("application/json")
         .tls_config(settings.tls.clone())
         .timeout_global(Some(settings.timeout))
@@ -114,7 +107,11 @@ pub(crate) fn build(settings: &AgentSettings<'_>, stats: Arc<Recorder>) -> Agent
         .chain(TcpConnector::default())
         .chain(TimedConnector { stats })
         .chain(RustlsConnector::default());
-    Agent::with_parts(config, connector, CachingResolver::default())
+    let resolver = CachingResolver {
+        hosts,
+        lookup: DefaultResolver::default(),
+    };
+    Agent::with_parts(config, connector, resolver)
 }
 
 /// Wraps each new socket in a [`Timed`] transport, and counts it.
@@ -185,20 +182,17 @@ fn round_up(left: Duration) -> Duration {
     Duration::from_nanos(nanos.div_ceil(step).saturating_mul(step))
 }
 
-/// Resolves IP literals without a lookup, and caches names for a while.
-#[derive(Debug, Default)]
+/// Resolves IP literals without a lookup, and keeps names' addresses in
+/// their hosts' records for a while.
+#[derive(Debug)]
 struct CachingResolver {
-    /// Keyed by host name, then by port (the scheme's default filled in:
-    /// `http://h/` and `https://h/` are two entries, ports 80 and 443). Read
-    /// without locking, replaced on a miss.
-    cache: ArcSwap<HashMap<Box<str>, Vec<Resolved>>>,
+    hosts: Arc<Hosts>,
     lookup: DefaultResolver,
 }
 
-/// A host name's addresses for one port, and when they were looked up.
-#[derive(Clone, Debug)]
-struct Resolved {
-    port: u16,
+/// A host name's addresses, and when they were looked up.
+#[derive(Debug)]
+pub(crate) struct Resolved {
     at: Instant,
     addrs: ResolvedSocketAddrs,
 }
@@ -220,31 +214,26 @@ impl Resolver for CachingResolver {
             addrs.push(SocketAddr::new(ip, port));
             return Ok(addrs);
         }
-        let cached = self.cache.load();
-        let hit = cached
-            .get(host)
-            .and_then(|ports| ports.iter().find(|r| r.port == port))
-            .filter(|resolved| resolved.at.elapsed() < RESOLVE_TTL);
-        if let Some(resolved) = hit {
-            return Ok(resolved.addrs.clone());
-        }
-        drop(cached);
-        let addrs = self.lookup.resolve(uri, config, timeout)?;
-        self.cache.rcu(|cache| {
-            let mut cache = HashMap::clone(cache);
-            cache.retain(|_, ports| {
-                ports.retain(|resolved| resolved.at.elapsed() < RESOLVE_TTL);
-                !ports.is_empty()
-            });
-            let ports = cache.entry(host.into()).or_default();
-            ports.retain(|resolved| resolved.port != port);
-            ports.push(Resolved {
-                port,
-                at: Instant::now(),
-                addrs: addrs.clone(),
-            });
-            cache
+        let Some(key) = HostKey::of_uri(uri) else {
+            return self.lookup.resolve(uri, config, timeout);
+        };
+        let cached = self.hosts.with_existing(&key, |record| {
+            let resolved = record.resolved.load();
+            resolved
+                .as_ref()
+                .filter(|resolved| resolved.at.elapsed() < RESOLVE_TTL)
+                .map(|resolved| resolved.addrs.clone())
         });
+        if let Some(addrs) = cached.flatten() {
+            return Ok(addrs);
+        }
+        let addrs = self.lookup.resolve(uri, config, timeout)?;
+        let resolved = Arc::new(Resolved {
+            at: Instant::now(),
+            addrs: addrs.clone(),
+        });
+        self.hosts
+            .with(&key, |record| record.resolved.store(Some(resolved)));
         Ok(addrs)
     }
 }
@@ -263,8 +252,7 @@ fn effective_port(uri: &Uri) -> u16 {
 mod tests {
     use super::*;
 
-    /// What the resolver answers for `url`, as `(port, is an address of
-    /// localhost)` pairs.
+    /// The ports of the addresses the resolver answers for `url`.
     fn resolve(resolver: &CachingResolver, url: &str) -> Vec<u16> {
         let uri: Uri = url.parse().unwrap();
         resolver
@@ -277,7 +265,15 @@ mod tests {
 
     #[test]
     fn names_are_cached_per_effective_port() {
-        let resolver = CachingResolver::default();
+        let hosts = Hosts::new(
+            crate::clock::SystemClock::shared(),
+            Duration::from_secs(60),
+            crate::limit::Gate::default,
+        );
+        let resolver = CachingResolver {
+            hosts: Arc::new(hosts),
+            lookup: DefaultResolver::default(),
+        };
         // Port 80 first: the https request must not reuse it.
         for (url, port) in [
             ("http://localhost/a", 80),

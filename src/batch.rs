@@ -35,10 +35,9 @@ use serde::de::DeserializeOwned;
 
 use crate::cancel::{CancelToken, Stop};
 use crate::clock;
+use crate::engine::{Engine, Scope};
 use crate::error::{Error, ErrorKind};
-use crate::exchange::Ctx;
 use crate::fetcher::{parse_body, Fetcher};
-use crate::limit::Limits;
 use crate::request::Request;
 use crate::stats::{Recorder, Stats};
 
@@ -286,7 +285,7 @@ where
             _ => None,
         };
         let recorder = Recorder::default();
-        let ctx = Ctx {
+        let how = Scope {
             stop: Stop {
                 // A deadline past what an Instant holds is no deadline.
                 deadline: deadline.and_then(|after| clock::after(started, after)),
@@ -294,16 +293,16 @@ where
             },
             batch: Some(&recorder),
         };
-        let shared = fetcher.shared();
-        let workers = shared.concurrency();
-        let pool = match shared.pools().for_this_thread() {
+        let engine = fetcher.engine();
+        let workers = engine.settings.concurrency;
+        let pool = match engine.pools.for_this_thread() {
             Ok(pool) => pool,
             Err(reason) => {
                 // Nothing can run: every request says why, in order.
                 for (index, item) in requests.enumerate() {
                     let request: Request = item.into();
                     let result = Err(request.refused(&reason));
-                    for stats in [&*shared.stats, &recorder] {
+                    for stats in [&*engine.stats, &recorder] {
                         stats.finished(Duration::ZERO, Some(ErrorKind::InvalidRequest));
                     }
                     each(index, Report::unsent(request, result));
@@ -328,13 +327,13 @@ where
         pool.threads.in_place_scope(|scope| {
             for _ in 0..workers {
                 let sender = sender.clone();
-                let (source, ctx) = (&source, &ctx);
+                let (source, how) = (&source, &how);
                 scope.spawn(move |_| loop {
                     // The lock is held only to take the next request.
-                    let Some((index, request)) = source.lock().next(&shared.limits) else {
+                    let Some((index, request)) = source.lock().next(engine) else {
                         break;
                     };
-                    let outcome = shared.fetch(&request, ctx, finish);
+                    let outcome = engine.fetch(&request, how, finish);
                     let report = Report {
                         request,
                         result: outcome.result,
@@ -381,8 +380,8 @@ where
     I: Iterator,
     I::Item: Into<Request>,
 {
-    fn next(&mut self, limits: &Limits) -> Option<(usize, Request)> {
-        let paused = |request: &Request| limits.gate_remaining(request.host()).is_some();
+    fn next(&mut self, engine: &Engine) -> Option<(usize, Request)> {
+        let paused = |request: &Request| engine.pause_remaining(request).is_some();
         if let Some(at) = self
             .set_aside
             .iter()

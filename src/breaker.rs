@@ -1,4 +1,4 @@
-//! One circuit breaker per host.
+//! One circuit breaker per host, and what counts against it.
 //!
 //! When a host keeps failing (5xx, timeouts, network errors), hammering it
 //! with the rest of a 10,000-URL batch only makes things worse and wastes the
@@ -7,20 +7,20 @@
 //! nothing. After `open_time`, one probe request is let through (half-open);
 //! its success closes the breaker, its failure opens it again.
 //!
-//! The common case (closed breaker, successful request) takes no lock and
-//! writes nothing shared: the host table is read without locking, and a
-//! closed breaker is checked with one atomic load.
-//!
-//! [`ErrorKind::CircuitOpen`]: crate::ErrorKind::CircuitOpen
+//! Each host's breaker is a few atomics in its record (`host.rs`). The
+//! common case (closed breaker, successful request) takes no lock and writes
+//! nothing shared: a closed breaker is one atomic load, and a success writes
+//! only when there were failures to forget. Rarer changes are
+//! compare-and-swaps, so two threads never both open a breaker or both
+//! send the probe.
 
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
 use crate::clock::Clock;
-use crate::hosts::HostTable;
+use crate::error::ErrorKind;
+use crate::host::HostKey;
 
 /// The state of one host's circuit breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,31 +38,36 @@ pub enum BreakerState {
 const CLOSED: u8 = 0;
 const OPEN: u8 = 1;
 const HALF_OPEN: u8 = 2;
+/// Set with `HALF_OPEN` while the probe is out.
+const PROBING: u8 = 4;
 
-/// The per-host breakers of one fetcher.
+/// Whether a failure of this kind (and status) counts against the host's
+/// breaker: signs that the host itself is unwell (5xx, timeouts, network
+/// errors), never a client error like 404, nor anything about the request
+/// or the body.
+pub(crate) fn counts_against_host(kind: ErrorKind, status: Option<u16>) -> bool {
+    match kind {
+        ErrorKind::Network | ErrorKind::Timeout => true,
+        ErrorKind::Status => matches!(status, Some(500..=599)),
+        _ => false,
+    }
+}
+
+/// The breakers' rules: when one opens, and for how long.
 #[derive(Debug)]
 pub(crate) struct Breakers {
     threshold: u32,
     open_time: Duration,
     clock: Arc<dyn Clock>,
-    hosts: HostTable<Breaker>,
 }
 
-/// One host's breaker.
-#[derive(Debug)]
-pub(crate) struct Breaker {
-    host: Box<str>,
-    /// Mirrors `Inner::state` so the closed case needs no lock.
+/// One host's breaker, kept in its record.
+#[derive(Debug, Default)]
+pub(crate) struct BreakerCell {
     state: AtomicU8,
     consecutive_failures: AtomicU32,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    state: u8,
-    opened_at: Duration,
-    probe_in_flight: bool,
+    /// When it last opened, in the clock's nanoseconds.
+    opened_at_ns: AtomicU64,
 }
 
 /// Leave to send one request. Report how it went with [`Permit::success`]
@@ -71,7 +76,8 @@ struct Inner {
 #[must_use]
 pub(crate) struct Permit<'a> {
     breakers: &'a Breakers,
-    breaker: Option<Arc<Breaker>>,
+    /// `None` when the breakers are off.
+    cell: Option<(&'a BreakerCell, &'a HostKey)>,
     probe: bool,
 }
 
@@ -83,156 +89,152 @@ impl Breakers {
             threshold,
             open_time,
             clock,
-            hosts: HostTable::default(),
         }
     }
 
-    /// Asks to send a request to `host`; `None` means the breaker is open.
-    pub(crate) fn admit(&self, host: &str) -> Option<Permit<'_>> {
+    /// Asks to send a request to the host of `cell`; `None` means its
+    /// breaker is open.
+    pub(crate) fn admit<'a>(
+        &'a self,
+        cell: &'a BreakerCell,
+        host: &'a HostKey,
+    ) -> Option<Permit<'a>> {
         if self.threshold == 0 {
             return Some(self.permit(None, false));
         }
-        let breaker = self.breaker(host);
-        if breaker.state.load(Ordering::Acquire) == CLOSED {
-            return Some(self.permit(Some(breaker), false));
-        }
-        let mut inner = breaker.inner.lock();
-        match inner.state {
-            CLOSED => {}
-            OPEN if self.clock.now().saturating_sub(inner.opened_at) >= self.open_time => {
-                log::warn!(
-                    "circuit breaker for {:?} is half-open: sending one probe",
-                    breaker.host
-                );
-                breaker.set_state(&mut inner, HALF_OPEN);
-                inner.probe_in_flight = true;
-                drop(inner);
-                return Some(self.permit(Some(breaker), true));
+        loop {
+            let state = cell.state.load(Ordering::Acquire);
+            let next = match state {
+                CLOSED => return Some(self.permit(Some((cell, host)), false)),
+                OPEN if self.open_long_enough(cell) => HALF_OPEN | PROBING,
+                HALF_OPEN => HALF_OPEN | PROBING,
+                _ => return None,
+            };
+            if cell
+                .state
+                .compare_exchange(state, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                log::warn!("circuit breaker for {host} is half-open: sending one probe");
+                return Some(self.permit(Some((cell, host)), true));
             }
-            HALF_OPEN if !inner.probe_in_flight => {
-                inner.probe_in_flight = true;
-                drop(inner);
-                return Some(self.permit(Some(breaker), true));
-            }
-            _ => return None,
-        }
-        drop(inner);
-        Some(self.permit(Some(breaker), false))
-    }
-
-    /// The state of `host`'s breaker; `Closed` for a host never seen.
-    pub(crate) fn state(&self, host: &str) -> BreakerState {
-        let Some(breaker) = self.hosts.get(host) else {
-            return BreakerState::Closed;
-        };
-        let inner = breaker.inner.lock();
-        match inner.state {
-            OPEN if self.clock.now().saturating_sub(inner.opened_at) >= self.open_time => {
-                BreakerState::HalfOpen
-            }
-            OPEN => BreakerState::Open,
-            HALF_OPEN => BreakerState::HalfOpen,
-            _ => BreakerState::Closed,
         }
     }
 
-    /// Closes every breaker and forgets their failures.
-    pub(crate) fn reset(&self) {
-        self.hosts.for_each(|breaker| {
-            let mut inner = breaker.inner.lock();
-            breaker.set_state(&mut inner, CLOSED);
-            inner.probe_in_flight = false;
-            breaker.consecutive_failures.store(0, Ordering::Relaxed);
-        });
+    /// The state of the breaker in `cell`.
+    pub(crate) fn state(&self, cell: &BreakerCell) -> BreakerState {
+        match cell.state.load(Ordering::Acquire) {
+            CLOSED => BreakerState::Closed,
+            OPEN if !self.open_long_enough(cell) => BreakerState::Open,
+            _ => BreakerState::HalfOpen,
+        }
     }
 
-    fn permit(&self, breaker: Option<Arc<Breaker>>, probe: bool) -> Permit<'_> {
+    /// Closes the breaker in `cell` and forgets its failures.
+    pub(crate) fn reset(cell: &BreakerCell) {
+        cell.state.store(CLOSED, Ordering::Release);
+        cell.consecutive_failures.store(0, Ordering::Relaxed);
+    }
+
+    fn open_long_enough(&self, cell: &BreakerCell) -> bool {
+        let opened_at = Duration::from_nanos(cell.opened_at_ns.load(Ordering::Acquire));
+        self.clock.now().saturating_sub(opened_at) >= self.open_time
+    }
+
+    fn permit<'a>(
+        &'a self,
+        cell: Option<(&'a BreakerCell, &'a HostKey)>,
+        probe: bool,
+    ) -> Permit<'a> {
         Permit {
             breakers: self,
-            breaker,
+            cell,
             probe,
         }
     }
 
-    fn breaker(&self, host: &str) -> Arc<Breaker> {
-        self.hosts.get_or_insert_with(host, || Breaker {
-            host: host.into(),
-            state: AtomicU8::new(CLOSED),
-            consecutive_failures: AtomicU32::new(0),
-            inner: Mutex::new(Inner {
-                state: CLOSED,
-                opened_at: Duration::ZERO,
-                probe_in_flight: false,
-            }),
-        })
-    }
-
-    fn open(&self, breaker: &Breaker, inner: &mut Inner, failures: u32) {
-        log::warn!(
-            "circuit breaker for {:?} opened after {failures} consecutive failures; \
-             requests to it fail at once for {:?}",
-            breaker.host,
-            self.open_time
-        );
-        breaker.set_state(inner, OPEN);
-        inner.opened_at = self.clock.now();
-        inner.probe_in_flight = false;
+    /// Opens the breaker if it is still `from`. The time is written first,
+    /// so that no thread sees it open with an old time (and probes at once).
+    fn open(&self, cell: &BreakerCell, host: &HostKey, failures: u32, from: u8) {
+        if cell.state.load(Ordering::Acquire) != from {
+            return; // opened already, or reset meanwhile
+        }
+        let now_ns = u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX);
+        cell.opened_at_ns.store(now_ns, Ordering::Release);
+        if cell
+            .state
+            .compare_exchange(from, OPEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            log::warn!(
+                "circuit breaker for {host} opened after {failures} consecutive failures; \
+                 requests to it fail at once for {:?}",
+                self.open_time
+            );
+        }
     }
 }
 
-impl Breaker {
-    fn set_state(&self, inner: &mut Inner, state: u8) {
-        inner.state = state;
-        self.state.store(state, Ordering::Release);
+impl BreakerCell {
+    /// Whether nothing here needs remembering as of `now`: closed without
+    /// failures, or open long enough to be probed again (a new record
+    /// would let the next request through all the same).
+    pub(crate) fn is_settled(&self, now: Duration, open_time: Duration) -> bool {
+        match self.state.load(Ordering::Acquire) {
+            CLOSED => self.consecutive_failures.load(Ordering::Relaxed) == 0,
+            OPEN => {
+                let opened_at = Duration::from_nanos(self.opened_at_ns.load(Ordering::Acquire));
+                now.saturating_sub(opened_at) >= open_time
+            }
+            _ => false,
+        }
     }
 }
 
 impl Permit<'_> {
     /// The host answered: it is healthy (even if the answer was a 404).
     pub(crate) fn success(mut self) {
-        let Some(breaker) = self.breaker.take() else {
+        let Some((cell, host)) = self.cell.take() else {
             return;
         };
         // The hot path: nothing to reset, so write nothing shared.
-        if breaker.consecutive_failures.load(Ordering::Relaxed) != 0 {
-            breaker.consecutive_failures.store(0, Ordering::Relaxed);
+        if cell.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            cell.consecutive_failures.store(0, Ordering::Relaxed);
         }
         if self.probe {
-            let mut inner = breaker.inner.lock();
-            log::warn!(
-                "circuit breaker for {:?} closed: the probe succeeded",
-                breaker.host
-            );
-            breaker.set_state(&mut inner, CLOSED);
-            inner.probe_in_flight = false;
+            cell.state.store(CLOSED, Ordering::Release);
+            log::warn!("circuit breaker for {host} closed: the probe succeeded");
         }
     }
 
     /// The host failed (5xx, timeout, network error).
     pub(crate) fn failure(mut self) {
-        let Some(breaker) = self.breaker.take() else {
+        let Some((cell, host)) = self.cell.take() else {
             return;
         };
-        let failures = breaker.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let failures = cell
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         if self.probe {
-            let mut inner = breaker.inner.lock();
-            self.breakers.open(&breaker, &mut inner, failures);
+            self.breakers
+                .open(cell, host, failures, HALF_OPEN | PROBING);
         } else if failures >= self.breakers.threshold {
-            let mut inner = breaker.inner.lock();
-            if inner.state == CLOSED {
-                self.breakers.open(&breaker, &mut inner, failures);
-            }
+            self.breakers.open(cell, host, failures, CLOSED);
         }
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if let (Some(breaker), true) = (&self.breaker, self.probe) {
-            let mut inner = breaker.inner.lock();
-            if inner.state == HALF_OPEN {
-                inner.probe_in_flight = false;
-            }
+        // An unreported probe frees its slot for the next request.
+        if let (Some((cell, _)), true) = (self.cell, self.probe) {
+            let _ = cell.state.compare_exchange(
+                HALF_OPEN | PROBING,
+                HALF_OPEN,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
     }
 }
@@ -242,7 +244,11 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
-    const HOST: &str = "cdn.example";
+    fn host() -> HostKey {
+        HostKey::of_url("https://cdn.example/")
+            .unwrap()
+            .to_owned_key()
+    }
 
     fn breakers(threshold: u32) -> (Breakers, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::default());
@@ -264,13 +270,14 @@ mod tests {
     /// Runs a script of requests against one host's breaker.
     fn run(threshold: u32, script: &[Step]) {
         let (breakers, clock) = breakers(threshold);
+        let (cell, host) = (BreakerCell::default(), host());
         for (i, step) in script.iter().enumerate() {
             match *step {
-                Ok => breakers.admit(HOST).expect("admitted").success(),
-                Fail => breakers.admit(HOST).expect("admitted").failure(),
-                Refused => assert!(breakers.admit(HOST).is_none(), "step {i}: admitted"),
+                Ok => breakers.admit(&cell, &host).expect("admitted").success(),
+                Fail => breakers.admit(&cell, &host).expect("admitted").failure(),
+                Refused => assert!(breakers.admit(&cell, &host).is_none(), "step {i}: admitted"),
                 Wait(secs) => clock.advance(Duration::from_secs(secs)),
-                Expect(state) => assert_eq!(breakers.state(HOST), state, "step {i}"),
+                Expect(state) => assert_eq!(breakers.state(&cell), state, "step {i}"),
             }
         }
     }
@@ -355,28 +362,62 @@ mod tests {
     #[test]
     fn half_open_admits_one_probe_at_a_time() {
         let (breakers, clock) = breakers(1);
-        breakers.admit(HOST).unwrap().failure();
+        let (cell, host) = (BreakerCell::default(), host());
+        breakers.admit(&cell, &host).unwrap().failure();
         clock.advance(Duration::from_secs(60));
-        let probe = breakers.admit(HOST).expect("the probe");
+        let probe = breakers.admit(&cell, &host).expect("the probe");
         assert!(
-            breakers.admit(HOST).is_none(),
+            breakers.admit(&cell, &host).is_none(),
             "a second request while probing"
         );
         drop(probe); // abandoned: the slot frees up
-        let probe = breakers.admit(HOST).expect("a new probe");
+        let probe = breakers.admit(&cell, &host).expect("a new probe");
         probe.success();
-        assert_eq!(breakers.state(HOST), BreakerState::Closed);
+        assert_eq!(breakers.state(&cell), BreakerState::Closed);
     }
 
     #[test]
-    fn hosts_are_independent_and_reset_closes_all() {
-        let (breakers, _clock) = breakers(1);
-        breakers.admit("a").unwrap().failure();
-        assert_eq!(breakers.state("a"), BreakerState::Open);
-        assert_eq!(breakers.state("b"), BreakerState::Closed);
-        assert!(breakers.admit("b").is_some());
-        breakers.reset();
-        assert_eq!(breakers.state("a"), BreakerState::Closed);
-        assert!(breakers.admit("a").is_some());
+    fn settled_breakers_can_be_forgotten() {
+        let (breakers, clock) = breakers(2);
+        let (cell, host) = (BreakerCell::default(), host());
+        let open_time = Duration::from_secs(60);
+        assert!(cell.is_settled(clock.now(), open_time));
+        breakers.admit(&cell, &host).unwrap().failure();
+        assert!(
+            !cell.is_settled(clock.now(), open_time),
+            "a failure to remember"
+        );
+        breakers.admit(&cell, &host).unwrap().failure();
+        assert!(!cell.is_settled(clock.now(), open_time), "open");
+        clock.advance(open_time);
+        assert!(cell.is_settled(clock.now(), open_time), "open long enough");
+        Breakers::reset(&cell);
+        assert_eq!(breakers.state(&cell), BreakerState::Closed);
+    }
+
+    #[test]
+    fn what_counts_against_a_host() {
+        let cases = [
+            (ErrorKind::Status, Some(500), true),
+            (ErrorKind::Status, Some(503), true),
+            (ErrorKind::Status, Some(429), false),
+            (ErrorKind::Status, Some(408), false),
+            (ErrorKind::Status, Some(400), false),
+            (ErrorKind::NotFound, Some(404), false),
+            (ErrorKind::Network, None, true),
+            (ErrorKind::Timeout, None, true),
+            (ErrorKind::Tls, None, false),
+            (ErrorKind::InvalidJson, None, false),
+            (ErrorKind::BodyTooLarge, None, false),
+            (ErrorKind::Redirect, None, false),
+            (ErrorKind::Internal, None, false),
+        ];
+        for (kind, status, counts) in cases {
+            assert_eq!(
+                counts_against_host(kind, status),
+                counts,
+                "{kind:?} {status:?}"
+            );
+        }
     }
 }

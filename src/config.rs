@@ -59,7 +59,7 @@ pub struct FetcherBuilder {
     pub(crate) accept_invalid_certificates: bool,
     pub(crate) clock: Arc<dyn Clock>,
     /// The first bad `PARFETCH_*` variable, reported by `build`.
-    env_error: Option<String>,
+    pub(crate) env_error: Option<String>,
 }
 
 impl Default for FetcherBuilder {
@@ -101,8 +101,10 @@ impl Default for FetcherBuilder {
 /// The most threads a fetcher may have in its pool.
 const MAX_CONCURRENCY: usize = 16_384;
 
-/// The checked settings a fetcher runs with.
+/// The checked settings a fetcher runs with: everything the builder said,
+/// checked and capped, so that nothing reads the builder after `build()`.
 pub(crate) struct Settings {
+    pub(crate) concurrency: usize,
     pub(crate) timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) retry: RetryPolicy,
@@ -110,12 +112,16 @@ pub(crate) struct Settings {
     /// Header names the caller marked sensitive, beyond the default ones.
     pub(crate) sensitive_headers: Vec<String>,
     pub(crate) max_redirects: u32,
+    pub(crate) user_agent: String,
     pub(crate) body_limit: u64,
+    pub(crate) breaker_threshold: u32,
+    pub(crate) breaker_open_time: Duration,
     /// Requests per second and burst, per host.
     pub(crate) rate: Option<(NonZeroU32, NonZeroU32)>,
     pub(crate) max_per_host: Option<usize>,
     pub(crate) cache: Option<CacheSettings>,
     pub(crate) tls: ureq::tls::TlsConfig,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Settings {
@@ -424,61 +430,7 @@ impl FetcherBuilder {
     /// naming the variable.
     #[must_use]
     pub fn from_env(self) -> Self {
-        self.apply_vars(|name| std::env::var(name).ok())
-    }
-
-    pub(crate) fn apply_vars(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
-        fn parsed<T>(
-            name: &str,
-            value: &str,
-            parse: impl Fn(&str) -> Option<T>,
-            error: &mut Option<String>,
-        ) -> Option<T> {
-            let result = parse(value.trim());
-            if result.is_none() && error.is_none() {
-                *error = Some(format!("{name}={value:?} is not a valid value"));
-            }
-            result
-        }
-        let mut error = self.env_error.take();
-        if let Some(v) = var("PARFETCH_CONCURRENCY") {
-            if let Some(n) = parsed("PARFETCH_CONCURRENCY", &v, |s| s.parse().ok(), &mut error) {
-                self.concurrency = n;
-            }
-        }
-        if let Some(v) = var("PARFETCH_TIMEOUT") {
-            if let Some(d) = parsed("PARFETCH_TIMEOUT", &v, parse_duration, &mut error) {
-                self.timeout = d;
-            }
-        }
-        if let Some(v) = var("PARFETCH_CONNECT_TIMEOUT") {
-            if let Some(d) = parsed("PARFETCH_CONNECT_TIMEOUT", &v, parse_duration, &mut error) {
-                self.connect_timeout = d;
-            }
-        }
-        if let Some(v) = var("PARFETCH_RETRIES") {
-            if let Some(n) = parsed("PARFETCH_RETRIES", &v, |s| s.parse().ok(), &mut error) {
-                self.retry.max_retries = n;
-            }
-        }
-        if let Some(v) = var("PARFETCH_USER_AGENT") {
-            self.user_agent = v;
-        }
-        if let Some(v) = var("PARFETCH_CACHE_DIR").filter(|v| !v.is_empty()) {
-            self.cache_dir = Some(PathBuf::from(v));
-        }
-        if let Some(v) = var("PARFETCH_OFFLINE") {
-            if let Some(on) = parsed("PARFETCH_OFFLINE", &v, flag, &mut error) {
-                self.offline = on;
-            }
-        }
-        if let Some(v) = var("PARFETCH_CI") {
-            if let Some(on) = parsed("PARFETCH_CI", &v, flag, &mut error) {
-                self.ci = on;
-            }
-        }
-        self.env_error = error;
-        self
+        crate::env::apply(self, |name| std::env::var(name).ok())
     }
 
     /// Checks the settings and builds the fetcher: its thread pool and its
@@ -491,8 +443,7 @@ impl FetcherBuilder {
     /// multiplier below 1, an invalid header, a bad `PARFETCH_*` variable),
     /// or when the thread pool cannot be started.
     pub fn build(self) -> Result<Fetcher, Error> {
-        let settings = self.check()?;
-        Fetcher::from_parts(&self, settings)
+        Fetcher::new(self.check()?)
     }
 
     fn check(&self) -> Result<Settings, Error> {
@@ -589,17 +540,22 @@ impl FetcherBuilder {
             ..retry.clone()
         };
         Ok(Settings {
+            concurrency: self.concurrency,
             timeout: clock::capped(self.timeout),
             connect_timeout: clock::capped(self.connect_timeout),
             retry,
             headers,
             sensitive_headers: self.sensitive_headers.clone(),
             max_redirects: self.max_redirects,
+            user_agent: self.user_agent.clone(),
+            breaker_threshold: self.breaker_threshold,
+            breaker_open_time: clock::capped(self.breaker_open_time),
             body_limit: self.body_limit,
             rate,
             max_per_host: self.max_per_host,
             cache,
             tls,
+            clock: Arc::clone(&self.clock),
         })
     }
 
@@ -684,31 +640,6 @@ impl fmt::Debug for FetcherBuilder {
     }
 }
 
-/// Parses a switch: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`.
-fn flag(text: &str) -> Option<bool> {
-    match text.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" | "" => Some(false),
-        _ => None,
-    }
-}
-
-/// Parses `30`, `2.5`, `30s`, `500ms` or `2m` into a duration.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let number: f64 = number.trim().parse().ok()?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -775,68 +706,6 @@ mod tests {
         for (builder, want) in cases {
             let message = rejected(builder);
             assert!(message.contains(want), "{message:?} lacks {want:?}");
-        }
-    }
-
-    #[test]
-    fn env_vars_apply_and_bad_ones_are_named() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| (*v).to_owned())
-            }
-        };
-        let builder = FetcherBuilder::default().apply_vars(vars(&[
-            ("PARFETCH_CONCURRENCY", "7"),
-            ("PARFETCH_TIMEOUT", "500ms"),
-            ("PARFETCH_CONNECT_TIMEOUT", "2.5"),
-            ("PARFETCH_RETRIES", "1"),
-            ("PARFETCH_USER_AGENT", "me/1"),
-            ("PARFETCH_CACHE_DIR", "/var/cache/pf"),
-            ("PARFETCH_OFFLINE", "yes"),
-            ("PARFETCH_CI", "0"),
-        ]));
-        assert_eq!(builder.concurrency, 7);
-        assert_eq!(builder.timeout, Duration::from_millis(500));
-        assert_eq!(builder.connect_timeout, Duration::from_millis(2500));
-        assert_eq!(builder.retry.max_retries, 1);
-        assert_eq!(builder.user_agent, "me/1");
-        assert_eq!(
-            builder.cache_dir.as_deref(),
-            Some(std::path::Path::new("/var/cache/pf"))
-        );
-        assert!(builder.offline && !builder.ci);
-
-        let builder =
-            FetcherBuilder::default().apply_vars(vars(&[("PARFETCH_CONCURRENCY", "lots")]));
-        let message = rejected(builder);
-        assert_eq!(
-            message,
-            "invalid fetcher setting: PARFETCH_CONCURRENCY=\"lots\" is not a valid value"
-        );
-    }
-
-    #[test]
-    fn durations() {
-        let cases = [
-            ("30", Some(30_000)),
-            ("2.5", Some(2_500)),
-            ("500ms", Some(500)),
-            ("30s", Some(30_000)),
-            ("2m", Some(120_000)),
-            ("-1", None),
-            ("fast", None),
-            ("10h", None),
-            ("", None),
-        ];
-        for (text, want) in cases {
-            assert_eq!(
-                parse_duration(text),
-                want.map(Duration::from_millis),
-                "{text:?}"
-            );
         }
     }
 

@@ -1,4 +1,6 @@
-//! The fetcher: a connection pool and a thread pool, shared by its clones.
+//! The fetcher: the public face of the engine (`engine.rs`) its clones
+//! share, which holds the connection pool, the worker pools (`pools.rs`),
+//! the host table and the cache.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,15 +10,12 @@ use serde::de::DeserializeOwned;
 
 use crate::breaker::{BreakerState, Breakers};
 use crate::cache::Cache;
-use crate::clock::Clock;
 use crate::config::{FetcherBuilder, Settings};
+use crate::engine::{Engine, Scope};
 use crate::error::Error;
-use crate::exchange::Ctx;
 use crate::json;
-use crate::limit::Limits;
-use crate::pools::Pools;
 use crate::request::Request;
-use crate::stats::{Recorder, Stats};
+use crate::stats::Stats;
 
 /// Fetches JSON documents over HTTP, one at a time or many in parallel.
 ///
@@ -43,19 +42,7 @@ use crate::stats::{Recorder, Stats};
 /// ```
 #[derive(Clone)]
 pub struct Fetcher {
-    shared: Arc<Shared>,
-}
-
-/// What the clones of a fetcher share.
-pub(crate) struct Shared {
-    pub(crate) agent: ureq::Agent,
-    pub(crate) settings: Settings,
-    pub(crate) breakers: Breakers,
-    pub(crate) limits: Limits,
-    pub(crate) cache: Option<Cache>,
-    pub(crate) stats: Arc<Recorder>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pools: Pools,
+    engine: Arc<Engine>,
 }
 
 impl Fetcher {
@@ -75,51 +62,10 @@ impl Fetcher {
         FetcherBuilder::default().from_env().build()
     }
 
-    pub(crate) fn from_parts(
-        builder: &FetcherBuilder,
-        settings: Settings,
-    ) -> Result<Fetcher, Error> {
-        let pools = Pools::new(builder.concurrency)?;
-        let stats = Arc::new(Recorder::default());
-        let agent = crate::agent::build(
-            &crate::agent::AgentSettings {
-                concurrency: builder.concurrency,
-                timeout: settings.timeout,
-                connect_timeout: settings.connect_timeout,
-                user_agent: &builder.user_agent,
-                tls: settings.tls.clone(),
-            },
-            Arc::clone(&stats),
-        );
-        let breakers = Breakers::new(
-            builder.breaker_threshold,
-            crate::clock::capped(builder.breaker_open_time),
-            Arc::clone(&builder.clock),
-        );
-        let cache = match settings.cache.clone() {
-            Some(cache) => Some(
-                Cache::open(cache)
-                    .map_err(|e| Error::config("cannot open the cache directory").with_source(e))?,
-            ),
-            None => None,
-        };
-        let limits = Limits::new(
-            settings.rate,
-            settings.max_per_host,
-            settings.retry.jitter,
-            Arc::clone(&builder.clock),
-        );
+    /// A fetcher running with checked `settings`.
+    pub(crate) fn new(settings: Settings) -> Result<Fetcher, Error> {
         Ok(Fetcher {
-            shared: Arc::new(Shared {
-                agent,
-                settings,
-                breakers,
-                limits,
-                cache,
-                stats,
-                clock: Arc::clone(&builder.clock),
-                pools,
-            }),
+            engine: Arc::new(Engine::new(settings)?),
         })
     }
 
@@ -130,8 +76,8 @@ impl Fetcher {
     /// Any [`ErrorKind`](crate::ErrorKind) but `InvalidJson`, after the
     /// retries the error allows.
     pub fn get_bytes(&self, request: impl Into<Request>) -> Result<Vec<u8>, Error> {
-        self.shared
-            .fetch(&request.into(), &Ctx::default(), Ok)
+        self.engine
+            .fetch(&request.into(), &Scope::default(), Ok)
             .result
     }
 
@@ -148,8 +94,8 @@ impl Fetcher {
     where
         T: DeserializeOwned + 'static,
     {
-        self.shared
-            .fetch(&request.into(), &Ctx::default(), parse_body::<T>)
+        self.engine
+            .fetch(&request.into(), &Scope::default(), parse_body::<T>)
             .result
     }
 
@@ -183,8 +129,8 @@ impl Fetcher {
         finish: fn(Vec<u8>) -> Result<T, Error>,
     ) -> Vec<Result<T, Error>> {
         let requests: Vec<Request> = requests.into_iter().map(Into::into).collect();
-        let shared = &*self.shared;
-        let pool = match shared.pools.for_this_thread() {
+        let engine = &*self.engine;
+        let pool = match engine.pools.for_this_thread() {
             Ok(pool) => pool,
             Err(reason) => return requests.iter().map(|r| Err(r.refused(&reason))).collect(),
         };
@@ -194,37 +140,42 @@ impl Fetcher {
                 // One request per task, so that a slow one never holds back
                 // a chunk of others queued behind it on the same thread.
                 .with_max_len(1)
-                .map(|request| shared.fetch(request, &Ctx::default(), finish).result)
+                .map(|request| engine.fetch(request, &Scope::default(), finish).result)
                 .collect()
         })
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The fetcher's on-disk cache, if it has one
     /// ([`cache_dir`](FetcherBuilder::cache_dir)): its size, its entries,
     /// and ways to clear it.
     pub fn cache(&self) -> Option<&Cache> {
-        self.shared.cache.as_ref()
+        self.engine.cache.as_ref()
     }
 
     /// A snapshot of the fetcher's counters since it was built.
     pub fn stats(&self) -> Stats {
-        self.shared.stats.snapshot()
+        self.engine.stats.snapshot()
     }
 
-    /// The state of the circuit breaker of `host`: `host` or `host:port` as
-    /// written in the URLs (`"cdn.example"`, `"127.0.0.1:8080"`). A host
-    /// never fetched from is `Closed`.
+    /// The state of the circuit breaker of a host, named by a URL
+    /// (`"https://cdn.example/laps/1.json"`: its scheme, host and port), or
+    /// by `host` or `host:port` (`"cdn.example"`, `"127.0.0.1:8080"`: the
+    /// worst of its http and https breakers). Names are compared without
+    /// case, and a missing port is the scheme's. A host never fetched from,
+    /// or forgotten after a minute idle, is `Closed`.
     pub fn breaker_state(&self, host: &str) -> BreakerState {
-        self.shared.breakers.state(host)
+        self.engine.breaker_state(host)
     }
 
     /// Closes every circuit breaker, as if no request had failed.
     pub fn reset_breakers(&self) {
-        self.shared.breakers.reset();
+        self.engine
+            .hosts
+            .for_each(|host| Breakers::reset(&host.breaker));
     }
 }
 
@@ -232,23 +183,12 @@ pub(crate) fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Re
     json::parse(&mut body).map_err(json::JsonError::into_error)
 }
 
-impl Shared {
-    /// The number of worker threads, which is the concurrency.
-    pub(crate) fn concurrency(&self) -> usize {
-        self.pools.threads()
-    }
-
-    pub(crate) fn pools(&self) -> &Pools {
-        &self.pools
-    }
-}
-
 impl fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fetcher")
-            .field("concurrency", &self.shared.concurrency())
-            .field("timeout", &self.shared.settings.timeout)
-            .field("max_retries", &self.shared.settings.retry.max_retries)
+            .field("concurrency", &self.engine.settings.concurrency)
+            .field("timeout", &self.engine.settings.timeout)
+            .field("max_retries", &self.engine.settings.retry.max_retries)
             .finish_non_exhaustive()
     }
 }

@@ -17,11 +17,12 @@ use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::cache::{entry, rules, CacheSettings, Lookup};
 use crate::error::ErrorKind;
+use crate::host::HostKey;
 use crate::json::{self, Value};
 use crate::redact;
 use crate::redirect;
 use crate::request::Request;
-use crate::retry::{self, Decision, Failed, RetryPolicy};
+use crate::retry::{self, Decision, FailedAttempt, RetryPolicy};
 
 /// A typical typed document: what a user's struct looks like.
 #[derive(Debug, Deserialize)]
@@ -103,7 +104,7 @@ pub fn retry_after(value: &[u8]) {
         jitter: Duration::from_millis(100),
     };
     for status in [429, 503] {
-        let failed = Failed {
+        let failed = FailedAttempt {
             kind: ErrorKind::Status,
             status: Some(status),
             attempts: 1,
@@ -141,11 +142,13 @@ pub fn request_input(input: &[u8]) {
     }
     let _ = format!("{request:?}");
     let checked = request.to_http(&[]);
-    let host = request.host();
     match checked {
         Ok(http) => {
             assert!(matches!(http.uri().scheme_str(), Some("http" | "https")));
-            assert!(!host.is_empty(), "accepted {url:?} with no host");
+            assert!(
+                HostKey::of_url(url).is_some(),
+                "accepted {url:?} with no host to key on"
+            );
             for value in http.headers().values() {
                 assert!(
                     !value
@@ -313,7 +316,7 @@ fn retry_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
     if let Some(pause) = retry::host_pause(Some(status), retry_after, &policy) {
         assert!(pause <= policy.max_delay, "a host paused for {pause:?}");
     }
-    let failed = Failed {
+    let failed = FailedAttempt {
         kind,
         status: Some(status),
         attempts: 1,

@@ -128,19 +128,21 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod attempt;
 mod batch;
 mod breaker;
 mod cache;
 mod cancel;
 mod clock;
 mod config;
+mod engine;
+mod env;
 mod error;
-mod exchange;
 mod fetcher;
 #[cfg(any(fuzzing, test))]
 #[doc(hidden)]
 pub mod fuzz;
-mod hosts;
+mod host;
 mod json;
 mod limit;
 mod pools;

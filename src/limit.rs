@@ -1,5 +1,8 @@
 //! Per-host gates a request passes before each attempt.
 //!
+//! Each host's gate is a few fields of its record (`host.rs`); the rules
+//! that open and close them, and the waits, are here.
+//!
 //! - **The Retry-After gate.** When a host answers 429 or 503 with
 //!   Retry-After, it has said when it wants to hear from us again: until
 //!   then every request to it waits, instead of each of 32 threads finding
@@ -15,7 +18,7 @@
 //! and is counted in the stats.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,53 +29,85 @@ use parking_lot::{Condvar, Mutex};
 use crate::cancel::Stop;
 use crate::clock::Clock;
 use crate::error::ErrorKind;
-use crate::hosts::HostTable;
+use crate::host::HostKey;
 
 /// How often a thread waiting for a concurrency slot checks its stop.
 const SLOT_POLL: Duration = Duration::from_millis(50);
 
-/// The per-host gates of one fetcher.
+/// The per-host gates' rules, for one fetcher.
 #[derive(Debug)]
 pub(crate) struct Limits {
     rate: Option<Quota>,
     /// The most a wait at the gate is lengthened by, at random (never more
     /// than a tenth of the wait).
     jitter: Duration,
-    per_host: Option<usize>,
+    per_host: Option<u32>,
     clock: Arc<dyn Clock>,
-    hosts: HostTable<HostLimits>,
-}
-
-#[derive(Debug)]
-struct HostLimits {
-    /// Until when (the clock's time, in ns) the host asked us to wait; 0 if
-    /// it never did.
-    gate_until_ns: AtomicU64,
-    rate: Option<DefaultDirectRateLimiter>,
-    in_flight: Mutex<usize>,
+    /// Threads waiting for a slot, and where they wait: shared by all
+    /// hosts, as waits are rare and a per-host condvar would cost memory
+    /// in every record.
+    waiting: AtomicUsize,
+    slots: Mutex<()>,
     slot_freed: Condvar,
 }
 
-/// A request's place in its host's concurrency cap, freed on drop.
-pub(crate) struct Slot {
-    host: Option<Arc<HostLimits>>,
+/// One host's gate, kept in its record.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    /// Until when (the clock's time, in ns) the host asked us to wait; 0 if
+    /// it never did.
+    until_ns: AtomicU64,
+    /// The host's allowance, when there is a rate limit.
+    rate: Option<Box<DefaultDirectRateLimiter>>,
+    /// Requests in flight, when there is a per-host cap.
+    in_flight: AtomicU32,
 }
 
-impl Drop for Slot {
+/// A request's place in its host's concurrency cap, freed on drop.
+pub(crate) struct Slot<'a> {
+    held: Option<(&'a Gate, &'a Limits)>,
+}
+
+impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        if let Some(host) = &self.host {
-            *host.in_flight.lock() -= 1;
-            host.slot_freed.notify_one();
+        if let Some((gate, limits)) = self.held {
+            gate.in_flight.fetch_sub(1, Ordering::AcqRel);
+            if limits.waiting.load(Ordering::Acquire) > 0 {
+                let _guard = limits.slots.lock();
+                limits.slot_freed.notify_all();
+            }
         }
     }
 }
 
 /// What passing the gates cost.
-#[derive(Debug)]
-pub(crate) struct Passed {
-    pub(crate) slot: Slot,
+pub(crate) struct Passed<'a> {
+    pub(crate) slot: Slot<'a>,
     /// Time spent waiting, if any.
     pub(crate) waited: Option<Duration>,
+}
+
+impl Gate {
+    /// Closes the gate until `duration` after `now` (the clock's time),
+    /// never shortening it. Whether it closed it further.
+    pub(crate) fn close(&self, now: Duration, duration: Duration) -> bool {
+        let until = now.saturating_add(duration);
+        let until_ns = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
+        self.until_ns.fetch_max(until_ns, Ordering::AcqRel) < until_ns
+    }
+
+    /// How long the gate stays closed after `now`, if it is.
+    fn remaining(&self, now: Duration) -> Option<Duration> {
+        let until_ns = self.until_ns.load(Ordering::Acquire);
+        let now_ns = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        (until_ns > now_ns).then(|| Duration::from_nanos(until_ns - now_ns))
+    }
+
+    /// Whether the gate holds nothing worth keeping as of `now`: open, and
+    /// no request in flight.
+    pub(crate) fn is_idle(&self, now: Duration) -> bool {
+        self.remaining(now).is_none() && self.in_flight.load(Ordering::Acquire) == 0
+    }
 }
 
 impl Limits {
@@ -87,64 +122,53 @@ impl Limits {
         Limits {
             rate: rate.map(|(per_second, burst)| Quota::per_second(per_second).allow_burst(burst)),
             jitter,
-            per_host,
+            per_host: per_host.map(|cap| u32::try_from(cap).unwrap_or(u32::MAX)),
             clock,
-            hosts: HostTable::default(),
+            waiting: AtomicUsize::new(0),
+            slots: Mutex::new(()),
+            slot_freed: Condvar::new(),
         }
     }
 
-    fn host(&self, host: &str) -> Arc<HostLimits> {
-        self.hosts.get_or_insert_with(host, || HostLimits {
-            gate_until_ns: AtomicU64::new(0),
-            rate: self.rate.map(RateLimiter::direct),
-            in_flight: Mutex::new(0),
-            slot_freed: Condvar::new(),
-        })
+    /// A new host's gate: open, with a full allowance.
+    pub(crate) fn new_gate(&self) -> Gate {
+        Gate {
+            rate: self.rate.map(|quota| Box::new(RateLimiter::direct(quota))),
+            ..Gate::default()
+        }
     }
 
     /// Closes `host`'s gate for `duration` from now (never shortening it).
-    pub(crate) fn close_gate(&self, host: &str, duration: Duration) {
-        let until = self.clock.now().saturating_add(duration);
-        let until_ns = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
-        let previous = self
-            .host(host)
-            .gate_until_ns
-            .fetch_max(until_ns, Ordering::AcqRel);
-        if previous < until_ns {
-            log::warn!("{host:?} asked for a pause: requests to it wait {duration:?}");
+    pub(crate) fn close_gate(&self, gate: &Gate, host: &HostKey, duration: Duration) {
+        if gate.close(self.clock.now(), duration) {
+            log::warn!("{host} asked for a pause: requests to it wait {duration:?}");
         }
     }
 
-    /// How long `host`'s Retry-After gate stays closed, if it is.
-    pub(crate) fn gate_remaining(&self, host: &str) -> Option<Duration> {
-        let until_ns = self.hosts.get(host)?.gate_until_ns.load(Ordering::Acquire);
-        let now_ns = u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX);
-        (until_ns > now_ns).then(|| Duration::from_nanos(until_ns - now_ns))
+    /// How long a gate stays closed, if it is.
+    pub(crate) fn gate_remaining(&self, gate: &Gate) -> Option<Duration> {
+        gate.remaining(self.clock.now())
     }
 
-    /// Waits until a request may be sent to `host`: its gate is open, its
+    /// Waits until a request may be sent through `gate`: it is open, its
     /// rate allows it, and it has a free slot.
-    pub(crate) fn pass(&self, host: &str, stop: &Stop<'_>) -> Result<Passed, ErrorKind> {
-        let limits = self.host(host);
+    pub(crate) fn pass<'a>(
+        &'a self,
+        gate: &'a Gate,
+        stop: &Stop<'_>,
+    ) -> Result<Passed<'a>, ErrorKind> {
         let started = Instant::now();
         let mut waited = false;
         // The gate may be closed again while we wait, by another thread's
         // 429; hence a loop.
-        loop {
-            let until_ns = limits.gate_until_ns.load(Ordering::Acquire);
-            let now = self.clock.now();
-            let now_ns = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
-            if until_ns <= now_ns {
-                break;
-            }
+        while let Some(wait) = gate.remaining(self.clock.now()) {
             waited = true;
             // Everyone parked at the gate would wake at the same instant
             // and hit the host at once: a little jitter spreads them out.
-            let wait = Duration::from_nanos(until_ns - now_ns);
             let spread = self.jitter.min(wait / 10);
             stop.sleep(&*self.clock, wait + spread.mul_f64(fastrand::f64()))?;
         }
-        if let Some(rate) = &limits.rate {
+        if let Some(rate) = &gate.rate {
             while let Err(not_until) = rate.check() {
                 waited = true;
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -153,27 +177,49 @@ impl Limits {
         }
         let slot = match self.per_host {
             Some(max) => {
-                let mut in_flight = limits.in_flight.lock();
-                while *in_flight >= max {
+                if !Limits::take_slot(gate, max) {
                     waited = true;
-                    stop.check()?;
-                    limits.slot_freed.wait_for(&mut in_flight, SLOT_POLL);
+                    self.wait_for_slot(gate, max, stop)?;
                 }
-                *in_flight += 1;
                 Slot {
-                    host: Some(Arc::clone(&limits)),
+                    held: Some((gate, self)),
                 }
             }
-            None => Slot { host: None },
+            None => Slot { held: None },
         };
         Ok(Passed {
             slot,
             waited: waited.then(|| started.elapsed()),
         })
     }
+
+    /// Takes a slot if fewer than `max` are taken.
+    fn take_slot(gate: &Gate, max: u32) -> bool {
+        gate.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn wait_for_slot(&self, gate: &Gate, max: u32, stop: &Stop<'_>) -> Result<(), ErrorKind> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let result = loop {
+            if let Err(kind) = stop.check() {
+                break Err(kind);
+            }
+            let mut guard = self.slots.lock();
+            if Limits::take_slot(gate, max) {
+                break Ok(());
+            }
+            self.slot_freed.wait_for(&mut guard, SLOT_POLL);
+        };
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
 }
 
-impl std::fmt::Debug for Slot {
+impl std::fmt::Debug for Slot<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Slot").finish_non_exhaustive()
     }
@@ -184,38 +230,57 @@ mod tests {
     use super::*;
     use crate::clock::{ManualClock, SystemClock};
 
+    fn host() -> HostKey {
+        HostKey::of_url("http://h/").unwrap().to_owned_key()
+    }
+
     #[test]
     fn a_closed_gate_holds_its_host_only() {
         let clock = Arc::new(ManualClock::default());
         let limits = Limits::new(None, None, Duration::ZERO, clock.clone());
-        limits.close_gate("slow", Duration::from_secs(2));
-        limits.close_gate("slow", Duration::from_secs(1)); // never shortens
-        assert_eq!(limits.gate_remaining("slow"), Some(Duration::from_secs(2)));
-        assert_eq!(limits.gate_remaining("other"), None);
-        let passed = limits.pass("other", &Stop::default()).unwrap();
+        let (slow, other) = (limits.new_gate(), limits.new_gate());
+        limits.close_gate(&slow, &host(), Duration::from_secs(2));
+        limits.close_gate(&slow, &host(), Duration::from_secs(1)); // never shortens
+        assert_eq!(limits.gate_remaining(&slow), Some(Duration::from_secs(2)));
+        assert_eq!(limits.gate_remaining(&other), None);
+        let passed = limits.pass(&other, &Stop::default()).unwrap();
         assert!(passed.waited.is_none());
-        let passed = limits.pass("slow", &Stop::default()).unwrap();
+        let passed = limits.pass(&slow, &Stop::default()).unwrap();
         assert!(passed.waited.is_some());
         assert_eq!(clock.sleeps(), vec![Duration::from_secs(2)]);
         // Open again.
         assert!(limits
-            .pass("slow", &Stop::default())
+            .pass(&slow, &Stop::default())
             .unwrap()
             .waited
             .is_none());
     }
 
     #[test]
+    fn waits_at_a_gate_are_spread_by_the_jitter() {
+        let clock = Arc::new(ManualClock::default());
+        let limits = Limits::new(None, None, Duration::from_secs(1), clock.clone());
+        let gate = limits.new_gate();
+        limits.close_gate(&gate, &host(), Duration::from_secs(5));
+        limits.pass(&gate, &Stop::default()).unwrap();
+        let slept = clock.sleeps()[0];
+        // Up to a tenth of the wait (0.5 s) more, never less.
+        assert!(slept >= Duration::from_secs(5), "{slept:?}");
+        assert!(slept <= Duration::from_millis(5500), "{slept:?}");
+    }
+
+    #[test]
     fn a_gate_past_the_deadline_ends_the_request_at_once() {
         let limits = Limits::new(None, None, Duration::ZERO, Arc::new(ManualClock::default()));
-        limits.close_gate("h", Duration::from_secs(60));
+        let gate = limits.new_gate();
+        limits.close_gate(&gate, &host(), Duration::from_secs(60));
         let stop = Stop {
             deadline: Some(Instant::now() + Duration::from_secs(1)),
             cancel: None,
         };
         assert_eq!(
-            limits.pass("h", &stop).unwrap_err(),
-            ErrorKind::DeadlineExceeded
+            limits.pass(&gate, &stop).err(),
+            Some(ErrorKind::DeadlineExceeded)
         );
     }
 
@@ -229,9 +294,16 @@ mod tests {
             Duration::ZERO,
             SystemClock::shared(),
         );
+        let gate = limits.new_gate();
         let started = Instant::now();
         let waits: Vec<bool> = (0..4)
-            .map(|_| limits.pass("h", &Stop::default()).unwrap().waited.is_some())
+            .map(|_| {
+                limits
+                    .pass(&gate, &Stop::default())
+                    .unwrap()
+                    .waited
+                    .is_some()
+            })
             .collect();
         assert_eq!(waits, [false, false, true, true]);
         // Two waits of ~100 ms each at 10 per second; a lower bound only.
@@ -240,23 +312,19 @@ mod tests {
 
     #[test]
     fn the_concurrency_cap_holds_requests_until_a_slot_frees() {
-        let limits = Arc::new(Limits::new(
-            None,
-            Some(1),
-            Duration::ZERO,
-            SystemClock::shared(),
-        ));
-        let first = limits.pass("h", &Stop::default()).unwrap();
-        let waiter = {
-            let limits = Arc::clone(&limits);
-            std::thread::spawn(move || limits.pass("h", &Stop::default()).unwrap().waited)
-        };
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(
-            !waiter.is_finished(),
-            "the second request got a slot while the first held it"
-        );
-        drop(first.slot);
-        assert!(waiter.join().unwrap().is_some());
+        let limits = Limits::new(None, Some(1), Duration::ZERO, SystemClock::shared());
+        let gate = limits.new_gate();
+        std::thread::scope(|scope| {
+            let first = limits.pass(&gate, &Stop::default()).unwrap();
+            let waiter = scope.spawn(|| limits.pass(&gate, &Stop::default()).unwrap().waited);
+            std::thread::sleep(Duration::from_millis(30));
+            assert!(
+                !waiter.is_finished(),
+                "the second request got a slot while the first held it"
+            );
+            drop(first.slot);
+            assert!(waiter.join().unwrap().is_some());
+        });
+        assert!(gate.is_idle(Duration::ZERO), "every slot was given back");
     }
 }

@@ -71,11 +71,6 @@ impl Pools {
         Ok(pools)
     }
 
-    /// The number of threads per pool: the concurrency.
-    pub(crate) fn threads(&self) -> usize {
-        self.threads
-    }
-
     /// The pool a batch started on the calling thread runs on, or why
     /// there is none (nested too deep, or its threads cannot start).
     pub(crate) fn for_this_thread(&self) -> Result<Pool, String> {

@@ -42,7 +42,7 @@ pub(crate) enum Decision {
 
 /// A failed attempt, as the retry rules see it.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Failed {
+pub(crate) struct FailedAttempt {
     pub(crate) kind: ErrorKind,
     pub(crate) status: Option<u16>,
     /// Attempts made so far, this one included (1-based).
@@ -73,7 +73,12 @@ impl RetryPolicy {
 
     /// Decides the follow-up of a failed attempt. `random` is a number in
     /// `[0, 1)` for the jitter.
-    pub(crate) fn decide(&self, failed: &Failed, delays: &mut Delays, random: f64) -> Decision {
+    pub(crate) fn decide(
+        &self,
+        failed: &FailedAttempt,
+        delays: &mut Delays,
+        random: f64,
+    ) -> Decision {
         if !failed.idempotent
             || !is_retryable(failed.kind, failed.status)
             || failed.attempts > self.max_retries
@@ -122,16 +127,6 @@ pub(crate) fn is_retryable(kind: ErrorKind, status: Option<u16>) -> bool {
     match kind {
         ErrorKind::Network | ErrorKind::Timeout => true,
         ErrorKind::Status => matches!(status, Some(408 | 429 | 500..=599)),
-        _ => false,
-    }
-}
-
-/// Whether a failure of this kind counts against the host's circuit breaker:
-/// signs that the host itself is unwell, never a client error like 404.
-pub(crate) fn counts_against_host(kind: ErrorKind, status: Option<u16>) -> bool {
-    match kind {
-        ErrorKind::Network | ErrorKind::Timeout => true,
-        ErrorKind::Status => matches!(status, Some(500..=599)),
         _ => false,
     }
 }
@@ -228,7 +223,7 @@ mod tests {
         let mut delays = policy.delays();
         let mut out = Vec::new();
         for attempts in 1.. {
-            let failed = Failed {
+            let failed = FailedAttempt {
                 kind,
                 status,
                 attempts,
@@ -426,7 +421,7 @@ mod tests {
     fn non_idempotent_requests_are_not_retried() {
         let policy = policy();
         let mut delays = policy.delays();
-        let failed = Failed {
+        let failed = FailedAttempt {
             kind: ErrorKind::Network,
             status: None,
             attempts: 1,
@@ -457,13 +452,8 @@ mod tests {
             (ErrorKind::InvalidRequest, None, false, false),
             (ErrorKind::Redirect, None, false, false),
         ];
-        for (kind, status, retryable, trips) in cases {
+        for (kind, status, retryable, _) in cases {
             assert_eq!(is_retryable(kind, status), retryable, "{kind:?} {status:?}");
-            assert_eq!(
-                counts_against_host(kind, status),
-                trips,
-                "{kind:?} {status:?}"
-            );
         }
     }
 

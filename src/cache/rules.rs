@@ -14,7 +14,11 @@
 //!   later request matches, not what was sent); its URL has no user info.
 //!   The stored response holds no `Set-Cookie` and no other header whose
 //!   name says it is a secret (`redact.rs`).
-//! - **Nothing panics.** Whatever the headers, these functions return.
+//! - **Nothing panics**, whatever the headers, and a stored policy judges
+//!   as it did before it was stored: header values that are not text,
+//!   which its JSON form cannot hold, are dropped first (found by fuzzing:
+//!   dropping an unreadable first `Last-Modified` on the way to disk made
+//!   a stale response fresh for years).
 //!
 //! The two switches of [`CacheSettings`] (every entry fresh, or a fixed
 //! max-age) replace the freshness rules, never the others: `no-store` is
@@ -216,7 +220,10 @@ fn stored_response(status: u16, headers: &HeaderMap) -> http::Response<()> {
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
     let stored = response.headers_mut();
     for (name, value) in headers {
-        if redact::is_sensitive_by_default(name.as_str()) {
+        // A value that is not text (obs-text bytes) cannot be stored as the
+        // policy is (JSON): dropped here, so that the policy judges the
+        // same headers before storing as after reading back.
+        if redact::is_sensitive_by_default(name.as_str()) || value.to_str().is_err() {
             continue;
         }
         let value = if name == header::AGE {

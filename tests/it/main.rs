@@ -20,6 +20,7 @@ mod connections;
 mod errors;
 mod faults;
 mod hardening;
+mod hosts;
 mod logs;
 mod mocked;
 mod retry;

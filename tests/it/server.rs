@@ -167,7 +167,17 @@ pub(crate) struct TestServer {
 impl TestServer {
     /// Binds `127.0.0.1:0` and starts accepting connections.
     pub(crate) fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback test server");
+        TestServer::start_on("127.0.0.1:0", handler)
+    }
+
+    /// Binds `addr` and starts accepting connections. (`0.0.0.0:0` answers
+    /// every loopback address, 127.x.y.z: only the perf example uses it,
+    /// inside a network namespace of its own.)
+    pub(crate) fn start_on(
+        addr: &str,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> TestServer {
+        let listener = TcpListener::bind(addr).expect("bind loopback test server");
         let addr = listener.local_addr().expect("test server address");
         let shared = Arc::new(Shared {
             handler: Box::new(handler),

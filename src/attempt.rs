@@ -1,0 +1,356 @@
+//! One attempt: send the request, follow its redirects, read the body, all
+//! within the attempt's timeout.
+//!
+//! The engine (`engine.rs`) decides whether an attempt may start and what
+//! to do after it; this is the exchange itself. Its timeout is ureq's
+//! global one (what each read may wait is in `agent.rs`); a redirect hop
+//! gets what is left of it (`redirect.rs` says where a hop goes and with
+//! which headers). A body is read whole within the size limit, counted
+//! after decompression, and an error response's start is kept for the
+//! message.
+
+use std::borrow::Cow;
+use std::io::Read;
+use std::time::{Duration, Instant, SystemTime};
+
+use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::cancel::CancelToken;
+use crate::config::Settings;
+use crate::error::{Detail, Error, ErrorKind};
+use crate::redirect::{self, Refused};
+use crate::request::Request;
+use crate::retry;
+
+/// How much of an error response's body is read for the error message;
+/// reading a small body whole keeps the connection reusable.
+const ERROR_BODY_READ: u64 = 64 << 10;
+const ERROR_EXCERPT_CHARS: usize = 200;
+
+/// How much of a redirect's body is read (and dropped) so that its
+/// connection can be reused; a longer one closes the connection instead.
+const REDIRECT_BODY_READ: u64 = 64 << 10;
+
+/// Bodies at most this large (by Content-Length) get their buffer allocated
+/// up front; larger ones grow as they arrive, so that a lying header cannot
+/// make us allocate memory the body never fills.
+const PREALLOCATE_LIMIT: u64 = 1 << 20;
+
+/// What the cache needs from an attempt: revalidation headers to send (a
+/// 304 is then a success), and the response headers back, to store.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct CacheNeeds<'a> {
+    pub(crate) conditional: &'a [(HeaderName, HeaderValue)],
+    pub(crate) keep_headers: bool,
+}
+
+/// What a successful attempt received.
+pub(crate) struct Received {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
+    /// The response headers, when the cache needs them.
+    pub(crate) headers: Option<HeaderMap>,
+}
+
+/// Why one attempt failed.
+pub(crate) enum AttemptError {
+    /// No response, or no whole one: connect, TLS, timeout, reset, limit.
+    Transport {
+        error: ureq::Error,
+        /// Whether the response head had arrived.
+        answered: bool,
+    },
+    /// The server answered with a status that is not a success.
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+        excerpt: String,
+    },
+    /// A redirect that must not, or cannot, be followed.
+    Redirect(Refused),
+}
+
+/// The parts of a fetcher an attempt uses.
+pub(crate) struct Attempt<'a> {
+    pub(crate) agent: &'a ureq::Agent,
+    pub(crate) settings: &'a Settings,
+    pub(crate) cancel: Option<&'a CancelToken>,
+}
+
+/// The request as ureq takes it: the fetcher's headers under the request's
+/// own, and revalidation headers if any.
+pub(crate) fn http_request<'r>(
+    request: &'r Request,
+    settings: &Settings,
+    needs: CacheNeeds<'_>,
+) -> Result<http::Request<&'r [u8]>, Error> {
+    let mut http = request.to_http(&settings.headers)?;
+    for (name, value) in needs.conditional {
+        http.headers_mut().insert(name.clone(), value.clone());
+    }
+    Ok(http)
+}
+
+impl Attempt<'_> {
+    /// Sends `http` (built from `request`), follows its redirects and reads
+    /// the whole body, all within `timeout`. `own_timeout` is set when that
+    /// timeout is not the agent's (the request's own, or clipped by a
+    /// deadline).
+    pub(crate) fn run<'r>(
+        &self,
+        request: &'r Request,
+        mut http: http::Request<&'r [u8]>,
+        own_timeout: Option<Duration>,
+        timeout: Duration,
+        needs: CacheNeeds<'_>,
+    ) -> Result<Received, AttemptError> {
+        let settings = self.settings;
+        let started = Instant::now();
+        let mut url = Cow::Borrowed(request.url());
+        // What the hops so far allow: a GET once one made it so, secrets
+        // only while every hop kept to their origin.
+        let mut made_get = false;
+        let mut secrets_kept = true;
+        let mut visited = Vec::new();
+        let mut response = loop {
+            // Each hop gets what is left of the attempt's time.
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            let send = if visited.is_empty() && own_timeout.is_none() {
+                http
+            } else {
+                self.agent
+                    .configure_request(http)
+                    .timeout_global(Some(left))
+                    .build()
+            };
+            let mut response = self
+                .agent
+                .run(send)
+                .map_err(|error| AttemptError::Transport {
+                    error,
+                    answered: false,
+                })?;
+            let status = response.status().as_u16();
+            if settings.max_redirects == 0 || !redirect::is_redirect(status) {
+                break response;
+            }
+            let location = response.headers().get(http::header::LOCATION);
+            let method = if made_get {
+                "GET"
+            } else {
+                request.method_name()
+            };
+            let location = location.map(HeaderValue::as_bytes);
+            let hop = match redirect::next_hop(&url, method, status, location) {
+                Ok(Some(hop)) => hop,
+                Ok(None) => break response,
+                Err(refused) => return Err(AttemptError::Redirect(refused)),
+            };
+            if visited.len() >= settings.max_redirects as usize {
+                let looped = visited.contains(&hop.url);
+                return Err(AttemptError::Redirect(Refused::TooMany {
+                    max: settings.max_redirects,
+                    looped,
+                }));
+            }
+            // Read the little body there is, so the connection can be reused.
+            let _ = response
+                .body_mut()
+                .as_reader()
+                .take(REDIRECT_BODY_READ)
+                .read_to_end(&mut Vec::new());
+            made_get |= hop.becomes_get;
+            secrets_kept &= hop.keeps_secrets;
+            let bad_location = || AttemptError::Redirect(Refused::BadLocation(hop.url.clone()));
+            http = http_request(request, settings, needs).map_err(|_| bad_location())?;
+            redirect::apply(&hop.url, made_get, secrets_kept, &mut http, |name| {
+                settings.is_sensitive(name) || request.is_sensitive(name)
+            })
+            .ok_or_else(bad_location)?;
+            visited.push(hop.url.clone());
+            url = hop.url.into();
+        };
+        let status = response.status().as_u16();
+        let headers = needs.keep_headers.then(|| response.headers().clone());
+        if status == 304 && !needs.conditional.is_empty() {
+            return Ok(Received {
+                status,
+                body: Vec::new(),
+                headers,
+            });
+        }
+        if retry::classify_status(status).is_some() {
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| retry::parse_retry_after(value, SystemTime::now()));
+            let mut start = Vec::new();
+            // A body we cannot read (or not in time) is no reason to lose
+            // the status.
+            let _ = response
+                .body_mut()
+                .as_reader()
+                .take(ERROR_BODY_READ)
+                .read_to_end(&mut start);
+            return Err(AttemptError::Status {
+                status,
+                retry_after,
+                excerpt: excerpt(&start),
+            });
+        }
+        let limit = settings.body_limit;
+        let mut body = Vec::new();
+        if let Some(length) = response.body().content_length() {
+            body.reserve_exact(
+                usize::try_from(length.min(limit).min(PREALLOCATE_LIMIT)).unwrap_or(0),
+            );
+        }
+        // ureq's own limit counts the bytes on the wire; a gzip bomb is small
+        // there. The limit that matters is on what it inflates to.
+        let reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        CancellableReader {
+            reader,
+            cancel: self.cancel,
+        }
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut body)
+        .map_err(|io| AttemptError::Transport {
+            error: ureq::Error::from(io),
+            answered: true,
+        })?;
+        if body.len() as u64 > limit {
+            return Err(AttemptError::Transport {
+                error: ureq::Error::BodyExceedsLimit(limit),
+                answered: true,
+            });
+        }
+        Ok(Received {
+            status,
+            body,
+            headers,
+        })
+    }
+}
+
+impl AttemptError {
+    /// Whether the server closed the connection before answering (on a
+    /// pooled connection: a stale one, not the host's fault).
+    pub(crate) fn closed_before_response(&self) -> bool {
+        match self {
+            AttemptError::Transport { error, answered } => {
+                !answered && retry::is_closed_before_response(error)
+            }
+            AttemptError::Status { .. } | AttemptError::Redirect(_) => false,
+        }
+    }
+
+    /// The error this failed attempt of `request` amounts to, after
+    /// `attempts` attempts of `timeout` each.
+    pub(crate) fn into_error(
+        self,
+        request: &Request,
+        attempts: u32,
+        timeout: Duration,
+        body_limit: u64,
+    ) -> Error {
+        match self {
+            AttemptError::Transport { error, .. } => {
+                let kind = retry::classify_transport(&error);
+                let detail = match kind {
+                    ErrorKind::Timeout => Detail::Timeout(timeout),
+                    ErrorKind::BodyTooLarge => Detail::Limit(body_limit),
+                    _ => Detail::None,
+                };
+                request
+                    .error(kind)
+                    .with_attempts(attempts)
+                    .with_detail(detail)
+                    .with_source(error)
+            }
+            AttemptError::Status {
+                status,
+                retry_after,
+                excerpt,
+            } => {
+                let kind = retry::classify_status(status).unwrap_or(ErrorKind::Status);
+                let error = request
+                    .error(kind)
+                    .with_attempts(attempts)
+                    .with_status(status)
+                    .with_retry_after(retry_after);
+                if excerpt.is_empty() {
+                    error
+                } else {
+                    error.with_detail(Detail::BodyExcerpt(excerpt))
+                }
+            }
+            AttemptError::Redirect(refused) => request
+                .error(ErrorKind::Redirect)
+                .with_attempts(attempts)
+                .with_detail(Detail::Reason(refused.to_string())),
+        }
+    }
+}
+
+/// Stops a body read once its batch is cancelled. (The attempt's timeout is
+/// ureq's to enforce, read by read.)
+struct CancellableReader<'a, R> {
+    reader: R,
+    cancel: Option<&'a CancelToken>,
+}
+
+impl<R: Read> Read for CancellableReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(std::io::Error::other(Cancelled));
+        }
+        self.reader.read(buf)
+    }
+}
+
+/// The cause of a body read stopped by a cancelled batch.
+#[derive(Debug, thiserror::Error)]
+#[error("the batch was cancelled while the body was read")]
+struct Cancelled;
+
+/// The failure of an attempt whose time ran out between two hops.
+fn timed_out() -> AttemptError {
+    AttemptError::Transport {
+        error: ureq::Error::Timeout(ureq::Timeout::Global),
+        answered: false,
+    }
+}
+
+/// The start of an error body as one line of text, for a message.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= ERROR_EXCERPT_CHARS {
+        return line;
+    }
+    let mut short: String = line.chars().take(ERROR_EXCERPT_CHARS).collect();
+    short.push('…');
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_one_short_line() {
+        assert_eq!(excerpt(b""), "");
+        assert_eq!(
+            excerpt(b"  {\"error\":\n  \"rate limited\"}\n"),
+            "{\"error\": \"rate limited\"}"
+        );
+        let long = excerpt("x".repeat(500).as_bytes());
+        assert_eq!(long.chars().count(), ERROR_EXCERPT_CHARS + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(excerpt(&[0xff, b'o', b'k']), "\u{fffd}ok");
+    }
+}
