@@ -2,7 +2,10 @@
 //! within the attempt's timeout.
 //!
 //! The engine (`engine.rs`) decides whether an attempt may start and what
-//! to do after it; this is the exchange itself. Its timeout is ureq's
+//! to do after it; this is the exchange itself. A pooled connection that
+//! the server closed while it sat idle is not a failure of the host: a hop
+//! sent on one is resent at once, on another connection, within the same
+//! attempt. Its timeout is ureq's
 //! global one (what each read may wait is in `agent.rs`); a redirect hop
 //! gets what is left of it (`redirect.rs` says where a hop goes and with
 //! which headers). A body is read whole within the size limit, counted
@@ -15,12 +18,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::cancel::CancelToken;
+use crate::agent;
+use crate::cancel::{CancelToken, Cancelled};
 use crate::config::Settings;
 use crate::error::{Detail, Error, ErrorKind};
 use crate::redirect::{self, Refused};
 use crate::request::Request;
 use crate::retry;
+
+/// How many times one hop may be resent because its pooled connection
+/// turned out stale. ureq already drops connections it sees closed; this
+/// covers the race where the server closes one just as it is reused.
+const STALE_RESENDS: u32 = 3;
 
 /// How much of an error response's body is read for the error message;
 /// reading a small body whole keeps the connection reusable.
@@ -55,11 +64,7 @@ pub(crate) struct Received {
 /// Why one attempt failed.
 pub(crate) enum AttemptError {
     /// No response, or no whole one: connect, TLS, timeout, reset, limit.
-    Transport {
-        error: ureq::Error,
-        /// Whether the response head had arrived.
-        answered: bool,
-    },
+    Transport(ureq::Error),
     /// The server answered with a status that is not a success.
     Status {
         status: u16,
@@ -75,6 +80,8 @@ pub(crate) struct Attempt<'a> {
     pub(crate) agent: &'a ureq::Agent,
     pub(crate) settings: &'a Settings,
     pub(crate) cancel: Option<&'a CancelToken>,
+    /// Told of each hop resent because its pooled connection was stale.
+    pub(crate) on_stale: &'a dyn Fn(),
 }
 
 /// The request as ureq takes it: the fetcher's headers under the request's
@@ -105,6 +112,8 @@ impl Attempt<'_> {
         needs: CacheNeeds<'_>,
     ) -> Result<Received, AttemptError> {
         let settings = self.settings;
+        // A cancel reaches reads blocked on the socket (`cancel.rs`).
+        let _watching = self.cancel.map(CancelToken::watch);
         let started = Instant::now();
         let mut url = Cow::Borrowed(request.url());
         // What the hops so far allow: a GET once one made it so, secrets
@@ -112,6 +121,7 @@ impl Attempt<'_> {
         let mut made_get = false;
         let mut secrets_kept = true;
         let mut visited = Vec::new();
+        let mut stale_resends = 0;
         let mut response = loop {
             // Each hop gets what is left of the attempt's time.
             let left = timeout.saturating_sub(started.elapsed());
@@ -126,13 +136,27 @@ impl Attempt<'_> {
                     .timeout_global(Some(left))
                     .build()
             };
-            let mut response = self
-                .agent
-                .run(send)
-                .map_err(|error| AttemptError::Transport {
-                    error,
-                    answered: false,
-                })?;
+            let opened_before = agent::opened_on_this_thread();
+            let mut response = match self.agent.run(send) {
+                Ok(response) => response,
+                Err(error) => {
+                    let stale = retry::is_closed_before_response(&error)
+                        && agent::opened_on_this_thread() == opened_before;
+                    let idempotent = made_get || request.is_idempotent();
+                    if !(stale && idempotent && stale_resends < STALE_RESENDS) {
+                        return Err(AttemptError::Transport(error));
+                    }
+                    stale_resends += 1;
+                    (self.on_stale)();
+                    log::debug!(
+                        "{} {}: pooled connection was closed by the server; resending",
+                        request.method_name(),
+                        request.redacted_url()
+                    );
+                    http = self.hop(request, needs, &url, made_get, secrets_kept)?;
+                    continue;
+                }
+            };
             let status = response.status().as_u16();
             if settings.max_redirects == 0 || !redirect::is_redirect(status) {
                 break response;
@@ -164,12 +188,7 @@ impl Attempt<'_> {
                 .read_to_end(&mut Vec::new());
             made_get |= hop.becomes_get;
             secrets_kept &= hop.keeps_secrets;
-            let bad_location = || AttemptError::Redirect(Refused::BadLocation(hop.url.clone()));
-            http = http_request(request, settings, needs).map_err(|_| bad_location())?;
-            redirect::apply(&hop.url, made_get, secrets_kept, &mut http, |name| {
-                settings.is_sensitive(name) || request.is_sensitive(name)
-            })
-            .ok_or_else(bad_location)?;
+            http = self.hop(request, needs, &hop.url, made_get, secrets_kept)?;
             visited.push(hop.url.clone());
             url = hop.url.into();
         };
@@ -218,15 +237,11 @@ impl Attempt<'_> {
         }
         .take(limit.saturating_add(1))
         .read_to_end(&mut body)
-        .map_err(|io| AttemptError::Transport {
-            error: ureq::Error::from(io),
-            answered: true,
-        })?;
+        .map_err(|io| AttemptError::Transport(ureq::Error::from(io)))?;
         if body.len() as u64 > limit {
-            return Err(AttemptError::Transport {
-                error: ureq::Error::BodyExceedsLimit(limit),
-                answered: true,
-            });
+            return Err(AttemptError::Transport(ureq::Error::BodyExceedsLimit(
+                limit,
+            )));
         }
         Ok(Received {
             status,
@@ -236,18 +251,30 @@ impl Attempt<'_> {
     }
 }
 
-impl AttemptError {
-    /// Whether the server closed the connection before answering (on a
-    /// pooled connection: a stale one, not the host's fault).
-    pub(crate) fn closed_before_response(&self) -> bool {
-        match self {
-            AttemptError::Transport { error, answered } => {
-                !answered && retry::is_closed_before_response(error)
-            }
-            AttemptError::Status { .. } | AttemptError::Redirect(_) => false,
+impl Attempt<'_> {
+    /// The request to send to `url`, the request's own URL or a redirect's:
+    /// a GET if a hop `made_get`, its secrets only if `secrets_kept`.
+    fn hop<'r>(
+        &self,
+        request: &'r Request,
+        needs: CacheNeeds<'_>,
+        url: &str,
+        made_get: bool,
+        secrets_kept: bool,
+    ) -> Result<http::Request<&'r [u8]>, AttemptError> {
+        let bad_location = || AttemptError::Redirect(Refused::BadLocation(url.to_owned()));
+        let mut http = http_request(request, self.settings, needs).map_err(|_| bad_location())?;
+        if url != request.url() {
+            redirect::apply(url, made_get, secrets_kept, &mut http, |name| {
+                self.settings.is_sensitive(name) || request.is_sensitive(name)
+            })
+            .ok_or_else(bad_location)?;
         }
+        Ok(http)
     }
+}
 
+impl AttemptError {
     /// The error this failed attempt of `request` amounts to, after
     /// `attempts` attempts of `timeout` each.
     pub(crate) fn into_error(
@@ -258,7 +285,7 @@ impl AttemptError {
         body_limit: u64,
     ) -> Error {
         match self {
-            AttemptError::Transport { error, .. } => {
+            AttemptError::Transport(error) => {
                 let kind = retry::classify_transport(&error);
                 let detail = match kind {
                     ErrorKind::Timeout => Detail::Timeout(timeout),
@@ -312,17 +339,9 @@ impl<R: Read> Read for CancellableReader<'_, R> {
     }
 }
 
-/// The cause of a body read stopped by a cancelled batch.
-#[derive(Debug, thiserror::Error)]
-#[error("the batch was cancelled while the body was read")]
-struct Cancelled;
-
 /// The failure of an attempt whose time ran out between two hops.
 fn timed_out() -> AttemptError {
-    AttemptError::Transport {
-        error: ureq::Error::Timeout(ureq::Timeout::Global),
-        answered: false,
-    }
+    AttemptError::Transport(ureq::Error::Timeout(ureq::Timeout::Global))
 }
 
 /// The start of an error body as one line of text, for a message.

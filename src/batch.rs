@@ -38,6 +38,7 @@ use crate::clock;
 use crate::engine::{Engine, Scope};
 use crate::error::{Error, ErrorKind};
 use crate::fetcher::{parse_body, Fetcher};
+use crate::pools::Inherited;
 use crate::request::Request;
 use crate::stats::{Recorder, Stats};
 
@@ -295,6 +296,12 @@ where
         };
         let engine = fetcher.engine();
         let workers = engine.settings.concurrency;
+        let mut first_panic: Option<Box<dyn Any + Send>> = None;
+        let mut deliver = |index: usize, report: Report<T>| {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| each(index, report))) {
+                first_panic.get_or_insert(panic);
+            }
+        };
         let pool = match engine.pools.for_this_thread() {
             Ok(pool) => pool,
             Err(reason) => {
@@ -305,7 +312,11 @@ where
                     for stats in [&*engine.stats, &recorder] {
                         stats.finished(Duration::ZERO, Some(ErrorKind::InvalidRequest));
                     }
-                    each(index, Report::unsent(request, result));
+                    deliver(index, Report::unsent(request, result));
+                }
+                report_progress(&mut progress, &recorder, total, started);
+                if let Some(panic) = first_panic {
+                    std::panic::resume_unwind(panic);
                 }
                 return BatchStats {
                     stats: recorder.snapshot(),
@@ -314,49 +325,64 @@ where
             }
         };
         // While the caller reads this batch's results, a batch it starts
-        // from a callback runs one level deeper (`pools.rs`).
-        let _busy = pool.enter();
+        // from a callback runs one level deeper, and so does one started by
+        // a worker's task (`pools.rs`).
+        let busy = pool.enter();
+        let inherited = Inherited::here();
         let source = Mutex::new(Source {
             requests: requests.enumerate(),
             set_aside: VecDeque::new(),
         });
         let (sender, results) = mpsc::sync_channel::<(usize, Report<T>)>(workers);
-        let mut first_panic: Option<Box<dyn Any + Send>> = None;
         let mut last_progress = started;
-
-        pool.threads.in_place_scope(|scope| {
-            for _ in 0..workers {
-                let sender = sender.clone();
-                let (source, how) = (&source, &how);
-                scope.spawn(move |_| loop {
-                    // The lock is held only to take the next request.
-                    let Some((index, request)) = source.lock().next(engine) else {
-                        break;
-                    };
-                    let outcome = engine.fetch(&request, how, finish);
-                    let report = Report {
-                        request,
-                        result: outcome.result,
-                        status: outcome.status,
-                        attempts: outcome.attempts,
-                        elapsed: outcome.elapsed,
-                    };
-                    if sender.send((index, report)).is_err() {
-                        break;
+        let (source, how, inherited) = (&source, &how, &inherited);
+        // The workers run on the pool, started and waited for by a plain
+        // thread: the calling thread only reads results and runs callbacks,
+        // and never waits inside rayon (`pools.rs`).
+        let workers_panic = std::thread::scope(|threads| {
+            let runner = threads.spawn(move || {
+                pool.threads.in_place_scope(|scope| {
+                    for _ in 0..workers {
+                        let sender = sender.clone();
+                        scope.spawn(move |_| {
+                            let _busy = inherited.enter();
+                            loop {
+                                // The lock is held only to take the next request.
+                                let Some((index, request)) = source.lock().next(engine) else {
+                                    break;
+                                };
+                                let finished = engine.fetch(&request, how, finish);
+                                let report = Report {
+                                    request,
+                                    result: finished.result,
+                                    status: finished.status,
+                                    attempts: finished.attempts,
+                                    elapsed: finished.elapsed,
+                                };
+                                if sender.send((index, report)).is_err() {
+                                    break;
+                                }
+                            }
+                        });
                     }
+                    drop(sender);
                 });
-            }
-            drop(sender);
+            });
             for (index, report) in results {
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| each(index, report))) {
-                    first_panic.get_or_insert(panic);
-                }
+                deliver(index, report);
                 if last_progress.elapsed() >= PROGRESS_INTERVAL {
                     last_progress = Instant::now();
                     report_progress(&mut progress, &recorder, total, started);
                 }
             }
+            runner.join().err()
         });
+        drop(busy);
+        // A panic of the workers' (the caller's iterator, say) comes after
+        // the results they delivered.
+        if let Some(panic) = workers_panic {
+            first_panic.get_or_insert(panic);
+        }
         report_progress(&mut progress, &recorder, total, started);
         if let Some(panic) = first_panic {
             std::panic::resume_unwind(panic);

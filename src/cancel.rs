@@ -5,8 +5,13 @@
 //! would wait or start something new: before each attempt, during retry
 //! delays and gate waits (which it cuts short), and between body reads.
 //! Each attempt's timeout is also clipped to the time left before the
-//! deadline, so that nothing runs past it.
+//! deadline, so that nothing runs past it. A read waiting on the socket is
+//! the one wait that no check reaches from outside: while an attempt of a
+//! cancellable batch runs, its token is "watched" on its thread, and the
+//! socket layer (`agent.rs`) waits in short slices, looking at it between
+//! them.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -80,6 +85,46 @@ impl fmt::Debug for CancelToken {
             .finish()
     }
 }
+
+/// How long a read of a cancellable attempt waits before it looks at the
+/// token again: the most a cancel waits for a stalled server.
+pub(crate) const WATCH_SLICE: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// The token of the attempt running on this thread, if it has one.
+    static WATCHED: RefCell<Option<CancelToken>> = const { RefCell::new(None) };
+}
+
+/// Keeps a token watched on this thread until dropped.
+pub(crate) struct Watching {
+    previous: Option<CancelToken>,
+}
+
+impl CancelToken {
+    /// Watches this token on the calling thread until the guard drops.
+    pub(crate) fn watch(&self) -> Watching {
+        let previous = WATCHED.with_borrow_mut(|watched| watched.replace(self.clone()));
+        Watching { previous }
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        WATCHED.with_borrow_mut(|watched| *watched = previous);
+    }
+}
+
+/// Whether a token is watched on this thread, and if so, whether it is
+/// cancelled.
+pub(crate) fn watched() -> Option<bool> {
+    WATCHED.with_borrow(|watched| watched.as_ref().map(CancelToken::is_cancelled))
+}
+
+/// The cause of a read stopped by a cancelled batch.
+#[derive(Debug, thiserror::Error)]
+#[error("the batch was cancelled while the response was read")]
+pub(crate) struct Cancelled;
 
 /// When a request must give up: a batch's deadline and cancel token.
 #[derive(Clone, Copy, Debug, Default)]

@@ -6,10 +6,7 @@
 //! requests carry on), the cache (`cache/`: only GET is served from it),
 //! then the attempt loop: the host's record (`host.rs`, one lookup), its
 //! breaker (`breaker.rs`) and gates (`limit.rs`), one attempt
-//! (`attempt.rs`), and on failure the retry rules (`retry.rs`). A pooled
-//! connection that the server closed while it sat idle is not a failure of
-//! the host: such an attempt is resent at once, on another connection,
-//! without counting as an attempt.
+//! (`attempt.rs`), and on failure the retry rules (`retry.rs`).
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,11 +27,6 @@ use crate::pools::Pools;
 use crate::request::Request;
 use crate::retry::{self, Decision, FailedAttempt};
 use crate::stats::Recorder;
-
-/// How many times one request may be resent because its pooled connection
-/// turned out stale. ureq already drops connections it sees closed; this
-/// covers the race where the server closes one just as it is reused.
-const STALE_RESENDS: u32 = 3;
 
 /// What the clones of a fetcher share.
 pub(crate) struct Engine {
@@ -204,8 +196,12 @@ impl Engine {
             return Ok(answer);
         }
         let http = request.to_http(&self.settings.headers)?;
+        let is_sensitive = |name: &str| self.is_sensitive(request, name);
+        let Some(key) = cache.key(request.url(), &http, is_sensitive) else {
+            return self.fetch_body(request, scope, CacheNeeds::default());
+        };
         let lookup = if mode.reads() {
-            cache.lookup(&http, request.url(), SystemTime::now())
+            cache.lookup(&key, &http, SystemTime::now())
         } else {
             Lookup::Miss
         };
@@ -242,13 +238,20 @@ impl Engine {
         match entry {
             Some((entry, _)) if answer.status == 304 => {
                 if mode.writes() {
-                    cache.refresh(&http, request.url(), &entry, answer.status, &headers);
+                    cache.refresh(&key, &http, &entry, &headers, &is_sensitive);
                 }
                 Ok(served(entry, true, answer.attempts))
             }
             _ => {
                 if mode.writes() {
-                    cache.store(&http, request.url(), answer.status, &headers, &answer.body);
+                    cache.store(
+                        &key,
+                        &http,
+                        answer.status,
+                        &headers,
+                        &answer.body,
+                        &is_sensitive,
+                    );
                 }
                 Ok(answer)
             }
@@ -274,7 +277,6 @@ impl Engine {
         };
         let mut http = Some(http);
         let mut attempts = 0;
-        let mut stale_resends = 0;
         let mut delays = None;
         let mut last_error = None;
         let stopped = |kind: ErrorKind, attempts: u32, last: Option<Error>| {
@@ -300,13 +302,11 @@ impl Engine {
             if clipped.is_zero() {
                 return Err(stopped(ErrorKind::DeadlineExceeded, attempts, last_error));
             }
-            let may_resend = stale_resends < STALE_RESENDS;
             let step = self.hosts.with(&key, |host| {
                 let at = At {
                     host,
                     timeout: clipped,
                     attempts_before: attempts,
-                    may_resend,
                 };
                 self.attempt_at(request, &at, http, scope, needs)
             });
@@ -314,10 +314,6 @@ impl Engine {
                 Step::Done(answer) => return Ok(answer),
                 Step::Refused(error) => return Err(error),
                 Step::Stopped(kind) => return Err(stopped(kind, attempts, last_error)),
-                Step::Resend => {
-                    stale_resends += 1;
-                    continue;
-                }
                 Step::Failed(error) => {
                     attempts = error.attempts();
                     error
@@ -382,12 +378,13 @@ impl Engine {
         let own_timeout = (timeout != settings.timeout).then_some(timeout);
         let attempts = at.attempts_before + 1;
         self.record(scope, |stats| stats.attempt(attempts > 1));
-        let opened_before = agent::opened_on_this_thread();
         let started = Instant::now();
+        let on_stale = || self.record(scope, Recorder::stale_connection);
         let exchange = Attempt {
             agent: &self.agent,
             settings,
             cancel: scope.stop.cancel,
+            on_stale: &on_stale,
         };
         let result = exchange.run(request, http, own_timeout, timeout, needs);
         drop(passed.slot);
@@ -415,19 +412,6 @@ impl Engine {
             }
             Err(failure) => failure,
         };
-        let stale =
-            failure.closed_before_response() && agent::opened_on_this_thread() == opened_before;
-        if stale && request.is_idempotent() && at.may_resend {
-            // The permit is dropped unreported: the host did nothing wrong.
-            drop(permit);
-            self.record(scope, Recorder::stale_connection);
-            log::debug!(
-                "{} {}: pooled connection was closed by the server; resending",
-                request.method_name(),
-                request.redacted_url()
-            );
-            return Step::Resend;
-        }
         let error = failure.into_error(request, attempts, timeout, settings.body_limit);
         if breaker::counts_against_host(error.kind(), error.status()) {
             permit.failure();
@@ -445,6 +429,12 @@ impl Engine {
             started.elapsed()
         );
         Step::Failed(error)
+    }
+
+    /// Whether header `name` of `request` is a secret: by default, or marked
+    /// so on the builder or the request.
+    fn is_sensitive(&self, request: &Request, name: &str) -> bool {
+        self.settings.is_sensitive(name) || request.is_sensitive(name)
     }
 
     /// The state of the breaker of the host `text` names (a URL, `host` or
@@ -480,8 +470,6 @@ struct At<'h> {
     timeout: Duration,
     /// Attempts made before this one.
     attempts_before: u32,
-    /// Whether a stale pooled connection may still be resent at once.
-    may_resend: bool,
 }
 
 /// What one attempt at a host came to, for the loop.
@@ -492,8 +480,6 @@ enum Step {
     Refused(Error),
     /// The batch's deadline or cancel ended the wait at a gate.
     Stopped(ErrorKind),
-    /// The pooled connection was stale: send again at once.
-    Resend,
     /// The attempt failed: the retry rules decide.
     Failed(Error),
 }

@@ -14,6 +14,7 @@ use crate::config::{FetcherBuilder, Settings};
 use crate::engine::{Engine, Scope};
 use crate::error::Error;
 use crate::json;
+use crate::pools::Inherited;
 use crate::request::Request;
 use crate::stats::Stats;
 
@@ -134,13 +135,18 @@ impl Fetcher {
             Ok(pool) => pool,
             Err(reason) => return requests.iter().map(|r| Err(r.refused(&reason))).collect(),
         };
-        pool.threads.install(|| {
+        // The tasks are busy with what this thread is busy with (`pools.rs`).
+        let inherited = Inherited::here();
+        pool.install(|| {
             requests
                 .par_iter()
                 // One request per task, so that a slow one never holds back
                 // a chunk of others queued behind it on the same thread.
                 .with_max_len(1)
-                .map(|request| engine.fetch(request, &Scope::default(), finish).result)
+                .map(|request| {
+                    let _busy = inherited.enter();
+                    engine.fetch(request, &Scope::default(), finish).result
+                })
                 .collect()
         })
     }

@@ -265,8 +265,15 @@ fn cache_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
             max_age,
             offline: false,
         };
-        let url = "http://user:pw@h/doc";
-        let Some((meta, policy)) = rules::to_store(&request, url, status, headers, &settings, now)
+        let url = "http://h/doc";
+        let response = rules::Response {
+            status,
+            headers,
+            is_sensitive: &redact::is_sensitive_by_default,
+        };
+        let secret = [7; 32];
+        let Some((meta, policy)) =
+            rules::to_store(&request, url, &response, &settings, &secret, now)
         else {
             continue;
         };
@@ -286,7 +293,7 @@ fn cache_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
         for after in later {
             let entry = entry::decode(bytes.clone()).expect("an entry round-trips");
             let when = now + after;
-            let lookup = rules::lookup(entry, &request, &settings, when);
+            let lookup = rules::lookup(entry, &request, &settings, &secret, when);
             if let Lookup::Fresh(_) = lookup {
                 let claimed = u128::from(meta.fresh_until_ms.saturating_sub(meta.stored_at_ms));
                 assert!(
@@ -295,7 +302,11 @@ fn cache_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
                 );
             }
             let entry = entry::decode(bytes.clone()).expect("an entry round-trips");
-            let _ = rules::refreshed(&request, url, &entry, 304, headers, when);
+            let not_modified = rules::Response {
+                status: 304,
+                ..response
+            };
+            let _ = rules::refreshed(&request, url, &entry, &not_modified, &secret, when);
         }
     }
 }

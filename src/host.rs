@@ -165,6 +165,17 @@ impl<'a> HostKeyRef<'a> {
         Some(HostKeyRef { https, port, name })
     }
 
+    /// `scheme://name`, with `:port` when it is not the scheme's default.
+    pub(crate) fn origin(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let default = if self.https { 443 } else { 80 };
+        if self.port == default {
+            format!("{scheme}://{}", self.name)
+        } else {
+            format!("{scheme}://{}:{}", self.name, self.port)
+        }
+    }
+
     pub(crate) fn to_owned_key(&self) -> HostKey {
         HostKey {
             https: self.https,

@@ -1,20 +1,28 @@
-//! The worker threads of a fetcher: one pool per nesting level.
+//! The worker threads of a fetcher: one pool per nesting level, and how a
+//! batch waits for them.
 //!
-//! A batch's workers hand their results to the calling thread, which runs
-//! the caller's callbacks. If a callback starts another batch (or a
-//! `fetch_many`) on the same fetcher, that batch cannot run on the same
-//! threads: they are all busy with the outer batch, waiting for the caller
-//! to take their results, while the caller waits for the inner batch. That
-//! is a deadlock, and it is what a single pool gave.
+//! Two ways of waiting for worker threads go wrong with rayon:
 //!
-//! So a fetcher has a pool per level. A thread that is running a batch of
-//! level `n` (as its worker, or as the caller reading its results) starts
-//! any further batch at level `n + 1`, on a pool of that level, made on
-//! first use and kept for the fetcher's life. Each level waits only on
-//! deeper ones, so nesting never deadlocks; while an inner batch runs, the
-//! requests in flight may reach the concurrency once per level. Nesting
-//! deeper than [`MAX_LEVELS`] is refused at once with an error, rather than
-//! growing threads without end.
+//! - **Nesting.** A batch's workers hand their results to the calling
+//!   thread, which runs the caller's callbacks. If a callback starts another
+//!   batch (or a `fetch_many`) on the same fetcher, that batch cannot run on
+//!   the same threads: they are all busy with the outer batch, waiting for
+//!   the caller to take their results, while the caller waits for the inner
+//!   batch. So a fetcher has a pool per level. A thread busy with a batch of
+//!   level `n` (as its worker, as the caller reading its results, or as a
+//!   task started by such a thread) starts any further batch at level
+//!   `n + 1`, on a pool of that level, made on first use and kept for the
+//!   fetcher's life. Each level waits only on deeper ones, so nesting never
+//!   deadlocks, through other fetchers too; while an inner batch runs, the
+//!   requests in flight may reach the concurrency once per level. Nesting
+//!   deeper than [`MAX_LEVELS`] is refused at once rather than growing
+//!   threads without end.
+//! - **Waiting on a rayon worker.** A rayon worker that waits for another
+//!   pool (or for a scope) keeps busy by running other jobs of its own pool
+//!   on the same stack. Called from a caller's own `par_iter`, each of those
+//!   jobs is another batch that waits the same way, and the stack overflows.
+//!   So nothing here waits on a rayon worker: a caller that is one hands
+//!   the wait to a plain thread, which blocks without stealing.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,8 +37,9 @@ pub(crate) const MAX_LEVELS: usize = 8;
 
 thread_local! {
     /// The (fetcher, level) pairs this thread is busy with: as a worker of
-    /// that level's pool (for the thread's life), or as the caller reading
-    /// a batch of that level (while it runs).
+    /// that level's pool (for the thread's life), as the caller reading a
+    /// batch of that level (while it runs), or as a task of a thread that
+    /// was.
     static BUSY: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -42,17 +51,24 @@ pub(crate) struct Pools {
     levels: Mutex<Vec<Arc<rayon::ThreadPool>>>,
 }
 
-/// A pool to run one batch on, at a level; the calling thread counts as
-/// busy at that level while it holds [`Pool::enter`]'s guard.
+/// A pool to run one batch on, at a level.
 pub(crate) struct Pool {
     pub(crate) threads: Arc<rayon::ThreadPool>,
     id: usize,
     level: usize,
 }
 
-/// Marks the calling thread busy at a level until dropped.
+/// Marks the calling thread busy with some (fetcher, level) pairs until
+/// dropped.
 pub(crate) struct Busy {
-    entry: (usize, usize),
+    entries: Vec<(usize, usize)>,
+}
+
+/// What a thread was busy with when it started a batch: the batch's tasks
+/// count as busy with the same, wherever they run.
+#[derive(Clone)]
+pub(crate) struct Inherited {
+    entries: Vec<(usize, usize)>,
 }
 
 impl Pools {
@@ -116,22 +132,65 @@ impl Pools {
 }
 
 impl Pool {
-    /// Marks the calling thread busy at this pool's level: a batch it
-    /// starts meanwhile goes one level deeper.
+    /// Marks the calling thread busy at this pool's level, for as long as
+    /// it reads the batch's results: a batch it starts meanwhile goes one
+    /// level deeper.
     pub(crate) fn enter(&self) -> Busy {
-        let entry = (self.id, self.level);
-        BUSY.with_borrow_mut(|busy| busy.push(entry));
-        Busy { entry }
+        Busy::mark(vec![(self.id, self.level)])
+    }
+
+    /// Runs `work` inside the pool (a `par_iter` in it runs on the pool's
+    /// threads) and returns what it returns. A rayon worker does not wait
+    /// for it itself (see the module docs): a plain thread does.
+    pub(crate) fn install<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        if rayon::current_thread_index().is_none() {
+            return self.threads.install(work);
+        }
+        std::thread::scope(
+            |scope| match scope.spawn(|| self.threads.install(work)).join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+        )
+    }
+}
+
+impl Busy {
+    fn mark(entries: Vec<(usize, usize)>) -> Busy {
+        if !entries.is_empty() {
+            BUSY.with_borrow_mut(|busy| busy.extend_from_slice(&entries));
+        }
+        Busy { entries }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        if self.entries.is_empty() {
+            return;
+        }
         BUSY.with_borrow_mut(|busy| {
-            if let Some(at) = busy.iter().rposition(|entry| *entry == self.entry) {
-                busy.remove(at);
+            for entry in &self.entries {
+                if let Some(at) = busy.iter().rposition(|e| e == entry) {
+                    busy.remove(at);
+                }
             }
         });
+    }
+}
+
+impl Inherited {
+    /// What the calling thread is busy with now.
+    pub(crate) fn here() -> Inherited {
+        Inherited {
+            entries: BUSY.with_borrow(Clone::clone),
+        }
+    }
+
+    /// Marks the calling thread (a task's) busy with the same, until the
+    /// guard drops. Costs nothing when the starting thread was idle.
+    pub(crate) fn enter(&self) -> Busy {
+        Busy::mark(self.entries.clone())
     }
 }
 
@@ -149,12 +208,22 @@ mod tests {
         assert_eq!(inner.level, 1);
         assert!(!Arc::ptr_eq(&outer.threads, &inner.threads));
         // Its workers start batches one level deeper still.
-        let from_worker = inner
-            .threads
-            .install(|| pools.for_this_thread().unwrap().level);
+        let from_worker = inner.install(|| pools.for_this_thread().unwrap().level);
         assert_eq!(from_worker, 2);
+        // A task inherits what its starter was busy with, wherever it runs.
+        let inherited = Inherited::here();
         drop(busy);
         assert_eq!(pools.for_this_thread().unwrap().level, 0);
+        let in_task = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let _busy = inherited.enter();
+                    pools.for_this_thread().unwrap().level
+                })
+                .join()
+                .unwrap()
+        });
+        assert_eq!(in_task, 1);
         // Another fetcher's pools are not this one's business.
         let other = Pools::new(1).unwrap();
         let _busy = outer.enter();
@@ -172,5 +241,18 @@ mod tests {
         }
         let error = pools.for_this_thread().err().unwrap();
         assert!(error.contains("nested more than 8 deep"), "{error}");
+    }
+
+    #[test]
+    fn a_rayon_worker_hands_the_wait_to_a_plain_thread() {
+        let pools = Pools::new(2).unwrap();
+        let foreign = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let pool = pools.for_this_thread().unwrap();
+        // From a foreign worker, the work still runs on our pool.
+        let ran_on = foreign.install(|| pool.install(|| pool.threads.current_thread_index()));
+        assert!(ran_on.is_some());
     }
 }

@@ -83,14 +83,42 @@ pub(crate) fn without_user_info(url: &str) -> Cow<'_, str> {
     }
 }
 
-/// The byte range of the user info in `url` (between `://` and the last
-/// `@` of the authority), if it has any.
+/// The byte range of the user info in `url`, if it has any: what comes
+/// before the last `@` of its authority. The authority starts after
+/// `scheme://`, or, for http and https, after `scheme:` and any slashes or
+/// backslashes (`http:me@h`, `http:\\me@h`: URL parsers read user info
+/// there too); without a scheme, at the start. It ends at the first `/`,
+/// `\`, `?` or `#`.
 fn user_info_span(url: &str) -> Option<(usize, usize)> {
-    let start = url.find("://")? + 3;
+    let start = authority_start(url);
     let rest = url.get(start..)?;
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let at = rest.get(..authority_end)?.rfind('@')?;
+    let end = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
+    let at = rest.get(..end)?.rfind('@')?;
     Some((start, start + at))
+}
+
+/// Where the authority of `url` starts (see [`user_info_span`]).
+fn authority_start(url: &str) -> usize {
+    let Some(colon) = url.find(':') else {
+        return 0;
+    };
+    let scheme = &url[..colon];
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !is_scheme {
+        return 0;
+    }
+    let after = &url[colon + 1..];
+    let slashes = after.len() - after.trim_start_matches(['/', '\\']).len();
+    let special = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    if special || after.starts_with("//") {
+        colon + 1 + slashes
+    } else {
+        // `user:pw@host`: no scheme after all, the user info starts it.
+        0
+    }
 }
 
 #[cfg(test)]
@@ -113,7 +141,15 @@ mod tests {
             ("http://h/path@odd", "http://h/path@odd"),
             ("http://h?q=@x", "http://h?q=@x"),
             ("not a url", "not a url"),
-            ("://@", "://***@"),
+            ("://@", "://@"),
+            ("http:me:pw@h/x", "http:***@h/x"),
+            ("http:/me@h/x", "http:/***@h/x"),
+            ("HTTP:\\\\me@h\\x", "HTTP:\\\\***@h\\x"),
+            ("https:///me@h", "https:///***@h"),
+            ("me:pw@h/x", "***@h/x"),
+            ("ftp://me:pw@h/x", "ftp://***@h/x"),
+            ("mailto:me@h", "***@h"),
+            ("http://h/a@b?c@d", "http://h/a@b?c@d"),
         ];
         for (given, shown) in cases {
             assert_eq!(url(given), shown, "{given}");

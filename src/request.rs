@@ -11,6 +11,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use base64::Engine as _;
+use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use ureq::http::{self, HeaderName, HeaderValue};
 
@@ -236,6 +238,10 @@ impl Request {
             .url
             .parse()
             .map_err(|e| invalid(format!("the URL is not valid: {e}")))?;
+        // User info is sent as Basic credentials, never in the URI that ureq
+        // logs (`redact.rs`).
+        let (uri, basic) =
+            split_user_info(uri).map_err(|e| invalid(format!("the URL is not valid: {e}")))?;
         match uri.scheme_str() {
             Some("http" | "https") if uri.host().is_some_and(|h| !h.is_empty()) => {}
             Some("http" | "https") => return Err(invalid("the URL has no host".into())),
@@ -271,6 +277,11 @@ impl Request {
                 headers.append(name.clone(), value.clone());
             }
         }
+        if let Some(basic) = basic {
+            if !headers.contains_key(http::header::AUTHORIZATION) {
+                headers.insert(http::header::AUTHORIZATION, basic);
+            }
+        }
         if let Some(map) = builder.headers_mut() {
             *map = headers;
         }
@@ -283,6 +294,29 @@ impl Request {
             .body(body)
             .map_err(|e| invalid(format!("cannot build the request: {e}")))
     }
+}
+
+/// `uri` without its user info, and the user info as a Basic
+/// `Authorization` value (RFC 7617: the user name ends at the first `:`;
+/// both parts percent-decoded, as curl does), marked sensitive.
+fn split_user_info(uri: http::Uri) -> Result<(http::Uri, Option<HeaderValue>), http::Error> {
+    let Some((user_info, host)) = uri
+        .authority()
+        .and_then(|authority| authority.as_str().rsplit_once('@'))
+    else {
+        return Ok((uri, None));
+    };
+    let (user, password) = user_info.split_once(':').unwrap_or((user_info, ""));
+    let mut credentials: Vec<u8> = percent_decode_str(user).collect();
+    credentials.push(b':');
+    credentials.extend(percent_decode_str(password));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    let mut basic = HeaderValue::from_str(&format!("Basic {encoded}"))?;
+    basic.set_sensitive(true);
+    let authority: http::uri::Authority = host.parse()?;
+    let mut parts = uri.into_parts();
+    parts.authority = Some(authority);
+    Ok((http::Uri::from_parts(parts)?, Some(basic)))
 }
 
 impl From<&str> for Request {
@@ -383,6 +417,36 @@ mod tests {
         let accept: Vec<_> = http.headers().get_all("accept").iter().collect();
         assert_eq!(accept, ["text/plain"]);
         assert_eq!(http.headers()["x-team"], "blue");
+    }
+
+    #[test]
+    fn user_info_becomes_basic_credentials() {
+        let cases = [
+            (
+                "http://martin:secret@h/x",
+                Some("Basic bWFydGluOnNlY3JldA=="),
+            ),
+            ("http://martin@h/x", Some("Basic bWFydGluOg==")),
+            ("http://:secret@h/x", Some("Basic OnNlY3JldA==")),
+            // The password may hold ':' and percent-escapes; the user not.
+            ("http://m%40x:a:b%2Fc@h/x", Some("Basic bUB4OmE6Yi9j")),
+            ("http://h/x@y", None),
+        ];
+        for (url, want) in cases {
+            let request = Request::get(url);
+            let http = request.to_http(&[]).unwrap();
+            assert!(
+                !http.uri().to_string().contains('@') || url.contains("x@y"),
+                "{url}"
+            );
+            let got = http.headers().get("authorization");
+            assert_eq!(got.map(|v| v.to_str().unwrap()), want, "{url}");
+            assert!(got.is_none_or(HeaderValue::is_sensitive));
+        }
+        // An explicit Authorization wins.
+        let request = Request::get("http://me:pw@h/").header("authorization", "Bearer t");
+        let http = request.to_http(&[]).unwrap();
+        assert_eq!(http.headers()["authorization"], "Bearer t");
     }
 
     #[test]

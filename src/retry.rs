@@ -91,7 +91,12 @@ impl RetryPolicy {
             // waiting longer than max_backoff is not ours to do: the caller
             // gets the error, with its `retry_after()`, at once.
             Some(wait) if wait > self.max_delay => return Decision::GiveUp,
-            Some(wait) => wait,
+            // Never sooner than asked; a little later, at random, so that
+            // the threads a host turned away together do not come back
+            // together (the same spread as at the host's gate).
+            Some(wait) => {
+                wait.saturating_add(self.jitter.min(wait / 10).mul_f64(random.clamp(0.0, 1.0)))
+            }
             None => backoff.saturating_add(self.jitter.mul_f64(random.clamp(0.0, 1.0))),
         };
         Decision::RetryAfter(delay.min(self.max_delay))
@@ -306,13 +311,13 @@ mod tests {
                 vec![1.999, 2.999, 4.999, 8.999, 16.999, 32.999, 60.0, 60.0],
             ),
             (
-                "retry-after on 429",
+                "retry-after on 429, spread by up to a tenth",
                 policy(),
                 ErrorKind::Status,
                 Some(429),
                 Some(7),
                 0.5,
-                vec![7.0, 7.0, 7.0],
+                vec![7.35, 7.35, 7.35],
             ),
             (
                 "retry-after on 503",

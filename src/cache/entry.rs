@@ -291,24 +291,92 @@ fn private_file(path: &Path) -> io::Result<File> {
 }
 
 /// Calls `f` on every entry file (not temporary files) under `dir`.
+/// Calls `f` on every entry file (not temporary files) under `dir`: in
+/// `dir/<shard>/<url>/`.
 pub(crate) fn for_each_entry(
     dir: &Path,
     mut f: impl FnMut(&Path) -> io::Result<()>,
 ) -> io::Result<()> {
-    for shard in fs::read_dir(dir)? {
-        let shard = shard?;
-        if !shard.file_type()?.is_dir() {
-            continue;
-        }
-        for file in fs::read_dir(shard.path())? {
-            let file = file?;
-            let is_temporary = file.file_name().to_string_lossy().starts_with('.');
-            if file.file_type()?.is_file() && !is_temporary {
-                f(&file.path())?;
+    for shard in subdirectories(dir)? {
+        for url in subdirectories(&shard)? {
+            for file in fs::read_dir(&url)? {
+                let file = file?;
+                let is_temporary = file.file_name().to_string_lossy().starts_with('.');
+                if file.file_type()?.is_file() && !is_temporary {
+                    f(&file.path())?;
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Removes the URL and shard directories under `dir` that are empty (or
+/// hold only a crashed writer's temporary files).
+pub(crate) fn remove_empty_dirs(dir: &Path) -> io::Result<()> {
+    for shard in subdirectories(dir)? {
+        for url in subdirectories(&shard)? {
+            for file in fs::read_dir(&url)? {
+                let file = file?;
+                if file.file_name().to_string_lossy().starts_with(".tmp-") {
+                    let _ = fs::remove_file(file.path());
+                }
+            }
+            // Not empty: a writer got there first; it stays.
+            let _ = fs::remove_dir(&url);
+        }
+        let _ = fs::remove_dir(&shard);
+    }
+    Ok(())
+}
+
+fn subdirectories(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
+}
+
+/// The cache's secret key, in `dir/key`: read, or made at random (0600)
+/// by the first process to use the directory.
+pub(crate) fn secret(dir: &Path) -> io::Result<[u8; 32]> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let path = dir.join("key");
+    let read = |path: &Path| -> io::Result<[u8; 32]> {
+        let bytes = fs::read(path)?;
+        bytes
+            .try_into()
+            .map_err(|_| io::Error::other(format!("{} is not a cache key", path.display())))
+    };
+    match read(&path) {
+        Ok(key) => return Ok(key),
+        Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+        Err(_) => {}
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| io::Error::other(e.to_string()))?;
+    // Written aside and linked into place: two processes starting at once
+    // agree on whichever key landed first.
+    let temporary = dir.join(format!(
+        ".key-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    private_file(&temporary)?.write_all(&key)?;
+    let placed = match fs::hard_link(&temporary, &path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        // A file system without hard links: the last writer wins, and the
+        // other process's entries are misses.
+        Err(_) => fs::rename(&temporary, &path),
+    };
+    let _ = fs::remove_file(&temporary);
+    placed?;
+    read(&path)
 }
 
 #[cfg(test)]

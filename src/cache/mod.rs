@@ -33,6 +33,7 @@ use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub(crate) use self::entry::Entry;
 use self::entry::Meta;
+use crate::host::HostKey;
 use crate::redact;
 
 /// How a request uses the cache. Set with
@@ -71,9 +72,24 @@ pub(crate) struct CacheSettings {
 }
 
 /// A fetcher's on-disk cache: see [`Fetcher::cache`](crate::Fetcher::cache).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Cache {
     settings: CacheSettings,
+    /// This cache's own key for hashing what must not be readable: the
+    /// credentials that select an entry, the request headers a response
+    /// varies on. Made at random when the directory is first used, kept in
+    /// it (0600).
+    secret: [u8; 32],
+}
+
+/// Where a GET's entries live, and what each must say it is.
+pub(crate) struct EntryKey {
+    /// The URL, normalised: scheme and host lower-cased, no default port,
+    /// no user info, no fragment.
+    url: String,
+    /// The entry for this request's credentials, in the URL's directory
+    /// (one entry per set of credentials).
+    file: PathBuf,
 }
 
 /// What the cache says about a request.
@@ -90,7 +106,8 @@ impl Cache {
     /// Opens (creating it if needed, 0700) the cache directory.
     pub(crate) fn open(settings: CacheSettings) -> io::Result<Cache> {
         entry::create_private_dir(&settings.dir)?;
-        Ok(Cache { settings })
+        let secret = entry::secret(&settings.dir)?;
+        Ok(Cache { settings, secret })
     }
 
     pub(crate) fn offline(&self) -> bool {
@@ -102,38 +119,91 @@ impl Cache {
         &self.settings.dir
     }
 
-    /// What the cache holds for the GET `request`, as of `now`. `url` is
-    /// the URL as the caller wrote it: the key.
+    /// Where the GET `request` of `url` (as the caller wrote it) is kept:
+    /// by its normalised URL, and by the credentials it carries (the
+    /// headers `is_sensitive` names, user info included), so that one
+    /// credential's answer is never served to another. `None` for a URL
+    /// without a host.
+    pub(crate) fn key(
+        &self,
+        url: &str,
+        request: &http::Request<&[u8]>,
+        is_sensitive: impl Fn(&str) -> bool,
+    ) -> Option<EntryKey> {
+        let url = normalised_url(url)?;
+        let mut credentials: Vec<(&str, &[u8])> = request
+            .headers()
+            .iter()
+            .filter(|(name, _)| is_sensitive(name.as_str()))
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+            .collect();
+        credentials.sort_unstable();
+        let mut variant = blake3::Hasher::new_keyed(&self.secret);
+        for (name, value) in credentials {
+            for part in [name.as_bytes(), b"\0", value, b"\0"] {
+                variant.update(part);
+            }
+        }
+        let file = self.url_dir(&url).join(&variant.finalize().to_hex()[..32]);
+        Some(EntryKey { url, file })
+    }
+
+    /// The directory of a normalised URL's entries.
+    fn url_dir(&self, url: &str) -> PathBuf {
+        let hex = blake3::keyed_hash(&self.secret, url.as_bytes()).to_hex();
+        let mut dir = PathBuf::with_capacity(self.settings.dir.as_os_str().len() + 72);
+        dir.push(&self.settings.dir);
+        dir.push(&hex[..2]);
+        dir.push(&hex[2..32]);
+        dir
+    }
+
+    /// What the cache holds for the GET `request`, as of `now`.
     pub(crate) fn lookup(
         &self,
+        key: &EntryKey,
         request: &http::Request<&[u8]>,
-        url: &str,
         now: SystemTime,
     ) -> Lookup {
-        let Some(entry) = self.load(url) else {
+        let Some(entry) = key.load() else {
             return Lookup::Miss;
         };
         guarded("look up", Lookup::Miss, || {
-            rules::lookup(entry, request, &self.settings, now)
+            rules::lookup(entry, request, &self.settings, &self.secret, now)
         })
     }
 
-    /// Stores a response to the GET `request` if the rules allow it.
-    /// Failures are logged, never fatal.
+    /// Stores a response to the GET `request` if the rules allow it,
+    /// without the response headers `is_sensitive` names. Failures are
+    /// logged, never fatal.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn store(
         &self,
+        key: &EntryKey,
         request: &http::Request<&[u8]>,
-        url: &str,
         status: u16,
         headers: &HeaderMap,
         body: &[u8],
+        is_sensitive: &dyn Fn(&str) -> bool,
     ) {
         let now = SystemTime::now();
         let stored = guarded("store", None, || {
-            rules::to_store(request, url, status, headers, &self.settings, now)
+            let response = rules::Response {
+                status,
+                headers,
+                is_sensitive,
+            };
+            rules::to_store(
+                request,
+                &key.url,
+                &response,
+                &self.settings,
+                &self.secret,
+                now,
+            )
         });
         if let Some((meta, policy)) = stored {
-            self.write(url, &meta, &policy, body);
+            key.write(&meta, &policy, body);
         }
     }
 
@@ -141,75 +211,36 @@ impl Cache {
     /// headers and policy, when that changes anything.
     pub(crate) fn refresh(
         &self,
+        key: &EntryKey,
         request: &http::Request<&[u8]>,
-        url: &str,
         entry: &Entry,
-        status: u16,
         headers: &HeaderMap,
+        is_sensitive: &dyn Fn(&str) -> bool,
     ) {
         let now = SystemTime::now();
         let refreshed = guarded("refresh", None, || {
-            rules::refreshed(request, url, entry, status, headers, now)
+            let response = rules::Response {
+                status: 304,
+                headers,
+                is_sensitive,
+            };
+            rules::refreshed(request, &key.url, entry, &response, &self.secret, now)
         });
         if let Some((meta, policy)) = refreshed {
-            self.write(url, &meta, &policy, &entry.body);
+            key.write(&meta, &policy, &entry.body);
         }
     }
 
     /// A request with another method than GET succeeded on `url`: its
-    /// stored GET, if any, no longer says what the server holds.
+    /// stored GETs, whatever their credentials, no longer say what the
+    /// server holds.
     pub(crate) fn invalidate(&self, url: &str) {
         if let Err(error) = self.remove(url) {
             log::warn!(
-                "cannot remove the cache entry of {}: {error}",
+                "cannot remove the cache entries of {}: {error}",
                 redact::url(url)
             );
         }
-    }
-
-    fn write(&self, url: &str, meta: &Meta, policy: &CachePolicy, body: &[u8]) {
-        let path = self.path(url);
-        if let Err(error) = entry::write_entry(&path, meta, policy, body) {
-            log::warn!("cannot store a cache entry in {}: {error}", path.display());
-        }
-    }
-
-    fn load(&self, url: &str) -> Option<Entry> {
-        let path = self.path(url);
-        let bytes = match entry::read_entry(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
-            Err(error) => {
-                log::warn!("cannot read cache entry {}: {error}", path.display());
-                return None;
-            }
-        };
-        match entry::decode(bytes) {
-            Some(entry) if entry.meta.url == redact::without_user_info(url) => Some(entry),
-            _ => {
-                // Torn, truncated, corrupt: a miss, and out of the way.
-                log::warn!(
-                    "cache entry {} is damaged; it will be fetched again",
-                    path.display()
-                );
-                let _ = fs::remove_file(&path);
-                None
-            }
-        }
-    }
-
-    /// The file of the GET of `url`.
-    fn path(&self, url: &str) -> PathBuf {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(b"GET");
-        hasher.update(b" ");
-        hasher.update(url.as_bytes());
-        let hex = hasher.finalize().to_hex();
-        let mut path = PathBuf::with_capacity(self.settings.dir.as_os_str().len() + 72);
-        path.push(&self.settings.dir);
-        path.push(&hex[..2]);
-        path.push(&hex[2..]);
-        path
     }
 
     /// Bytes the entries take on disk.
@@ -240,28 +271,89 @@ impl Cache {
         Ok(count)
     }
 
-    /// Removes every entry.
+    /// Removes every entry, and the directories that held them.
     ///
     /// # Errors
     ///
     /// An entry cannot be removed.
     pub fn clear(&self) -> io::Result<()> {
-        entry::for_each_entry(&self.settings.dir, |path| fs::remove_file(path))
+        entry::for_each_entry(&self.settings.dir, |path| fs::remove_file(path))?;
+        entry::remove_empty_dirs(&self.settings.dir)
     }
 
-    /// Removes the entry of a `GET` of `url` (written as it was fetched);
-    /// `Ok(false)` if there was none.
+    /// Removes the entries of `GET`s of `url` (whatever credentials they
+    /// were fetched with); `Ok(false)` if there were none.
     ///
     /// # Errors
     ///
-    /// The entry exists but cannot be removed.
+    /// An entry exists but cannot be removed.
     pub fn remove(&self, url: &str) -> io::Result<bool> {
-        match fs::remove_file(self.path(url)) {
+        let Some(url) = normalised_url(url) else {
+            return Ok(false);
+        };
+        match fs::remove_dir_all(self.url_dir(&url)) {
             Ok(()) => Ok(true),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(error) => Err(error),
         }
     }
+}
+
+impl EntryKey {
+    fn write(&self, meta: &Meta, policy: &CachePolicy, body: &[u8]) {
+        if let Err(error) = entry::write_entry(&self.file, meta, policy, body) {
+            log::warn!(
+                "cannot store a cache entry in {}: {error}",
+                self.file.display()
+            );
+        }
+    }
+
+    fn load(&self) -> Option<Entry> {
+        let path = &self.file;
+        let bytes = match entry::read_entry(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
+            Err(error) => {
+                log::warn!("cannot read cache entry {}: {error}", path.display());
+                return None;
+            }
+        };
+        match entry::decode(bytes) {
+            Some(entry) if entry.meta.url == self.url => Some(entry),
+            _ => {
+                // Torn, truncated, corrupt: a miss, and out of the way.
+                log::warn!(
+                    "cache entry {} is damaged; it will be fetched again",
+                    path.display()
+                );
+                let _ = fs::remove_file(path);
+                None
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` as the cache keys it: scheme and host lower-cased, no default
+/// port, no user info (it travels as credentials), no fragment. `None`
+/// for a URL without an http(s) host.
+fn normalised_url(url: &str) -> Option<String> {
+    let key = HostKey::of_url(url)?;
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path_start = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let rest = &after_scheme[path_start..];
+    let rest = rest.split('#').next().unwrap_or(rest);
+    Some(format!("{}{rest}", key.origin()))
 }
 
 /// Runs one cache rule, taking a panic in it (in `http-cache-semantics`,

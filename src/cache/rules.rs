@@ -36,13 +36,36 @@ use crate::redact;
 /// The largest delta-seconds value a cache must represent (RFC 9111 §1.2.2).
 const MAX_DELTA_SECONDS: u64 = 1 << 31;
 
+/// A response head as the server sent it, and which of its headers are
+/// secrets (the default ones, and those the caller marked).
+pub(crate) struct Response<'a> {
+    pub(crate) status: u16,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) is_sensitive: &'a dyn Fn(&str) -> bool,
+}
+
 /// What the cache says about `request`, given its stored `entry`, as of `now`.
 pub(crate) fn lookup(
     entry: Entry,
     request: &http::Request<&[u8]>,
     settings: &CacheSettings,
+    secret: &[u8; 32],
     now: SystemTime,
 ) -> Lookup {
+    // A response that varies is served only to the requests it was for,
+    // whatever the switches say about freshness.
+    let policy = if entry.meta.vary {
+        let Some(policy) = entry.policy() else {
+            return Lookup::Miss;
+        };
+        let asked = stored_request(request, |_| true, secret);
+        if let BeforeRequest::Stale { matches: false, .. } = policy.before_request(&asked, now) {
+            return Lookup::Miss;
+        }
+        Some((policy, asked))
+    } else {
+        None
+    };
     if settings.always_fresh {
         return Lookup::Fresh(entry);
     }
@@ -72,10 +95,14 @@ pub(crate) fn lookup(
         .collect();
         return Lookup::Stale(entry, conditional);
     }
-    let Some(policy) = entry.policy() else {
-        return Lookup::Miss;
+    let (policy, asked) = match policy {
+        Some(both) => both,
+        None => match entry.policy() {
+            Some(policy) => (policy, stored_request(request, |_| true, secret)),
+            None => return Lookup::Miss,
+        },
     };
-    match policy.before_request(&stored_request(request, |_| true), now) {
+    match policy.before_request(&asked, now) {
         BeforeRequest::Fresh(_) => Lookup::Fresh(entry),
         // Stored for another variant (Vary): as good as nothing.
         BeforeRequest::Stale { matches: false, .. } => Lookup::Miss,
@@ -98,17 +125,21 @@ pub(crate) fn lookup(
 pub(crate) fn to_store(
     request: &http::Request<&[u8]>,
     url: &str,
-    status: u16,
-    headers: &HeaderMap,
+    response: &Response<'_>,
     settings: &CacheSettings,
+    secret: &[u8; 32],
     now: SystemTime,
 ) -> Option<(Meta, CachePolicy)> {
-    let response = stored_response(status, headers);
+    let response = stored_response(response);
     if says_no_store(response.headers()) {
         return None;
     }
     let vary = vary_names(response.headers());
-    let request = stored_request(request, |name| vary.iter().any(|v| v == name.as_str()));
+    let request = stored_request(
+        request,
+        |name| vary.iter().any(|v| v == name.as_str()),
+        secret,
+    );
     let policy = CachePolicy::new_options(&request, &response, now, private());
     let overridden = settings.always_fresh || settings.max_age.is_some();
     if !(policy.is_storable() || overridden) {
@@ -125,22 +156,26 @@ pub(crate) fn refreshed(
     request: &http::Request<&[u8]>,
     url: &str,
     entry: &Entry,
-    status: u16,
-    headers: &HeaderMap,
+    response: &Response<'_>,
+    secret: &[u8; 32],
     now: SystemTime,
 ) -> Option<(Meta, CachePolicy)> {
     let says_more = [header::CACHE_CONTROL, header::EXPIRES]
         .iter()
-        .any(|name| headers.contains_key(name));
+        .any(|name| response.headers.contains_key(name));
     if entry.meta.lifetime_ms == 0 && !says_more {
         return None; // stale it was, stale it stays: nothing to rewrite
     }
     let policy = entry.policy()?;
-    let response = stored_response(status, headers);
+    let response = stored_response(response);
     // A 304 names what the response varies on, as the 200 did (RFC 9110
     // §15.4.5): the new policy keeps those request headers, hashed.
     let vary = vary_names(response.headers());
-    let request = stored_request(request, |name| vary.iter().any(|v| v == name.as_str()));
+    let request = stored_request(
+        request,
+        |name| vary.iter().any(|v| v == name.as_str()),
+        secret,
+    );
     let policy = match policy.after_response(&request, &response, now) {
         AfterResponse::NotModified(policy, _) | AfterResponse::Modified(policy, _) => policy,
     };
@@ -167,7 +202,7 @@ fn meta(url: &str, policy: &CachePolicy, headers: &HeaderMap, now: SystemTime) -
     };
     let stored_at_ms = millis(now);
     Meta {
-        url: redact::without_user_info(url).into_owned(),
+        url: url.to_owned(),
         stored_at_ms,
         fresh_until_ms: stored_at_ms.saturating_add(lifetime_ms),
         lifetime_ms,
@@ -178,10 +213,12 @@ fn meta(url: &str, policy: &CachePolicy, headers: &HeaderMap, now: SystemTime) -
 }
 
 /// The request as the policy keeps it: no user info in its URL, and of its
-/// headers only cache directives and those `keep` names, the latter hashed.
+/// headers only cache directives and those `keep` names, the latter hashed
+/// with the cache's `secret`.
 fn stored_request(
     request: &http::Request<&[u8]>,
     keep: impl Fn(&HeaderName) -> bool,
+    secret: &[u8; 32],
 ) -> http::Request<()> {
     let mut stored = http::Request::new(());
     *stored.method_mut() = request.method().clone();
@@ -191,15 +228,16 @@ fn stored_request(
         if name == header::CACHE_CONTROL || name == header::PRAGMA {
             headers.append(name.clone(), value.clone());
         } else if keep(name) {
-            headers.append(name.clone(), hashed(value));
+            headers.append(name.clone(), hashed(value, secret));
         }
     }
     stored
 }
 
-/// A header value as the cache keeps it: a hash, equal for equal values.
-fn hashed(value: &HeaderValue) -> HeaderValue {
-    let hex = blake3::hash(value.as_bytes()).to_hex();
+/// A header value as the cache keeps it: a keyed hash, equal for equal
+/// values, that no one without the cache's key can test guesses against.
+fn hashed(value: &HeaderValue, secret: &[u8; 32]) -> HeaderValue {
+    let hex = blake3::keyed_hash(secret, value.as_bytes()).to_hex();
     HeaderValue::from_str(&hex[..32]).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
@@ -215,15 +253,15 @@ fn uri_without_user_info(uri: &http::Uri) -> http::Uri {
 
 /// The response head as the policy keeps it: without secrets, its numbers
 /// bounded.
-fn stored_response(status: u16, headers: &HeaderMap) -> http::Response<()> {
-    let mut response = http::Response::new(());
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
-    let stored = response.headers_mut();
-    for (name, value) in headers {
+fn stored_response(response: &Response<'_>) -> http::Response<()> {
+    let mut stored_response = http::Response::new(());
+    *stored_response.status_mut() = http::StatusCode::from_u16(response.status).unwrap_or_default();
+    let stored = stored_response.headers_mut();
+    for (name, value) in response.headers {
         // A value that is not text (obs-text bytes) cannot be stored as the
         // policy is (JSON): dropped here, so that the policy judges the
         // same headers before storing as after reading back.
-        if redact::is_sensitive_by_default(name.as_str()) || value.to_str().is_err() {
+        if (response.is_sensitive)(name.as_str()) || value.to_str().is_err() {
             continue;
         }
         let value = if name == header::AGE {
@@ -238,7 +276,7 @@ fn stored_response(status: u16, headers: &HeaderMap) -> http::Response<()> {
         };
         stored.append(name.clone(), value);
     }
-    response
+    stored_response
 }
 
 /// A delta-seconds value (RFC 9111 §1.2.2): digits only, at most 2^31.
@@ -326,6 +364,20 @@ mod tests {
         headers
     }
 
+    const SECRET: [u8; 32] = [7; 32];
+
+    fn by_default(name: &str) -> bool {
+        redact::is_sensitive_by_default(name)
+    }
+
+    fn response(status: u16, headers: &HeaderMap) -> Response<'_> {
+        Response {
+            status,
+            headers,
+            is_sensitive: &by_default,
+        }
+    }
+
     fn settings() -> CacheSettings {
         CacheSettings {
             dir: std::path::PathBuf::new(),
@@ -377,7 +429,15 @@ mod tests {
             ],
             &[("expires", "Fri, 31 Dec 9999 23:59:59 GMT")],
         ] {
-            let stored = to_store(&request, "http://h/x", 200, &head(pairs), &settings(), now);
+            let headers = head(pairs);
+            let stored = to_store(
+                &request,
+                "http://h/x",
+                &response(200, &headers),
+                &settings(),
+                &SECRET,
+                now,
+            );
             let (meta, _) = stored.expect("storable");
             assert!(meta.fresh_until_ms >= meta.stored_at_ms, "{pairs:?}");
         }
@@ -393,22 +453,26 @@ mod tests {
             .body(&b""[..])
             .unwrap();
         let vary = |name: &HeaderName| name == "accept" || name == "authorization";
-        let stored = stored_request(&request, vary);
+        let stored = stored_request(&request, vary, &SECRET);
         assert_eq!(stored.uri(), "http://h/x");
         let names: Vec<&str> = stored.headers().keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["authorization", "accept", "cache-control"]);
         let text = format!("{:?}", stored.headers());
         assert!(!text.contains("SECRET") && !text.contains("KEY"), "{text}");
         assert_eq!(stored.headers()["cache-control"], "max-age=5");
-        let response = stored_response(
-            200,
-            &head(&[
-                ("set-cookie", "s=1"),
-                ("x-auth-token", "T"),
-                ("etag", "\"e\""),
-            ]),
-        );
-        let names: Vec<&str> = response.headers().keys().map(HeaderName::as_str).collect();
+        let headers = head(&[
+            ("set-cookie", "s=1"),
+            ("x-auth-token", "T"),
+            ("x-partner", "P"),
+            ("etag", "\"e\""),
+        ]);
+        let marked = |name: &str| by_default(name) || name == "x-partner";
+        let kept = stored_response(&Response {
+            status: 200,
+            headers: &headers,
+            is_sensitive: &marked,
+        });
+        let names: Vec<&str> = kept.headers().keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["etag"]);
     }
 
@@ -425,9 +489,9 @@ mod tests {
         let (meta, policy) = to_store(
             &request("a/json"),
             "http://h/x",
-            200,
-            &headers,
+            &response(200, &headers),
             &settings(),
+            &SECRET,
             now,
         )
         .unwrap();
@@ -435,12 +499,32 @@ mod tests {
         let entry = || super::super::entry::decode(bytes.clone()).unwrap();
         let later = now + Duration::from_secs(1);
         assert!(matches!(
-            lookup(entry(), &request("a/json"), &settings(), later),
+            lookup(entry(), &request("a/json"), &settings(), &SECRET, later),
             Lookup::Fresh(_)
         ));
         assert!(matches!(
-            lookup(entry(), &request("text/csv"), &settings(), later),
+            lookup(entry(), &request("text/csv"), &settings(), &SECRET, later),
             Lookup::Miss
         ));
+        // The switches bend freshness, never the variant.
+        for switched in [
+            CacheSettings {
+                always_fresh: true,
+                ..settings()
+            },
+            CacheSettings {
+                max_age: Some(Duration::from_secs(3600)),
+                ..settings()
+            },
+        ] {
+            assert!(matches!(
+                lookup(entry(), &request("text/csv"), &switched, &SECRET, later),
+                Lookup::Miss
+            ));
+            assert!(matches!(
+                lookup(entry(), &request("a/json"), &switched, &SECRET, later),
+                Lookup::Fresh(_)
+            ));
+        }
     }
 }

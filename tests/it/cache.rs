@@ -238,7 +238,7 @@ fn a_damaged_entry_is_a_miss_and_is_repaired() {
     let good = fetcher.get_bytes(&url).unwrap();
     let entry = files(&dir)
         .into_iter()
-        .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .find(|p| p.parent() != Some(dir.as_path()))
         .unwrap();
     let intact = std::fs::read(&entry).unwrap();
     let damages: [fn(&mut Vec<u8>); 4] = [
@@ -341,6 +341,12 @@ fn the_cache_handle_sizes_clears_and_removes() {
     assert_eq!(cache.entries().unwrap(), 4);
     cache.clear().unwrap();
     assert_eq!(cache.entries().unwrap(), 0);
+    // Nothing left behind but the cache's key.
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["key"]);
 }
 
 const CHILD_DIR: &str = "PARFETCH_TEST_CACHE_DIR";

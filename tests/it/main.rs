@@ -12,6 +12,7 @@
     clippy::redundant_closure_for_method_calls
 )]
 
+mod adversarial;
 mod batch;
 mod breaker;
 mod cache;
