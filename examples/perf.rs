@@ -14,7 +14,8 @@
 //! cargo run --release --example perf -- parse        # parse paths, one thread
 //! cargo run --release --example perf -- stream       # peak RSS streaming 100,000 vs 1,000,000 at C=64
 //! cargo run --release --example perf -- overhead     # batch (progress, gates) vs fetch_many, 5,000 docs
-//! cargo run --release --example perf -- cache        # warm cache and 304 revalidation vs fetching, 5,000 docs
+//! cargo run --release --example perf -- cache 10     # warm cache and 304 revalidation vs fetching, 5,000 docs, 10 ms latency
+//! cargo run --release --example perf -- cost 20000 value   # client CPU per request only (for A/B runs)
 //! cargo run --release --example perf -- hosts      # one GET to each of 2,000 / 20,000 / 100,000 hosts at C=64
 //! cargo run --release --example perf -- serve 2048 20   # just the server (for wrk)
 //! ```
@@ -48,7 +49,7 @@ fn main() -> Result<()> {
             arg(2, 0),
             args.get(3).map_or("plain", String::as_str),
         ),
-        Some("cache") => cache(),
+        Some("cache") => cache(arg(1, 0)),
         Some("small") => small(),
         Some("parse") => {
             parse();
@@ -66,6 +67,10 @@ fn main() -> Result<()> {
         ),
         Some("overhead") => overhead(),
         Some("hosts") => hosts(&args[1..]),
+        Some("cost") => cost(
+            usize::try_from(arg(1, 20_000))?,
+            args.get(2).map_or("value", String::as_str),
+        ),
         Some("hosts-inside") => hosts_inside(&args[1..]),
         Some("serve-any") => serve_any(),
         Some("hosts-client") => hosts_client(
@@ -82,7 +87,8 @@ fn main() -> Result<()> {
             }
             stream()?;
             overhead()?;
-            cache()?;
+            cache(0)?;
+            cache(10)?;
             parse();
             Ok(())
         }
@@ -570,8 +576,11 @@ fn overhead() -> Result<()> {
 /// 5,000 small documents at concurrency 32: from the server, from a warm
 /// cache, and revalidated (304) against it; median of 5 runs each, parsed
 /// into values and as raw bodies.
-fn cache() -> Result<()> {
-    println!("5,000 × 512 B documents at concurrency 32, cache vs server (median of 5):");
+fn cache(latency_ms: u64) -> Result<()> {
+    println!(
+        "5,000 × 512 B documents at concurrency 32, cache vs server with {latency_ms} ms of \
+         latency (median of 5):"
+    );
     let dir = std::env::temp_dir().join(format!("parfetch-perf-cache-{}", std::process::id()));
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -595,7 +604,7 @@ fn cache() -> Result<()> {
     };
     for headers in ["fresh", "etag"] {
         let _ = std::fs::remove_dir_all(&dir);
-        let server = Server::start_with(512, 0, headers)?;
+        let server = Server::start_with(512, latency_ms, headers)?;
         let urls = server.urls(5000);
         let plain = parfetch::Fetcher::builder().concurrency(32).build()?;
         let cached = parfetch::Fetcher::builder()
@@ -818,6 +827,39 @@ fn hosts_client(port: &str, n: usize, one_host: bool) -> Result<()> {
         elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1e6 / n as f64,
         peak_rss_mb(),
+    );
+    Ok(())
+}
+
+/// The client's CPU time per request for `n` GETs of 2 KB at C=32, parsed
+/// into `Value` (`value`) or kept as bytes (`bytes`): steadier than a rate
+/// on a shared machine, for comparing two builds side by side.
+fn cost(n: usize, mode: &str) -> Result<()> {
+    let server = Server::start(2048, 0)?;
+    let urls = server.urls(n);
+    let fetcher = parfetch::Fetcher::builder().concurrency(32).build()?;
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let ok = if mode == "bytes" {
+        fetcher
+            .fetch_many_bytes(&urls)
+            .iter()
+            .filter(|r| r.is_ok())
+            .count()
+    } else {
+        fetcher
+            .fetch_many::<parfetch::Value>(&urls)
+            .iter()
+            .filter(|r| r.is_ok())
+            .count()
+    };
+    let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
+    server.stop()?;
+    println!(
+        "  cost {mode}: {:>6.2} µs CPU/request, {:>7.0} req/s ({ok}/{n} ok)",
+        cpu * 1e6 / n as f64,
+        n as f64 / elapsed.as_secs_f64()
     );
     Ok(())
 }

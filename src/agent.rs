@@ -297,6 +297,7 @@ mod tests {
         let hosts = Hosts::new(
             crate::clock::SystemClock::shared(),
             Duration::from_secs(60),
+            Duration::ZERO,
             crate::limit::Gate::default,
         );
         let resolver = CachingResolver {

@@ -69,7 +69,11 @@ pub(crate) enum AttemptError {
     Status {
         status: u16,
         retry_after: Option<Duration>,
-        excerpt: String,
+        /// The start of the body (the whole of a small one).
+        start: Vec<u8>,
+        /// The response headers, when the cache needs them (a 404 may be
+        /// stored too).
+        headers: Option<Box<HeaderMap>>,
     },
     /// A redirect that must not, or cannot, be followed.
     Redirect(Refused),
@@ -218,7 +222,8 @@ impl Attempt<'_> {
             return Err(AttemptError::Status {
                 status,
                 retry_after,
-                excerpt: excerpt(&start),
+                start,
+                headers: headers.map(Box::new),
             });
         }
         let limit = settings.body_limit;
@@ -275,6 +280,20 @@ impl Attempt<'_> {
 }
 
 impl AttemptError {
+    /// The response a failed attempt got, for the cache: its status, body
+    /// start and headers (when the cache asked for them).
+    pub(crate) fn response(&self) -> Option<(u16, &[u8], &HeaderMap)> {
+        match self {
+            AttemptError::Status {
+                status,
+                start,
+                headers: Some(headers),
+                ..
+            } => Some((*status, start, headers)),
+            _ => None,
+        }
+    }
+
     /// The error this failed attempt of `request` amounts to, after
     /// `attempts` attempts of `timeout` each.
     pub(crate) fn into_error(
@@ -301,20 +320,11 @@ impl AttemptError {
             AttemptError::Status {
                 status,
                 retry_after,
-                excerpt,
-            } => {
-                let kind = retry::classify_status(status).unwrap_or(ErrorKind::Status);
-                let error = request
-                    .error(kind)
-                    .with_attempts(attempts)
-                    .with_status(status)
-                    .with_retry_after(retry_after);
-                if excerpt.is_empty() {
-                    error
-                } else {
-                    error.with_detail(Detail::BodyExcerpt(excerpt))
-                }
-            }
+                start,
+                ..
+            } => status_error(request, status, &start)
+                .with_attempts(attempts)
+                .with_retry_after(retry_after),
             AttemptError::Redirect(refused) => request
                 .error(ErrorKind::Redirect)
                 .with_attempts(attempts)
@@ -342,6 +352,19 @@ impl<R: Read> Read for CancellableReader<'_, R> {
 /// The failure of an attempt whose time ran out between two hops.
 fn timed_out() -> AttemptError {
     AttemptError::Transport(ureq::Error::Timeout(ureq::Timeout::Global))
+}
+
+/// The error of a response with `status` (not a success) and a body that
+/// starts with `start`: `NotFound` or `Status`, with an excerpt.
+pub(crate) fn status_error(request: &Request, status: u16, start: &[u8]) -> Error {
+    let kind = retry::classify_status(status).unwrap_or(ErrorKind::Status);
+    let error = request.error(kind).with_status(status);
+    let excerpt = excerpt(start);
+    if excerpt.is_empty() {
+        error
+    } else {
+        error.with_detail(Detail::BodyExcerpt(excerpt))
+    }
 }
 
 /// The start of an error body as one line of text, for a message.

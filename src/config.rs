@@ -53,6 +53,7 @@ pub struct FetcherBuilder {
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) cache_always_fresh: bool,
     pub(crate) cache_max_age: Option<Duration>,
+    pub(crate) cache_max_bytes: Option<u64>,
     pub(crate) offline: bool,
     pub(crate) ci: bool,
     pub(crate) root_certificates: Option<Vec<u8>>,
@@ -88,6 +89,7 @@ impl Default for FetcherBuilder {
             cache_dir: None,
             cache_always_fresh: false,
             cache_max_age: None,
+            cache_max_bytes: None,
             offline: false,
             ci: false,
             root_certificates: None,
@@ -365,6 +367,18 @@ impl FetcherBuilder {
         self
     }
 
+    /// Keeps the cache's entries under `bytes` on disk: a write that passes
+    /// it removes the least recently used entries (a hit counts as a use)
+    /// until they take 90% of it. Processes sharing the directory each
+    /// keep to it. Must be at least 1.
+    ///
+    /// Defaults to no limit.
+    #[must_use]
+    pub fn cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.cache_max_bytes = Some(bytes);
+        self
+    }
+
     /// Serves from the cache only (stale entries included) and never
     /// touches the network; a request the cache cannot answer fails with
     /// [`ErrorKind::Offline`](crate::ErrorKind::Offline). Needs a
@@ -514,6 +528,9 @@ impl FetcherBuilder {
                 Some((per_second, burst))
             }
         };
+        if self.cache_max_bytes == Some(0) {
+            return fail("cache_max_bytes must be at least 1 byte, got 0".into());
+        }
         if self.max_per_host == Some(0) {
             return fail("max_per_host must be at least 1, got 0".into());
         }
@@ -522,6 +539,7 @@ impl FetcherBuilder {
                 dir: dir.clone(),
                 always_fresh: self.cache_always_fresh,
                 max_age: self.cache_max_age.map(clock::capped),
+                max_bytes: self.cache_max_bytes,
                 offline: self.offline,
             }),
             _ if self.offline && self.ci => {
@@ -626,6 +644,7 @@ impl fmt::Debug for FetcherBuilder {
             .field("cache_dir", &self.cache_dir)
             .field("cache_always_fresh", &self.cache_always_fresh)
             .field("cache_max_age", &self.cache_max_age)
+            .field("cache_max_bytes", &self.cache_max_bytes)
             .field("offline", &self.offline)
             .field("ci", &self.ci)
             .field(

@@ -51,6 +51,22 @@ pub(crate) struct Finished<T> {
     pub(crate) elapsed: Duration,
 }
 
+/// A request that failed, and the response it failed with, when the cache
+/// asked for it (a 404 is stored too).
+struct Failed {
+    error: Error,
+    response: Option<Box<Answer>>,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed {
+            error,
+            response: None,
+        }
+    }
+}
+
 /// A body to hand over, with the status and the attempts it took.
 struct Answer {
     body: Vec<u8>,
@@ -81,9 +97,15 @@ impl Engine {
             settings.retry.jitter,
             Arc::clone(&clock),
         ));
+        // A rate-limited host's record outlives the time its allowance
+        // takes to fill up (`host.rs`).
+        let refill = settings.rate.map_or(Duration::ZERO, |(per_second, burst)| {
+            Duration::from_secs_f64(f64::from(burst.get()) / f64::from(per_second.get()))
+        });
         let hosts = Arc::new(Hosts::new(
             Arc::clone(&clock),
             settings.breaker_open_time,
+            refill,
             {
                 let limits = Arc::clone(&limits);
                 move || limits.new_gate()
@@ -184,21 +206,27 @@ impl Engine {
             .as_ref()
             .filter(|cache| mode != CacheMode::Off || cache.offline())
         else {
-            return self.fetch_body(request, scope, CacheNeeds::default());
+            return self
+                .fetch_body(request, scope, CacheNeeds::default())
+                .map_err(|failed| failed.error);
         };
         let offline = cache.offline();
         if !request.is_get() {
             if offline {
                 return Err(request.error(ErrorKind::Offline));
             }
-            let answer = self.fetch_body(request, scope, CacheNeeds::default())?;
+            let answer = self
+                .fetch_body(request, scope, CacheNeeds::default())
+                .map_err(|failed| failed.error)?;
             cache.invalidate(request.url());
             return Ok(answer);
         }
         let http = request.to_http(&self.settings.headers)?;
         let is_sensitive = |name: &str| self.is_sensitive(request, name);
         let Some(key) = cache.key(request.url(), &http, is_sensitive) else {
-            return self.fetch_body(request, scope, CacheNeeds::default());
+            return self
+                .fetch_body(request, scope, CacheNeeds::default())
+                .map_err(|failed| failed.error);
         };
         let lookup = if mode.reads() {
             cache.lookup(&key, &http, SystemTime::now())
@@ -208,21 +236,29 @@ impl Engine {
         if matches!(lookup, Lookup::Miss) && mode.reads() {
             self.record(scope, Recorder::cache_miss);
         }
+        // A stored answer, with the status it had: a 203 stays a 203, a
+        // 404 stays the request's NotFound error.
         let served = |entry: Entry, revalidated: bool, attempts: u32| {
             self.record(scope, |stats| {
                 stats.cache_served(entry.body.len(), revalidated);
             });
-            Answer {
+            let status = entry.meta.status;
+            if retry::classify_status(status).is_some() {
+                return Err(
+                    attempt::status_error(request, status, &entry.body).with_attempts(attempts)
+                );
+            }
+            Ok(Answer {
                 body: entry.body,
-                status: 200,
+                status,
                 attempts,
                 headers: None,
-            }
+            })
         };
         let entry = match lookup {
-            Lookup::Fresh(entry) => return Ok(served(entry, false, 0)),
+            Lookup::Fresh(entry) => return served(entry, false, 0),
             // Offline, a stale answer beats none.
-            Lookup::Stale(entry, _) if offline => return Ok(served(entry, false, 0)),
+            Lookup::Stale(entry, _) if offline => return served(entry, false, 0),
             Lookup::Miss if offline => return Err(request.error(ErrorKind::Offline)),
             Lookup::Miss => None,
             Lookup::Stale(entry, conditional) => Some((entry, conditional)),
@@ -233,14 +269,32 @@ impl Engine {
             // Only storing or refreshing an entry needs the headers.
             keep_headers: mode.writes(),
         };
-        let mut answer = self.fetch_body(request, scope, needs)?;
+        let mut answer = match self.fetch_body(request, scope, needs) {
+            Ok(answer) => answer,
+            Err(Failed { error, response }) => {
+                // A 404 (and any status the rules let a cache keep) is
+                // stored, to answer for the URL next time, offline too.
+                if let (true, Some(response)) = (mode.writes(), response) {
+                    let headers = response.headers.unwrap_or_default();
+                    cache.store(
+                        &key,
+                        &http,
+                        response.status,
+                        &headers,
+                        &response.body,
+                        &is_sensitive,
+                    );
+                }
+                return Err(error);
+            }
+        };
         let headers = answer.headers.take().unwrap_or_default();
         match entry {
             Some((entry, _)) if answer.status == 304 => {
                 if mode.writes() {
                     cache.refresh(&key, &http, &entry, &headers, &is_sensitive);
                 }
-                Ok(served(entry, true, answer.attempts))
+                served(entry, true, answer.attempts)
             }
             _ => {
                 if mode.writes() {
@@ -264,16 +318,18 @@ impl Engine {
         request: &Request,
         scope: &Scope<'_>,
         needs: CacheNeeds<'_>,
-    ) -> Result<Answer, Error> {
+    ) -> Result<Answer, Failed> {
         let settings = &self.settings;
         if request.timeout_override().is_some_and(|t| t.is_zero()) {
-            return Err(request.refused("its timeout is zero: no attempt could finish"));
+            return Err(request
+                .refused("its timeout is zero: no attempt could finish")
+                .into());
         }
         // `to_http` has accepted the URL by the time a key is needed; one
         // it refuses has no host to key on.
         let http = attempt::http_request(request, settings, needs)?;
         let Some(key) = HostKey::of_url(request.url()) else {
-            return Err(request.refused("the URL has no http(s) host"));
+            return Err(request.refused("the URL has no http(s) host").into());
         };
         let mut http = Some(http);
         let mut attempts = 0;
@@ -282,13 +338,13 @@ impl Engine {
         let stopped = |kind: ErrorKind, attempts: u32, last: Option<Error>| {
             let error = request.error(kind).with_attempts(attempts);
             match last {
-                Some(last) => error.with_source(last),
+                Some(last) => error.with_source(last.into_cause()),
                 None => error,
             }
         };
         loop {
             if let Err(kind) = scope.stop.check() {
-                return Err(stopped(kind, attempts, last_error));
+                return Err(stopped(kind, attempts, last_error).into());
             }
             let http = match http.take() {
                 Some(http) => http,
@@ -300,7 +356,7 @@ impl Engine {
                 .map_or(settings.timeout, clock::capped);
             let clipped = scope.stop.clip(timeout);
             if clipped.is_zero() {
-                return Err(stopped(ErrorKind::DeadlineExceeded, attempts, last_error));
+                return Err(stopped(ErrorKind::DeadlineExceeded, attempts, last_error).into());
             }
             let step = self.hosts.with(&key, |host| {
                 let at = At {
@@ -310,20 +366,20 @@ impl Engine {
                 };
                 self.attempt_at(request, &at, http, scope, needs)
             });
-            let error = match step {
+            let (error, response) = match step {
                 Step::Done(answer) => return Ok(answer),
-                Step::Refused(error) => return Err(error),
-                Step::Stopped(kind) => return Err(stopped(kind, attempts, last_error)),
-                Step::Failed(error) => {
+                Step::Refused(error) => return Err(error.into()),
+                Step::Stopped(kind) => return Err(stopped(kind, attempts, last_error).into()),
+                Step::Failed(Failed { error, response }) => {
                     attempts = error.attempts();
-                    error
+                    (error, response)
                 }
             };
             // A failure the batch's stop brought about (a clipped timeout, a
             // cancelled read) ends as the stop, with the failure as cause.
             if error.is_retryable() {
                 if let Err(kind) = scope.stop.check() {
-                    return Err(stopped(kind, attempts, Some(error)));
+                    return Err(stopped(kind, attempts, Some(error)).into());
                 }
             }
             let delays = delays.get_or_insert_with(|| settings.retry.delays());
@@ -335,11 +391,11 @@ impl Engine {
                 retry_after: error.retry_after(),
             };
             match settings.retry.decide(&failed, delays, fastrand::f64()) {
-                Decision::GiveUp => return Err(error),
+                Decision::GiveUp => return Err(Failed { error, response }),
                 Decision::RetryAfter(delay) => {
                     log::warn!("{error}; retrying in {delay:?}");
                     if let Err(kind) = scope.stop.sleep(&*self.clock, delay) {
-                        return Err(stopped(kind, attempts, Some(error)));
+                        return Err(stopped(kind, attempts, Some(error)).into());
                     }
                     last_error = Some(error);
                 }
@@ -412,6 +468,14 @@ impl Engine {
             }
             Err(failure) => failure,
         };
+        let response = failure.response().map(|(status, start, headers)| {
+            Box::new(Answer {
+                body: start.to_vec(),
+                status,
+                attempts,
+                headers: Some(headers.clone()),
+            })
+        });
         let error = failure.into_error(request, attempts, timeout, settings.body_limit);
         if breaker::counts_against_host(error.kind(), error.status()) {
             permit.failure();
@@ -428,7 +492,7 @@ impl Engine {
             request.redacted_url(),
             started.elapsed()
         );
-        Step::Failed(error)
+        Step::Failed(Failed { error, response })
     }
 
     /// Whether header `name` of `request` is a secret: by default, or marked
@@ -481,7 +545,7 @@ enum Step {
     /// The batch's deadline or cancel ended the wait at a gate.
     Stopped(ErrorKind),
     /// The attempt failed: the retry rules decide.
-    Failed(Error),
+    Failed(Failed),
 }
 
 /// What a caught panic says, for the error message.

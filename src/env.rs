@@ -79,8 +79,20 @@ fn flag(text: &str) -> Option<bool> {
     }
 }
 
-/// Parses `30`, `2.5`, `30s`, `500ms` or `2m` into a duration.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+/// Parses a duration as `PARFETCH_TIMEOUT` and the `parfetch` command take
+/// it: a number of seconds (`30`, `2.5`), or a number with a unit: `ms`,
+/// `s`, `m` or `h` (`500ms`, `1.5s`, `2m`, `1h`). Spaces around the parts
+/// are allowed; a negative, infinite or unknown value is `None`.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(parfetch::parse_duration("500ms"), Some(Duration::from_millis(500)));
+/// assert_eq!(parfetch::parse_duration("1.5"), Some(Duration::from_millis(1500)));
+/// assert_eq!(parfetch::parse_duration("2 m"), Some(Duration::from_secs(120)));
+/// assert_eq!(parfetch::parse_duration("soon"), None);
+/// ```
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
     let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
         Some(at) => text.split_at(at),
         None => (text, "s"),
@@ -90,6 +102,7 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
         "ms" => number / 1000.0,
         "s" => number,
         "m" => number * 60.0,
+        "h" => number * 3600.0,
         _ => return None,
     };
     Duration::try_from_secs_f64(seconds).ok()
@@ -157,7 +170,10 @@ mod tests {
             ("2m", Some(120_000)),
             ("-1", None),
             ("fast", None),
-            ("10h", None),
+            ("10h", Some(36_000_000)),
+            ("1d", None),
+            ("inf", None),
+            ("NaN", None),
             ("", None),
         ];
         for (text, want) in cases {

@@ -100,6 +100,9 @@ struct Inner {
     attempts: u32,
     /// How long the server asked us to wait (Retry-After), if it did.
     retry_after: Option<Duration>,
+    /// This error is the cause of another about the same request, which
+    /// names the request already: its message does not again.
+    is_cause: bool,
     detail: Detail,
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
@@ -119,6 +122,8 @@ pub(crate) enum Detail {
     Json {
         path: Option<String>,
         offset: Option<usize>,
+        /// What went wrong, in words (when the cause does not say it).
+        problem: Option<&'static str>,
     },
     /// The host whose breaker is open.
     Host(String),
@@ -136,6 +141,7 @@ impl Error {
                 status: None,
                 attempts: 0,
                 retry_after: None,
+                is_cause: false,
                 detail: Detail::None,
                 source: None,
             }),
@@ -169,6 +175,13 @@ impl Error {
 
     pub(crate) fn with_detail(mut self, detail: Detail) -> Error {
         self.inner.detail = detail;
+        self
+    }
+
+    /// This error, as the cause of another about the same request: its
+    /// message leaves the request out (the outer one names it).
+    pub(crate) fn into_cause(mut self) -> Error {
+        self.inner.is_cause = true;
         self
     }
 
@@ -252,7 +265,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.inner;
-        if let Some(url) = &inner.url {
+        if let Some(url) = inner.url.as_ref().filter(|_| !inner.is_cause) {
             write!(f, "{} {}: ", inner.method, crate::redact::url(url))?;
         }
         match (&inner.kind, &inner.detail) {
@@ -266,8 +279,18 @@ impl fmt::Display for Error {
                 write!(f, "attempt timed out after {limit:?}")?;
             }
             (ErrorKind::Timeout, _) => f.write_str("attempt timed out")?,
-            (ErrorKind::InvalidJson, Detail::Json { path, offset }) => {
+            (
+                ErrorKind::InvalidJson,
+                Detail::Json {
+                    path,
+                    offset,
+                    problem,
+                },
+            ) => {
                 f.write_str("invalid JSON")?;
+                if let Some(problem) = problem {
+                    write!(f, ": {problem}")?;
+                }
                 if let Some(path) = path.as_deref().filter(|p| !p.is_empty() && *p != ".") {
                     write!(f, " at {path:?}")?;
                 }
@@ -406,6 +429,7 @@ mod tests {
                     .with_detail(Detail::Json {
                         path: Some("laps[3].time".into()),
                         offset: None,
+                        problem: None,
                     }),
                 "GET http://h/a: invalid JSON at \"laps[3].time\"",
             ),
@@ -425,6 +449,22 @@ mod tests {
         for (error, want) in cases {
             assert_eq!(error.to_string(), want);
         }
+    }
+
+    #[test]
+    fn a_cause_does_not_name_the_request_again() {
+        let cause = Error::new(ErrorKind::Network)
+            .with_request("GET", "http://h/x")
+            .with_attempts(1);
+        let error = Error::new(ErrorKind::DeadlineExceeded)
+            .with_request("GET", "http://h/x")
+            .with_attempts(1)
+            .with_source(cause.into_cause());
+        let chain = format!("{error}: {}", error.source().unwrap());
+        assert_eq!(
+            chain,
+            "GET http://h/x: the batch deadline passed before the request finished: network error"
+        );
     }
 
     #[test]

@@ -186,7 +186,13 @@ impl Fetcher {
 }
 
 pub(crate) fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Result<T, Error> {
-    json::parse(&mut body).map_err(json::JsonError::into_error)
+    // No content at all (a 204, say) is HTTP's, not JSON's: `json.rs`.
+    let parsed = if body.is_empty() {
+        json::no_content()
+    } else {
+        json::parse(&mut body)
+    };
+    parsed.map_err(json::JsonError::into_error)
 }
 
 impl fmt::Debug for Fetcher {

@@ -264,6 +264,7 @@ fn cache_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
             always_fresh,
             max_age,
             offline: false,
+            max_bytes: None,
         };
         let url = "http://h/doc";
         let response = rules::Response {

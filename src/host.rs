@@ -20,8 +20,8 @@
 //!   sweep, which runs when a new host is added, at most every [`SWEEP`].
 //!   A record whose breaker is open, or whose host asked for a pause, is
 //!   kept until that ends. So the table holds about the hosts used in the
-//!   last `IDLE + SWEEP`, plus the paused and broken ones; a record is about
-//!   150 bytes.
+//!   last `IDLE + SWEEP` (20 s), plus the paused and broken ones; a record
+//!   is about 170 bytes.
 //! - **The hot path writes nothing shared**: the last-use time is written
 //!   at most once a second per host.
 
@@ -40,11 +40,16 @@ use crate::breaker::BreakerCell;
 use crate::clock::Clock;
 use crate::limit::Gate;
 
-/// How long a host's record outlives its last use.
-pub(crate) const IDLE: Duration = Duration::from_secs(60);
+/// How long a host's record outlives its last use. Short, because a crawl
+/// uses most hosts once: at 1,500 new hosts a second, a minute would keep
+/// 90,000 records (14 MB) that nothing will read again. Nothing is lost by
+/// it: a record with failures to count, an open breaker or a pause is kept
+/// (see `Host::is_idle`), and with a rate limit, a record lives at least as
+/// long as its allowance takes to fill up again.
+pub(crate) const IDLE: Duration = Duration::from_secs(15);
 
 /// The least time between two sweeps of the table.
-pub(crate) const SWEEP: Duration = Duration::from_secs(30);
+pub(crate) const SWEEP: Duration = Duration::from_secs(5);
 
 /// A host: scheme, lower-cased name, effective port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +86,8 @@ pub(crate) struct Hosts {
     clock: Arc<dyn Clock>,
     /// How long breakers stay open: an open one is kept that long.
     breakers_open_for: Duration,
+    /// How long a record outlives its last use: [`IDLE`], or longer.
+    idle_for: Duration,
     /// Makes a new host's gate (its rate limiter, if there is a rate).
     new_gate: Box<dyn Fn() -> Gate + Send + Sync>,
     /// The clock's seconds at the last sweep.
@@ -89,30 +96,43 @@ pub(crate) struct Hosts {
 
 impl HostKey {
     /// The key of a URL's host, or `None` if the URL has no http(s) scheme
-    /// and host.
+    /// and host. Once per attempt: a plain scan of the bytes, no searcher.
     pub(crate) fn of_url(url: &str) -> Option<HostKeyRef<'_>> {
-        let (scheme, rest) = url.split_once("://")?;
-        let https = if scheme.eq_ignore_ascii_case("https") {
-            true
-        } else if scheme.eq_ignore_ascii_case("http") {
-            false
-        } else {
-            return None;
+        let bytes = url.as_bytes();
+        let colon = bytes.iter().position(|&b| b == b':')?;
+        let https = match &bytes[..colon] {
+            scheme if scheme.eq_ignore_ascii_case(b"https") => true,
+            scheme if scheme.eq_ignore_ascii_case(b"http") => false,
+            _ => return None,
         };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let rest = url.get(colon + 1..)?.strip_prefix("//")?;
+        let end = rest
+            .bytes()
+            .position(|b| matches!(b, b'/' | b'?' | b'#'))
+            .unwrap_or(rest.len());
+        let authority = &rest[..end];
+        let host_port = match authority.bytes().rposition(|b| b == b'@') {
+            Some(at) => &authority[at + 1..],
+            None => authority,
+        };
         let (name, port) = split_port(host_port)?;
         HostKeyRef::new(https, name, port)
     }
 
-    /// The key of a URI's host (as ureq hands it to the resolver).
+    /// The key of a URI's host (as ureq hands it to the resolver); `None`
+    /// without an http(s) scheme and host, or with a port that is not a
+    /// number.
     pub(crate) fn of_uri(uri: &Uri) -> Option<HostKeyRef<'_>> {
         let https = match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("https") => true,
             Some(s) if s.eq_ignore_ascii_case("http") => false,
             _ => return None,
         };
-        HostKeyRef::new(https, uri.host()?, uri.port_u16())
+        let port = match uri.port() {
+            Some(port) => Some(port.as_str().parse().ok()?),
+            None => None,
+        };
+        HostKeyRef::new(https, uri.host()?, port)
     }
 
     /// The keys `text` may mean when a caller names a host: a URL means
@@ -135,19 +155,19 @@ impl HostKey {
 /// `name` and `port` of `host[:port]` (`[v6]:port` too); `None` for a port
 /// that is not a number.
 fn split_port(host_port: &str) -> Option<(&str, Option<u16>)> {
-    let (name, port) = match host_port.strip_prefix('[') {
-        Some(v6) => {
-            let (inside, after) = v6.split_once(']')?;
-            (&host_port[..inside.len() + 2], after.strip_prefix(':'))
-        }
-        None => match host_port.rsplit_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (host_port, None),
-        },
+    let bytes = host_port.as_bytes();
+    let name_end = if bytes.first() == Some(&b'[') {
+        bytes.iter().position(|&b| b == b']')? + 1
+    } else {
+        bytes
+            .iter()
+            .rposition(|&b| b == b':')
+            .unwrap_or(bytes.len())
     };
-    match port.filter(|p| !p.is_empty()) {
-        Some(port) => Some((name, Some(port.parse().ok()?))),
-        None => Some((name, None)),
+    let name = &host_port[..name_end];
+    match &host_port[name_end..] {
+        "" | ":" => Some((name, None)),
+        port => Some((name, Some(port.strip_prefix(':')?.parse().ok()?))),
     }
 }
 
@@ -220,9 +240,9 @@ impl fmt::Display for HostKeyRef<'_> {
 impl Host {
     /// Whether the record can go: unused for `IDLE`, its breaker not open
     /// and its host not paused (as of `now`, the clock's time).
-    fn is_idle(&self, now: Duration, breakers_open_for: Duration) -> bool {
+    fn is_idle(&self, now: Duration, idle_for: Duration, breakers_open_for: Duration) -> bool {
         let last_used = Duration::from_secs(u64::from(self.last_used_s.load(Ordering::Relaxed)));
-        now.saturating_sub(last_used) >= IDLE
+        now.saturating_sub(last_used) >= idle_for
             && self.breaker.is_settled(now, breakers_open_for)
             && self.gate.is_idle(now)
     }
@@ -233,12 +253,14 @@ impl Hosts {
     pub(crate) fn new(
         clock: Arc<dyn Clock>,
         breakers_open_for: Duration,
+        idle_for: Duration,
         new_gate: impl Fn() -> Gate + Send + Sync + 'static,
     ) -> Hosts {
         Hosts {
             map: papaya::HashMap::new(),
             clock,
             breakers_open_for,
+            idle_for: idle_for.max(IDLE),
             new_gate: Box::new(new_gate),
             last_sweep_s: AtomicU64::new(0),
         }
@@ -305,8 +327,10 @@ impl Hosts {
             return;
         }
         let guard = self.map.guard();
-        self.map
-            .retain(|_, host| !host.is_idle(now, self.breakers_open_for), &guard);
+        self.map.retain(
+            |_, host| !host.is_idle(now, self.idle_for, self.breakers_open_for),
+            &guard,
+        );
     }
 }
 
@@ -405,7 +429,7 @@ mod tests {
     #[test]
     fn idle_records_are_swept_and_busy_ones_kept() {
         let clock = Arc::new(ManualClock::default());
-        let hosts = Hosts::new(clock.clone(), Duration::from_secs(60), Gate::default);
+        let hosts = Hosts::new(clock.clone(), Duration::from_secs(60), IDLE, Gate::default);
         for i in 0..100 {
             let url = format!("http://h{i}/");
             hosts.with(&HostKey::of_url(&url).unwrap(), |_| ());

@@ -6,12 +6,18 @@
 //! to the next, except after very large documents, whose buffers are not
 //! kept (32 threads each holding 64 MiB of scratch space would be a leak).
 //!
-//! Two paths, each measured against serde_json (see the README):
+//! Three paths, each measured against serde_json (see the README):
 //! - [`Value`] goes through simd-json's own value builder, which is much
 //!   faster than deserialising a generic value through serde;
+//! - [`RawJson`] is checked by the same parser on a copy, and kept as sent;
 //! - any other type goes through simd-json's serde deserializer; when it
 //!   fails, the parsed tape is replayed with the path tracked, so that the
 //!   error says where without the success path paying for it.
+//!
+//! Numbers past 64 bits parse, as floats, as serde_json and JSON's RFC 8259
+//! allow (simd-json's `big-int-as-float`). An empty body (a 204, a 205, an
+//! empty 200) is JSON `null` to the types that take it (`Option<T>`, `()`,
+//! [`Value`], [`RawJson`]) and "no content" to the others ([`no_content`]).
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -20,6 +26,7 @@ use serde::de::DeserializeOwned;
 use simd_json::Buffers;
 
 use crate::error::{Detail, Error, ErrorKind};
+use crate::raw_json::RawJson;
 
 /// An untyped JSON document: simd-json's owned value.
 ///
@@ -42,41 +49,84 @@ thread_local! {
 pub(crate) struct JsonError {
     pub(crate) path: Option<String>,
     pub(crate) offset: Option<usize>,
-    pub(crate) source: simd_json::Error,
+    /// What went wrong, when the parser's error does not say it well.
+    pub(crate) problem: Option<&'static str>,
+    pub(crate) source: Option<simd_json::Error>,
 }
 
 impl JsonError {
+    fn parser(source: simd_json::Error) -> JsonError {
+        JsonError {
+            path: None,
+            offset: syntax_offset(&source),
+            problem: None,
+            source: Some(source),
+        }
+    }
+
     pub(crate) fn into_error(self) -> Error {
-        Error::new(ErrorKind::InvalidJson)
-            .with_detail(Detail::Json {
-                path: self.path,
-                offset: self.offset,
-            })
-            .with_source(self.source)
+        let error = Error::new(ErrorKind::InvalidJson).with_detail(Detail::Json {
+            path: self.path,
+            offset: self.offset,
+            problem: self.problem,
+        });
+        match self.source {
+            Some(source) => error.with_source(source),
+            None => error,
+        }
     }
 }
 
 /// Parses `body` (rewriting it) into a `T`.
 pub(crate) fn parse<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T, JsonError> {
     with_buffers(body.len(), |buffers| {
+        let wanted = std::any::TypeId::of::<T>();
         // `Value` has a faster path than serde's generic one.
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Value>() {
-            let value =
-                simd_json::owned::to_value_with_buffers(body, buffers).map_err(|source| {
-                    JsonError {
-                        path: None,
-                        offset: syntax_offset(&source),
-                        source,
-                    }
-                })?;
-            let mut slot = Some(value);
-            if let Some(typed) = (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
-                if let Some(typed) = typed.take() {
-                    return Ok(typed);
-                }
-            }
+        if wanted == std::any::TypeId::of::<Value>() {
+            let value = simd_json::owned::to_value_with_buffers(body, buffers)
+                .map_err(JsonError::parser)?;
+            return Ok(cast(value));
+        }
+        if wanted == std::any::TypeId::of::<RawJson>() {
+            // Checked on a copy: simd-json rewrites what it parses.
+            simd_json::Deserializer::from_slice_with_buffers(&mut body.to_vec(), buffers)
+                .map_err(JsonError::parser)?;
+            let raw = RawJson::from_checked(body).ok_or(JsonError {
+                path: None,
+                offset: None,
+                problem: Some("it is not UTF-8"),
+                source: None,
+            })?;
+            return Ok(cast(raw));
         }
         parse_typed(body, buffers)
+    })
+}
+
+/// `value` as the `T` it is (the caller checked the type).
+fn cast<V: 'static, T: 'static>(value: V) -> T {
+    let mut slot = Some(value);
+    let typed = (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>();
+    // The types are equal: the downcast cannot fail.
+    typed
+        .and_then(Option::take)
+        .unwrap_or_else(|| unreachable!("cast to another type"))
+}
+
+/// What an empty body (no content at all) is to `T`: `null` if `T` takes
+/// it, else an error that says there was no content. Not JSON's rule (an
+/// empty text is not JSON) but HTTP's: a 204 has a body of nothing.
+pub(crate) fn no_content<T: DeserializeOwned + 'static>() -> Result<T, JsonError> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<RawJson>() {
+        if let Some(null) = RawJson::from_checked(b"null") {
+            return Ok(cast(null));
+        }
+    }
+    serde_json::from_slice(b"null").map_err(|_| JsonError {
+        path: None,
+        offset: None,
+        problem: Some("no content: the body is empty"),
+        source: None,
     })
 }
 
@@ -85,11 +135,7 @@ fn parse_typed<T: DeserializeOwned>(
     buffers: &mut Buffers,
 ) -> Result<T, JsonError> {
     let mut deserializer = simd_json::Deserializer::from_slice_with_buffers(body, buffers)
-        .map_err(|source| JsonError {
-            path: None,
-            offset: syntax_offset(&source),
-            source,
-        })?;
+        .map_err(JsonError::parser)?;
     match T::deserialize(&mut deserializer) {
         Ok(value) => Ok(value),
         Err(source) => {
@@ -103,7 +149,8 @@ fn parse_typed<T: DeserializeOwned>(
             Err(JsonError {
                 path,
                 offset: syntax_offset(&source),
-                source,
+                problem: None,
+                source: Some(source),
             })
         }
     }
@@ -203,5 +250,84 @@ mod tests {
         doc.extend_from_slice(b"0]");
         let value: Value = parse(&mut doc).unwrap();
         assert!(value.as_array().is_some_and(|a| a.len() > 100_000));
+    }
+
+    /// Every JSONTestSuite case (tests/data/jsontestsuite) through every
+    /// path: `y_` accepted, `n_` refused, `i_` either, never a panic.
+    #[test]
+    fn json_test_suite() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jsontestsuite");
+        let mut wrong = Vec::new();
+        let mut seen = 0;
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let Some(expected) = name
+                .strip_suffix(".json")
+                .and_then(|stem| stem.split('_').next())
+            else {
+                continue;
+            };
+            let body = std::fs::read(&path).unwrap();
+            seen += 1;
+            let outcomes = [
+                ("Value", parse::<Value>(&mut body.clone()).is_ok()),
+                ("RawJson", parse::<RawJson>(&mut body.clone()).is_ok()),
+                (
+                    "serde_json::Value",
+                    parse::<serde_json::Value>(&mut body.clone()).is_ok(),
+                ),
+            ];
+            for (path_name, accepted) in outcomes {
+                match (expected, accepted) {
+                    ("y", false) => wrong.push(format!("{name}: {path_name} refused it")),
+                    ("n", true) => wrong.push(format!("{name}: {path_name} accepted it")),
+                    _ => {}
+                }
+            }
+        }
+        assert!(seen > 280, "only {seen} cases found in {}", dir.display());
+        assert!(
+            wrong.is_empty(),
+            "{} wrong:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
+
+    #[test]
+    fn numbers_past_64_bits_are_floats() {
+        let value: Value =
+            parse(&mut br#"{"id": 123456789012345678901234567890}"#.to_vec()).unwrap();
+        assert_eq!(
+            value.get("id").and_then(ValueAsScalar::as_f64),
+            Some(1.234_567_890_123_456_8e29)
+        );
+        let big: serde_json::Value =
+            parse(&mut b"[-1e400, 18446744073709551616]".to_vec()).unwrap_or_default();
+        let _ = big; // either a value or an error: never a panic
+    }
+
+    #[test]
+    fn an_empty_body_is_null_where_null_fits() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Doc {
+            a: u32,
+        }
+        assert!(no_content::<Option<Doc>>().unwrap().is_none());
+        assert_eq!(
+            no_content::<Value>().unwrap(),
+            Value::Static(simd_json::StaticNode::Null)
+        );
+        assert_eq!(no_content::<RawJson>().unwrap().as_str(), "null");
+        no_content::<()>().unwrap();
+        let error = no_content::<Doc>().unwrap_err().into_error();
+        assert_eq!(error.kind(), ErrorKind::InvalidJson);
+        assert!(error.to_string().contains("no content"), "{error}");
+        // As JSON, nothing (or only spaces) is not a document.
+        for empty in [&b""[..], b" \r\n"] {
+            assert!(parse::<Option<Doc>>(&mut empty.to_vec()).is_err());
+        }
     }
 }

@@ -248,8 +248,8 @@ impl Request {
             Some(other) => return Err(invalid(format!("unsupported URL scheme {other:?}"))),
             None => return Err(invalid("the URL has no scheme".into())),
         }
-        // Every per-host rule keys on the host: a URL without a key (a port
-        // that is not a number, say) cannot be sent.
+        // Every per-host rule keys on the host (`host.rs`): a URL without a
+        // key (a port that is not a number, say) cannot be sent.
         if HostKey::of_url(&self.url).is_none() {
             return Err(invalid("the URL's host or port is not valid".into()));
         }

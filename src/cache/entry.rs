@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http_cache_semantics::CachePolicy;
 
-const MAGIC: &[u8; 4] = b"PFC5";
+const MAGIC: &[u8; 4] = b"PFC6";
 /// Magic, meta length (u32), policy length (u32), body length (u64),
 /// CRC-32 of the rest (u32).
 const PREAMBLE: usize = 4 + 4 + 4 + 8 + 4;
@@ -38,8 +38,10 @@ pub(crate) struct Entry {
 /// fixed binary layout ([`Meta::encode`]): a hit must cost far less than a
 /// request, and parsing this record as JSON took a quarter of it.
 pub(crate) struct Meta {
-    /// The URL without its user info: the key, checked on read.
+    /// The URL, normalised (`mod.rs`): the key, checked on read.
     pub(crate) url: String,
+    /// The response's status, served as stored (a 203 is not a 200).
+    pub(crate) status: u16,
     pub(crate) stored_at_ms: u64,
     /// Until when the rules let the entry be served without asking.
     pub(crate) fresh_until_ms: u64,
@@ -58,12 +60,14 @@ impl Meta {
     const HAS_ETAG: u8 = 2;
     const HAS_LAST_MODIFIED: u8 = 4;
 
-    /// Three u64 times, a flags byte (vary, has etag, has last-modified),
+    /// Three u64 times, the u16 status, a flags byte (vary, has etag, has
+    /// last-modified),
     /// then the URL and each validator present, as a u32 length and UTF-8.
     fn encode(&self, out: &mut Vec<u8>) -> io::Result<()> {
         for time in [self.stored_at_ms, self.fresh_until_ms, self.lifetime_ms] {
             out.extend_from_slice(&time.to_le_bytes());
         }
+        out.extend_from_slice(&self.status.to_le_bytes());
         let flag = |set: bool, bit: u8| if set { bit } else { 0 };
         out.push(
             flag(self.vary, Meta::VARY)
@@ -89,7 +93,8 @@ impl Meta {
         let stored_at_ms = reader.u64()?;
         let fresh_until_ms = reader.u64()?;
         let lifetime_ms = reader.u64()?;
-        let flags = reader.take(1)?[0];
+        let status = u16::from_le_bytes(reader.take(2)?.try_into().ok()?);
+        let flags = *reader.take(1)?.first()?;
         let url = reader.text()?;
         let mut optional_text = |bit: u8| match flags & bit {
             0 => Some(None),
@@ -100,6 +105,7 @@ impl Meta {
         let known = Meta::VARY | Meta::HAS_ETAG | Meta::HAS_LAST_MODIFIED;
         (flags & !known == 0 && reader.0.is_empty()).then_some(Meta {
             url,
+            status,
             stored_at_ms,
             fresh_until_ms,
             lifetime_ms,
@@ -189,12 +195,19 @@ pub(crate) fn decode(mut bytes: Vec<u8>) -> Option<Entry> {
 /// hit they are most of the cost. Most entries fit in one read into a
 /// buffer the thread keeps (a fresh buffer would have to be zeroed first);
 /// a larger or incomplete one is read on to end of file.
-pub(crate) fn read_entry(path: &Path) -> io::Result<Vec<u8>> {
+///
+/// With `touch`, the file's modification time becomes now: what the cache
+/// size limit evicts by (least recently used first).
+pub(crate) fn read_entry(path: &Path, touch: bool) -> io::Result<Vec<u8>> {
     const FIRST_READ: usize = 16 << 10;
     thread_local! {
         static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; FIRST_READ]);
     }
     let mut file = File::open(path)?;
+    if touch {
+        // Best effort: an entry that cannot be touched is evicted sooner.
+        let _ = file.set_modified(SystemTime::now());
+    }
     let mut bytes = BUFFER.with_borrow_mut(|buffer| loop {
         match file.read(buffer) {
             Ok(read) => return Ok(buffer[..read].to_vec()),
@@ -247,12 +260,13 @@ impl Preamble {
 }
 
 /// Writes `path` atomically: a 0600 temporary file beside it, renamed.
+/// Returns the bytes written.
 pub(crate) fn write_entry(
     path: &Path,
     meta: &Meta,
     policy: &CachePolicy,
     body: &[u8],
-) -> io::Result<()> {
+) -> io::Result<u64> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path
         .parent()
@@ -265,8 +279,10 @@ pub(crate) fn write_entry(
     ));
     let result = (|| {
         let mut file = private_file(&temporary)?;
-        file.write_all(&encode(meta, policy, body)?)?;
-        fs::rename(&temporary, path)
+        let bytes = encode(meta, policy, body)?;
+        file.write_all(&bytes)?;
+        fs::rename(&temporary, path)?;
+        Ok(bytes.len() as u64)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temporary);
@@ -303,7 +319,11 @@ pub(crate) fn for_each_entry(
                 let file = file?;
                 let is_temporary = file.file_name().to_string_lossy().starts_with('.');
                 if file.file_type()?.is_file() && !is_temporary {
-                    f(&file.path())?;
+                    // Gone meanwhile (another process evicted it): skipped.
+                    match f(&file.path()) {
+                        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                        other => other?,
+                    }
                 }
             }
         }
@@ -396,6 +416,7 @@ mod tests {
     fn meta() -> Meta {
         Meta {
             url: "http://h/x".into(),
+            status: 203,
             stored_at_ms: 1,
             fresh_until_ms: 2,
             lifetime_ms: 1,
@@ -446,17 +467,17 @@ mod tests {
         let path = dir.join("ab").join("cdef");
         let body: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
         write_entry(&path, &meta(), &policy(), &body).unwrap();
-        let entry = decode(read_entry(&path).unwrap()).unwrap();
+        let entry = decode(read_entry(&path, false).unwrap()).unwrap();
         assert_eq!(entry.body, body);
         // Cut short, or followed by more than the preamble declares: damaged.
         let whole = fs::read(&path).unwrap();
         for damaged in [&whole[..whole.len() - 1], &[&whole[..], b"x"].concat()] {
             fs::write(&path, damaged).unwrap();
-            assert!(decode(read_entry(&path).unwrap()).is_none());
+            assert!(decode(read_entry(&path, false).unwrap()).is_none());
         }
         let small = encode(&meta(), &policy(), b"[]").unwrap();
         fs::write(&path, [&small[..], b"x"].concat()).unwrap();
-        assert!(decode(read_entry(&path).unwrap()).is_none());
+        assert!(decode(read_entry(&path, false).unwrap()).is_none());
         fs::remove_dir_all(&dir).unwrap();
     }
 

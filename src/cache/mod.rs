@@ -25,6 +25,10 @@ pub(crate) mod rules;
 use std::fs;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -69,6 +73,8 @@ pub(crate) struct CacheSettings {
     pub(crate) always_fresh: bool,
     pub(crate) max_age: Option<Duration>,
     pub(crate) offline: bool,
+    /// The most bytes the entries may take on disk.
+    pub(crate) max_bytes: Option<u64>,
 }
 
 /// A fetcher's on-disk cache: see [`Fetcher::cache`](crate::Fetcher::cache).
@@ -80,6 +86,18 @@ pub struct Cache {
     /// varies on. Made at random when the directory is first used, kept in
     /// it (0600).
     secret: [u8; 32],
+    /// What the entries take, for the size limit (shared by clones).
+    usage: Arc<Usage>,
+}
+
+/// The bytes the entries take, as this process knows it: measured when the
+/// cache opens, grown by each write, measured again by an eviction (other
+/// processes' writes show up then).
+#[derive(Default)]
+struct Usage {
+    bytes: AtomicU64,
+    /// Held by the one thread evicting at a time.
+    evicting: Mutex<()>,
 }
 
 /// Where a GET's entries live, and what each must say it is.
@@ -107,7 +125,19 @@ impl Cache {
     pub(crate) fn open(settings: CacheSettings) -> io::Result<Cache> {
         entry::create_private_dir(&settings.dir)?;
         let secret = entry::secret(&settings.dir)?;
-        Ok(Cache { settings, secret })
+        let cache = Cache {
+            settings,
+            secret,
+            usage: Arc::default(),
+        };
+        if cache.settings.max_bytes.is_some() {
+            cache
+                .usage
+                .bytes
+                .store(cache.size_on_disk()?, Ordering::Relaxed);
+            cache.enforce_limit();
+        }
+        Ok(cache)
     }
 
     pub(crate) fn offline(&self) -> bool {
@@ -165,7 +195,7 @@ impl Cache {
         request: &http::Request<&[u8]>,
         now: SystemTime,
     ) -> Lookup {
-        let Some(entry) = key.load() else {
+        let Some(entry) = key.load(self.settings.max_bytes.is_some()) else {
             return Lookup::Miss;
         };
         guarded("look up", Lookup::Miss, || {
@@ -203,7 +233,7 @@ impl Cache {
             )
         });
         if let Some((meta, policy)) = stored {
-            key.write(&meta, &policy, body);
+            self.written(key.write(&meta, &policy, body));
         }
     }
 
@@ -227,8 +257,61 @@ impl Cache {
             rules::refreshed(request, &key.url, entry, &response, &self.secret, now)
         });
         if let Some((meta, policy)) = refreshed {
-            key.write(&meta, &policy, &entry.body);
+            self.written(key.write(&meta, &policy, &entry.body));
         }
+    }
+
+    /// Counts `bytes` just written, and evicts if the cache is now over its
+    /// size limit.
+    fn written(&self, bytes: u64) {
+        if self.settings.max_bytes.is_some() {
+            self.usage.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.enforce_limit();
+        }
+    }
+
+    /// Past the size limit, removes the least recently used entries (by
+    /// modification time, which a hit renews) until the cache is at 90% of
+    /// it. One thread of a process does it at a time; processes sharing the
+    /// directory may both evict, which only removes a little more. A reader
+    /// that opened an entry before it was removed reads it whole.
+    fn enforce_limit(&self) {
+        let Some(max) = self.settings.max_bytes else {
+            return;
+        };
+        if self.usage.bytes.load(Ordering::Relaxed) <= max {
+            return;
+        }
+        let Some(_evicting) = self.usage.evicting.try_lock() else {
+            return;
+        };
+        let mut entries = Vec::new();
+        let listed = entry::for_each_entry(&self.settings.dir, |path| {
+            let metadata = fs::metadata(path)?;
+            let used = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            entries.push((used, metadata.len(), path.to_path_buf()));
+            Ok(())
+        });
+        if let Err(error) = listed {
+            log::warn!("cannot size the cache in {}: {error}", self.dir().display());
+            return;
+        }
+        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+        let target = max / 10 * 9;
+        entries.sort_unstable_by_key(|(used, _, _)| *used);
+        for (_, len, path) in entries {
+            if total <= target {
+                break;
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => total = total.saturating_sub(len),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    total = total.saturating_sub(len);
+                }
+                Err(error) => log::warn!("cannot evict {}: {error}", path.display()),
+            }
+        }
+        self.usage.bytes.store(total, Ordering::Relaxed);
     }
 
     /// A request with another method than GET succeeded on `url`: its
@@ -300,18 +383,21 @@ impl Cache {
 }
 
 impl EntryKey {
-    fn write(&self, meta: &Meta, policy: &CachePolicy, body: &[u8]) {
-        if let Err(error) = entry::write_entry(&self.file, meta, policy, body) {
+    /// Writes the entry; the bytes written (0 if it could not be).
+    fn write(&self, meta: &Meta, policy: &CachePolicy, body: &[u8]) -> u64 {
+        entry::write_entry(&self.file, meta, policy, body).unwrap_or_else(|error| {
             log::warn!(
                 "cannot store a cache entry in {}: {error}",
                 self.file.display()
             );
-        }
+            0
+        })
     }
 
-    fn load(&self) -> Option<Entry> {
+    /// Reads the entry; with `touch`, marks it used now (`read_entry`).
+    fn load(&self, touch: bool) -> Option<Entry> {
         let path = &self.file;
-        let bytes = match entry::read_entry(path) {
+        let bytes = match entry::read_entry(path, touch) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
             Err(error) => {

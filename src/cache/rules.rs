@@ -21,8 +21,22 @@
 //!   a stale response fresh for years).
 //!
 //! The two switches of [`CacheSettings`] (every entry fresh, or a fixed
-//! max-age) replace the freshness rules, never the others: `no-store` is
-//! never stored.
+//! max-age) replace the freshness rules of successful responses, never the
+//! others: `no-store` is never stored, a response that varies is served
+//! only to the requests it was for, and a stored 404 lives by its own
+//! headers.
+//!
+//! What RFC 9111 asks and where it is done: directive names without case
+//! (§5.2) and delta-seconds bounded (§1.2.2) in [`directives`]; an invalid
+//! `Age` ignored (§5.1) and an invalid `Expires` in the past (§5.3), the
+//! three HTTP-date forms (RFC 9110 §5.6.7), in [`stored_response`]; any
+//! status with explicit freshness and the heuristically cacheable ones
+//! stored (§3, §4.2.2), and served with the status they had; a 304's fields
+//! replacing the stored ones, validators included (§4.3.4), in
+//! [`refreshed`]; `must-understand` (§5.2.2.3) in [`directives`]. Not done:
+//! `stale-while-revalidate` (§5.2.2.8 of RFC 5861): it needs a request
+//! sent after the answer, which a synchronous fetch has no thread for; a
+//! stale entry is revalidated before it is served.
 
 use std::time::SystemTime;
 
@@ -66,11 +80,14 @@ pub(crate) fn lookup(
     } else {
         None
     };
-    if settings.always_fresh {
+    // The switches bend freshness for successes only: a stored 404 may
+    // become a document, and lives by its own headers.
+    let success = (200..300).contains(&entry.meta.status);
+    if settings.always_fresh && success {
         return Lookup::Fresh(entry);
     }
     let now_ms = millis(now);
-    if let Some(max_age) = settings.max_age {
+    if let Some(max_age) = settings.max_age.filter(|_| success) {
         let age = now_ms.saturating_sub(entry.meta.stored_at_ms);
         return if u128::from(age) <= max_age.as_millis() {
             Lookup::Fresh(entry)
@@ -141,17 +158,26 @@ pub(crate) fn to_store(
         secret,
     );
     let policy = CachePolicy::new_options(&request, &response, now, private());
-    let overridden = settings.always_fresh || settings.max_age.is_some();
+    let success = response.status().is_success();
+    let overridden = success && (settings.always_fresh || settings.max_age.is_some());
     if !(policy.is_storable() || overridden) {
         return None;
     }
-    let meta = meta(url, &policy, response.headers(), now);
+    let meta = meta(
+        url,
+        response.status().as_u16(),
+        &policy,
+        response.headers(),
+        now,
+    );
     Some((meta, policy))
 }
 
-/// The record and policy after the server confirmed `entry` (304), or
-/// `None` when rewriting it would gain nothing: an entry the refresh leaves
-/// stale at once (as with `no-cache`) is revalidated next time either way.
+/// The record and policy after the server confirmed `entry` (304): the
+/// 304's fields replace the stored ones, validators included (RFC 9111
+/// §4.3.4). `None` when rewriting it would gain nothing: an entry the
+/// refresh leaves stale at once (as with `no-cache`), with its validators
+/// unchanged, is revalidated next time either way.
 pub(crate) fn refreshed(
     request: &http::Request<&[u8]>,
     url: &str,
@@ -160,10 +186,20 @@ pub(crate) fn refreshed(
     secret: &[u8; 32],
     now: SystemTime,
 ) -> Option<(Meta, CachePolicy)> {
+    let text = |name| response.headers.get(name).and_then(|v| v.to_str().ok());
+    let new_validators = [
+        (text(header::ETAG), entry.meta.etag.as_deref()),
+        (
+            text(header::LAST_MODIFIED),
+            entry.meta.last_modified.as_deref(),
+        ),
+    ]
+    .into_iter()
+    .any(|(new, old)| new.is_some() && new != old);
     let says_more = [header::CACHE_CONTROL, header::EXPIRES]
         .iter()
         .any(|name| response.headers.contains_key(name));
-    if entry.meta.lifetime_ms == 0 && !says_more {
+    if entry.meta.lifetime_ms == 0 && !says_more && !new_validators {
         return None; // stale it was, stale it stays: nothing to rewrite
     }
     let policy = entry.policy()?;
@@ -179,20 +215,29 @@ pub(crate) fn refreshed(
     let policy = match policy.after_response(&request, &response, now) {
         AfterResponse::NotModified(policy, _) | AfterResponse::Modified(policy, _) => policy,
     };
-    if policy.time_to_live(now).is_zero() {
+    if policy.time_to_live(now).is_zero() && !new_validators {
         return None;
     }
+    let fresh = meta(url, entry.meta.status, &policy, response.headers(), now);
     let meta = Meta {
-        vary: entry.meta.vary,
-        etag: entry.meta.etag.clone(),
-        last_modified: entry.meta.last_modified.clone(),
-        ..meta(url, &policy, response.headers(), now)
+        vary: entry.meta.vary || fresh.vary,
+        etag: fresh.etag.or_else(|| entry.meta.etag.clone()),
+        last_modified: fresh
+            .last_modified
+            .or_else(|| entry.meta.last_modified.clone()),
+        ..fresh
     };
     Some((meta, policy))
 }
 
 /// The record of what most lookups need.
-fn meta(url: &str, policy: &CachePolicy, headers: &HeaderMap, now: SystemTime) -> Meta {
+fn meta(
+    url: &str,
+    status: u16,
+    policy: &CachePolicy,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Meta {
     let lifetime_ms = u64::try_from(policy.time_to_live(now).as_millis()).unwrap_or(u64::MAX);
     let text = |name| {
         headers
@@ -203,6 +248,7 @@ fn meta(url: &str, policy: &CachePolicy, headers: &HeaderMap, now: SystemTime) -
     let stored_at_ms = millis(now);
     Meta {
         url: url.to_owned(),
+        status,
         stored_at_ms,
         fresh_until_ms: stored_at_ms.saturating_add(lifetime_ms),
         lifetime_ms,
@@ -225,11 +271,14 @@ fn stored_request(
     *stored.uri_mut() = uri_without_user_info(request.uri());
     let headers = stored.headers_mut();
     for (name, value) in request.headers() {
-        if name == header::CACHE_CONTROL || name == header::PRAGMA {
-            headers.append(name.clone(), value.clone());
-        } else if keep(name) {
+        if name == header::PRAGMA {
+            headers.append(name.clone(), lower_cased(value));
+        } else if name != header::CACHE_CONTROL && keep(name) {
             headers.append(name.clone(), hashed(value, secret));
         }
+    }
+    if let Some(cache_control) = directives(request.headers(), None) {
+        headers.insert(header::CACHE_CONTROL, cache_control);
     }
     stored
 }
@@ -251,12 +300,13 @@ fn uri_without_user_info(uri: &http::Uri) -> http::Uri {
         .unwrap_or_default()
 }
 
-/// The response head as the policy keeps it: without secrets, its numbers
-/// bounded.
+/// The response head as the policy keeps it: without secrets, its
+/// numbers bounded, its directives and dates as RFC 9111 reads them.
 fn stored_response(response: &Response<'_>) -> http::Response<()> {
     let mut stored_response = http::Response::new(());
     *stored_response.status_mut() = http::StatusCode::from_u16(response.status).unwrap_or_default();
     let stored = stored_response.headers_mut();
+    let several_expires = response.headers.get_all(header::EXPIRES).iter().count() > 1;
     for (name, value) in response.headers {
         // A value that is not text (obs-text bytes) cannot be stored as the
         // policy is (JSON): dropped here, so that the policy judges the
@@ -264,19 +314,103 @@ fn stored_response(response: &Response<'_>) -> http::Response<()> {
         if (response.is_sensitive)(name.as_str()) || value.to_str().is_err() {
             continue;
         }
-        let value = if name == header::AGE {
-            match delta_seconds(value.as_bytes()) {
+        let value = match name {
+            // §5.1: an Age that is not a delta-seconds is ignored.
+            n if n == header::AGE => match delta_seconds(value.as_bytes()) {
                 Some(seconds) => HeaderValue::from(seconds),
-                None => continue, // invalid: ignored
-            }
-        } else if name == header::CACHE_CONTROL {
-            bounded_directives(value)
-        } else {
-            value.clone()
+                None => continue,
+            },
+            // All Cache-Control fields are read together, below.
+            n if n == header::CACHE_CONTROL => continue,
+            n if n == header::PRAGMA => lower_cased(value),
+            // §5.3: an invalid Expires (or more than one) is in the past.
+            n if n == header::EXPIRES => match http_date(value).filter(|_| !several_expires) {
+                Some(date) => date,
+                None => HeaderValue::from_static("0"),
+            },
+            // An invalid Date or Last-Modified is as good as none.
+            n if n == header::DATE || n == header::LAST_MODIFIED => match http_date(value) {
+                Some(date) => date,
+                None => continue,
+            },
+            _ => value.clone(),
         };
         stored.append(name.clone(), value);
     }
+    let directives = directives(response.headers, Some(response.status));
+    if let Some(cache_control) = directives {
+        stored.insert(header::CACHE_CONTROL, cache_control);
+    }
     stored_response
+}
+
+/// The statuses whose caching rules this cache implements: those cacheable
+/// by default (RFC 9110 §15.1) and the redirects. `must-understand` lets
+/// only these be stored.
+const UNDERSTOOD_STATUSES: [u16; 15] = [
+    200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 451, 501,
+];
+
+/// The Cache-Control fields of `headers` as one, as RFC 9111 §5.2 reads
+/// them: directive names without case, every numeric argument at most
+/// 2^31 (§1.2.2); for a response (`status`), `must-understand` (§5.2.2.3)
+/// lifts `no-store` for an understood status and stands for it otherwise.
+/// `None` without any.
+fn directives(headers: &HeaderMap, status: Option<u16>) -> Option<HeaderValue> {
+    let mut directives: Vec<String> = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|directive| {
+            let (name, argument) = match directive.split_once('=') {
+                Some((name, argument)) => (name.trim(), Some(argument.trim())),
+                None => (directive.trim(), None),
+            };
+            if name.is_empty() {
+                return None;
+            }
+            let name = name.to_ascii_lowercase();
+            Some(match argument {
+                None => name,
+                Some(argument) => {
+                    let bare = argument.trim_matches('"');
+                    match delta_seconds(bare.as_bytes()) {
+                        Some(seconds) => format!("{name}={seconds}"),
+                        None => format!("{name}={argument}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    if directives.is_empty() {
+        return None;
+    }
+    if let Some(status) = status {
+        if directives.iter().any(|d| d == "must-understand") {
+            if UNDERSTOOD_STATUSES.contains(&status) {
+                directives.retain(|d| d != "no-store");
+            } else if !directives.iter().any(|d| d == "no-store") {
+                directives.push("no-store".to_owned());
+            }
+        }
+    }
+    HeaderValue::from_str(&directives.join(", ")).ok()
+}
+
+/// An HTTP-date in any of its three forms (RFC 9110 §5.6.7: IMF-fixdate,
+/// RFC 850, asctime), rewritten as an IMF-fixdate; `None` if it is none.
+fn http_date(value: &HeaderValue) -> Option<HeaderValue> {
+    let date = httpdate::parse_http_date(value.to_str().ok()?).ok()?;
+    HeaderValue::from_str(&httpdate::fmt_http_date(date)).ok()
+}
+
+fn lower_cased(value: &HeaderValue) -> HeaderValue {
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| HeaderValue::from_str(&text.to_ascii_lowercase()).ok())
+        .unwrap_or_else(|| value.clone())
 }
 
 /// A delta-seconds value (RFC 9111 §1.2.2): digits only, at most 2^31.
@@ -288,34 +422,6 @@ fn delta_seconds(text: &[u8]) -> Option<u64> {
     // Past the largest u64 it is past 2^31 too.
     let seconds = std::str::from_utf8(text).ok()?.parse().unwrap_or(u64::MAX);
     Some(seconds.min(MAX_DELTA_SECONDS))
-}
-
-/// A Cache-Control value with every numeric argument at most 2^31.
-fn bounded_directives(value: &HeaderValue) -> HeaderValue {
-    let Ok(text) = value.to_str() else {
-        return value.clone();
-    };
-    let mut changed = false;
-    let directives: Vec<String> = text
-        .split(',')
-        .map(|directive| match directive.split_once('=') {
-            Some((name, argument)) => {
-                let bare = argument.trim().trim_matches('"');
-                match delta_seconds(bare.as_bytes()) {
-                    Some(seconds) if seconds.to_string() != bare => {
-                        changed = true;
-                        format!("{}={seconds}", name.trim())
-                    }
-                    _ => directive.trim().to_owned(),
-                }
-            }
-            None => directive.trim().to_owned(),
-        })
-        .collect();
-    if !changed {
-        return value.clone();
-    }
-    HeaderValue::from_str(&directives.join(", ")).unwrap_or_else(|_| value.clone())
 }
 
 /// The request header names a response's `Vary` lists, lower-cased.
@@ -338,7 +444,8 @@ fn private() -> CacheOptions {
     }
 }
 
-/// `no-store` is never stored, whatever the switches say.
+/// `no-store` is never stored, whatever the switches say (`headers` as
+/// [`stored_response`] left them: `must-understand` applied).
 fn says_no_store(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::CACHE_CONTROL)
@@ -384,6 +491,7 @@ mod tests {
             always_fresh: false,
             max_age: None,
             offline: false,
+            max_bytes: None,
         }
     }
 
@@ -407,14 +515,17 @@ mod tests {
                 String::from_utf8_lossy(text)
             );
         }
-        let value =
-            HeaderValue::from_static("public, max-age=99999999999999999999, s-maxage=\"5\"");
+        let pairs = [
+            (
+                "cache-control",
+                "Public, MAX-AGE=99999999999999999999, s-maxage=\"5\"",
+            ),
+            ("cache-control", "No-Cache, private=\"x-a, x-b\""),
+        ];
         assert_eq!(
-            bounded_directives(&value),
-            "public, max-age=2147483648, s-maxage=\"5\""
+            directives(&head(&pairs), Some(200)).unwrap(),
+            "public, max-age=2147483648, s-maxage=5, no-cache, private=\"x-a, x-b\""
         );
-        let plain = HeaderValue::from_static("max-age=60");
-        assert_eq!(bounded_directives(&plain), plain);
     }
 
     #[test]

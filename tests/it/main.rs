@@ -17,6 +17,7 @@ mod batch;
 mod breaker;
 mod cache;
 mod cli;
+mod conformance;
 mod connections;
 mod errors;
 mod faults;

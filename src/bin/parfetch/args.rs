@@ -32,8 +32,8 @@ pub(crate) struct Args {
     #[arg(short = 'c', long, value_name = "N", default_value_t = 20)]
     pub(crate) concurrency: usize,
 
-    /// Seconds one attempt may take [default: 30]
-    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    /// How long one attempt may take: 30, 2.5, 500ms, 1.5s, 2m [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) timeout: Option<Duration>,
 
     /// Retries of a failed attempt, for failures worth retrying [default: 3]
@@ -48,8 +48,8 @@ pub(crate) struct Args {
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub(crate) headers: Vec<String>,
 
-    /// Seconds after which unfinished requests end with DeadlineExceeded
-    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    /// After how long unfinished requests end with DeadlineExceeded: 90, 1.5m, 2h
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) deadline: Option<Duration>,
 
     /// Take only input lines whose index modulo N is K (split one list across N jobs)
@@ -89,12 +89,13 @@ pub(crate) struct Shard {
     pub(crate) n: usize,
 }
 
-fn seconds(text: &str) -> Result<Duration, String> {
-    text.parse::<f64>()
-        .ok()
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+/// A duration, as `PARFETCH_TIMEOUT` takes it (one parser for both).
+fn duration(text: &str) -> Result<Duration, String> {
+    parfetch::parse_duration(text)
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("{text:?} is not a number of seconds above zero"))
+        .ok_or_else(|| {
+            format!("{text:?} is not a duration above zero: say 30, 2.5, 500ms, 1.5s, 2m or 1h")
+        })
 }
 
 fn shard(text: &str) -> Result<Shard, String> {
@@ -139,8 +140,12 @@ mod tests {
         );
         assert!(header("no colon").is_err());
         assert!(header(": empty name").is_err());
-        assert_eq!(seconds("2.5"), Ok(Duration::from_millis(2500)));
-        assert!(seconds("0").is_err());
-        assert!(seconds("soon").is_err());
+        assert_eq!(duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(duration("0").is_err());
+        assert!(duration("0ms").is_err());
+        assert!(duration("soon").is_err());
     }
 }

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// One JSON line: what became of one URL.
+/// One JSON line: what became of one URL (its body, JSON as sent, is
+/// added last by [`Output::write`]).
 #[derive(Serialize)]
-pub(crate) struct Line<'a, B: Serialize> {
+pub(crate) struct Line<'a> {
     pub(crate) index: usize,
     pub(crate) url: &'a str,
     pub(crate) ok: bool,
@@ -18,8 +19,6 @@ pub(crate) struct Line<'a, B: Serialize> {
     pub(crate) attempts: u32,
     pub(crate) elapsed_ms: f64,
     pub(crate) error: Option<ErrorLine>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) body: Option<B>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) file: Option<String>,
 }
@@ -67,13 +66,22 @@ impl Output {
         }
     }
 
-    /// Writes the line of the request at `position` in the batch.
-    pub(crate) fn write<B: Serialize>(
+    /// Writes the line of the request at `position` in the batch, with
+    /// `body` (JSON text, already checked) as its last field.
+    pub(crate) fn write(
         &mut self,
         position: usize,
-        line: &Line<'_, B>,
+        line: &Line<'_>,
+        body: Option<&str>,
     ) -> io::Result<()> {
         let mut bytes = serde_json::to_vec(line).map_err(io::Error::other)?;
+        if let Some(body) = body {
+            // The line ends with its object's '}': the body goes before it.
+            bytes.pop();
+            bytes.extend_from_slice(b",\"body\":");
+            bytes.extend_from_slice(body.as_bytes());
+            bytes.push(b'}');
+        }
         bytes.push(b'\n');
         if !self.ordered {
             return self.writer.write_all(&bytes);

@@ -1,0 +1,169 @@
+//! A JSON document as the server sent it.
+//!
+//! Parsing into a [`Value`](crate::Value) and writing it out again loses what
+//! the server wrote: simd-json's objects keep their keys in order only up to
+//! a few dozen, `1.0` comes back as `1.0` or `1`, a 30-digit number as a
+//! float. A script that saves documents (the CLI's JSON lines, a mirror)
+//! wants them as they came, identical from one run to the next. So a
+//! [`RawJson`] is the body itself, checked to be JSON by the same parser a
+//! `Value` uses, with only the whitespace between tokens taken out: keys,
+//! their order, numbers and string escapes stay byte for byte.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer};
+use serde::ser::{self, Serialize, Serializer};
+
+/// A JSON document as the server sent it: checked to be JSON, on one line
+/// (the whitespace between tokens removed), every key, number and string
+/// spelled as it came. Fetch one as any other type:
+/// `fetcher.get_json::<parfetch::RawJson>(url)`.
+///
+/// It serialises as the JSON it holds (with serde_json), so it can be
+/// embedded in a document of yours unchanged.
+///
+/// ```
+/// let raw = parfetch::RawJson::from_json(br#"{ "b": 1.50, "a": [1, 2e3] }"#).unwrap();
+/// assert_eq!(raw.as_str(), r#"{"b":1.50,"a":[1,2e3]}"#);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RawJson(String);
+
+impl RawJson {
+    /// Checks that `json` is one JSON document (as [`Value`](crate::Value)
+    /// parsing would) and keeps it without the whitespace between tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidJson`](crate::ErrorKind::InvalidJson), saying
+    /// where, when it is not JSON.
+    pub fn from_json(json: &[u8]) -> Result<RawJson, crate::Error> {
+        crate::json::parse::<RawJson>(&mut json.to_vec())
+            .map_err(crate::json::JsonError::into_error)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The JSON text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// `json`, already checked to be a JSON document, without the
+    /// whitespace between its tokens. `None` if it is not UTF-8 after all.
+    pub(crate) fn from_checked(json: &[u8]) -> Option<RawJson> {
+        String::from_utf8(minified(json)).ok().map(RawJson)
+    }
+}
+
+/// `json` without the whitespace outside its strings. `json` must be
+/// well-formed: strings are copied as they are, escapes included.
+fn minified(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in json {
+        if in_string {
+            out.push(byte);
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            in_string = byte == b'"';
+            out.push(byte);
+        }
+    }
+    out
+}
+
+impl fmt::Display for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RawJson").field(&self.0).finish()
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // serde_json writes a RawValue as the text it holds.
+        serde_json::value::RawValue::from_string(self.0.clone())
+            .map_err(ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    /// Reads the JSON text a serde_json deserializer holds at this point.
+    /// (parfetch's own fetches make a `RawJson` without serde.)
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawJson, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        RawJson::from_checked(raw.get().as_bytes())
+            .ok_or_else(|| de::Error::custom("the JSON text is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitespace_goes_and_everything_else_stays() {
+        let cases: [(&[u8], &str); 5] = [
+            (
+                b" { \"a\" : [ 1 , 2.50 , -0e+1 ] }\n",
+                r#"{"a":[1,2.50,-0e+1]}"#,
+            ),
+            (
+                br#"{"s": " spaced \" \\ \n out "}"#,
+                r#"{"s":" spaced \" \\ \n out "}"#,
+            ),
+            (
+                b"\t\r\n123456789012345678901234567890 ",
+                "123456789012345678901234567890",
+            ),
+            (br#"{"z":1,"a":2,"m":3}"#, r#"{"z":1,"a":2,"m":3}"#),
+            (
+                "[\"caf\u{e9} \\u00e9\"]".as_bytes(),
+                "[\"caf\u{e9} \\u00e9\"]",
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(RawJson::from_json(json).unwrap().as_str(), want);
+        }
+    }
+
+    #[test]
+    fn it_serialises_and_deserialises_as_json() {
+        let raw = RawJson::from_json(br#"{ "k": [true, null] }"#).unwrap();
+        let wrapped = serde_json::to_string(&serde_json::json!({ "body": raw })).unwrap();
+        assert_eq!(wrapped, r#"{"body":{"k":[true,null]}}"#);
+        let back: RawJson = serde_json::from_str(" [ 1 , 2 ] ").unwrap();
+        assert_eq!(back.as_str(), "[1,2]");
+    }
+
+    #[test]
+    fn not_json_is_refused_with_where() {
+        for bad in [
+            &b"{\"a\":}"[..],
+            b"[1,2",
+            b"nul",
+            b"{\"a\":1} x",
+            b"\"\xff\"",
+        ] {
+            let error = RawJson::from_json(bad).unwrap_err();
+            assert_eq!(error.kind(), crate::ErrorKind::InvalidJson, "{bad:?}");
+        }
+    }
+}
