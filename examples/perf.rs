@@ -16,6 +16,8 @@
 //! cargo run --release --example perf -- overhead     # batch (progress, gates) vs fetch_many, 5,000 docs
 //! cargo run --release --example perf -- cache 10     # warm cache and 304 revalidation vs fetching, 5,000 docs, 10 ms latency
 //! cargo run --release --example perf -- cost 20000 value   # client CPU per request only (for A/B runs)
+//! cargo run --release --example perf -- table      # host table: a lookup among 10 vs 100,000 hosts; inserts
+//! cargo run --release --example perf -- corpus 20   # parse ../shared/corpus into Value, one thread (for callgrind)
 //! cargo run --release --example perf -- hosts      # one GET to each of 2,000 / 20,000 / 100,000 hosts at C=64
 //! cargo run --release --example perf -- serve 2048 20   # just the server (for wrk)
 //! ```
@@ -67,6 +69,11 @@ fn main() -> Result<()> {
         ),
         Some("overhead") => overhead(),
         Some("hosts") => hosts(&args[1..]),
+        Some("corpus") => corpus(usize::try_from(arg(1, 20))?),
+        Some("table") => {
+            table();
+            Ok(())
+        }
         Some("cost") => cost(
             usize::try_from(arg(1, 20_000))?,
             args.get(2).map_or("value", String::as_str),
@@ -862,4 +869,95 @@ fn cost(n: usize, mode: &str) -> Result<()> {
         n as f64 / elapsed.as_secs_f64()
     );
     Ok(())
+}
+
+/// Parses each file of `../shared/corpus` into a `Value` `rounds` times on
+/// one thread, with buffers reused as parfetch does: a fixed amount of
+/// work, so that `valgrind --tool=callgrind` counts the same instructions
+/// from run to run, for comparing two builds (simd-json features, say).
+fn corpus(rounds: usize) -> Result<()> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let mut buffers = simd_json::Buffers::new(16 << 10);
+    for file in ["twitter.json", "citm_catalog.json", "canada.json"] {
+        let bytes = std::fs::read(dir.join(file))?;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            let mut copy = bytes.clone();
+            let value = simd_json::owned::to_value_with_buffers(&mut copy, &mut buffers)?;
+            std::hint::black_box(value);
+        }
+        let per_doc = started.elapsed().as_secs_f64() / rounds as f64;
+        println!(
+            "  {file:<18} {:>8.2} ms/doc {:>7.0} MB/s",
+            per_doc * 1e3,
+            bytes.len() as f64 / per_doc / 1e6
+        );
+    }
+    Ok(())
+}
+
+/// The host table's two designs, with a key shaped like parfetch's
+/// (scheme, port, name): today's lock-free `papaya` map, and the
+/// copy-on-write map behind an `ArcSwap` it replaced. A lookup of one busy
+/// host among 10 and among 100,000, and the time to add that many hosts.
+fn table() {
+    use std::collections::HashMap;
+    use std::hash::{Hash, Hasher};
+    use std::sync::Arc;
+
+    #[derive(Clone, PartialEq, Eq)]
+    struct Key {
+        https: bool,
+        port: u16,
+        name: Box<str>,
+    }
+    impl Hash for Key {
+        fn hash<H: Hasher>(&self, state: &mut H) {
+            (self.https, self.port, &*self.name).hash(state);
+        }
+    }
+    let key = |i: usize| Key {
+        https: false,
+        port: 80,
+        name: format!("127.{}.{}.{}", 1 + i / 65_536, (i / 256) % 256, i % 256).into(),
+    };
+    const LOOKUPS: usize = 2_000_000;
+    println!("host table: one lookup of a busy host, and adding every host:");
+    for n in [10, 100_000] {
+        let keys: Vec<Key> = (0..n).map(key).collect();
+        let lock_free = papaya::HashMap::new();
+        let started = Instant::now();
+        for (i, k) in keys.iter().enumerate() {
+            lock_free.pin().insert(k.clone(), i);
+        }
+        let lock_free_insert = started.elapsed();
+        // Copy-on-write costs n² to fill: at most 20,000 hosts are added.
+        let copied = arc_swap::ArcSwap::from_pointee(HashMap::<Key, Arc<usize>>::new());
+        let cow_n = n.min(20_000);
+        let started = Instant::now();
+        for (i, k) in keys.iter().take(cow_n).enumerate() {
+            let mut map = HashMap::clone(&copied.load());
+            map.insert(k.clone(), Arc::new(i));
+            copied.store(Arc::new(map));
+        }
+        let cow_insert = started.elapsed();
+        let busy = &keys[..10.min(n)];
+        let time = |lookup: &dyn Fn(&Key) -> usize| {
+            let started = Instant::now();
+            let mut sum = 0;
+            for i in 0..LOOKUPS {
+                sum += lookup(&busy[i % busy.len()]);
+            }
+            std::hint::black_box(sum);
+            started.elapsed().as_nanos() as f64 / LOOKUPS as f64
+        };
+        let lock_free_lookup = time(&|k| *lock_free.pin().get(k).unwrap_or(&0));
+        let cow_lookup = time(&|k| copied.load().get(k).map_or(0, |v| **v));
+        println!(
+            "  {n:>7} hosts: lookup {lock_free_lookup:>5.1} ns (papaya) vs {cow_lookup:>5.1} ns \
+             (copy-on-write); adding them {:>9.1} ms vs {:>9.1} ms for {cow_n}",
+            lock_free_insert.as_secs_f64() * 1e3,
+            cow_insert.as_secs_f64() * 1e3,
+        );
+    }
 }

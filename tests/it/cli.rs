@@ -399,3 +399,81 @@ fn credentials_in_urls_never_reach_the_output() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bodies_are_written_as_sent_and_identical_across_runs() {
+    // 40 keys in an order no hash map keeps, numbers spelled their own way.
+    let mut doc = String::from("{ ");
+    for i in (0..40).rev() {
+        doc.push_str(&format!("\"key{i}\" : {i}.50, "));
+    }
+    doc.push_str("\"big\": 123456789012345678901234567890, \"s\": \"a  b\\u00e9\" }");
+    let body = doc.clone();
+    let server = TestServer::start(move |_| Reply::json(200, body.clone()));
+    let url = server.url("/doc");
+    let runs: Vec<Vec<u8>> = (0..3)
+        .map(|_| {
+            let output = parfetch(&["-q", &url], None);
+            assert_exit(&output, 0);
+            output.stdout
+        })
+        .collect();
+    let line: serde_json::Value = serde_json::from_slice(&runs[0]).unwrap();
+    let written = String::from_utf8(runs[0].clone()).unwrap();
+    let expected: String = {
+        // The document without the whitespace between its tokens.
+        let mut out = String::new();
+        let mut in_string = false;
+        let mut escaped = false;
+        for c in doc.chars() {
+            if in_string {
+                out.push(c);
+                escaped = !escaped && c == '\\';
+                in_string = escaped || c != '"';
+            } else if !c.is_whitespace() {
+                in_string = c == '"';
+                out.push(c);
+            }
+        }
+        out
+    };
+    assert!(
+        written.contains(&format!("\"body\":{expected}")),
+        "{written}"
+    );
+    assert_eq!(line["ok"], true);
+    // The elapsed time differs from run to run; the body never does.
+    let bodies: Vec<&str> = runs
+        .iter()
+        .map(|run| {
+            let text = std::str::from_utf8(run).unwrap();
+            &text[text.find("\"body\":").unwrap()..]
+        })
+        .collect();
+    assert!(bodies.iter().all(|b| *b == bodies[0]));
+}
+
+#[test]
+fn durations_take_units() {
+    let server = server();
+    for args in [
+        ["--timeout", "1.5s", "--deadline", "2m"],
+        ["--timeout", "1500ms", "--deadline", "90"],
+    ] {
+        let output = parfetch(
+            &[
+                args[0],
+                args[1],
+                args[2],
+                args[3],
+                "-q",
+                &server.url("/doc/1"),
+            ],
+            None,
+        );
+        assert_exit(&output, 0);
+    }
+    let output = parfetch(&["--timeout", "soon", &server.url("/doc/1")], None);
+    assert_exit(&output, 1);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("500ms"));
+}
