@@ -916,12 +916,12 @@ fn table() {
             (self.https, self.port, &*self.name).hash(state);
         }
     }
+    const LOOKUPS: usize = 2_000_000;
     let key = |i: usize| Key {
         https: false,
         port: 80,
         name: format!("127.{}.{}.{}", 1 + i / 65_536, (i / 256) % 256, i % 256).into(),
     };
-    const LOOKUPS: usize = 2_000_000;
     println!("host table: one lookup of a busy host, and adding every host:");
     for n in [10, 100_000] {
         let keys: Vec<Key> = (0..n).map(key).collect();

@@ -369,8 +369,9 @@ impl FetcherBuilder {
 
     /// Keeps the cache's entries under `bytes` on disk: a write that passes
     /// it removes the least recently used entries (a hit counts as a use)
-    /// until they take 90% of it. Processes sharing the directory each
-    /// keep to it. Must be at least 1.
+    /// until they take 90% of it. Processes sharing the directory measure
+    /// it after each writes a twentieth of the limit, so they pass it by at
+    /// most that much each, until the next measurement. Must be at least 1.
     ///
     /// Defaults to no limit.
     #[must_use]
@@ -379,8 +380,9 @@ impl FetcherBuilder {
         self
     }
 
-    /// Serves from the cache only (stale entries included) and never
-    /// touches the network; a request the cache cannot answer fails with
+    /// Serves from the cache only (stale entries included, bar those the
+    /// server marked `must-revalidate` or `no-cache`) and never touches
+    /// the network; a request the cache cannot answer fails with
     /// [`ErrorKind::Offline`](crate::ErrorKind::Offline). Needs a
     /// [`cache_dir`](Self::cache_dir).
     ///

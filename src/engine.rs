@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::agent;
 use crate::attempt::{self, Attempt, CacheNeeds, Received};
 use crate::breaker::{self, Breakers};
-use crate::cache::{Cache, CacheMode, Entry, Lookup};
+use crate::cache::{self, Cache, CacheMode, Entry, Lookup};
 use crate::cancel::Stop;
 use crate::clock::{self, Clock};
 use crate::config::Settings;
@@ -257,59 +257,72 @@ impl Engine {
         };
         let entry = match lookup {
             Lookup::Fresh(entry) => return served(entry, false, 0),
-            // Offline, a stale answer beats none.
-            Lookup::Stale(entry, _) if offline => return served(entry, false, 0),
-            Lookup::Miss if offline => return Err(request.error(ErrorKind::Offline)),
+            // Offline, a stale answer beats none, unless the server said
+            // it must not be served stale (RFC 9111 §4.2.4).
+            Lookup::Stale(entry, _) if offline && !entry.meta.must_revalidate => {
+                return served(entry, false, 0)
+            }
+            Lookup::Miss | Lookup::Stale(..) if offline => {
+                return Err(request.error(ErrorKind::Offline))
+            }
             Lookup::Miss => None,
             Lookup::Stale(entry, conditional) => Some((entry, conditional)),
         };
-        let conditional = entry.as_ref().map_or(&[][..], |(_, headers)| headers);
-        let needs = CacheNeeds {
-            conditional,
-            // Only storing or refreshing an entry needs the headers.
-            keep_headers: mode.writes(),
+        let (entry, conditional) = match entry {
+            Some((entry, conditional)) => (Some(entry), conditional),
+            None => (None, Vec::new()),
         };
-        let mut answer = match self.fetch_body(request, scope, needs) {
-            Ok(answer) => answer,
-            Err(Failed { error, response }) => {
-                // A 404 (and any status the rules let a cache keep) is
-                // stored, to answer for the URL next time, offline too.
-                if let (true, Some(response)) = (mode.writes(), response) {
-                    let headers = response.headers.unwrap_or_default();
-                    cache.store(
-                        &key,
-                        &http,
-                        response.status,
-                        &headers,
-                        &response.body,
-                        &is_sensitive,
-                    );
-                }
-                return Err(error);
-            }
+        // Only storing or refreshing an entry needs the headers.
+        let keep_headers = mode.writes();
+        let fetch = |conditional| {
+            let needs = CacheNeeds {
+                conditional,
+                keep_headers,
+            };
+            self.fetch_body(request, scope, needs)
+                .map_err(|Failed { error, response }| {
+                    // A 404 (and any status the rules let a cache keep) is
+                    // stored, to answer for the URL next time, offline too.
+                    if let (true, Some(response)) = (keep_headers, response) {
+                        let headers = response.headers.unwrap_or_default();
+                        cache.store(
+                            &key,
+                            &http,
+                            response.status,
+                            &headers,
+                            &response.body,
+                            &is_sensitive,
+                        );
+                    }
+                    error
+                })
         };
-        let headers = answer.headers.take().unwrap_or_default();
-        match entry {
-            Some((entry, _)) if answer.status == 304 => {
-                if mode.writes() {
+        let mut answer = fetch(&conditional)?;
+        let mut headers = answer.headers.take().unwrap_or_default();
+        if let Some(entry) = entry.filter(|_| answer.status == 304) {
+            if cache::rules::confirms(&entry, &headers) {
+                if keep_headers {
                     cache.refresh(&key, &http, &entry, &headers, &is_sensitive);
                 }
-                served(entry, true, answer.attempts)
+                return served(entry, true, answer.attempts);
             }
-            _ => {
-                if mode.writes() {
-                    cache.store(
-                        &key,
-                        &http,
-                        answer.status,
-                        &headers,
-                        &answer.body,
-                        &is_sensitive,
-                    );
-                }
-                Ok(answer)
-            }
+            // A 304 about another version: ask again, for the whole of it.
+            let attempts = answer.attempts;
+            answer = fetch(&[])?;
+            answer.attempts = answer.attempts.saturating_add(attempts);
+            headers = answer.headers.take().unwrap_or_default();
         }
+        if keep_headers {
+            cache.store(
+                &key,
+                &http,
+                answer.status,
+                &headers,
+                &answer.body,
+                &is_sensitive,
+            );
+        }
+        Ok(answer)
     }
 
     /// The attempt loop: the body, its status and the attempts it took.
@@ -358,7 +371,9 @@ impl Engine {
             if clipped.is_zero() {
                 return Err(stopped(ErrorKind::DeadlineExceeded, attempts, last_error).into());
             }
-            let step = self.hosts.with(&key, |host| {
+            // An attempt ends within 1.125 times its timeout (`agent.rs`).
+            let busy_for = clipped.saturating_add(clipped / 8);
+            let step = self.hosts.with_for(&key, busy_for, |host| {
                 let at = At {
                     host,
                     timeout: clipped,

@@ -18,8 +18,10 @@
 //!   map: see the README.)
 //! - **Eviction.** A record unused for [`IDLE`] is removed by the next
 //!   sweep, which runs when a new host is added, at most every [`SWEEP`].
-//!   A record whose breaker is open, or whose host asked for a pause, is
-//!   kept until that ends. So the table holds about the hosts used in the
+//!   An attempt counts as a use until the latest it can end (its timeout:
+//!   a 30 s attempt on a stalling host must find its record to count its
+//!   failure), and a record whose breaker is open, or whose host asked
+//!   for a pause, is kept until that ends. So the table holds about the hosts used in the
 //!   last `IDLE + SWEEP` (20 s), plus the paused and broken ones; a record
 //!   is about 170 bytes.
 //! - **The hot path writes nothing shared**: the last-use time is written
@@ -76,8 +78,9 @@ pub(crate) struct Host {
     /// The host name's addresses, when it is a name (not an IP) and was
     /// looked up.
     pub(crate) resolved: ArcSwapOption<crate::agent::Resolved>,
-    /// When the record was last used, in whole seconds of the clock.
-    last_used_s: AtomicU32,
+    /// Until when the record is in use, in whole seconds of the clock: its
+    /// last use, or the end of the longest attempt under way.
+    in_use_until_s: AtomicU32,
 }
 
 /// Every host a fetcher knows of.
@@ -238,11 +241,13 @@ impl fmt::Display for HostKeyRef<'_> {
 }
 
 impl Host {
-    /// Whether the record can go: unused for `IDLE`, its breaker not open
-    /// and its host not paused (as of `now`, the clock's time).
+    /// Whether the record can go: unused for `IDLE` (no attempt under
+    /// way), its breaker not open and its host not paused (as of `now`, the
+    /// clock's time).
     fn is_idle(&self, now: Duration, idle_for: Duration, breakers_open_for: Duration) -> bool {
-        let last_used = Duration::from_secs(u64::from(self.last_used_s.load(Ordering::Relaxed)));
-        now.saturating_sub(last_used) >= idle_for
+        let in_use_until =
+            Duration::from_secs(u64::from(self.in_use_until_s.load(Ordering::Relaxed)));
+        now.saturating_sub(in_use_until) >= idle_for
             && self.breaker.is_settled(now, breakers_open_for)
             && self.gate.is_idle(now)
     }
@@ -269,6 +274,19 @@ impl Hosts {
     /// Runs `f` on `key`'s record, made if the host is new. The record is
     /// borrowed, not counted: `f` is where it may be used.
     pub(crate) fn with<R>(&self, key: &HostKeyRef<'_>, f: impl FnOnce(&Host) -> R) -> R {
+        self.with_for(key, Duration::ZERO, f)
+    }
+
+    /// [`with`](Hosts::with), for `f` that may take up to `busy_for` (an
+    /// attempt): the record is kept at least that long, so that what the
+    /// attempt ends with (a failure for the breaker) reaches a record still
+    /// in the table.
+    pub(crate) fn with_for<R>(
+        &self,
+        key: &HostKeyRef<'_>,
+        busy_for: Duration,
+        f: impl FnOnce(&Host) -> R,
+    ) -> R {
         let guard = self.map.guard();
         let now = self.clock.now();
         let host = if let Some(host) = self.map.get(key, &guard) {
@@ -280,11 +298,11 @@ impl Hosts {
                 breaker: BreakerCell::default(),
                 gate: (self.new_gate)(),
                 resolved: ArcSwapOption::empty(),
-                last_used_s: AtomicU32::new(0),
+                in_use_until_s: AtomicU32::new(0),
             };
             self.map.get_or_insert(key.to_owned_key(), new, &guard)
         };
-        host.touch(now);
+        host.touch(now.saturating_add(busy_for));
         f(host)
     }
 
@@ -335,12 +353,13 @@ impl Hosts {
 }
 
 impl Host {
-    /// Notes a use at `now`, writing only when the second has changed, so
-    /// that threads sharing a host do not bounce its cache line.
-    fn touch(&self, now: Duration) {
-        let now_s = u32::try_from(now.as_secs()).unwrap_or(u32::MAX);
-        if self.last_used_s.load(Ordering::Relaxed) != now_s {
-            self.last_used_s.store(now_s, Ordering::Relaxed);
+    /// Notes a use lasting `until`, writing only when that is a later
+    /// second than known, so that threads sharing a host do not bounce its
+    /// cache line (and never moving it back).
+    fn touch(&self, until: Duration) {
+        let until_s = u32::try_from(until.as_secs()).unwrap_or(u32::MAX);
+        if self.in_use_until_s.load(Ordering::Relaxed) < until_s {
+            self.in_use_until_s.fetch_max(until_s, Ordering::Relaxed);
         }
     }
 }

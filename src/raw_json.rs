@@ -105,12 +105,50 @@ impl Serialize for RawJson {
 }
 
 impl<'de> Deserialize<'de> for RawJson {
-    /// Reads the JSON text a serde_json deserializer holds at this point.
-    /// (parfetch's own fetches make a `RawJson` without serde.)
+    /// From serde_json, the JSON text as it is at this point (its raw
+    /// value). From another deserializer (parfetch reading your own type
+    /// that holds a `RawJson`, with simd-json), the value written out
+    /// again: the same JSON, keys in their order, numbers in their
+    /// shortest form (`1.50` becomes `1.5`). parfetch's own fetches of a
+    /// whole `RawJson` keep the text as sent.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawJson, D::Error> {
-        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
-        RawJson::from_checked(raw.get().as_bytes())
+        // The name serde_json answers with its raw value (as its own
+        // `RawValue` asks); any other deserializer sees a newtype.
+        deserializer.deserialize_newtype_struct(SERDE_JSON_RAW_VALUE, RawJsonVisitor)
+    }
+}
+
+/// The newtype name for which serde_json hands over the raw text, as a map
+/// of one entry keyed by this same name.
+const SERDE_JSON_RAW_VALUE: &str = "$serde_json::private::RawValue";
+
+struct RawJsonVisitor;
+
+impl<'de> de::Visitor<'de> for RawJsonVisitor {
+    type Value = RawJson;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RawJson, A::Error> {
+        let key: Option<String> = map.next_key()?;
+        if key.as_deref() != Some(SERDE_JSON_RAW_VALUE) {
+            return Err(de::Error::custom("expected serde_json's raw value"));
+        }
+        let text: String = map.next_value()?;
+        RawJson::from_checked(text.as_bytes())
             .ok_or_else(|| de::Error::custom("the JSON text is not UTF-8"))
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<RawJson, D::Error> {
+        let value = simd_json::OwnedValue::deserialize(deserializer)?;
+        simd_json::to_string(&value)
+            .map(RawJson)
+            .map_err(de::Error::custom)
     }
 }
 
@@ -149,8 +187,20 @@ mod tests {
         let raw = RawJson::from_json(br#"{ "k": [true, null] }"#).unwrap();
         let wrapped = serde_json::to_string(&serde_json::json!({ "body": raw })).unwrap();
         assert_eq!(wrapped, r#"{"body":{"k":[true,null]}}"#);
-        let back: RawJson = serde_json::from_str(" [ 1 , 2 ] ").unwrap();
-        assert_eq!(back.as_str(), "[1,2]");
+        let back: RawJson = serde_json::from_str(" [ 1.50 , 2 ] ").unwrap();
+        assert_eq!(back.as_str(), "[1.50,2]");
+        // Inside a type of yours, from serde_json: as sent.
+        let inside: Vec<Option<RawJson>> = serde_json::from_str(r#"[{"b":1.50},null]"#).unwrap();
+        assert_eq!(inside[0].as_ref().unwrap().as_str(), r#"{"b":1.50}"#);
+        assert!(inside[1].is_none());
+        // From simd-json: the same JSON, written again.
+        let mut body = br#"[{"z":1.50,"a":[true]},null]"#.to_vec();
+        let inside: Vec<Option<RawJson>> = simd_json::serde::from_slice(&mut body).unwrap();
+        assert_eq!(
+            inside[0].as_ref().unwrap().as_str(),
+            r#"{"z":1.5,"a":[true]}"#
+        );
+        assert!(inside[1].is_none());
     }
 
     #[test]

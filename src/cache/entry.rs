@@ -49,6 +49,9 @@ pub(crate) struct Meta {
     pub(crate) lifetime_ms: u64,
     /// The response varies by request headers: only the policy can tell.
     pub(crate) vary: bool,
+    /// Once stale, it must not be served without the server's word, not
+    /// even offline (`must-revalidate`, `no-cache`: RFC 9111 §4.2.4).
+    pub(crate) must_revalidate: bool,
     /// The validators to revalidate with.
     pub(crate) etag: Option<String>,
     pub(crate) last_modified: Option<String>,
@@ -59,10 +62,10 @@ impl Meta {
     const VARY: u8 = 1;
     const HAS_ETAG: u8 = 2;
     const HAS_LAST_MODIFIED: u8 = 4;
+    const MUST_REVALIDATE: u8 = 8;
 
     /// Three u64 times, the u16 status, a flags byte (vary, has etag, has
-    /// last-modified),
-    /// then the URL and each validator present, as a u32 length and UTF-8.
+    /// last-modified, must revalidate), then the URL and each validator present, as a u32 length and UTF-8.
     fn encode(&self, out: &mut Vec<u8>) -> io::Result<()> {
         for time in [self.stored_at_ms, self.fresh_until_ms, self.lifetime_ms] {
             out.extend_from_slice(&time.to_le_bytes());
@@ -72,7 +75,8 @@ impl Meta {
         out.push(
             flag(self.vary, Meta::VARY)
                 | flag(self.etag.is_some(), Meta::HAS_ETAG)
-                | flag(self.last_modified.is_some(), Meta::HAS_LAST_MODIFIED),
+                | flag(self.last_modified.is_some(), Meta::HAS_LAST_MODIFIED)
+                | flag(self.must_revalidate, Meta::MUST_REVALIDATE),
         );
         let texts = [
             Some(&self.url),
@@ -102,7 +106,7 @@ impl Meta {
         };
         let etag = optional_text(Meta::HAS_ETAG)?;
         let last_modified = optional_text(Meta::HAS_LAST_MODIFIED)?;
-        let known = Meta::VARY | Meta::HAS_ETAG | Meta::HAS_LAST_MODIFIED;
+        let known = Meta::VARY | Meta::HAS_ETAG | Meta::HAS_LAST_MODIFIED | Meta::MUST_REVALIDATE;
         (flags & !known == 0 && reader.0.is_empty()).then_some(Meta {
             url,
             status,
@@ -110,6 +114,7 @@ impl Meta {
             fresh_until_ms,
             lifetime_ms,
             vary: flags & Meta::VARY != 0,
+            must_revalidate: flags & Meta::MUST_REVALIDATE != 0,
             etag,
             last_modified,
         })
@@ -271,23 +276,31 @@ pub(crate) fn write_entry(
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("entry has no directory"))?;
-    create_private_dir(dir)?;
-    let temporary = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = private_file(&temporary)?;
-        let bytes = encode(meta, policy, body)?;
-        file.write_all(&bytes)?;
-        fs::rename(&temporary, path)?;
-        Ok(bytes.len() as u64)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
+    let bytes = encode(meta, policy, body)?;
+    // An eviction or a clear may remove the directory between its making
+    // and the rename (it removes the directories it empties): then again.
+    let mut tries = 3;
+    loop {
+        tries -= 1;
+        create_private_dir(dir)?;
+        let temporary = dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = private_file(&temporary)
+            .and_then(|mut file| file.write_all(&bytes))
+            .and_then(|()| fs::rename(&temporary, path));
+        match result {
+            Ok(()) => return Ok(bytes.len() as u64),
+            Err(error) => {
+                let _ = fs::remove_file(&temporary);
+                if error.kind() != io::ErrorKind::NotFound || tries == 0 {
+                    return Err(error);
+                }
+            }
+        }
     }
-    result
 }
 
 pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
@@ -306,19 +319,23 @@ fn private_file(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
-/// Calls `f` on every entry file (not temporary files) under `dir`.
 /// Calls `f` on every entry file (not temporary files) under `dir`: in
-/// `dir/<shard>/<url>/`.
+/// `dir/<shard>/<url>/`. A directory another process removes meanwhile is
+/// as good as empty.
 pub(crate) fn for_each_entry(
     dir: &Path,
     mut f: impl FnMut(&Path) -> io::Result<()>,
 ) -> io::Result<()> {
     for shard in subdirectories(dir)? {
         for url in subdirectories(&shard)? {
-            for file in fs::read_dir(&url)? {
-                let file = file?;
+            for file in listing(&url)? {
                 let is_temporary = file.file_name().to_string_lossy().starts_with('.');
-                if file.file_type()?.is_file() && !is_temporary {
+                let is_file = match file.file_type() {
+                    Ok(kind) => kind.is_file(),
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => false,
+                    Err(error) => return Err(error),
+                };
+                if is_file && !is_temporary {
                     // Gone meanwhile (another process evicted it): skipped.
                     match f(&file.path()) {
                         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -336,8 +353,7 @@ pub(crate) fn for_each_entry(
 pub(crate) fn remove_empty_dirs(dir: &Path) -> io::Result<()> {
     for shard in subdirectories(dir)? {
         for url in subdirectories(&shard)? {
-            for file in fs::read_dir(&url)? {
-                let file = file?;
+            for file in listing(&url)? {
                 if file.file_name().to_string_lossy().starts_with(".tmp-") {
                     let _ = fs::remove_file(file.path());
                 }
@@ -350,12 +366,49 @@ pub(crate) fn remove_empty_dirs(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Removes the entry file at `path`, then its URL and shard directories if
+/// that left them empty. Already gone is as good as removed.
+pub(crate) fn remove_entry(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    // Not empty (another entry, or a writer's file): it stays.
+    for dir in path.ancestors().skip(1).take(2) {
+        if fs::remove_dir(dir).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 fn subdirectories(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
     let mut found = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            found.push(entry.path());
+    for entry in listing(dir)? {
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => found.push(entry.path()),
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(found)
+}
+
+/// The entries of `dir`; none if another process removed it meanwhile
+/// (a clear, an eviction, an invalidation).
+fn listing(dir: &Path) -> io::Result<Vec<fs::DirEntry>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => found.push(entry),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
         }
     }
     Ok(found)
@@ -421,6 +474,7 @@ mod tests {
             fresh_until_ms: 2,
             lifetime_ms: 1,
             vary: false,
+            must_revalidate: false,
             etag: Some("\"v1\"".into()),
             last_modified: None,
         }
@@ -436,12 +490,13 @@ mod tests {
         assert!(entry.policy().is_some());
         let every_field = Meta {
             vary: true,
+            must_revalidate: true,
             last_modified: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
             ..meta()
         };
         let bytes_with_all = encode(&every_field, &policy(), b"").unwrap();
         let meta_back = decode(bytes_with_all).unwrap().meta;
-        assert!(meta_back.vary);
+        assert!(meta_back.vary && meta_back.must_revalidate);
         assert_eq!(meta_back.etag, every_field.etag);
         assert_eq!(meta_back.last_modified, every_field.last_modified);
         for cut in [0, 10, PREAMBLE, bytes.len() - 1] {

@@ -77,6 +77,10 @@ pub(crate) struct CacheSettings {
     pub(crate) max_bytes: Option<u64>,
 }
 
+/// How much of the size limit a process writes before it measures the
+/// directory again: a twentieth.
+const MEASURE_EVERY: u64 = 20;
+
 /// A fetcher's on-disk cache: see [`Fetcher::cache`](crate::Fetcher::cache).
 #[derive(Clone)]
 pub struct Cache {
@@ -91,11 +95,14 @@ pub struct Cache {
 }
 
 /// The bytes the entries take, as this process knows it: measured when the
-/// cache opens, grown by each write, measured again by an eviction (other
-/// processes' writes show up then).
+/// cache opens, grown by each write, measured again (other processes'
+/// writes show up then) when it passes the limit or when this process has
+/// written [`MEASURE_EVERY`] of the limit since it last measured.
 #[derive(Default)]
 struct Usage {
     bytes: AtomicU64,
+    /// Bytes written by this process since the directory was last measured.
+    unmeasured: AtomicU64,
     /// Held by the one thread evicting at a time.
     evicting: Mutex<()>,
 }
@@ -266,25 +273,32 @@ impl Cache {
     fn written(&self, bytes: u64) {
         if self.settings.max_bytes.is_some() {
             self.usage.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.usage.unmeasured.fetch_add(bytes, Ordering::Relaxed);
             self.enforce_limit();
         }
     }
 
     /// Past the size limit, removes the least recently used entries (by
     /// modification time, which a hit renews) until the cache is at 90% of
-    /// it. One thread of a process does it at a time; processes sharing the
-    /// directory may both evict, which only removes a little more. A reader
-    /// that opened an entry before it was removed reads it whole.
+    /// it. One thread of a process does it at a time. Processes sharing the
+    /// directory see each other's writes when they measure it, which each
+    /// does once it has written a twentieth of the limit: the directory
+    /// passes the limit by at most a twentieth of it per process writing,
+    /// and only until the next measurement. A reader that opened an entry
+    /// before it was removed reads it whole.
     fn enforce_limit(&self) {
         let Some(max) = self.settings.max_bytes else {
             return;
         };
-        if self.usage.bytes.load(Ordering::Relaxed) <= max {
+        let over = self.usage.bytes.load(Ordering::Relaxed) > max;
+        let unmeasured = self.usage.unmeasured.load(Ordering::Relaxed) > max / MEASURE_EVERY;
+        if !(over || unmeasured) {
             return;
         }
         let Some(_evicting) = self.usage.evicting.try_lock() else {
             return;
         };
+        self.usage.unmeasured.store(0, Ordering::Relaxed);
         let mut entries = Vec::new();
         let listed = entry::for_each_entry(&self.settings.dir, |path| {
             let metadata = fs::metadata(path)?;
@@ -297,17 +311,18 @@ impl Cache {
             return;
         }
         let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+        if total <= max {
+            self.usage.bytes.store(total, Ordering::Relaxed);
+            return;
+        }
         let target = max / 10 * 9;
         entries.sort_unstable_by_key(|(used, _, _)| *used);
         for (_, len, path) in entries {
             if total <= target {
                 break;
             }
-            match fs::remove_file(&path) {
+            match entry::remove_entry(&path) {
                 Ok(()) => total = total.saturating_sub(len),
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                    total = total.saturating_sub(len);
-                }
                 Err(error) => log::warn!("cannot evict {}: {error}", path.display()),
             }
         }

@@ -147,7 +147,12 @@ pub(crate) fn to_store(
     secret: &[u8; 32],
     now: SystemTime,
 ) -> Option<(Meta, CachePolicy)> {
-    let response = stored_response(response);
+    // A 5xx says nothing lasting about the document; a 206 is a part of it
+    // (this cache does not put ranges together, §3.3).
+    if response.status >= 500 || response.status == 206 {
+        return None;
+    }
+    let response = stored_response(response, now);
     if says_no_store(response.headers()) {
         return None;
     }
@@ -173,8 +178,40 @@ pub(crate) fn to_store(
     Some((meta, policy))
 }
 
-/// The record and policy after the server confirmed `entry` (304): the
-/// 304's fields replace the stored ones, validators included (RFC 9111
+/// Whether a 304 with `headers` is about `entry` (RFC 9111 §4.3.4): its
+/// ETag, if it has one, is the entry's (a strong one compared strongly, a
+/// weak one weakly), else its Last-Modified, if it has one. A 304 that
+/// names no validator answers the conditional request made from the entry.
+/// One that names another version must not update it: the document is
+/// then fetched again, whole.
+pub(crate) fn confirms(entry: &Entry, headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let stored_etag = entry.meta.etag.as_deref().map(str::trim);
+    match (text(header::ETAG), text(header::LAST_MODIFIED)) {
+        (Some(new), _) => stored_etag.is_some_and(|old| {
+            let opaque = |tag: &str| tag.strip_prefix("W/").unwrap_or(tag).to_owned();
+            if new.starts_with("W/") {
+                opaque(old) == opaque(new)
+            } else {
+                !old.starts_with("W/") && old == new
+            }
+        }),
+        (None, Some(new)) => entry
+            .meta
+            .last_modified
+            .as_deref()
+            .is_none_or(|old| old.trim() == new),
+        (None, None) => true,
+    }
+}
+
+/// The record and policy after the server confirmed `entry` (304, and
+/// [`confirms`] it): the 304's fields replace the stored ones (RFC 9111
 /// §4.3.4). `None` when rewriting it would gain nothing: an entry the
 /// refresh leaves stale at once (as with `no-cache`), with its validators
 /// unchanged, is revalidated next time either way.
@@ -203,7 +240,20 @@ pub(crate) fn refreshed(
         return None; // stale it was, stale it stays: nothing to rewrite
     }
     let policy = entry.policy()?;
-    let response = stored_response(response);
+    let mut response = stored_response(response, now);
+    // A 304 that names no validator is about the entry it was asked from;
+    // given the entry's, the policy takes it as the update it is.
+    for (name, stored) in [
+        (header::ETAG, &entry.meta.etag),
+        (header::LAST_MODIFIED, &entry.meta.last_modified),
+    ] {
+        let value = stored
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok());
+        if let (false, Some(value)) = (response.headers().contains_key(&name), value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
     // A 304 names what the response varies on, as the 200 did (RFC 9110
     // §15.4.5): the new policy keeps those request headers, hashed.
     let vary = vary_names(response.headers());
@@ -213,7 +263,9 @@ pub(crate) fn refreshed(
         secret,
     );
     let policy = match policy.after_response(&request, &response, now) {
-        AfterResponse::NotModified(policy, _) | AfterResponse::Modified(policy, _) => policy,
+        AfterResponse::NotModified(policy, _) => policy,
+        // Another version: nothing of it may update this entry.
+        AfterResponse::Modified(..) => return None,
     };
     if policy.time_to_live(now).is_zero() && !new_validators {
         return None;
@@ -253,6 +305,8 @@ fn meta(
         fresh_until_ms: stored_at_ms.saturating_add(lifetime_ms),
         lifetime_ms,
         vary: headers.contains_key(header::VARY),
+        must_revalidate: list(headers, &header::CACHE_CONTROL)
+            .any(|directive| matches!(directive, "must-revalidate" | "no-cache")),
         etag: text(header::ETAG),
         last_modified: text(header::LAST_MODIFIED),
     }
@@ -300,9 +354,10 @@ fn uri_without_user_info(uri: &http::Uri) -> http::Uri {
         .unwrap_or_default()
 }
 
-/// The response head as the policy keeps it: without secrets, its
-/// numbers bounded, its directives and dates as RFC 9111 reads them.
-fn stored_response(response: &Response<'_>) -> http::Response<()> {
+/// The response head as the policy keeps it, received at `now`: without
+/// secrets, its numbers bounded, its directives and dates as RFC 9111
+/// reads them, and its `Age` counting from its `Date` (§4.2.3).
+fn stored_response(response: &Response<'_>, now: SystemTime) -> http::Response<()> {
     let mut stored_response = http::Response::new(());
     *stored_response.status_mut() = http::StatusCode::from_u16(response.status).unwrap_or_default();
     let stored = stored_response.headers_mut();
@@ -341,6 +396,21 @@ fn stored_response(response: &Response<'_>) -> http::Response<()> {
     if let Some(cache_control) = directives {
         stored.insert(header::CACHE_CONTROL, cache_control);
     }
+    // §4.2.3: the age is at least how long ago the server dated the
+    // response (the policy counts only `Age` and time since receipt).
+    let dated = stored
+        .get(header::DATE)
+        .and_then(|date| httpdate::parse_http_date(date.to_str().ok()?).ok());
+    let apparent_age = dated
+        .and_then(|date| now.duration_since(date).ok())
+        .map_or(0, |age| age.as_secs().min(MAX_DELTA_SECONDS));
+    let age = stored
+        .get(header::AGE)
+        .and_then(|age| age.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    if apparent_age > age {
+        stored.insert(header::AGE, HeaderValue::from(apparent_age));
+    }
     stored_response
 }
 
@@ -357,11 +427,7 @@ const UNDERSTOOD_STATUSES: [u16; 15] = [
 /// lifts `no-store` for an understood status and stands for it otherwise.
 /// `None` without any.
 fn directives(headers: &HeaderMap, status: Option<u16>) -> Option<HeaderValue> {
-    let mut directives: Vec<String> = headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
+    let mut directives: Vec<String> = list(headers, &header::CACHE_CONTROL)
         .filter_map(|directive| {
             let (name, argument) = match directive.split_once('=') {
                 Some((name, argument)) => (name.trim(), Some(argument.trim())),
@@ -373,6 +439,14 @@ fn directives(headers: &HeaderMap, status: Option<u16>) -> Option<HeaderValue> {
             let name = name.to_ascii_lowercase();
             Some(match argument {
                 None => name,
+                // The policy splits on every comma: a quoted list must not
+                // reach it. `no-cache` and `private` then apply to the
+                // whole response (stricter than to the fields listed);
+                // another directive with such an argument is none we know.
+                Some(argument) if argument.contains(',') => match name.as_str() {
+                    "no-cache" | "private" => name,
+                    _ => return None,
+                },
                 Some(argument) => {
                     let bare = argument.trim_matches('"');
                     match delta_seconds(bare.as_bytes()) {
@@ -426,14 +500,40 @@ fn delta_seconds(text: &[u8]) -> Option<u64> {
 
 /// The request header names a response's `Vary` lists, lower-cased.
 fn vary_names(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
+    list(headers, &header::VARY)
+        .map(str::to_ascii_lowercase)
         .filter(|name| !name.is_empty())
         .collect()
+}
+
+/// The members of the comma-separated list fields `name` of `headers`
+/// (RFC 9110 §5.6.1), trimmed: a comma inside a quoted string (with its
+/// backslash escapes) does not separate.
+fn list<'h>(headers: &'h HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'h str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(split_list)
+}
+
+fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    let mut members = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (at, byte) in value.bytes().enumerate() {
+        match byte {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                members.push(&value[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    members.push(&value[start..]);
+    members.into_iter().map(str::trim)
 }
 
 /// A private (single-user) cache: `private` responses may be stored.
@@ -447,12 +547,8 @@ fn private() -> CacheOptions {
 /// `no-store` is never stored, whatever the switches say (`headers` as
 /// [`stored_response`] left them: `must-understand` applied).
 fn says_no_store(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|directive| directive.trim().eq_ignore_ascii_case("no-store"))
+    list(headers, &header::CACHE_CONTROL)
+        .any(|directive| directive.eq_ignore_ascii_case("no-store"))
 }
 
 #[cfg(test)]
@@ -521,11 +617,26 @@ mod tests {
                 "Public, MAX-AGE=99999999999999999999, s-maxage=\"5\"",
             ),
             ("cache-control", "No-Cache, private=\"x-a, x-b\""),
+            (
+                "cache-control",
+                "ext=\"a, max-age=3600\", x=\"q\\\", max-age=1\"",
+            ),
         ];
+        // A quoted list never reaches the policy, which would split it: a
+        // qualified `private` applies to all, an unknown directive goes.
         assert_eq!(
             directives(&head(&pairs), Some(200)).unwrap(),
-            "public, max-age=2147483648, s-maxage=5, no-cache, private=\"x-a, x-b\""
+            "public, max-age=2147483648, s-maxage=5, no-cache, private"
         );
+    }
+
+    #[test]
+    fn lists_split_outside_quoted_strings_only() {
+        let members: Vec<&str> = split_list(r#" a, b="x, y" ,c="\", d", ,e"#).collect();
+        assert_eq!(members, ["a", r#"b="x, y""#, r#"c="\", d""#, "", "e"]);
+        assert_eq!(split_list("").collect::<Vec<_>>(), [""]);
+        // An unclosed quote runs to the end.
+        assert_eq!(split_list(r#"a="b, c"#).collect::<Vec<_>>(), [r#"a="b, c"#]);
     }
 
     #[test]
@@ -578,11 +689,14 @@ mod tests {
             ("etag", "\"e\""),
         ]);
         let marked = |name: &str| by_default(name) || name == "x-partner";
-        let kept = stored_response(&Response {
-            status: 200,
-            headers: &headers,
-            is_sensitive: &marked,
-        });
+        let kept = stored_response(
+            &Response {
+                status: 200,
+                headers: &headers,
+                is_sensitive: &marked,
+            },
+            SystemTime::now(),
+        );
         let names: Vec<&str> = kept.headers().keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["etag"]);
     }

@@ -189,43 +189,64 @@ fn rfc9111_4_2_2_a_404_is_stored_and_answers_offline() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// RFC 9111 §4.3.4: a 304's fields replace the stored ones, validators
-/// included.
+/// RFC 9111 §4.3.4: a 304 about the stored version (same ETag, or no
+/// validator at all) refreshes it with its fields; one about another
+/// version (another strong ETag) updates nothing, and the document is
+/// fetched again, whole.
 #[test]
-fn rfc9111_4_3_4_a_304_updates_the_validators() {
-    let dir = temp_dir("304");
-    let asked: Asked = Arc::default();
-    let server = TestServer::start({
-        let asked = Arc::clone(&asked);
-        move |request| {
-            let inm = request.header("if-none-match").map(str::to_owned);
-            asked
-                .lock()
-                .unwrap()
-                .push((request.path.clone(), inm.clone()));
-            match inm.as_deref() {
-                None => Reply::json(200, r#"{"v":1}"#)
-                    .with_header("cache-control", "no-cache")
-                    .with_header("etag", "\"v1\""),
-                Some(_) => Reply::status(304)
-                    .with_header("cache-control", "no-cache")
-                    .with_header("etag", "\"v2\""),
+fn rfc9111_4_3_4_a_304_updates_only_its_own_version() {
+    for (not_modified, want) in [
+        // Same ETag, a new lifetime: fresh from then on.
+        (
+            vec![("etag", "\"v1\""), ("cache-control", "max-age=3600")],
+            vec![None, Some("\"v1\"")],
+        ),
+        // No validator: about the entry it was asked from.
+        (
+            vec![("cache-control", "max-age=3600")],
+            vec![None, Some("\"v1\"")],
+        ),
+        // Another version: asked again without condition, every time.
+        (
+            vec![("etag", "\"v2\""), ("cache-control", "max-age=3600")],
+            vec![None, Some("\"v1\""), None, Some("\"v1\""), None],
+        ),
+    ] {
+        let dir = temp_dir("304");
+        let asked: Asked = Arc::default();
+        let server = TestServer::start({
+            let asked = Arc::clone(&asked);
+            let not_modified = not_modified.clone();
+            move |request| {
+                let inm = request.header("if-none-match").map(str::to_owned);
+                asked
+                    .lock()
+                    .unwrap()
+                    .push((request.path.clone(), inm.clone()));
+                match inm.as_deref() {
+                    None => Reply::json(200, r#"{"v":1}"#)
+                        .with_header("cache-control", "no-cache")
+                        .with_header("etag", "\"v1\""),
+                    Some(_) => not_modified
+                        .iter()
+                        .fold(Reply::status(304), |reply, (name, value)| {
+                            reply.with_header(*name, *value)
+                        }),
+                }
             }
+        });
+        let fetcher = cached(&dir).build().unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                fetcher.get_bytes(server.url("/doc")).unwrap(),
+                br#"{"v":1}"#
+            );
         }
-    });
-    let fetcher = cached(&dir).build().unwrap();
-    for _ in 0..3 {
-        assert_eq!(
-            fetcher.get_bytes(server.url("/doc")).unwrap(),
-            br#"{"v":1}"#
-        );
+        let sent: Vec<Option<String>> = asked.lock().unwrap().iter().map(|a| a.1.clone()).collect();
+        let want: Vec<Option<String>> = want.iter().map(|w| w.map(str::to_owned)).collect();
+        assert_eq!(sent, want, "304 with {not_modified:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    let sent: Vec<Option<String>> = asked.lock().unwrap().iter().map(|a| a.1.clone()).collect();
-    assert_eq!(
-        sent,
-        [None, Some("\"v1\"".to_owned()), Some("\"v2\"".to_owned())]
-    );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// RFC 9111 §5.2.2.3: must-understand lifts no-store for a status the

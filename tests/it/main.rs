@@ -26,6 +26,7 @@ mod hosts;
 mod logs;
 mod mocked;
 mod retry;
+mod review2;
 mod server;
 mod streaming;
 mod tls;
