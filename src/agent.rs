@@ -62,6 +62,7 @@ use ureq::Agent;
 use crate::cancel::{self, Cancelled};
 use crate::config::Settings;
 use crate::host::{HostKey, Hosts};
+use crate::proxy::{Proxy, Routes};
 use crate::stats::Recorder;
 
 /// How long a resolved host name is reused before it is looked up again.
@@ -87,9 +88,128 @@ pub(crate) fn opened_on_this_thread() -> u64 {
     OPENED_ON_THIS_THREAD.with(Cell::get)
 }
 
-/// Builds the fetcher's agent, counting connections into `stats`.
-pub(crate) fn build(settings: &Settings, stats: Arc<Recorder>, hosts: Arc<Hosts>) -> Agent {
-    let config = Config::builder()
+/// The agents of a fetcher: one per way out (`proxy.rs` says which a
+/// request takes). They share nothing but the settings: each keeps its own
+/// pool, as each reaches a different place.
+pub(crate) struct Agents {
+    direct: Agent,
+    /// https (or any request, through an https proxy) through a CONNECT
+    /// tunnel, TLS from end to end: one agent per proxy (at most two).
+    tunnels: Vec<(Agent, Proxy)>,
+    /// Plain http through a forward proxy: `GET http://host/path`.
+    forward: Option<(Agent, Proxy)>,
+    routes: Routes,
+}
+
+/// How one request goes out.
+pub(crate) struct Route<'a> {
+    pub(crate) agent: &'a Agent,
+    /// The proxy it goes through, if any.
+    pub(crate) proxy: Option<&'a Proxy>,
+    /// Through the proxy as a forward-proxy request (the proxy answers
+    /// it), not through a tunnel.
+    pub(crate) forward: bool,
+}
+
+impl Agents {
+    /// The agents for `settings`, counting connections into `stats`.
+    pub(crate) fn new(settings: &Settings, stats: &Arc<Recorder>, hosts: &Arc<Hosts>) -> Agents {
+        let resolver = || CachingResolver {
+            hosts: Arc::clone(hosts),
+            lookup: DefaultResolver::default(),
+        };
+        // ureq's default chain, with our connector between the socket and
+        // TLS, so that the handshake's reads pass through it too.
+        let chain = || {
+            ConnectProxyConnector::default()
+                .chain(TcpConnector::default())
+                .chain(TimedConnector {
+                    stats: Arc::clone(stats),
+                })
+                .chain(RustlsConnector::default())
+        };
+        let direct = Agent::with_parts(config(settings, None), chain(), resolver());
+        let routes = settings.proxies.clone();
+        let tunnel = |proxy: &Proxy| {
+            let ureq_proxy = ureq::Proxy::new(&proxy.url).ok();
+            let agent = Agent::with_parts(config(settings, ureq_proxy), chain(), resolver());
+            (agent, proxy.clone())
+        };
+        let mut tunnels = Vec::new();
+        let mut forward = None;
+        // Plain http through an http proxy goes as a forward-proxy request;
+        // everything else through a tunnel.
+        if let Some(proxy) = &routes.http {
+            if proxy.is_https() {
+                tunnels.push(tunnel(proxy));
+            } else {
+                let connector = TcpConnector::default()
+                    .chain(AbsoluteFormConnector::new(proxy))
+                    .chain(TimedConnector {
+                        stats: Arc::clone(stats),
+                    });
+                let resolver = ProxyResolver {
+                    proxy: proxy.url.parse().unwrap_or_default(),
+                    lookup: DefaultResolver::default(),
+                };
+                let agent = Agent::with_parts(config(settings, None), connector, resolver);
+                forward = Some((agent, proxy.clone()));
+            }
+        }
+        if let Some(proxy) = &routes.https {
+            if !tunnels.iter().any(|(_, known)| known == proxy) {
+                tunnels.push(tunnel(proxy));
+            }
+        }
+        Agents {
+            direct,
+            tunnels,
+            forward,
+            routes,
+        }
+    }
+
+    /// How a request to `url` goes out.
+    pub(crate) fn route(&self, url: &str) -> Route<'_> {
+        let Some(key) = HostKey::of_url(url) else {
+            return self.direct();
+        };
+        let Some(proxy) = self.routes.for_host(&key) else {
+            return self.direct();
+        };
+        if let Some((agent, proxy)) = self
+            .forward
+            .as_ref()
+            .filter(|(_, forward)| !key.is_https() && forward == proxy)
+        {
+            return Route {
+                agent,
+                proxy: Some(proxy),
+                forward: true,
+            };
+        }
+        match self.tunnels.iter().find(|(_, tunnel)| tunnel == proxy) {
+            Some((agent, proxy)) => Route {
+                agent,
+                proxy: Some(proxy),
+                forward: false,
+            },
+            None => self.direct(),
+        }
+    }
+
+    fn direct(&self) -> Route<'_> {
+        Route {
+            agent: &self.direct,
+            proxy: None,
+            forward: false,
+        }
+    }
+}
+
+/// The configuration of every agent: `proxy` for a tunnel's.
+fn config(settings: &Settings, proxy: Option<ureq::Proxy>) -> Config {
+    Config::builder()
         // Status codes are ours to classify: a 503's Retry-After must reach
         // the retry loop, and a 404 is a result, not a transport failure.
         .http_status_as_error(false)
@@ -106,18 +226,10 @@ pub(crate) fn build(settings: &Settings, stats: Arc<Recorder>, hosts: Arc<Hosts>
         .tls_config(settings.tls.clone())
         .timeout_global(Some(settings.timeout))
         .timeout_connect(Some(settings.connect_timeout))
-        .build();
-    // ureq's default chain, with our connector between the socket and TLS,
-    // so that the handshake's reads pass through it too.
-    let connector = ConnectProxyConnector::default()
-        .chain(TcpConnector::default())
-        .chain(TimedConnector { stats })
-        .chain(RustlsConnector::default());
-    let resolver = CachingResolver {
-        hosts,
-        lookup: DefaultResolver::default(),
-    };
-    Agent::with_parts(config, connector, resolver)
+        // Proxies are ours to choose (`proxy.rs`); ureq would read the
+        // environment its own way.
+        .proxy(proxy)
+        .build()
 }
 
 /// Wraps each new socket in a [`Timed`] transport, and counts it.
@@ -131,14 +243,18 @@ impl<In: Transport> Connector<In> for TimedConnector {
 
     fn connect(
         &self,
-        _details: &ConnectionDetails,
+        details: &ConnectionDetails,
         chained: Option<In>,
     ) -> Result<Option<Timed<In>>, ureq::Error> {
         let Some(transport) = chained else {
             return Ok(None);
         };
-        self.stats.connection_opened();
-        OPENED_ON_THIS_THREAD.with(|opened| opened.set(opened.get() + 1));
+        // Through a CONNECT tunnel, the chain runs twice: once for the
+        // socket to the proxy (counted then), once for the tunnel in it.
+        if details.config.proxy().is_none() {
+            self.stats.connection_opened();
+            OPENED_ON_THIS_THREAD.with(|opened| opened.set(opened.get() + 1));
+        }
         Ok(Some(Timed(transport)))
     }
 }
@@ -264,6 +380,165 @@ impl Resolver for CachingResolver {
         self.hosts
             .with(&key, |record| record.resolved.store(Some(resolved)));
         Ok(addrs)
+    }
+}
+
+/// Sends plain http requests to a forward proxy in absolute form: the
+/// request line names the whole URL (`GET http://host/path HTTP/1.1`), and
+/// the proxy's credentials ride along in `Proxy-Authorization`. ureq writes
+/// origin-form only, so the transport rewrites the request line as it
+/// goes out: the first write on a connection, and the first after each
+/// response, starts with a request head (ureq sends no `Expect:
+/// 100-continue`, so a body never follows a read).
+#[derive(Debug)]
+struct AbsoluteFormConnector {
+    /// `Proxy-Authorization: Basic ...\r\n`, if the proxy has credentials.
+    authorization: Vec<u8>,
+}
+
+impl AbsoluteFormConnector {
+    fn new(proxy: &Proxy) -> AbsoluteFormConnector {
+        let authorization = ureq::Proxy::new(&proxy.url)
+            .ok()
+            .filter(|p| p.username().is_some() || p.password().is_some())
+            .map(|p| {
+                use base64::Engine as _;
+                let credentials = format!(
+                    "{}:{}",
+                    p.username().unwrap_or_default(),
+                    p.password().unwrap_or_default()
+                );
+                let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+                format!("Proxy-Authorization: Basic {encoded}\r\n").into_bytes()
+            })
+            .unwrap_or_default();
+        AbsoluteFormConnector { authorization }
+    }
+}
+
+impl<In: Transport> Connector<In> for AbsoluteFormConnector {
+    type Out = AbsoluteForm<In>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<AbsoluteForm<In>>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        let origin = match (details.uri.scheme_str(), details.uri.authority()) {
+            (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
+            _ => return Err(ureq::Error::BadUri(String::from("no authority"))),
+        };
+        Ok(Some(AbsoluteForm {
+            inner: transport,
+            origin: origin.into_bytes(),
+            authorization: self.authorization.clone(),
+            at_head: true,
+        }))
+    }
+}
+
+/// See [`AbsoluteFormConnector`].
+#[derive(Debug)]
+struct AbsoluteForm<T> {
+    inner: T,
+    origin: Vec<u8>,
+    authorization: Vec<u8>,
+    /// The next write starts a request head.
+    at_head: bool,
+}
+
+impl<T: Transport> Transport for AbsoluteForm<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let mut amount = amount;
+        if std::mem::take(&mut self.at_head) {
+            let output = self.inner.buffers().output();
+            amount =
+                absolute_form(output, amount, &self.origin, &self.authorization).unwrap_or(amount);
+        }
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.at_head = true;
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+}
+
+/// Rewrites the request head at the start of `buffer[..amount]` into
+/// absolute form, with `origin` before its path and `authorization` after
+/// its first line. The new length, or `None` (left as it is) if it is not
+/// a request head or there is no room.
+fn absolute_form(
+    buffer: &mut [u8],
+    amount: usize,
+    origin: &[u8],
+    authorization: &[u8],
+) -> Option<usize> {
+    let head = buffer.get(..amount)?;
+    let space = head.iter().position(|&b| b == b' ')?;
+    let is_method = space > 0 && head[..space].iter().all(u8::is_ascii_uppercase);
+    if !is_method || head.get(space + 1) != Some(&b'/') {
+        return None;
+    }
+    let line_end = head.windows(2).position(|w| w == b"\r\n")? + 2;
+    if !head[..line_end - 2].ends_with(b" HTTP/1.1") {
+        return None;
+    }
+    let total = amount
+        .checked_add(origin.len())?
+        .checked_add(authorization.len())?;
+    if total > buffer.len() {
+        log::warn!("a request head too long to send through the proxy in absolute form");
+        return None;
+    }
+    let path = space + 1;
+    buffer.copy_within(
+        line_end..amount,
+        line_end + origin.len() + authorization.len(),
+    );
+    buffer.copy_within(path..line_end, path + origin.len());
+    buffer[path..path + origin.len()].copy_from_slice(origin);
+    let after_line = line_end + origin.len();
+    buffer[after_line..after_line + authorization.len()].copy_from_slice(authorization);
+    Some(total)
+}
+
+/// Resolves every host to the forward proxy's addresses: the proxy
+/// resolves the target (behind a company's proxy, often the only one that
+/// can).
+#[derive(Debug)]
+struct ProxyResolver {
+    proxy: Uri,
+    lookup: DefaultResolver,
+}
+
+impl Resolver for ProxyResolver {
+    fn resolve(
+        &self,
+        _uri: &Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let port = effective_port(&self.proxy);
+        let literal = self.proxy.host().unwrap_or_default();
+        let literal = literal.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            let mut addrs = self.empty();
+            addrs.push(SocketAddr::new(ip, port));
+            return Ok(addrs);
+        }
+        self.lookup.resolve(&self.proxy, config, timeout)
     }
 }
 

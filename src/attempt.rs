@@ -18,10 +18,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::agent;
+use crate::agent::{self, Agents};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::config::Settings;
+use crate::cookies::Jar;
 use crate::error::{Detail, Error, ErrorKind};
+use crate::proxy;
 use crate::redirect::{self, Refused};
 use crate::request::Request;
 use crate::retry;
@@ -77,12 +79,20 @@ pub(crate) enum AttemptError {
     },
     /// A redirect that must not, or cannot, be followed.
     Redirect(Refused),
+    /// The proxy failed (`proxy.rs` says when it is the proxy's failure).
+    Proxy {
+        proxy: String,
+        failure: proxy::Failure,
+        cause: Option<ureq::Error>,
+    },
 }
 
 /// The parts of a fetcher an attempt uses.
 pub(crate) struct Attempt<'a> {
-    pub(crate) agent: &'a ureq::Agent,
+    pub(crate) agents: &'a Agents,
     pub(crate) settings: &'a Settings,
+    /// The fetcher's cookies, if it keeps them.
+    pub(crate) jar: Option<&'a Jar>,
     pub(crate) cancel: Option<&'a CancelToken>,
     /// Told of each hop resent because its pooled connection was stale.
     pub(crate) on_stale: &'a dyn Fn(),
@@ -132,23 +142,37 @@ impl Attempt<'_> {
             if left.is_zero() {
                 return Err(timed_out());
             }
+            // Each hop goes its own way (a proxy, or none), with the
+            // cookies the jar has for it.
+            let route = self.agents.route(&url);
+            if let Some(jar) = self.jar {
+                jar.add_to(&url, http.headers_mut());
+            }
             let send = if visited.is_empty() && own_timeout.is_none() {
                 http
             } else {
-                self.agent
+                route
+                    .agent
                     .configure_request(http)
                     .timeout_global(Some(left))
                     .build()
             };
             let opened_before = agent::opened_on_this_thread();
-            let mut response = match self.agent.run(send) {
+            let mut response = match route.agent.run(send) {
                 Ok(response) => response,
                 Err(error) => {
                     let stale = retry::is_closed_before_response(&error)
                         && agent::opened_on_this_thread() == opened_before;
                     let idempotent = made_get || request.is_idempotent();
                     if !(stale && idempotent && stale_resends < STALE_RESENDS) {
-                        return Err(AttemptError::Transport(error));
+                        return Err(match (route.proxy, proxy::failure(&error)) {
+                            (Some(via), Some(failure)) => AttemptError::Proxy {
+                                proxy: via.to_string(),
+                                failure,
+                                cause: Some(error),
+                            },
+                            _ => AttemptError::Transport(error),
+                        });
                     }
                     stale_resends += 1;
                     (self.on_stale)();
@@ -161,7 +185,19 @@ impl Attempt<'_> {
                     continue;
                 }
             };
+            if let Some(jar) = self.jar {
+                jar.store(&url, response.headers());
+            }
             let status = response.status().as_u16();
+            // A forward proxy answers for itself with 407 (through a tunnel,
+            // the CONNECT gets it, and ureq says so).
+            if let (407, Some(via)) = (status, route.proxy.filter(|_| route.forward)) {
+                return Err(AttemptError::Proxy {
+                    proxy: via.to_string(),
+                    failure: proxy::wants_credentials(),
+                    cause: None,
+                });
+            }
             if settings.max_redirects == 0 || !redirect::is_redirect(status) {
                 break response;
             }
@@ -329,6 +365,34 @@ impl AttemptError {
                 .error(ErrorKind::Redirect)
                 .with_attempts(attempts)
                 .with_detail(Detail::Reason(refused.to_string())),
+            AttemptError::Proxy {
+                proxy,
+                failure,
+                cause,
+            } => {
+                // A status is the proxy's, never the document's: no
+                // NotFound for a 404 from a proxy.
+                let kind = match (failure.status, &cause) {
+                    (Some(_), _) => ErrorKind::Status,
+                    (None, Some(cause)) => retry::classify_transport(cause),
+                    (None, None) => ErrorKind::Network,
+                };
+                let mut error =
+                    request
+                        .error(kind)
+                        .with_attempts(attempts)
+                        .with_detail(Detail::Proxy {
+                            proxy,
+                            problem: failure.problem,
+                        });
+                if let Some(status) = failure.status {
+                    error = error.with_status(status);
+                }
+                match cause {
+                    Some(cause) => error.with_source(cause),
+                    None => error,
+                }
+            }
         }
     }
 }

@@ -16,8 +16,10 @@ use crate::cache::CacheSettings;
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::Error;
 use crate::fetcher::Fetcher;
+use crate::proxy::{ProxySetting, Routes};
 use crate::redact;
 use crate::retry::RetryPolicy;
+use crate::tls::TlsSettings;
 
 /// Builds a [`Fetcher`]: `Fetcher::builder()`, then setters, then
 /// [`build`](FetcherBuilder::build).
@@ -56,8 +58,9 @@ pub struct FetcherBuilder {
     pub(crate) cache_max_bytes: Option<u64>,
     pub(crate) offline: bool,
     pub(crate) ci: bool,
-    pub(crate) root_certificates: Option<Vec<u8>>,
-    pub(crate) accept_invalid_certificates: bool,
+    pub(crate) tls: TlsSettings,
+    pub(crate) proxy: ProxySetting,
+    pub(crate) cookie_store: bool,
     pub(crate) clock: Arc<dyn Clock>,
     /// The first bad `PARFETCH_*` variable, reported by `build`.
     pub(crate) env_error: Option<String>,
@@ -92,8 +95,9 @@ impl Default for FetcherBuilder {
             cache_max_bytes: None,
             offline: false,
             ci: false,
-            root_certificates: None,
-            accept_invalid_certificates: false,
+            tls: TlsSettings::default(),
+            proxy: ProxySetting::FromEnv,
+            cookie_store: false,
             clock: SystemClock::shared(),
             env_error: None,
         }
@@ -123,6 +127,10 @@ pub(crate) struct Settings {
     pub(crate) max_per_host: Option<usize>,
     pub(crate) cache: Option<CacheSettings>,
     pub(crate) tls: ureq::tls::TlsConfig,
+    /// Which requests go through which proxy.
+    pub(crate) proxies: Routes,
+    /// Whether the fetcher keeps a cookie jar.
+    pub(crate) cookie_store: bool,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -403,15 +411,74 @@ impl FetcherBuilder {
         self
     }
 
-    /// Trusts the certificates in `pem` (one or more PEM `CERTIFICATE`
-    /// blocks) as the root certificates, *instead of* the built-in Mozilla
-    /// roots: for a private CA, or a test server's own certificate.
-    /// Checked by [`build`](Self::build).
+    /// Sends requests through the proxy at `url` (`http://host:port`, with
+    /// `user:password@` if it asks for them; `https://` for a proxy reached
+    /// over TLS), for http and https alike, instead of the proxies the
+    /// environment names. `NO_PROXY` still sends its hosts direct. https
+    /// requests go through a CONNECT tunnel (TLS from end to end), plain
+    /// http ones as forward-proxy requests. The credentials are shown as
+    /// `***` in every message and `Debug`. Checked by [`build`](Self::build);
+    /// SOCKS proxies are not supported.
     ///
-    /// Defaults to the Mozilla roots (`webpki-roots`).
+    /// Defaults to the environment, as curl reads it: `http_proxy` (lower
+    /// case only) for http URLs, `HTTPS_PROXY` or `https_proxy` for https,
+    /// `ALL_PROXY` for either when its own is not set, and `NO_PROXY` (a
+    /// comma-separated list of host names, which cover their subdomains,
+    /// IP addresses, or `*`) for the hosts that go direct.
+    #[must_use]
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = ProxySetting::Url(url.into());
+        self
+    }
+
+    /// Sends every request direct, whatever the environment's proxy
+    /// variables say (undoes [`proxy`](Self::proxy) too).
+    #[must_use]
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxySetting::Off;
+        self
+    }
+
+    /// Also trusts the certificate authorities of the machine's own store
+    /// (`/etc/ssl/certs` and the like on Linux, the keychain on macOS, the
+    /// certificate store on Windows): where a company installs its CA.
+    /// Read once, when the fetcher is built; certificates in the store that
+    /// do not parse are skipped with a warning.
+    ///
+    /// Defaults to false: Mozilla's roots (built in, the same on every
+    /// machine), plus the certificates in `SSL_CERT_FILE` or `SSL_CERT_DIR`
+    /// whenever either is set, as curl and OpenSSL read them.
+    #[must_use]
+    pub fn system_roots(mut self, system_roots: bool) -> Self {
+        self.tls.system_roots = system_roots;
+        self
+    }
+
+    /// Also trusts the certificates in `pem` (one or more PEM `CERTIFICATE`
+    /// blocks) as certificate authorities: a company's CA, or a test
+    /// server's own certificate. They add to the roots in use, so public
+    /// hosts are still reached; call it again to add more. Checked by
+    /// [`build`](Self::build).
+    ///
+    /// Defaults to none: Mozilla's roots (and see
+    /// [`system_roots`](Self::system_roots)).
     #[must_use]
     pub fn trust_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.root_certificates = Some(pem.into());
+        self.tls.extra_roots.push(pem.into());
+        self
+    }
+
+    /// Shows the certificate in `pem` to servers that ask for one (mutual
+    /// TLS): the PEM holds the certificate chain (`CERTIFICATE` blocks,
+    /// the client's first) and its private key (a `PRIVATE KEY`,
+    /// `RSA PRIVATE KEY` or `EC PRIVATE KEY` block). Checked by
+    /// [`build`](Self::build): a key that does not match the certificate
+    /// is refused there.
+    ///
+    /// Defaults to none.
+    #[must_use]
+    pub fn client_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.client_certificate = Some(pem.into());
         self
     }
 
@@ -424,7 +491,24 @@ impl FetcherBuilder {
     /// Defaults to false (certificates are verified).
     #[must_use]
     pub fn danger_accept_invalid_certificates(mut self, accept: bool) -> Self {
-        self.accept_invalid_certificates = accept;
+        self.tls.accept_invalid_certificates = accept;
+        self
+    }
+
+    /// Keeps the cookies responses set, and sends them back where they
+    /// belong, as a browser or a `requests.Session` would: for an API that
+    /// hands out a session cookie at login. Scoped as RFC 6265 says (the
+    /// host that set a cookie, or the domain it names; its path; https only
+    /// if `Secure`; until it expires), shared by the fetcher's clones,
+    /// never sent to another host, never written to the cache. There is no
+    /// public-suffix list: keep one fetcher per set of sites that trust
+    /// one another.
+    ///
+    /// Defaults to false: no cookie is kept, and only the `Cookie` headers
+    /// you set are sent.
+    #[must_use]
+    pub fn cookie_store(mut self, enabled: bool) -> Self {
+        self.cookie_store = enabled;
         self
     }
 
@@ -550,7 +634,9 @@ impl FetcherBuilder {
             _ if self.offline => return fail("offline mode needs a cache_dir".into()),
             _ => None,
         };
-        let tls = self.tls()?;
+        let environment = |name: &str| std::env::var(name).ok();
+        let tls = self.tls.config(environment)?;
+        let proxies = Routes::new(&self.proxy, environment).map_err(Error::config)?;
         // Durations past a century mean "no limit": capped, they stay clear
         // of every overflow in time arithmetic (ours and ureq's).
         let retry = RetryPolicy {
@@ -575,38 +661,10 @@ impl FetcherBuilder {
             max_per_host: self.max_per_host,
             cache,
             tls,
+            proxies,
+            cookie_store: self.cookie_store,
             clock: Arc::clone(&self.clock),
         })
-    }
-
-    fn tls(&self) -> Result<ureq::tls::TlsConfig, Error> {
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if let Some(pem) = &self.root_certificates {
-            let mut roots = Vec::new();
-            for item in ureq::tls::parse_pem(pem) {
-                match item {
-                    Ok(ureq::tls::PemItem::Certificate(certificate)) => roots.push(certificate),
-                    Ok(_) => {}
-                    Err(error) => {
-                        return Err(Error::config(
-                            "trust_root_certificates: the PEM does not parse",
-                        )
-                        .with_source(error));
-                    }
-                }
-            }
-            if roots.is_empty() {
-                return Err(Error::config(
-                    "trust_root_certificates: the PEM holds no CERTIFICATE block",
-                ));
-            }
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
-        }
-        if self.accept_invalid_certificates {
-            log::warn!("TLS certificate verification is OFF for this fetcher (danger_accept_invalid_certificates)");
-            tls = tls.disable_verification(true);
-        }
-        Ok(tls.build())
     }
 
     #[cfg(test)]
@@ -649,14 +707,9 @@ impl fmt::Debug for FetcherBuilder {
             .field("cache_max_bytes", &self.cache_max_bytes)
             .field("offline", &self.offline)
             .field("ci", &self.ci)
-            .field(
-                "root_certificates",
-                &self.root_certificates.as_ref().map(Vec::len),
-            )
-            .field(
-                "accept_invalid_certificates",
-                &self.accept_invalid_certificates,
-            )
+            .field("tls", &self.tls)
+            .field("proxy", &self.proxy)
+            .field("cookie_store", &self.cookie_store)
             .finish_non_exhaustive()
     }
 }

@@ -13,13 +13,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::agent;
+use crate::agent::Agents;
 use crate::attempt::{self, Attempt, CacheNeeds, Received};
 use crate::breaker::{self, Breakers};
 use crate::cache::{self, Cache, CacheMode, Entry, Lookup};
 use crate::cancel::Stop;
 use crate::clock::{self, Clock};
 use crate::config::Settings;
+use crate::cookies::Jar;
 use crate::error::{Detail, Error, ErrorKind};
 use crate::host::{Host, HostKey, Hosts};
 use crate::limit::Limits;
@@ -31,7 +32,9 @@ use crate::stats::Recorder;
 /// What the clones of a fetcher share.
 pub(crate) struct Engine {
     pub(crate) settings: Settings,
-    agent: ureq::Agent,
+    agents: Agents,
+    /// The cookies, when the fetcher keeps them.
+    jar: Option<Jar>,
     pub(crate) hosts: Arc<Hosts>,
     pub(crate) breakers: Breakers,
     pub(crate) limits: Arc<Limits>,
@@ -111,7 +114,8 @@ impl Engine {
                 move || limits.new_gate()
             },
         ));
-        let agent = agent::build(&settings, Arc::clone(&stats), Arc::clone(&hosts));
+        let agents = Agents::new(&settings, &stats, &hosts);
+        let jar = settings.cookie_store.then(Jar::default);
         let breakers = Breakers::new(
             settings.breaker_threshold,
             settings.breaker_open_time,
@@ -126,7 +130,8 @@ impl Engine {
         };
         Ok(Engine {
             settings,
-            agent,
+            agents,
+            jar,
             hosts,
             breakers,
             limits,
@@ -221,7 +226,12 @@ impl Engine {
             cache.invalidate(request.url());
             return Ok(answer);
         }
-        let http = request.to_http(&self.settings.headers)?;
+        let mut http = request.to_http(&self.settings.headers)?;
+        // The jar's cookies key the entry as your own would (hashed): one
+        // session's answers are not served to another.
+        if let Some(jar) = &self.jar {
+            jar.add_to(request.url(), http.headers_mut());
+        }
         let is_sensitive = |name: &str| self.is_sensitive(request, name);
         let Some(key) = cache.key(request.url(), &http, is_sensitive) else {
             return self
@@ -452,8 +462,9 @@ impl Engine {
         let started = Instant::now();
         let on_stale = || self.record(scope, Recorder::stale_connection);
         let exchange = Attempt {
-            agent: &self.agent,
+            agents: &self.agents,
             settings,
+            jar: self.jar.as_ref(),
             cancel: scope.stop.cancel,
             on_stale: &on_stale,
         };

@@ -129,6 +129,8 @@ pub(crate) enum Detail {
     Host(String),
     /// Free text for invalid requests and settings (never a header value).
     Reason(String),
+    /// The proxy failed: which (credentials hidden), and how.
+    Proxy { proxy: String, problem: String },
 }
 
 impl Error {
@@ -335,6 +337,9 @@ impl fmt::Display for Error {
             (ErrorKind::Internal, _) => {
                 f.write_str("internal error, caught (a bug: please report it)")?;
             }
+        }
+        if let Detail::Proxy { proxy, problem } = &inner.detail {
+            write!(f, " at the proxy {proxy} ({problem})")?;
         }
         if inner.attempts > 1 {
             write!(f, " after {} attempts", inner.attempts)?;

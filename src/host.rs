@@ -188,6 +188,16 @@ impl<'a> HostKeyRef<'a> {
         Some(HostKeyRef { https, port, name })
     }
 
+    /// Whether the scheme is https.
+    pub(crate) fn is_https(&self) -> bool {
+        self.https
+    }
+
+    /// The host's name, lower-cased (`[...]` around an IPv6 address).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// `scheme://name`, with `:port` when it is not the scheme's default.
     pub(crate) fn origin(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };

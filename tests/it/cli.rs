@@ -8,8 +8,38 @@ use std::time::Duration;
 
 use crate::server::{json_doc, Reply, TestServer};
 
+/// The variables a test's environment may carry that would change where
+/// requests go or which roots are trusted.
+const AMBIENT: [&str; 10] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
 fn parfetch(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parfetch"))
+    parfetch_with_env(args, &[], stdin)
+}
+
+/// Runs the command with `vars` as the only proxy and certificate settings
+/// of its environment.
+pub(crate) fn parfetch_with_env(
+    args: &[&str],
+    vars: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parfetch"));
+    for name in AMBIENT {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .envs(vars.iter().copied())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -25,7 +55,7 @@ fn parfetch(args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 /// Asserts the command's exit code, showing its stderr if it differs.
-fn assert_exit(output: &Output, code: i32) {
+pub(crate) fn assert_exit(output: &Output, code: i32) {
     assert_eq!(
         output.status.code(),
         Some(code),
@@ -34,7 +64,7 @@ fn assert_exit(output: &Output, code: i32) {
     );
 }
 
-fn lines(output: &Output) -> Vec<serde_json::Value> {
+pub(crate) fn lines(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8(output.stdout.clone())
         .unwrap()
         .lines()
@@ -71,10 +101,7 @@ fn url_file(dir: &Path, urls: &[String]) -> String {
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("parfetch-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::scratch_dir(&format!("cli-{name}"))
 }
 
 #[test]

@@ -19,12 +19,15 @@ mod cache;
 mod cli;
 mod conformance;
 mod connections;
+mod cookies;
 mod errors;
 mod faults;
 mod hardening;
 mod hosts;
 mod logs;
 mod mocked;
+mod pki;
+mod proxy;
 mod retry;
 mod review2;
 mod server;
@@ -36,8 +39,19 @@ use std::time::Duration;
 /// A fetcher whose retries wait a millisecond instead of seconds.
 fn quick() -> parfetch::FetcherBuilder {
     parfetch::Fetcher::builder()
+        // The tests talk to 127.0.0.1: a proxy in the environment must
+        // not stand in between (its tests set one on purpose).
+        .no_proxy()
         .initial_backoff(Duration::from_millis(1))
         .max_backoff(Duration::from_millis(20))
         .jitter(Duration::ZERO)
         .timeout(Duration::from_secs(10))
+}
+
+/// A fresh, empty directory for one test (`name` unique among the tests).
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("parfetch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

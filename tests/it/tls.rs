@@ -1,63 +1,29 @@
 //! TLS and redirects: certificates are verified unless turned off by name,
-//! https never redirects down to http, credentials do not follow redirects
-//! to another host.
+//! trusted roots add up (Mozilla's, the machine's, yours), client
+//! certificates open the servers that ask for one, https never redirects
+//! down to http, credentials do not follow redirects to another host.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
+use parfetch::prelude::*;
 use parfetch::{ErrorKind, Fetcher, Request, Value};
 
+use crate::pki::{self, Ca, TlsServer};
 use crate::server::{Reply, TestServer};
 
-/// A TLS server with a certificate made here for 127.0.0.1 and localhost;
-/// every request gets `response`. Returns its https base URL and the
-/// certificate's PEM.
+/// A TLS server with a certificate for 127.0.0.1 and localhost from a CA
+/// made here; every request gets `response`. Returns its https base URL
+/// and the CA's PEM.
 fn tls_server(response: String) -> (String, String) {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    let pem = certified.cert.pem();
-    let chain = vec![certified.cert.der().clone()];
-    let key =
-        rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap(),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let (config, response) = (Arc::clone(&config), response.clone());
-            std::thread::spawn(move || {
-                let Ok(connection) = rustls::ServerConnection::new(config) else {
-                    return;
-                };
-                let mut tls = BufReader::new(rustls::StreamOwned::new(connection, stream));
-                let mut line = String::new();
-                // Read the request head (a failed handshake ends here).
-                while tls.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                    line.clear();
-                }
-                let _ = tls.get_mut().write_all(response.as_bytes());
-                let _ = tls.get_mut().flush();
-            });
-        }
-    });
-    (format!("https://{addr}"), pem)
+    let ca = Ca::new("test CA");
+    (
+        TlsServer::start(&ca.server(), None, response).base,
+        ca.pem(),
+    )
 }
 
 fn ok_json() -> String {
-    let body = r#"{"tls":true}"#;
-    format!(
-        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
+    pki::ok_json(r#"{"tls":true}"#)
 }
 
 #[test]
@@ -155,4 +121,166 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
         (None, None, Some("t1".to_owned())),
         "credentials were dropped, the rest kept"
     );
+}
+
+#[test]
+fn trusted_roots_add_up() {
+    let (public, private) = (Ca::new("public CA"), Ca::new("company CA"));
+    let public_host =
+        TlsServer::start(&public.server(), None, pki::ok_json(r#"{"host":"public"}"#));
+    let private_host = TlsServer::start(
+        &private.server(),
+        None,
+        pki::ok_json(r#"{"host":"private"}"#),
+    );
+    let get = |fetcher: &Fetcher, server: &TlsServer| {
+        fetcher
+            .get_json::<Value>(format!("{}/x", server.base))
+            .map(|v| v["host"].as_str().unwrap_or_default().to_owned())
+            .map_err(|e| e.kind())
+    };
+    let company_only = crate::quick()
+        .trust_root_certificates(private.pem())
+        .build()
+        .unwrap();
+    assert_eq!(get(&company_only, &private_host), Ok("private".into()));
+    assert_eq!(get(&company_only, &public_host), Err(ErrorKind::Tls));
+    // A second call adds, it does not replace.
+    let both = crate::quick()
+        .trust_root_certificates(private.pem())
+        .trust_root_certificates(public.pem())
+        .build()
+        .unwrap();
+    assert_eq!(get(&both, &private_host), Ok("private".into()));
+    assert_eq!(get(&both, &public_host), Ok("public".into()));
+}
+
+#[test]
+fn unusable_certificates_are_refused_at_build() {
+    let ca = Ca::new("CA");
+    let (one, other) = (ca.client(), ca.client());
+    let one_cert_other_key = format!(
+        "{}{}",
+        one.pem.split("-----BEGIN PRIVATE KEY-----").next().unwrap(),
+        other.key.serialize_pem()
+    );
+    for (builder, want) in [
+        (
+            crate::quick().trust_root_certificates("not a certificate"),
+            "trust_root_certificates: the PEM holds no CERTIFICATE block",
+        ),
+        (
+            crate::quick().client_certificate(one.key.serialize_pem()),
+            "client_certificate: the PEM holds no CERTIFICATE block",
+        ),
+        (
+            crate::quick().client_certificate(ca.pem()),
+            "client_certificate: the PEM holds no PRIVATE KEY block",
+        ),
+        (
+            crate::quick().client_certificate(one_cert_other_key),
+            "is not the certificate's",
+        ),
+    ] {
+        let error = builder.build().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{error}");
+        assert!(error.to_string().contains(want), "{error}");
+    }
+    // The key's PEM is never shown.
+    let debug = format!("{:?}", crate::quick().client_certificate(one.pem.clone()));
+    assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+}
+
+#[test]
+fn a_client_certificate_opens_a_server_that_asks_for_one() {
+    let (server_ca, client_ca) = (Ca::new("server CA"), Ca::new("client CA"));
+    let server = TlsServer::start(
+        &server_ca.server(),
+        Some(&client_ca),
+        pki::ok_json(r#"{"mutual":true}"#),
+    );
+    let url = format!("{}/x", server.base);
+    let with = crate::quick()
+        .trust_root_certificates(server_ca.pem())
+        .client_certificate(client_ca.client().pem)
+        .build()
+        .unwrap();
+    let value: Value = with.get_json(&url).unwrap();
+    assert_eq!(value["mutual"], true);
+    let without = crate::quick()
+        .trust_root_certificates(server_ca.pem())
+        .build()
+        .unwrap();
+    let error = without.get_bytes(&url).unwrap_err();
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::Tls, 1),
+        "{error}"
+    );
+    // A certificate from another authority is refused too.
+    let stranger = crate::quick()
+        .trust_root_certificates(server_ca.pem())
+        .client_certificate(Ca::new("stranger").client().pem)
+        .build()
+        .unwrap();
+    assert_eq!(stranger.get_bytes(&url).unwrap_err().kind(), ErrorKind::Tls);
+    assert_eq!(server.answered(), 1);
+}
+
+/// The command line reads the machine's store, which `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` stand for (here: a "public" CA), and adds `--cacert`.
+#[cfg(feature = "cli")]
+#[test]
+fn the_command_adds_a_company_ca_to_the_machines_roots() {
+    use crate::cli::{assert_exit, lines, parfetch_with_env};
+    let (public, private) = (Ca::new("public CA"), Ca::new("company CA"));
+    let public_host =
+        TlsServer::start(&public.server(), None, pki::ok_json(r#"{"host":"public"}"#));
+    let private_host = TlsServer::start(
+        &private.server(),
+        None,
+        pki::ok_json(r#"{"host":"private"}"#),
+    );
+    let dir = crate::scratch_dir("tls-roots");
+    let public_pem = dir.join("public.pem");
+    let private_pem = dir.join("company.pem");
+    std::fs::write(&public_pem, public.pem()).unwrap();
+    std::fs::write(&private_pem, private.pem()).unwrap();
+    let public_dir = dir.join("certs");
+    std::fs::create_dir(&public_dir).unwrap();
+    std::fs::write(public_dir.join("public.pem"), public.pem()).unwrap();
+    let urls = [
+        format!("{}/x", public_host.base),
+        format!("{}/x", private_host.base),
+    ];
+    let run = |extra: &[&str], vars: &[(&str, &str)]| {
+        let mut args = vec!["-q", "--ordered", "--retries", "0"];
+        args.extend_from_slice(extra);
+        args.extend(urls.iter().map(String::as_str));
+        let output = parfetch_with_env(&args, vars, None);
+        let oks: Vec<bool> = lines(&output)
+            .iter()
+            .map(|line| line["ok"] == true)
+            .collect();
+        (output, oks)
+    };
+    let cacert = private_pem.to_str().unwrap();
+    for vars in [
+        [("SSL_CERT_FILE", public_pem.to_str().unwrap())],
+        [("SSL_CERT_DIR", public_dir.to_str().unwrap())],
+    ] {
+        let (output, oks) = run(&["--cacert", cacert], &vars);
+        assert_exit(&output, 0);
+        assert_eq!(oks, [true, true]);
+        let (output, oks) = run(&[], &vars);
+        assert_exit(&output, 2);
+        assert_eq!(oks, [true, false], "the company CA comes from --cacert");
+    }
+    // Neither the machine's store nor the variable: Mozilla's roots only.
+    let (_, oks) = run(&["--cacert", cacert], &[]);
+    assert_eq!(oks, [false, true]);
+    let (output, _) = run(&["--cacert", "/nonexistent/ca.pem"], &[]);
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--cacert /nonexistent/ca.pem"), "{stderr}");
 }

@@ -11,6 +11,12 @@ Examples:
   parfetch -i urls.txt -c 64 -o results.jsonl
   parfetch -i urls.txt --out-dir mirror/ --rate 50
   parfetch -i urls.txt --shard 0/4 > part-0.jsonl
+  parfetch -i urls.txt --proxy http://proxy.corp:3128 --cacert corp-ca.pem
+
+Proxies: http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY are read as curl
+reads them, unless --proxy or --no-proxy says otherwise. Certificates are
+checked against Mozilla's roots and the machine's store (--no-system-roots:
+Mozilla's only), plus SSL_CERT_FILE / SSL_CERT_DIR and --cacert.
 
 Output: one JSON line per URL, in completion order (--ordered: input order):
   {\"index\",\"url\",\"ok\",\"status\",\"attempts\",\"elapsed_ms\",\"error\",\"body\"}
@@ -18,6 +24,7 @@ Exit status: 0 all succeeded, 2 some failed, 1 usage or I/O error, 130 interrupt
 
 /// Fetch many JSON documents over HTTP in parallel, as JSON Lines.
 #[derive(Debug, Parser)]
+#[allow(clippy::struct_excessive_bools)] // each is one flag
 #[command(name = "parfetch", version, after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// URLs to fetch; without any, URLs are read from --input or standard input
@@ -80,6 +87,42 @@ pub(crate) struct Args {
     /// No progress bar and no summary
     #[arg(short, long)]
     pub(crate) quiet: bool,
+
+    /// Send every request through the proxy at URL,
+    /// http://[user:password@]host:port (default: the environment's)
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    pub(crate) proxy: Option<String>,
+
+    /// Send every request direct, whatever the environment says
+    #[arg(long)]
+    pub(crate) no_proxy: bool,
+
+    /// Also trust the CA certificates in FILE (PEM; repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cacert: Vec<PathBuf>,
+
+    /// Trust Mozilla's roots only, not the machine's certificate store
+    #[arg(long)]
+    pub(crate) no_system_roots: bool,
+
+    /// Show the client certificate in FILE (PEM) to servers that ask for
+    /// one; FILE holds its key too, unless --key names another
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// The private key of --cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub(crate) key: Option<PathBuf>,
+
+    /// Keep the cookies servers set during this run, and send them back
+    /// where they belong
+    #[arg(long)]
+    pub(crate) cookies: bool,
+
+    /// DANGER: do not check TLS certificates at all; anyone on the way can
+    /// then read and change what is fetched
+    #[arg(long)]
+    pub(crate) danger_accept_invalid_certs: bool,
 }
 
 /// Every `n`th line, starting at line `k`.

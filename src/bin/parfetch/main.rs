@@ -60,7 +60,35 @@ fn fetcher(args: &Args) -> Result<Fetcher, String> {
         let (name, value) = args::header(header)?;
         builder = builder.header(name, value);
     }
+    if let Some(proxy) = &args.proxy {
+        builder = builder.proxy(proxy);
+    }
+    if args.no_proxy {
+        builder = builder.no_proxy();
+    }
+    // A command runs on a machine whose owner set up its trust store, as
+    // curl and git take it; a library's program may run anywhere.
+    builder = builder.system_roots(!args.no_system_roots);
+    for path in &args.cacert {
+        builder = builder.trust_root_certificates(read(path, "--cacert")?);
+    }
+    if let Some(path) = &args.cert {
+        let mut pem = read(path, "--cert")?;
+        if let Some(key) = &args.key {
+            pem.push(b'\n');
+            pem.extend(read(key, "--key")?);
+        }
+        builder = builder.client_certificate(pem);
+    }
+    builder = builder
+        .cookie_store(args.cookies)
+        .danger_accept_invalid_certificates(args.danger_accept_invalid_certs);
     builder.build().map_err(|error| error.to_string())
+}
+
+/// The contents of `path`, given with `flag`.
+fn read(path: &std::path::Path, flag: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|error| format!("{flag} {}: {error}", path.display()))
 }
 
 fn run(args: &Args) -> Result<ExitCode, String> {

@@ -1,0 +1,158 @@
+//! Which servers a fetcher trusts, and how it shows who it is.
+//!
+//! Behind a company's TLS-inspecting proxy, or against its internal hosts,
+//! certificates are signed by the company's own authority. A fetcher that
+//! knows only Mozilla's roots fails there ("unknown issuer"); one that
+//! knows only the company's fails everywhere else. So roots add up:
+//!
+//! - **Mozilla's roots**, always (as `webpki-roots` ships them);
+//! - **the machine's store**, with
+//!   [`system_roots(true)`](crate::FetcherBuilder::system_roots): where a
+//!   company installs its authority (`/etc/ssl/certs` and the like, read by
+//!   `rustls-native-certs`);
+//! - **`SSL_CERT_FILE` and `SSL_CERT_DIR`**, whenever they are set, as curl
+//!   and OpenSSL read them (they then stand for the machine's store);
+//! - **certificates you give**,
+//!   [`trust_root_certificates(pem)`](crate::FetcherBuilder::trust_root_certificates).
+//!
+//! With Mozilla's roots alone the roots are `webpki-roots`' ready-made
+//! trust anchors; any addition makes the set from DER certificates
+//! (`webpki-root-certs` plus the rest), parsed once when the fetcher is
+//! built. A client certificate (mutual TLS) is ureq's, given as PEM.
+
+use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+
+use crate::error::Error;
+
+/// The TLS settings of a builder, unchecked.
+#[derive(Clone, Default)]
+pub(crate) struct TlsSettings {
+    /// PEM blocks of certificates to trust besides the others.
+    pub(crate) extra_roots: Vec<Vec<u8>>,
+    pub(crate) system_roots: bool,
+    /// A PEM with the client's certificate chain and its private key.
+    pub(crate) client_certificate: Option<Vec<u8>>,
+    pub(crate) accept_invalid_certificates: bool,
+}
+
+impl TlsSettings {
+    /// The TLS configuration, reading `SSL_CERT_FILE`/`SSL_CERT_DIR` with
+    /// `var` (set: they are read as the machine's store).
+    pub(crate) fn config(&self, var: impl Fn(&str) -> Option<String>) -> Result<TlsConfig, Error> {
+        let mut tls = TlsConfig::builder();
+        let mut given = Vec::new();
+        for pem in &self.extra_roots {
+            given.extend(certificates(pem, "trust_root_certificates")?);
+        }
+        let env_roots = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+            .iter()
+            .any(|name| var(name).is_some_and(|v| !v.trim().is_empty()));
+        let machine: Vec<Certificate<'static>> = if self.system_roots || env_roots {
+            let found = rustls_native_certs::load_native_certs();
+            for error in &found.errors {
+                log::warn!("skipping part of the machine's certificate store: {error}");
+            }
+            found
+                .certs
+                .iter()
+                .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Mozilla's alone: ureq's ready-made anchors (the default).
+        if !(machine.is_empty() && given.is_empty()) {
+            let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .map(|der| Certificate::from_der(der.as_ref()))
+                .collect();
+            roots.extend(machine);
+            roots.extend(given);
+            tls = tls.root_certs(RootCerts::new_with_certs(&roots));
+        }
+        if let Some(pem) = &self.client_certificate {
+            tls = tls.client_cert(Some(client_certificate(pem)?));
+        }
+        if self.accept_invalid_certificates {
+            log::warn!(
+                "TLS certificate verification is OFF for this fetcher \
+                 (danger_accept_invalid_certificates)"
+            );
+            tls = tls.disable_verification(true);
+        }
+        Ok(tls.build())
+    }
+}
+
+impl std::fmt::Debug for TlsSettings {
+    // The client certificate's PEM holds its private key: never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("extra_roots", &self.extra_roots.len())
+            .field("system_roots", &self.system_roots)
+            .field("client_certificate", &self.client_certificate.is_some())
+            .field(
+                "accept_invalid_certificates",
+                &self.accept_invalid_certificates,
+            )
+            .finish()
+    }
+}
+
+/// The CERTIFICATE blocks of `pem`, for the setting `what`.
+fn certificates(pem: &[u8], what: &str) -> Result<Vec<Certificate<'static>>, Error> {
+    let mut found = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(PemItem::Certificate(certificate)) => found.push(certificate),
+            Ok(_) => {}
+            Err(error) => {
+                return Err(
+                    Error::config(format!("{what}: the PEM does not parse")).with_source(error)
+                );
+            }
+        }
+    }
+    if found.is_empty() {
+        return Err(Error::config(format!(
+            "{what}: the PEM holds no CERTIFICATE block"
+        )));
+    }
+    Ok(found)
+}
+
+/// A client certificate from a PEM holding the chain and the key.
+fn client_certificate(pem: &[u8]) -> Result<ClientCert, Error> {
+    let chain = certificates(pem, "client_certificate")?;
+    let key = ureq::tls::parse_pem(pem).find_map(|item| match item {
+        Ok(PemItem::PrivateKey(key)) => Some(key),
+        _ => None,
+    });
+    let key: PrivateKey<'static> =
+        key.ok_or_else(|| Error::config("client_certificate: the PEM holds no PRIVATE KEY block"))?;
+    check_key(pem)?;
+    Ok(ClientCert::new_with_certs(&chain, key))
+}
+
+/// Refuses a key rustls cannot use, or one that is not the first
+/// certificate's: ureq would panic on it at the first handshake.
+fn check_key(pem: &[u8]) -> Result<(), Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .collect();
+    let refused = |error: rustls::Error| {
+        Error::config(
+            "client_certificate: the private key cannot be used, or is not the \
+             certificate's (the PEM must hold the client's certificate first)",
+        )
+        .with_source(error)
+    };
+    let key = PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|_| refused(rustls::Error::General("no private key".into())))?;
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+        .map(drop)
+        .map_err(refused)
+}
