@@ -19,12 +19,16 @@
 //! cargo run --release --example perf -- table      # host table: a lookup among 10 vs 100,000 hosts; inserts
 //! cargo run --release --example perf -- corpus 20   # parse ../shared/corpus into Value, one thread (for callgrind)
 //! cargo run --release --example perf -- hosts      # one GET to each of 2,000 / 20,000 / 100,000 hosts at C=64
+//! cargo run --release --example perf -- tls 400   # TLS set-up: roots loaded, handshakes with 1 / Mozilla's / the machine's roots
 //! cargo run --release --example perf -- serve 2048 20   # just the server (for wrk)
 //! ```
 
 // Figures are printed, not computed on: float conversions are fine here.
 #![allow(clippy::cast_precision_loss)]
 
+#[path = "../tests/it/pki.rs"]
+#[allow(dead_code)]
+mod pki;
 #[path = "support/proc_self.rs"]
 mod proc_self;
 #[path = "../tests/it/server.rs"]
@@ -79,6 +83,7 @@ fn main() -> Result<()> {
             args.get(2).map_or("value", String::as_str),
         ),
         Some("hosts-inside") => hosts_inside(&args[1..]),
+        Some("tls") => tls(usize::try_from(arg(1, 400))?),
         Some("serve-any") => serve_any(),
         Some("hosts-client") => hosts_client(
             args.get(1).ok_or("port")?,
@@ -868,6 +873,133 @@ fn cost(n: usize, mode: &str) -> Result<()> {
         cpu * 1e6 / n as f64,
         n as f64 / elapsed.as_secs_f64()
     );
+    Ok(())
+}
+
+/// What trusting more roots costs: building a fetcher (the roots parsed
+/// once), and `n` GETs each on a new TLS connection (a TLS server on
+/// loopback that closes after each answer), one at a time, with the
+/// fetcher's timeout and with a request's own (which makes ureq look its
+/// TLS set-up up per connection). Raw ureq agents with 1, Mozilla's and
+/// the machine's roots first, then parfetch's settings.
+fn tls(n: usize) -> Result<()> {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let ca = pki::Ca::new("perf CA");
+    let server = pki::TlsServer::start(&ca.server(), None, pki::ok_json(r#"{"tls":1}"#));
+    let url = format!("{}/x", server.base);
+    let ca_pem = ca.pem();
+    let ca_der: Vec<Certificate<'static>> = ureq::tls::parse_pem(ca_pem.as_bytes())
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let mozilla: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()))
+        .collect();
+    let started = Instant::now();
+    let machine: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
+        .certs
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    println!(
+        "TLS, {n} GETs one at a time, each on a new connection \
+         (SSL_CERT_FILE={:?}, SSL_CERT_DIR={:?}):",
+        std::env::var("SSL_CERT_FILE").ok(),
+        std::env::var("SSL_CERT_DIR").ok()
+    );
+    println!(
+        "  the machine's store: {} certificates, read in {:.1} ms",
+        machine.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let with = |extra: &[Certificate<'static>]| {
+        let mut roots = extra.to_vec();
+        roots.extend(ca_der.iter().cloned());
+        roots
+    };
+    let rows: [(&str, Vec<Certificate<'static>>); 3] = [
+        ("ureq, 1 root", with(&[])),
+        ("ureq, Mozilla's + 1", with(&mozilla)),
+        (
+            "ureq, Mozilla's + machine's + 1",
+            with(&[mozilla.clone(), machine].concat()),
+        ),
+    ];
+    for (name, roots) in rows {
+        let count = roots.len();
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::new_with_certs(&roots))
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        for own_timeout in [true, false] {
+            let started = Instant::now();
+            for _ in 0..n {
+                let request = agent.get(&url);
+                let response = if own_timeout {
+                    request
+                        .config()
+                        .timeout_global(Some(Duration::from_secs(20)))
+                        .build()
+                        .call()
+                } else {
+                    request.call()
+                };
+                response?.body_mut().read_to_vec()?;
+            }
+            let per = started.elapsed().as_secs_f64() * 1e3 / n as f64;
+            let timeout = if own_timeout {
+                "own timeout"
+            } else {
+                "agent's"
+            };
+            println!("  {name:<34} ({count:>3} roots), {timeout:<11}: {per:>6.3} ms/request");
+        }
+    }
+    let builders: [(&str, parfetch::FetcherBuilder); 2] = [
+        (
+            "parfetch, trust_root_certificates",
+            parfetch::Fetcher::builder().trust_root_certificates(ca_pem.clone()),
+        ),
+        (
+            "parfetch, + system_roots(true)",
+            parfetch::Fetcher::builder()
+                .trust_root_certificates(ca_pem.clone())
+                .system_roots(true),
+        ),
+    ];
+    for (name, builder) in builders {
+        let started = Instant::now();
+        let fetcher = builder.no_proxy().build()?;
+        let build_ms = started.elapsed().as_secs_f64() * 1e3;
+        for own_timeout in [true, false] {
+            let started = Instant::now();
+            for _ in 0..n {
+                let request = parfetch::Request::get(&url);
+                let request = if own_timeout {
+                    request.timeout(Duration::from_secs(20))
+                } else {
+                    request
+                };
+                fetcher.get_bytes(request)?;
+            }
+            let per = started.elapsed().as_secs_f64() * 1e3 / n as f64;
+            let timeout = if own_timeout {
+                "own timeout"
+            } else {
+                "fetcher's"
+            };
+            println!(
+                "  {name:<34} (built in {build_ms:>5.1} ms), {timeout:<11}: {per:>6.3} ms/request"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -110,6 +110,20 @@
 //! [`idempotent`](Request::idempotent). A host's breaker counts 5xx,
 //! timeouts and network errors, never 4xx.
 //!
+//! # Proxies, certificates and cookies
+//!
+//! Proxies come from the environment as curl reads it (`http_proxy`,
+//! `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`) unless
+//! [`proxy`](FetcherBuilder::proxy) or [`no_proxy`](FetcherBuilder::no_proxy)
+//! says otherwise; an error names the proxy when it is the proxy that
+//! failed. Certificates are checked against Mozilla's roots, plus
+//! `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, plus the machine's store with
+//! [`system_roots`](FetcherBuilder::system_roots), plus those
+//! [`trust_root_certificates`](FetcherBuilder::trust_root_certificates)
+//! adds; [`client_certificate`](FetcherBuilder::client_certificate) for
+//! mutual TLS. Cookies are kept only with
+//! [`cookie_store(true)`](FetcherBuilder::cookie_store).
+//!
 //! # Promises
 //!
 //! - **One result per request**, whatever a server sends: a panic on one
@@ -117,10 +131,10 @@
 //! - **A timeout bounds what it names**: an attempt ends within 1.125 times
 //!   its timeout (DNS, connect, TLS, a head sent byte by byte, the body,
 //!   every redirect hop); durations up to `Duration::MAX` work.
-//! - **Secrets stay secret**: URL user info and sensitive headers (see
-//!   [`FetcherBuilder::sensitive_header`]) never show in messages, logs or
-//!   `Debug`, never reach the cache, and do not follow a redirect to another
-//!   origin.
+//! - **Secrets stay secret**: URL user info, proxy credentials, cookies
+//!   and sensitive headers (see [`FetcherBuilder::sensitive_header`]) never
+//!   show in messages, logs or `Debug`, never reach the cache, and do not
+//!   follow a redirect to another origin.
 //! - **Batches nest**: a callback may start another batch on the same
 //!   fetcher (see [`Batch`]).
 

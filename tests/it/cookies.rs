@@ -5,9 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::server::{Reply, TestServer};
 
+/// Each request's path and `Cookie` header.
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// A server that sets cookies on `/login` (and on `/hop`, a redirect to
 /// `/api/after`), and records the `Cookie` header of every request.
-fn session_server() -> (TestServer, Arc<Mutex<Vec<(String, Option<String>)>>>) {
+fn session_server() -> (TestServer, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let recorded = Arc::clone(&seen);
     let server = TestServer::start(move |request| {

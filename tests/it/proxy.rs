@@ -414,7 +414,9 @@ fn the_environment_names_the_proxy_as_curl_reads_it() {
     );
     let url = target.url("/x");
     let through = format!("GET {url} HTTP/1.1");
-    let cases: [(&[&str], &[(&str, &str)], bool); 7] = [
+    /// Flags, variables, whether the request goes through the proxy.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], bool);
+    let cases: [Case<'_>; 7] = [
         (&[], &[("http_proxy", &via)], true),
         (&[], &[("ALL_PROXY", &via)], true),
         // Upper case HTTP_PROXY is what a CGI program gets from a request's
