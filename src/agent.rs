@@ -80,6 +80,52 @@ pub(crate) const OUTPUT_BUFFER: usize = 16 << 10;
 thread_local! {
     /// Connections this thread has opened, across all fetchers.
     static OPENED_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+    /// CONNECT tunnels this thread has opened through a proxy.
+    static TUNNELS_OPENED_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+    /// When the attempt running on this thread must end, if one is.
+    static ATTEMPT_ENDS: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The number of CONNECT tunnels the calling thread has opened so far: an
+/// attempt that opened one got past the proxy.
+pub(crate) fn tunnels_opened_on_this_thread() -> u64 {
+    TUNNELS_OPENED_ON_THIS_THREAD.with(Cell::get)
+}
+
+/// While it lives, no read or write of the calling thread waits past
+/// `ends`: the whole attempt's bound, whatever wait ureq hands a transport
+/// (it hands the reads of a CONNECT answer the same wait, again and
+/// again, so a proxy trickling its answer would never time out).
+pub(crate) fn attempt_ends_at(ends: Option<Instant>) -> AttemptEnds {
+    AttemptEnds(ATTEMPT_ENDS.with(|cell| cell.replace(ends)))
+}
+
+/// Restores the end of the enclosing attempt (a nested batch's) on drop.
+pub(crate) struct AttemptEnds(Option<Instant>);
+
+impl Drop for AttemptEnds {
+    fn drop(&mut self) {
+        ATTEMPT_ENDS.with(|cell| cell.set(self.0));
+    }
+}
+
+/// `timeout`, cut to what is left of the calling thread's attempt; a
+/// timeout error if nothing is.
+fn within_attempt(timeout: NextTimeout) -> Result<NextTimeout, ureq::Error> {
+    let Some(ends) = ATTEMPT_ENDS.with(Cell::get) else {
+        return Ok(timeout);
+    };
+    let left = ends.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(ureq::Error::Timeout(ureq::Timeout::Global));
+    }
+    Ok(match timeout.after {
+        UreqDuration::Exact(after) if after <= left => timeout,
+        _ => NextTimeout {
+            after: UreqDuration::Exact(left),
+            ..timeout
+        },
+    })
 }
 
 /// The number of connections the calling thread has opened so far. An
@@ -137,24 +183,31 @@ impl Agents {
         };
         let mut tunnels = Vec::new();
         let mut forward = None;
-        // Plain http through an http proxy goes as a forward-proxy request;
-        // everything else through a tunnel.
+        // Plain http through a proxy goes as a forward-proxy request (over
+        // TLS to an https proxy); https through a tunnel.
         if let Some(proxy) = &routes.http {
-            if proxy.is_https() {
-                tunnels.push(tunnel(proxy));
+            let proxy_uri: Uri = proxy.url.parse().unwrap_or_default();
+            let timed = TcpConnector::default().chain(TimedConnector {
+                stats: Arc::clone(stats),
+            });
+            let resolver = ProxyResolver {
+                proxy: proxy_uri.clone(),
+                lookup: DefaultResolver::default(),
+                resolved: parking_lot::Mutex::new(None),
+            };
+            let form = AbsoluteFormConnector::new(proxy);
+            let agent = if proxy.is_https() {
+                let connector = timed
+                    .chain(ProxyTlsConnector {
+                        proxy: proxy_uri,
+                        tls: RustlsConnector::default(),
+                    })
+                    .chain(form);
+                Agent::with_parts(config(settings, None), connector, resolver)
             } else {
-                let connector = TcpConnector::default()
-                    .chain(AbsoluteFormConnector::new(proxy))
-                    .chain(TimedConnector {
-                        stats: Arc::clone(stats),
-                    });
-                let resolver = ProxyResolver {
-                    proxy: proxy.url.parse().unwrap_or_default(),
-                    lookup: DefaultResolver::default(),
-                };
-                let agent = Agent::with_parts(config(settings, None), connector, resolver);
-                forward = Some((agent, proxy.clone()));
-            }
+                Agent::with_parts(config(settings, None), timed.chain(form), resolver)
+            };
+            forward = Some((agent, proxy.clone()));
         }
         if let Some(proxy) = &routes.https {
             if !tunnels.iter().any(|(_, known)| known == proxy) {
@@ -250,10 +303,13 @@ impl<In: Transport> Connector<In> for TimedConnector {
             return Ok(None);
         };
         // Through a CONNECT tunnel, the chain runs twice: once for the
-        // socket to the proxy (counted then), once for the tunnel in it.
+        // socket to the proxy (counted then), once for the tunnel in it,
+        // open by then.
         if details.config.proxy().is_none() {
             self.stats.connection_opened();
             OPENED_ON_THIS_THREAD.with(|opened| opened.set(opened.get() + 1));
+        } else {
+            TUNNELS_OPENED_ON_THIS_THREAD.with(|opened| opened.set(opened.get() + 1));
         }
         Ok(Some(Timed(transport)))
     }
@@ -270,10 +326,12 @@ impl<T: Transport> Transport for Timed<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.0.transmit_output(amount, coarse(timeout))
+        self.0
+            .transmit_output(amount, coarse(within_attempt(timeout)?))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = within_attempt(timeout)?;
         if cancel::watched().is_none() {
             return self.0.await_input(coarse(timeout));
         }
@@ -372,7 +430,10 @@ impl Resolver for CachingResolver {
         if let Some(addrs) = cached.flatten() {
             return Ok(addrs);
         }
-        let addrs = self.lookup.resolve(uri, config, timeout)?;
+        let addrs = self
+            .lookup
+            .resolve(uri, config, timeout)
+            .map_err(not_found)?;
         let resolved = Arc::new(Resolved {
             at: Instant::now(),
             addrs: addrs.clone(),
@@ -456,13 +517,23 @@ impl<T: Transport> Transport for AbsoluteForm<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        let mut amount = amount;
-        if std::mem::take(&mut self.at_head) {
+        let head = std::mem::take(&mut self.at_head)
+            .then(|| {
+                let written = self.inner.buffers().output().get(..amount)?;
+                absolute_form(written, &self.origin, &self.authorization)
+            })
+            .flatten();
+        let Some(head) = head else {
+            return self.inner.transmit_output(amount, timeout);
+        };
+        // Longer now, it may not fit the buffer: sent in as many writes as
+        // it takes.
+        for chunk in head.chunks(self.inner.buffers().output().len().max(1)) {
             let output = self.inner.buffers().output();
-            amount =
-                absolute_form(output, amount, &self.origin, &self.authorization).unwrap_or(amount);
+            output[..chunk.len()].copy_from_slice(chunk);
+            self.inner.transmit_output(chunk.len(), timeout)?;
         }
-        self.inner.transmit_output(amount, timeout)
+        Ok(())
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
@@ -475,52 +546,69 @@ impl<T: Transport> Transport for AbsoluteForm<T> {
     }
 }
 
-/// Rewrites the request head at the start of `buffer[..amount]` into
-/// absolute form, with `origin` before its path and `authorization` after
-/// its first line. The new length, or `None` (left as it is) if it is not
-/// a request head or there is no room.
-fn absolute_form(
-    buffer: &mut [u8],
-    amount: usize,
-    origin: &[u8],
-    authorization: &[u8],
-) -> Option<usize> {
-    let head = buffer.get(..amount)?;
-    let space = head.iter().position(|&b| b == b' ')?;
-    let is_method = space > 0 && head[..space].iter().all(u8::is_ascii_uppercase);
-    if !is_method || head.get(space + 1) != Some(&b'/') {
+/// The request head `written` (what ureq wrote: the head, and maybe the
+/// start of a body) in absolute form, with `origin` before its path and
+/// `authorization` after its first line; `None` (left as it is) if it does
+/// not start with an origin-form request line.
+fn absolute_form(written: &[u8], origin: &[u8], authorization: &[u8]) -> Option<Vec<u8>> {
+    let space = written.iter().position(|&b| b == b' ')?;
+    let is_method = space > 0 && written[..space].iter().all(u8::is_ascii_uppercase);
+    if !is_method || written.get(space + 1) != Some(&b'/') {
         return None;
     }
-    let line_end = head.windows(2).position(|w| w == b"\r\n")? + 2;
-    if !head[..line_end - 2].ends_with(b" HTTP/1.1") {
+    let line_end = written.windows(2).position(|w| w == b"\r\n")? + 2;
+    if !written[..line_end - 2].ends_with(b" HTTP/1.1") {
         return None;
     }
-    let total = amount
-        .checked_add(origin.len())?
-        .checked_add(authorization.len())?;
-    if total > buffer.len() {
-        log::warn!("a request head too long to send through the proxy in absolute form");
-        return None;
+    let mut head = Vec::with_capacity(written.len() + origin.len() + authorization.len());
+    head.extend_from_slice(&written[..=space]);
+    head.extend_from_slice(origin);
+    head.extend_from_slice(&written[space + 1..line_end]);
+    head.extend_from_slice(authorization);
+    head.extend_from_slice(&written[line_end..]);
+    Some(head)
+}
+
+/// TLS to an https proxy, whatever the scheme of the request: ureq's own
+/// TLS connector, told that it connects to the proxy.
+#[derive(Debug)]
+struct ProxyTlsConnector {
+    proxy: Uri,
+    tls: RustlsConnector,
+}
+
+impl<In: Transport> Connector<In> for ProxyTlsConnector {
+    type Out = <RustlsConnector as Connector<In>>::Out;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let to_proxy = ConnectionDetails {
+            uri: &self.proxy,
+            addrs: details.addrs.clone(),
+            config: details.config,
+            request_level: details.request_level,
+            resolver: details.resolver,
+            now: details.now,
+            timeout: details.timeout,
+            current_time: Arc::clone(&details.current_time),
+            run_connector: Arc::clone(&details.run_connector),
+            register_shutdown: Arc::clone(&details.register_shutdown),
+        };
+        self.tls.connect(&to_proxy, chained)
     }
-    let path = space + 1;
-    buffer.copy_within(
-        line_end..amount,
-        line_end + origin.len() + authorization.len(),
-    );
-    buffer.copy_within(path..line_end, path + origin.len());
-    buffer[path..path + origin.len()].copy_from_slice(origin);
-    let after_line = line_end + origin.len();
-    buffer[after_line..after_line + authorization.len()].copy_from_slice(authorization);
-    Some(total)
 }
 
 /// Resolves every host to the forward proxy's addresses: the proxy
 /// resolves the target (behind a company's proxy, often the only one that
-/// can).
+/// can). The proxy's name is looked up once per [`RESOLVE_TTL`].
 #[derive(Debug)]
 struct ProxyResolver {
     proxy: Uri,
     lookup: DefaultResolver,
+    resolved: parking_lot::Mutex<Option<(Instant, ResolvedSocketAddrs)>>,
 }
 
 impl Resolver for ProxyResolver {
@@ -538,7 +626,26 @@ impl Resolver for ProxyResolver {
             addrs.push(SocketAddr::new(ip, port));
             return Ok(addrs);
         }
-        self.lookup.resolve(&self.proxy, config, timeout)
+        if let Some((at, addrs)) = self.resolved.lock().as_ref() {
+            if at.elapsed() < RESOLVE_TTL {
+                return Ok(addrs.clone());
+            }
+        }
+        let addrs = self
+            .lookup
+            .resolve(&self.proxy, config, timeout)
+            .map_err(not_found)?;
+        *self.resolved.lock() = Some((Instant::now(), addrs.clone()));
+        Ok(addrs)
+    }
+}
+
+/// A failed lookup as what it is: a name that does not resolve (ureq gives
+/// the resolver's I/O error, and `HostNotFound` only for an empty answer).
+fn not_found(error: ureq::Error) -> ureq::Error {
+    match error {
+        ureq::Error::Io(_) => ureq::Error::HostNotFound,
+        other => other,
     }
 }
 

@@ -21,7 +21,7 @@ use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 use crate::agent::{self, Agents};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::config::Settings;
-use crate::cookies::Jar;
+use crate::cookies::{self, Jar};
 use crate::error::{Detail, Error, ErrorKind};
 use crate::proxy;
 use crate::redirect::{self, Refused};
@@ -59,7 +59,8 @@ pub(crate) struct CacheNeeds<'a> {
 pub(crate) struct Received {
     pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
-    /// The response headers, when the cache needs them.
+    /// The response headers, when the cache needs them, and if the answer
+    /// may be cached (`cookies.rs`).
     pub(crate) headers: Option<HeaderMap>,
 }
 
@@ -129,6 +130,12 @@ impl Attempt<'_> {
         // A cancel reaches reads blocked on the socket (`cancel.rs`).
         let _watching = self.cancel.map(CancelToken::watch);
         let started = Instant::now();
+        // No wait on the way may outlast the attempt (`agent.rs`).
+        let _ends = agent::attempt_ends_at(started.checked_add(timeout));
+        // The cookies the first hop sent: a later hop that sends others
+        // makes the answer one the cache must not file under the first's.
+        let mut first_cookies = None;
+        let mut cookies_changed = false;
         let mut url = Cow::Borrowed(request.url());
         // What the hops so far allow: a GET once one made it so, secrets
         // only while every hop kept to their origin.
@@ -147,6 +154,11 @@ impl Attempt<'_> {
             let route = self.agents.route(&url);
             if let Some(jar) = self.jar {
                 jar.add_to(&url, http.headers_mut());
+                let sent = http.headers().get(http::header::COOKIE).cloned();
+                match &first_cookies {
+                    None => first_cookies = Some(sent),
+                    Some(first) => cookies_changed |= *first != sent,
+                }
             }
             let send = if visited.is_empty() && own_timeout.is_none() {
                 http
@@ -158,14 +170,20 @@ impl Attempt<'_> {
                     .build()
             };
             let opened_before = agent::opened_on_this_thread();
+            let tunnels_before = agent::tunnels_opened_on_this_thread();
             let mut response = match route.agent.run(send) {
                 Ok(response) => response,
                 Err(error) => {
-                    let stale = retry::is_closed_before_response(&error)
-                        && agent::opened_on_this_thread() == opened_before;
+                    let opened = agent::opened_on_this_thread() != opened_before;
+                    let stale = retry::is_closed_before_response(&error) && !opened;
                     let idempotent = made_get || request.is_idempotent();
                     if !(stale && idempotent && stale_resends < STALE_RESENDS) {
-                        return Err(match (route.proxy, proxy::failure(&error)) {
+                        let reached = proxy::Reached {
+                            tunnel: !route.forward,
+                            proxy: opened,
+                            through: agent::tunnels_opened_on_this_thread() != tunnels_before,
+                        };
+                        return Err(match (route.proxy, proxy::failure(&error, reached)) {
                             (Some(via), Some(failure)) => AttemptError::Proxy {
                                 proxy: via.to_string(),
                                 failure,
@@ -233,7 +251,12 @@ impl Attempt<'_> {
             url = hop.url.into();
         };
         let status = response.status().as_u16();
-        let headers = needs.keep_headers.then(|| response.headers().clone());
+        // No headers, nothing stored: an answer another session's cookies
+        // made is not the cache's to keep.
+        let cacheable = self
+            .jar
+            .is_none_or(|_| cookies::cacheable(response.headers(), cookies_changed));
+        let headers = (needs.keep_headers && cacheable).then(|| response.headers().clone());
         if status == 304 && !needs.conditional.is_empty() {
             return Ok(Received {
                 status,

@@ -22,6 +22,12 @@ use parking_lot::Mutex;
 use ureq::http::{header, HeaderMap, HeaderValue};
 use url::Url;
 
+/// The longest name and value of a cookie kept (RFC 6265bis §5.6).
+const MAX_COOKIE: usize = 4096;
+
+/// The longest `Cookie` line sent: the output buffer holds 16 KiB of head.
+const MAX_COOKIE_LINE: usize = 8 << 10;
+
 /// The cookies of one fetcher and its clones.
 #[derive(Default)]
 pub(crate) struct Jar {
@@ -54,6 +60,15 @@ impl Jar {
             path(b).cmp(&path(a)).then_with(|| a.name().cmp(b.name()))
         });
         for (name, value) in cookies.iter().map(|cookie| cookie.name_value()) {
+            // The line stays well inside a request head (`agent.rs`): the
+            // cookies that do not fit are left out, the shortest paths'.
+            if line.len() + name.len() + value.len() + 3 > MAX_COOKIE_LINE {
+                log::warn!(
+                    "{}: cookies left out of a Cookie header past {MAX_COOKIE_LINE} bytes",
+                    crate::redact::url(url.as_str())
+                );
+                break;
+            }
             if !line.is_empty() {
                 line.push_str("; ");
             }
@@ -90,6 +105,9 @@ impl Jar {
             .iter()
             .filter_map(|value| value.to_str().ok())
             .filter_map(|text| cookie_store::RawCookie::parse(text.to_owned()).ok())
+            // RFC 6265bis §5.6: a name and value past 4096 bytes are
+            // ignored, as browsers do.
+            .filter(|cookie| cookie.name().len() + cookie.value().len() <= MAX_COOKIE)
             .collect();
         if !cookies.is_empty() {
             self.store
@@ -97,6 +115,14 @@ impl Jar {
                 .store_response_cookies(cookies.into_iter(), &url);
         }
     }
+}
+
+/// Whether an answer fetched with the jar's cookies may be cached: not if
+/// it sets cookies (a new session sharing the cache must get its own), nor
+/// if a redirect's later hop sent other cookies than the first (the entry
+/// is keyed by the first hop's, and would serve another session's answer).
+pub(crate) fn cacheable(headers: &HeaderMap, cookies_changed: bool) -> bool {
+    !cookies_changed && !headers.contains_key(header::SET_COOKIE)
 }
 
 impl std::fmt::Debug for Jar {

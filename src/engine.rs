@@ -13,6 +13,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use ureq::http::HeaderMap;
+
 use crate::agent::Agents;
 use crate::attempt::{self, Attempt, CacheNeeds, Received};
 use crate::breaker::{self, Breakers};
@@ -293,8 +295,10 @@ impl Engine {
                 .map_err(|Failed { error, response }| {
                     // A 404 (and any status the rules let a cache keep) is
                     // stored, to answer for the URL next time, offline too.
-                    if let (true, Some(response)) = (keep_headers, response) {
-                        let headers = response.headers.unwrap_or_default();
+                    let stored = response.filter(|_| keep_headers);
+                    if let Some((response, headers)) =
+                        stored.and_then(|r| r.headers.clone().map(|h| (r, h)))
+                    {
                         cache.store(
                             &key,
                             &http,
@@ -308,11 +312,14 @@ impl Engine {
                 })
         };
         let mut answer = fetch(&conditional)?;
-        let mut headers = answer.headers.take().unwrap_or_default();
+        // No headers when the answer may not be cached (`attempt.rs`).
+        let mut headers = answer.headers.take();
         if let Some(entry) = entry.filter(|_| answer.status == 304) {
-            if cache::rules::confirms(&entry, &headers) {
-                if keep_headers {
-                    cache.refresh(&key, &http, &entry, &headers, &is_sensitive);
+            let no_headers = HeaderMap::new();
+            let said = headers.as_ref().unwrap_or(&no_headers);
+            if cache::rules::confirms(&entry, said) {
+                if let Some(headers) = headers.as_ref().filter(|_| keep_headers) {
+                    cache.refresh(&key, &http, &entry, headers, &is_sensitive);
                 }
                 return served(entry, true, answer.attempts);
             }
@@ -320,14 +327,14 @@ impl Engine {
             let attempts = answer.attempts;
             answer = fetch(&[])?;
             answer.attempts = answer.attempts.saturating_add(attempts);
-            headers = answer.headers.take().unwrap_or_default();
+            headers = answer.headers.take();
         }
-        if keep_headers {
+        if let Some(headers) = headers.as_ref().filter(|_| keep_headers) {
             cache.store(
                 &key,
                 &http,
                 answer.status,
-                &headers,
+                headers,
                 &answer.body,
                 &is_sensitive,
             );

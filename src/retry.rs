@@ -165,6 +165,12 @@ pub(crate) fn classify_transport(error: &ureq::Error) -> ErrorKind {
         ureq::Error::Http(_) | ureq::Error::BadUri(_) | ureq::Error::InvalidProxyUrl => {
             ErrorKind::InvalidRequest
         }
+        // A request head that does not fit the output buffer (a header of
+        // more than 16 KiB): sending it again cannot help. (ureq's protocol
+        // errors are ureq-proto's, whose type it does not re-export.)
+        ureq::Error::Protocol(protocol) if protocol.to_string().starts_with("output too small") => {
+            ErrorKind::InvalidRequest
+        }
         // Only https requests are https-only: this is a redirect down to http.
         ureq::Error::RedirectFailed
         | ureq::Error::TooManyRedirects

@@ -265,10 +265,13 @@ fn a_damaged_entry_is_a_miss_and_is_repaired() {
             before + 1,
             "damage {n}: a miss, fetched again"
         );
-        assert_eq!(
-            std::fs::read(&entry).unwrap().len(),
-            intact.len(),
-            "damage {n}: repaired"
+        // Rewritten whole (an `Age` of a second, counted from `Date`, may
+        // make it a few bytes longer).
+        let repaired = std::fs::read(&entry).unwrap().len();
+        assert!(
+            repaired.abs_diff(intact.len()) <= 16,
+            "damage {n}: repaired ({repaired} bytes, was {})",
+            intact.len()
         );
         fetcher.get_bytes(&url).unwrap();
         assert_eq!(server.requests(), before + 1, "damage {n}: then a hit");

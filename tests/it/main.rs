@@ -30,6 +30,7 @@ mod pki;
 mod proxy;
 mod retry;
 mod review2;
+mod review3;
 mod server;
 mod streaming;
 mod tls;

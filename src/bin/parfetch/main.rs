@@ -83,6 +83,13 @@ fn fetcher(args: &Args) -> Result<Fetcher, String> {
     builder = builder
         .cookie_store(args.cookies)
         .danger_accept_invalid_certificates(args.danger_accept_invalid_certs);
+    if args.danger_accept_invalid_certs {
+        // The library logs it; the command has no logger: said here.
+        eprintln!(
+            "parfetch: warning: TLS certificates are NOT checked \
+             (--danger-accept-invalid-certs): anyone on the way can read and change what is fetched"
+        );
+    }
     builder.build().map_err(|error| error.to_string())
 }
 
