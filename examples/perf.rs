@@ -21,6 +21,7 @@
 //! cargo run --release --example perf -- hosts      # one GET to each of 2,000 / 20,000 / 100,000 hosts at C=64
 //! cargo run --release --example perf -- tls 400   # TLS set-up: roots loaded, handshakes with 1 / Mozilla's / the machine's roots
 //! cargo run --release --example perf -- serve 2048 20   # just the server (for wrk)
+//! cargo run --release --example perf -- serve 2048 20 mixed   # ... and /html, /ndjson, /missing, /error, /stall, /truncated, /number, /zstd
 //! ```
 
 // Figures are printed, not computed on: float conversions are fine here.
@@ -123,6 +124,28 @@ fn serve(size: u64, latency_ms: u64, headers: &str) -> Result<()> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         let reply = match headers.as_str() {
+            // Each way a URL can fail, at its own path (for a look at the
+            // CLI's messages): the rest are documents.
+            "mixed" => match request.path.rsplit('/').next().unwrap_or_default() {
+                "html" => server::Reply::Respond {
+                    status: 200,
+                    headers: vec![("content-type".into(), "text/html".into())],
+                    body: b"<!DOCTYPE html>\n<html><body>Please log in</body></html>".to_vec(),
+                },
+                "ndjson" => server::Reply::Respond {
+                    status: 200,
+                    headers: vec![("content-type".into(), "application/x-ndjson".into())],
+                    body: b"{\"n\":1}\n{\"n\":2}\n".to_vec(),
+                },
+                "missing" => server::Reply::status(404),
+                "error" => server::Reply::json(500, r#"{"error":"database down"}"#),
+                "stall" => server::Reply::Stall(Duration::from_secs(120)),
+                "truncated" => server::Reply::json(200, r#"{"laps":[1,2,"#),
+                "number" => server::Reply::json(200, r#"{"big":1e999}"#),
+                "zstd" => server::Reply::json(200, b"\x28\xb5\x2f\xfd\x00".to_vec())
+                    .with_header("content-encoding", "zstd"),
+                _ => server::Reply::json(200, docs[i % docs.len()].clone()),
+            },
             // Cacheable for an hour.
             "fresh" => server::Reply::json(200, docs[i % docs.len()].clone())
                 .with_header("cache-control", "max-age=3600"),

@@ -22,6 +22,7 @@ use crate::agent::{self, Agents};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::config::Settings;
 use crate::cookies::{self, Jar};
+use crate::encoding;
 use crate::error::{Detail, Error, ErrorKind};
 use crate::proxy;
 use crate::redirect::{self, Refused};
@@ -62,6 +63,16 @@ pub(crate) struct Received {
     /// The response headers, when the cache needs them, and if the answer
     /// may be cached (`cookies.rs`).
     pub(crate) headers: Option<HeaderMap>,
+    /// What the body is, for a message if it does not parse.
+    pub(crate) labels: BodyLabels,
+}
+
+/// What a response said its body is: for the words of a parse failure.
+#[derive(Debug, Default)]
+pub(crate) struct BodyLabels {
+    pub(crate) content_type: Option<Box<str>>,
+    /// A Content-Encoding left undecoded (`encoding.rs`).
+    pub(crate) undecoded: Option<Box<str>>,
 }
 
 /// Why one attempt failed.
@@ -262,6 +273,7 @@ impl Attempt<'_> {
                 status,
                 body: Vec::new(),
                 headers,
+                labels: BodyLabels::default(),
             });
         }
         if retry::classify_status(status).is_some() {
@@ -307,10 +319,23 @@ impl Attempt<'_> {
                 limit,
             )));
         }
+        let text = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+        };
+        let (body, undecoded) = encoding::decode(text(http::header::CONTENT_ENCODING), body, limit)
+            .map_err(AttemptError::Transport)?;
+        let labels = BodyLabels {
+            content_type: text(http::header::CONTENT_TYPE).map(Box::from),
+            undecoded: undecoded.map(Box::from),
+        };
         Ok(Received {
             status,
             body,
             headers,
+            labels,
         })
     }
 }

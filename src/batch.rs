@@ -81,6 +81,7 @@ pub struct Batch<'f, I> {
     deadline: Option<Duration>,
     cancel: Option<CancelToken>,
     progress: Option<ProgressFn<'f>>,
+    total: Option<u64>,
 }
 
 /// The user's progress callback.
@@ -92,7 +93,8 @@ type ProgressFn<'f> = Box<dyn FnMut(&Progress) + 'f>;
 pub struct Progress {
     /// Requests finished, successfully or not.
     pub done: u64,
-    /// Requests in the batch, when the iterator tells its exact length.
+    /// Requests in the batch: the iterator's exact length, or what
+    /// [`Batch::total`] said; `None` when neither is known.
     pub total: Option<u64>,
     /// Requests finished successfully.
     pub ok: u64,
@@ -179,6 +181,7 @@ impl Fetcher {
             deadline: None,
             cancel: None,
             progress: None,
+            total: None,
         }
     }
 }
@@ -210,8 +213,22 @@ where
     /// Calls `progress` as results come in: at most every 100 ms, and once
     /// more at the end with the final figures. It runs on the calling
     /// thread; if it panics, it is not called again and the batch goes on.
+    ///
+    /// [`Progress::total`] is the number of requests when the iterator
+    /// tells it exactly (a `Vec`, a range, a `map` of either); a lazy one
+    /// (lines read from a file, a `filter`) does not know it, so tell the
+    /// batch with [`total`](Self::total) if you do.
     pub fn on_progress(mut self, progress: impl FnMut(&Progress) + 'f) -> Self {
         self.progress = Some(Box::new(progress));
+        self
+    }
+
+    /// How many requests the iterator will yield, for
+    /// [`Progress::total`] when the iterator cannot tell (say, the URL
+    /// lines of a file you counted first). An iterator that knows its exact
+    /// length is believed over this.
+    pub fn total(mut self, requests: u64) -> Self {
+        self.total = Some(requests);
         self
     }
 
@@ -279,11 +296,12 @@ where
             deadline,
             cancel,
             mut progress,
+            total,
         } = self;
         let started = Instant::now();
         let total = match requests.size_hint() {
             (low, Some(high)) if low == high => Some(low as u64),
-            _ => None,
+            _ => total,
         };
         let recorder = Recorder::default();
         let how = Scope {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ureq::http::HeaderMap;
 
 use crate::agent::Agents;
-use crate::attempt::{self, Attempt, CacheNeeds, Received};
+use crate::attempt::{self, Attempt, BodyLabels, CacheNeeds, Received};
 use crate::breaker::{self, Breakers};
 use crate::cache::{self, Cache, CacheMode, Entry, Lookup};
 use crate::cancel::Stop;
@@ -79,6 +79,8 @@ struct Answer {
     attempts: u32,
     /// The response headers, when the cache needs them.
     headers: Option<ureq::http::HeaderMap>,
+    /// What the response said its body is (none from the cache).
+    labels: BodyLabels,
 }
 
 /// How one request runs: when it must stop, and where its figures go
@@ -188,10 +190,15 @@ impl Engine {
     ) -> (Result<T, Error>, Option<u16>, u32) {
         match self.fetch_through_cache(request, scope) {
             Ok(answer) => {
+                let labels = answer.labels;
                 let result = finish(answer.body).map_err(|error| {
                     error
                         .with_request(request.method_name(), request.url())
                         .with_attempts(answer.attempts)
+                        .with_body_labels(
+                            labels.content_type.as_deref(),
+                            labels.undecoded.as_deref(),
+                        )
                 });
                 (result, Some(answer.status), answer.attempts)
             }
@@ -265,6 +272,7 @@ impl Engine {
                 status,
                 attempts,
                 headers: None,
+                labels: BodyLabels::default(),
             })
         };
         let entry = match lookup {
@@ -482,6 +490,7 @@ impl Engine {
                 status,
                 body,
                 headers,
+                labels,
             }) => {
                 permit.success();
                 self.record(scope, |stats| stats.bytes(body.len()));
@@ -497,6 +506,7 @@ impl Engine {
                     status,
                     attempts,
                     headers,
+                    labels,
                 });
             }
             Err(failure) => failure,
@@ -507,6 +517,7 @@ impl Engine {
                 status,
                 attempts,
                 headers: Some(headers.clone()),
+                labels: BodyLabels::default(),
             })
         });
         let error = failure.into_error(request, attempts, timeout, settings.body_limit);

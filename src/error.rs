@@ -107,6 +107,20 @@ struct Inner {
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
 
+/// Why a body is not the JSON asked for (`json_error.rs` words it).
+#[derive(Debug, Default)]
+pub(crate) struct JsonDetail {
+    /// Where in the document, for a typed target: `laps[3].time`.
+    pub(crate) path: Option<String>,
+    pub(crate) offset: Option<usize>,
+    /// What was expected and what came instead, in words.
+    pub(crate) problem: String,
+    /// The response's Content-Type, when it does not say JSON.
+    pub(crate) content_type: Option<String>,
+    /// A Content-Encoding parfetch does not decode, if the body had one.
+    pub(crate) content_encoding: Option<String>,
+}
+
 /// What the message says beyond the kind: the facts of this layer.
 #[derive(Debug, Default)]
 pub(crate) enum Detail {
@@ -118,13 +132,8 @@ pub(crate) enum Detail {
     Timeout(Duration),
     /// The body limit in bytes.
     Limit(u64),
-    /// Where the JSON went wrong: a path into the document and/or a byte offset.
-    Json {
-        path: Option<String>,
-        offset: Option<usize>,
-        /// What went wrong, in words (when the cause does not say it).
-        problem: Option<&'static str>,
-    },
+    /// What was wrong with the JSON, and where.
+    Json(Box<JsonDetail>),
     /// The host whose breaker is open.
     Host(String),
     /// Free text for invalid requests and settings (never a header value).
@@ -177,6 +186,21 @@ impl Error {
 
     pub(crate) fn with_detail(mut self, detail: Detail) -> Error {
         self.inner.detail = detail;
+        self
+    }
+
+    /// For an `InvalidJson` error, what the response said it held: its
+    /// Content-Type (kept only when it does not say JSON: then it explains
+    /// the failure), and a Content-Encoding parfetch does not decode.
+    pub(crate) fn with_body_labels(
+        mut self,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+    ) -> Error {
+        if let Detail::Json(json) = &mut self.inner.detail {
+            json.content_type = content_type.filter(|t| !says_json(t)).map(str::to_owned);
+            json.content_encoding = content_encoding.map(str::to_owned);
+        }
         self
     }
 
@@ -242,7 +266,7 @@ impl Error {
     /// value did not fit the requested type, such as `laps[3].time`.
     pub fn json_path(&self) -> Option<&str> {
         match &self.inner.detail {
-            Detail::Json { path, .. } => path.as_deref(),
+            Detail::Json(json) => json.path.as_deref(),
             _ => None,
         }
     }
@@ -251,7 +275,7 @@ impl Error {
     /// parsing failed, when the parser knows it.
     pub fn json_offset(&self) -> Option<usize> {
         match &self.inner.detail {
-            Detail::Json { offset, .. } => *offset,
+            Detail::Json(json) => json.offset,
             _ => None,
         }
     }
@@ -281,23 +305,21 @@ impl fmt::Display for Error {
                 write!(f, "attempt timed out after {limit:?}")?;
             }
             (ErrorKind::Timeout, _) => f.write_str("attempt timed out")?,
-            (
-                ErrorKind::InvalidJson,
-                Detail::Json {
-                    path,
-                    offset,
-                    problem,
-                },
-            ) => {
-                f.write_str("invalid JSON")?;
-                if let Some(problem) = problem {
-                    write!(f, ": {problem}")?;
-                }
-                if let Some(path) = path.as_deref().filter(|p| !p.is_empty() && *p != ".") {
+            (ErrorKind::InvalidJson, Detail::Json(json)) => {
+                write!(f, "invalid JSON: {}", json.problem)?;
+                if let Some(path) = json.path.as_deref().filter(|p| !p.is_empty() && *p != ".") {
                     write!(f, " at {path:?}")?;
                 }
-                if let Some(offset) = offset {
+                if let Some(offset) = json.offset {
                     write!(f, " at byte {offset}")?;
+                }
+                if let Some(encoding) = &json.content_encoding {
+                    write!(
+                        f,
+                        " (the body is {encoding}-encoded, which parfetch does not decode)"
+                    )?;
+                } else if let Some(content_type) = &json.content_type {
+                    write!(f, " (content type {content_type})")?;
                 }
             }
             (ErrorKind::InvalidJson, _) => f.write_str("invalid JSON")?,
@@ -386,6 +408,15 @@ impl StdError for Error {
     }
 }
 
+/// Whether a Content-Type says one JSON document: `application/json`,
+/// `text/json` or a `+json` type (not NDJSON, `application/x-ndjson`).
+fn says_json(content_type: &str) -> bool {
+    let mime = content_type.split(';').next().unwrap_or_default().trim();
+    mime.eq_ignore_ascii_case("application/json")
+        || mime.eq_ignore_ascii_case("text/json")
+        || mime.to_ascii_lowercase().ends_with("+json")
+}
+
 /// The standard reason phrase of a status code, for messages.
 fn reason_phrase(code: u16) -> &'static str {
     ureq::http::StatusCode::from_u16(code)
@@ -431,12 +462,13 @@ mod tests {
                 Error::new(ErrorKind::InvalidJson)
                     .with_request("GET", "http://h/a")
                     .with_attempts(1)
-                    .with_detail(Detail::Json {
+                    .with_detail(Detail::Json(Box::new(JsonDetail {
                         path: Some("laps[3].time".into()),
-                        offset: None,
-                        problem: None,
-                    }),
-                "GET http://h/a: invalid JSON at \"laps[3].time\"",
+                        problem: "invalid type: string \"slow\", expected f64".into(),
+                        ..JsonDetail::default()
+                    }))),
+                "GET http://h/a: invalid JSON: invalid type: string \"slow\", expected f64 \
+                 at \"laps[3].time\"",
             ),
             (
                 Error::new(ErrorKind::Status)

@@ -22,10 +22,11 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use serde::de::DeserializeOwned;
+use serde::de::{Deserialize, DeserializeOwned};
 use simd_json::Buffers;
 
-use crate::error::{Detail, Error, ErrorKind};
+use crate::error::{Detail, Error, ErrorKind, JsonDetail};
+use crate::json_error;
 use crate::raw_json::RawJson;
 
 /// An untyped JSON document: simd-json's owned value.
@@ -44,36 +45,42 @@ thread_local! {
     static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::new(16 << 10));
 }
 
-/// Why a body did not parse: where, and the parser's own error.
+/// Why a body did not parse: what, in words (`json_error.rs`), and where.
 #[derive(Debug)]
 pub(crate) struct JsonError {
     pub(crate) path: Option<String>,
     pub(crate) offset: Option<usize>,
-    /// What went wrong, when the parser's error does not say it well.
-    pub(crate) problem: Option<&'static str>,
-    pub(crate) source: Option<simd_json::Error>,
+    pub(crate) problem: String,
 }
 
 impl JsonError {
-    fn parser(source: simd_json::Error) -> JsonError {
+    /// The error simd-json's `source` on `body` (as the parser left it)
+    /// amounts to.
+    fn parser(source: &simd_json::Error, body: &[u8]) -> JsonError {
+        let (problem, offset) = json_error::describe(source, body);
         JsonError {
             path: None,
-            offset: syntax_offset(&source),
-            problem: None,
-            source: Some(source),
+            offset,
+            problem,
+        }
+    }
+
+    fn problem(problem: &str) -> JsonError {
+        JsonError {
+            path: None,
+            offset: None,
+            problem: problem.to_owned(),
         }
     }
 
     pub(crate) fn into_error(self) -> Error {
-        let error = Error::new(ErrorKind::InvalidJson).with_detail(Detail::Json {
+        Error::new(ErrorKind::InvalidJson).with_detail(Detail::Json(Box::new(JsonDetail {
             path: self.path,
             offset: self.offset,
             problem: self.problem,
-        });
-        match self.source {
-            Some(source) => error.with_source(source),
-            None => error,
-        }
+            content_type: None,
+            content_encoding: None,
+        })))
     }
 }
 
@@ -83,20 +90,20 @@ pub(crate) fn parse<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T,
         let wanted = std::any::TypeId::of::<T>();
         // `Value` has a faster path than serde's generic one.
         if wanted == std::any::TypeId::of::<Value>() {
-            let value = simd_json::owned::to_value_with_buffers(body, buffers)
-                .map_err(JsonError::parser)?;
-            return Ok(cast(value));
+            return match simd_json::owned::to_value_with_buffers(body, buffers) {
+                Ok(value) => Ok(cast(value)),
+                Err(error) => Err(JsonError::parser(&error, body)),
+            };
         }
         if wanted == std::any::TypeId::of::<RawJson>() {
             // Checked on a copy: simd-json rewrites what it parses.
-            simd_json::Deserializer::from_slice_with_buffers(&mut body.to_vec(), buffers)
-                .map_err(JsonError::parser)?;
-            let raw = RawJson::from_checked(body).ok_or(JsonError {
-                path: None,
-                offset: None,
-                problem: Some("it is not UTF-8"),
-                source: None,
-            })?;
+            let mut copy = body.to_vec();
+            if let Err(error) = simd_json::Deserializer::from_slice_with_buffers(&mut copy, buffers)
+            {
+                return Err(JsonError::parser(&error, body));
+            }
+            let raw =
+                RawJson::from_checked(body).ok_or_else(|| JsonError::problem("invalid UTF-8"))?;
             return Ok(cast(raw));
         }
         parse_typed(body, buffers)
@@ -122,46 +129,72 @@ pub(crate) fn no_content<T: DeserializeOwned + 'static>() -> Result<T, JsonError
             return Ok(cast(null));
         }
     }
-    serde_json::from_slice(b"null").map_err(|_| JsonError {
-        path: None,
-        offset: None,
-        problem: Some("no content: the body is empty"),
-        source: None,
-    })
+    serde_json::from_slice(b"null").map_err(|_| JsonError::problem("no content: the body is empty"))
 }
 
 fn parse_typed<T: DeserializeOwned>(
     body: &mut [u8],
     buffers: &mut Buffers,
 ) -> Result<T, JsonError> {
-    let mut deserializer = simd_json::Deserializer::from_slice_with_buffers(body, buffers)
-        .map_err(JsonError::parser)?;
-    match T::deserialize(&mut deserializer) {
-        Ok(value) => Ok(value),
-        Err(source) => {
-            // Tracking the path costs as much as the parse itself, so it is
-            // done only now, by replaying the parsed tape (the body's text
-            // may have been rewritten in place and cannot be parsed again).
-            deserializer.restart();
-            let path = serde_path_to_error::deserialize::<_, T>(&mut deserializer)
-                .err()
-                .map(|error| error.path().to_string());
-            Err(JsonError {
-                path,
-                offset: syntax_offset(&source),
-                problem: None,
-                source: Some(source),
-            })
+    // The deserializer borrows the body while it lives; a failure is
+    // described from the body once it is dropped.
+    let failure = {
+        let mut deserializer = match simd_json::Deserializer::from_slice_with_buffers(body, buffers)
+        {
+            Ok(deserializer) => deserializer,
+            Err(error) => return Err(JsonError::parser(&error, body)),
+        };
+        match T::deserialize(&mut deserializer) {
+            Ok(value) => return Ok(value),
+            Err(source) => {
+                // Tracking the path costs as much as the parse itself, so
+                // it is done only now, by replaying the parsed tape (the
+                // body's text may have been rewritten in place and cannot
+                // be parsed again).
+                deserializer.restart();
+                let path = serde_path_to_error::deserialize::<_, T>(&mut deserializer)
+                    .err()
+                    .map(|error| error.path().to_string());
+                // And what is there, for the message (failures only: it
+                // builds the whole document).
+                deserializer.restart();
+                let found = path.as_deref().and_then(|path| {
+                    let document = Value::deserialize(&mut deserializer).ok()?;
+                    at_path(&document, path).map(json_error::found_value)
+                });
+                (source, path, found)
+            }
         }
+    };
+    let (source, path, found) = failure;
+    let mut error = JsonError {
+        path,
+        ..JsonError::parser(&source, body)
+    };
+    if let Some(found) = found.filter(|_| error.problem.starts_with("expected ")) {
+        error.problem = format!("{}, found {found}", error.problem);
     }
+    Err(error)
 }
 
-/// The byte offset of a syntax error; serde's type errors carry none.
-fn syntax_offset(error: &simd_json::Error) -> Option<usize> {
-    match error.error() {
-        simd_json::ErrorType::Serde(_) => None,
-        _ => Some(error.index()),
+/// The value at `path` (`laps[1].time`, as `serde_path_to_error` writes
+/// it) in `document`.
+fn at_path<'v>(document: &'v Value, path: &str) -> Option<&'v Value> {
+    use simd_json::prelude::*;
+    let mut value = document;
+    for segment in path.split('.').filter(|s| !s.is_empty()) {
+        let (key, indexes) = match segment.find('[') {
+            Some(at) => segment.split_at(at),
+            None => (segment, ""),
+        };
+        if !key.is_empty() {
+            value = value.get(key)?;
+        }
+        for index in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            value = value.get_idx(index.parse::<usize>().ok()?)?;
+        }
     }
+    Some(value)
 }
 
 fn with_buffers<R>(len: usize, parse: impl FnOnce(&mut Buffers) -> R) -> R {

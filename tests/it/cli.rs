@@ -297,7 +297,71 @@ fn the_summary_names_what_happened() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("2 URLs in"), "{stderr}");
     assert!(stderr.contains("1 ok, 1 failed (NotFound 1)"), "{stderr}");
-    assert!(stderr.contains("connections opened"), "{stderr}");
+    assert!(stderr.contains(" · connections "), "{stderr}");
+    // p50, p95 and max on one line, in milliseconds with one decimal.
+    let latency = stderr
+        .lines()
+        .find(|l| l.contains("latency"))
+        .unwrap_or_default();
+    for part in [" p50 ", " ms · p95 ", " ms · max ", " ms · retries 0"] {
+        assert!(latency.contains(part), "{latency}");
+    }
+    // Standard error is not a terminal here: no colour, no progress line.
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+}
+
+#[test]
+fn the_summary_goes_to_a_json_file_for_scripts() {
+    let server = server();
+    let dir = temp_dir("summary-json");
+    let path = dir.join("summary.json");
+    let output = parfetch(
+        &[
+            &server.url("/doc/1"),
+            &server.url("/doc/2"),
+            &server.url("/missing"),
+            "--retries",
+            "0",
+            "-q",
+            "--summary-json",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_exit(&output, 2);
+    assert!(output.stderr.is_empty(), "quiet: nothing on standard error");
+    let figures: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        (&figures["urls"], &figures["ok"], &figures["failed"]),
+        (&3.into(), &2.into(), &1.into())
+    );
+    assert_eq!(figures["failures"]["NotFound"], 1);
+    assert_eq!(figures["interrupted"], false);
+    let latency = &figures["latency_ms"];
+    let (p50, max) = (
+        latency["p50"].as_f64().unwrap(),
+        latency["max"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p50 <= max, "{latency}");
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef parfetch"),
+        ("fish", "complete -c parfetch"),
+    ] {
+        let output = parfetch(&["completions", shell], None);
+        assert_exit(&output, 0);
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("summary-json"), "{shell}");
+    }
+    let output = parfetch(&["completions", "tcsh"], None);
+    assert_exit(&output, 1);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bash, zsh, fish"));
 }
 
 #[test]
@@ -316,6 +380,17 @@ fn help_names_the_options() {
         "--ordered",
         "--cache-dir <DIR>",
         "--offline",
+        "--summary-json <FILE>",
+        "--proxy <URL>",
+        "--cacert <FILE>",
+        // A worked example of each main use.
+        "parfetch -i urls.txt -c 64 -o results.jsonl",
+        "--out-dir mirror/ --rate 50",
+        "--shard 0/4",
+        "--cache-dir ~/.cache/parfetch --offline",
+        "--proxy http://proxy.corp:3128 --cacert corp-ca.pem",
+        "parfetch completions bash",
+        "NO_COLOR",
         "Exit status: 0 all succeeded, 2 some failed, 1 usage or I/O error, 130 interrupted.",
     ] {
         assert!(help.contains(line), "--help lacks {line:?}:\n{help}");

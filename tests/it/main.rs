@@ -25,6 +25,7 @@ mod faults;
 mod hardening;
 mod hosts;
 mod logs;
+mod messages;
 mod mocked;
 mod pki;
 mod proxy;

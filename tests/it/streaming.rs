@@ -125,6 +125,24 @@ fn progress_adds_up_to_the_batch() {
     );
     assert_eq!(last.bytes, 160 * 7);
     assert!(reports.windows(2).all(|w| w[0].done <= w[1].done));
+    // A lazy iterator does not know its length: the caller tells it.
+    let lazy = || urls.iter().filter(|url| !url.ends_with("/x"));
+    let mut totals = Vec::new();
+    fetcher
+        .batch(lazy())
+        .on_progress(|progress| totals.push(progress.total))
+        .for_each_bytes(|_, _| {});
+    assert!(totals.iter().all(Option::is_none), "{totals:?}");
+    let mut totals = Vec::new();
+    fetcher
+        .batch(lazy())
+        .total(200)
+        .on_progress(|progress| totals.push(progress.total))
+        .for_each_bytes(|_, _| {});
+    assert!(
+        !totals.is_empty() && totals.iter().all(|t| *t == Some(200)),
+        "{totals:?}"
+    );
 }
 
 #[test]

@@ -7,19 +7,34 @@ use clap::Parser;
 
 const EXAMPLES: &str = "\
 Examples:
-  parfetch https://cdn.example/a.json https://cdn.example/b.json
-  parfetch -i urls.txt -c 64 -o results.jsonl
-  parfetch -i urls.txt --out-dir mirror/ --rate 50
-  parfetch -i urls.txt --shard 0/4 > part-0.jsonl
-  parfetch -i urls.txt --proxy http://proxy.corp:3128 --cacert corp-ca.pem
-
-Proxies: http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY are read as curl
-reads them, unless --proxy or --no-proxy says otherwise. Certificates are
-checked against Mozilla's roots and the machine's store (--no-system-roots:
-Mozilla's only), plus SSL_CERT_FILE / SSL_CERT_DIR and --cacert.
+  Fetch a few URLs, one JSON line each on standard output:
+    parfetch https://cdn.example/a.json https://cdn.example/b.json
+  Fetch a list (one URL per line; '#' comments), 64 at a time, into a file:
+    parfetch -i urls.txt -c 64 -o results.jsonl
+  Mirror the documents into a directory, at most 50 requests/s per host:
+    parfetch -i urls.txt --out-dir mirror/ --rate 50
+  Split one list across 4 jobs (this is job 0), in input order:
+    parfetch -i urls.txt --shard 0/4 --ordered > part-0.jsonl
+  Cache responses, then read them back without the network:
+    parfetch -i urls.txt --cache-dir ~/.cache/parfetch
+    parfetch -i urls.txt --cache-dir ~/.cache/parfetch --offline
+  Behind a company proxy, trusting its CA:
+    parfetch -i urls.txt --proxy http://proxy.corp:3128 --cacert corp-ca.pem
+  Give up after 10 minutes, and keep figures for a script:
+    parfetch -i urls.txt --deadline 10m --summary-json summary.json
+  Shell completions:
+    parfetch completions bash > ~/.local/share/bash-completion/completions/parfetch
+    (also zsh, fish, elvish, powershell)
 
 Output: one JSON line per URL, in completion order (--ordered: input order):
   {\"index\",\"url\",\"ok\",\"status\",\"attempts\",\"elapsed_ms\",\"error\",\"body\"}
+  the body is the JSON as the server sent it, on one line.
+Progress and the summary go to standard error (a bar with an ETA when the
+number of URLs is known); NO_COLOR turns colour off.
+Proxies: http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY are read as curl
+reads them, unless --proxy or --no-proxy says otherwise. Certificates are
+checked against Mozilla's roots and the machine's store (--no-system-roots:
+not the machine's store), plus SSL_CERT_FILE / SSL_CERT_DIR and --cacert.
 Exit status: 0 all succeeded, 2 some failed, 1 usage or I/O error, 130 interrupted.";
 
 /// Fetch many JSON documents over HTTP in parallel, as JSON Lines.
@@ -84,9 +99,13 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) ordered: bool,
 
-    /// No progress bar and no summary
+    /// No progress bar and no summary on standard error
     #[arg(short, long)]
     pub(crate) quiet: bool,
+
+    /// Also write the summary's figures to FILE, as JSON (even with --quiet)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) summary_json: Option<PathBuf>,
 
     /// Send every request through the proxy at URL,
     /// http://[user:password@]host:port (default: the environment's)

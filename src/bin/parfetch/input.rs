@@ -39,6 +39,18 @@ pub(crate) fn open(urls: Vec<String>, input: Option<&Path>) -> io::Result<Urls> 
     Ok(Urls { lines, read_error })
 }
 
+/// How many URLs the file at `path` holds for `shard` (the lines [`urls`]
+/// keeps), counted before the run so that the progress bar knows its end;
+/// `None` for standard input or anything that is not a regular file, which
+/// cannot be read twice.
+pub(crate) fn count(path: &Path, shard: Option<Shard>) -> io::Result<Option<u64>> {
+    if path == Path::new("-") || !std::fs::metadata(path)?.is_file() {
+        return Ok(None);
+    }
+    let (k, n) = shard.map_or((0, 1), |s| (s.k as u64, s.n as u64));
+    crate::count::url_lines(File::open(path)?, k, n).map(Some)
+}
+
 /// The URL lines (blank lines and `#` comments skipped), numbered, and cut
 /// down to one shard.
 pub(crate) fn urls(
@@ -72,5 +84,27 @@ mod tests {
         };
         assert_eq!(shard(0, 2), [0, 2, 4]);
         assert_eq!(shard(1, 2), [1, 3]);
+    }
+
+    #[test]
+    fn counting_agrees_with_reading() {
+        let dir = std::env::temp_dir().join(format!("parfetch-count-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("urls.txt");
+        let mut text = String::from("# list\n\n  \t\nhttp://a/1\n   # indented comment\n");
+        text.push_str("\u{a0}\n\u{a0}http://b/\r\nhttp://c/\n\n");
+        for i in 0..3000 {
+            text += &["http://h/", &i.to_string(), "\n"].concat();
+        }
+        text.push_str("http://last-without-newline/");
+        std::fs::write(&path, &text).unwrap();
+        for shard in [None, Some(Shard { k: 0, n: 1 }), Some(Shard { k: 2, n: 7 })] {
+            let lines = text.lines().map(str::to_owned);
+            let read = urls(lines, shard).count() as u64;
+            assert_eq!(count(&path, shard).unwrap(), Some(read), "{shard:?}");
+        }
+        assert_eq!(count(Path::new("-"), None).unwrap(), None);
+        assert!(count(&dir.join("missing"), None).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

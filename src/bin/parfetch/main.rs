@@ -3,16 +3,17 @@
 //! uses clap; everything it does goes through the library.
 
 mod args;
+mod count;
 mod input;
 mod output;
+mod progress;
 mod summary;
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use clap::{CommandFactory, Parser};
 use parfetch::{CancelToken, Fetcher, Progress, Report};
 
 use crate::args::Args;
@@ -20,6 +21,12 @@ use crate::output::{ErrorLine, Line, Output};
 use crate::summary::Summary;
 
 fn main() -> ExitCode {
+    // `parfetch completions SHELL`: before the URLs are parsed, as a URL
+    // cannot be called `completions`.
+    let mut words = std::env::args().skip(1);
+    if words.next().as_deref() == Some("completions") {
+        return completions(words.next().as_deref());
+    }
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(error) => {
@@ -39,6 +46,28 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes the completion script for `shell` to standard output.
+fn completions(shell: Option<&str>) -> ExitCode {
+    use clap_complete::Shell;
+    let shell = match shell {
+        Some("bash") => Shell::Bash,
+        Some("zsh") => Shell::Zsh,
+        Some("fish") => Shell::Fish,
+        Some("elvish") => Shell::Elvish,
+        Some("powershell") => Shell::PowerShell,
+        other => {
+            eprintln!(
+                "parfetch: completions for which shell? Say bash, zsh, fish, elvish or \
+                 powershell (got {other:?}), e.g. `parfetch completions bash > \
+                 ~/.local/share/bash-completion/completions/parfetch`"
+            );
+            return ExitCode::from(1);
+        }
+    };
+    clap_complete::generate(shell, &mut Args::command(), "parfetch", &mut io::stdout());
+    ExitCode::SUCCESS
 }
 
 fn fetcher(args: &Args) -> Result<Fetcher, String> {
@@ -128,19 +157,26 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     let (k, n) = args.shard.map_or((0, 1), |s| (s.k, s.n));
     let urls = input::urls(lines, args.shard).map(|(_, url)| url);
 
-    let bar = progress_bar(args.quiet);
+    // A file is counted first, so that the bar knows where it ends.
+    let total = if args.urls.is_empty() {
+        match &args.input {
+            Some(path) => input::count(path, args.shard)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            None => None,
+        }
+    } else {
+        let count = input::urls(args.urls.iter().cloned(), args.shard).count();
+        Some(count as u64)
+    };
+    let color = progress::color_allowed();
+    let line = progress::Line::new(total, args.quiet, color);
     let mut batch = fetcher
         .batch(urls)
         .cancel_token(cancel.clone())
-        .on_progress(|progress: &Progress| {
-            if let Some(bar) = &bar {
-                if let Some(total) = progress.total {
-                    bar.set_length(total);
-                }
-                bar.set_position(progress.done);
-                bar.set_message(format!("{} failed", progress.failed));
-            }
-        });
+        .on_progress(|progress: &Progress| line.update(progress));
+    if let Some(total) = total {
+        batch = batch.total(total);
+    }
     if let Some(deadline) = args.deadline {
         batch = batch.deadline(deadline);
     }
@@ -175,9 +211,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             sink.emit(position, &report, body, None);
         }),
     };
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    line.finish();
     let Sink {
         mut output,
         summary,
@@ -198,8 +232,13 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     {
         return Err(format!("reading the URLs failed: {error}"));
     }
+    let figures = summary.figures(&stats, &fetcher.stats(), cancel.is_cancelled());
+    if let Some(path) = &args.summary_json {
+        let json = serde_json::to_vec_pretty(&figures).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     if !args.quiet {
-        eprintln!("{}", summary.render(&stats, &fetcher.stats()));
+        eprintln!("{}", figures.render(color));
     }
     Ok(if cancel.is_cancelled() {
         ExitCode::from(130)
@@ -256,17 +295,4 @@ impl Sink<'_> {
         }
         self.cancel.cancel();
     }
-}
-
-/// A progress bar on standard error, when it is a terminal and not --quiet.
-fn progress_bar(quiet: bool) -> Option<ProgressBar> {
-    if quiet || !io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let style =
-        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} {per_sec} {msg} [{elapsed}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    Some(bar)
 }

@@ -1,0 +1,397 @@
+//! Why a body is not the JSON asked for, in words a person knows.
+//!
+//! simd-json says where it stopped and gives a terse code
+//! (`InternalError at character 0 ('<')`, the same code for an HTML page and
+//! for a second NDJSON line). This turns the code, the place and the bytes
+//! found there into a sentence: what was expected, and what came instead,
+//! shown escaped and cut short (`"<!DOCTYPE html>\n<html>…"`).
+//!
+//! simd-json rewrites strings in place as it parses, so of a body that
+//! failed only the bytes from the error on are as the server sent them: the
+//! words quote those. Errors of its first pass (invalid UTF-8, a string that
+//! never ends, a stray control character) come before any rewriting, so the
+//! whole body is as sent, and serde_json's reading of it says what is wrong.
+
+use simd_json::ErrorType;
+
+/// How many characters of a body a message quotes.
+const EXCERPT_CHARS: usize = 40;
+
+/// What went wrong with `body`, which simd-json refused with `error`: in
+/// words, and the byte offset it is at, when known.
+pub(crate) fn describe(error: &simd_json::Error, body: &[u8]) -> (String, Option<usize>) {
+    let Some(character) = error.character() else {
+        return first_pass(error.error(), body);
+    };
+    let at = error.index();
+    let found = || found(body.get(at..).unwrap_or_default());
+    let problem = match error.error() {
+        ErrorType::InternalError | ErrorType::UnexpectedCharacter
+            if Some(at) == first_token(body) =>
+        {
+            not_json(body.get(at..).unwrap_or_default())
+        }
+        ErrorType::InternalError if matches!(character, '}' | ']') && closes_a_value(body, at) => {
+            match next_token(body, at.saturating_add(1)) {
+                Some(next) => {
+                    return (
+                        format!(
+                            "more than one JSON value (NDJSON, or data after the document): \
+                             the first ends at byte {}, then comes {}",
+                            at + 1,
+                            excerpt(body.get(next..).unwrap_or_default())
+                        ),
+                        Some(next),
+                    );
+                }
+                None => format!("unexpected {character:?}"),
+            }
+        }
+        ErrorType::TrailingData => {
+            "more than one JSON value (NDJSON, or data after the document)".to_owned()
+        }
+        ErrorType::DepthLimitExceeded => {
+            "arrays and objects nested deeper than parfetch reads (1,024 levels)".to_owned()
+        }
+        ErrorType::InvalidNumber | ErrorType::InvalidExponent => {
+            format!(
+                "a number that is not valid JSON or is out of range: {}",
+                found()
+            )
+        }
+        ErrorType::InvalidEscape
+        | ErrorType::InvalidUnicodeEscape
+        | ErrorType::InvalidUnicodeCodepoint => "an invalid escape sequence in a string".to_owned(),
+        ErrorType::InvalidUtf8 => "invalid UTF-8 in a string".to_owned(),
+        ErrorType::UnterminatedString => "a string that never ends".to_owned(),
+        ErrorType::Eof => "the JSON ends too soon: the body is cut short".to_owned(),
+        ErrorType::ExpectedObjectColon => {
+            format!("expected ':' after an object's key, found {}", found())
+        }
+        _ if !matches!(character, '}' | ']') && is_last_token(body, at) => {
+            "the JSON ends too soon: the body is cut short".to_owned()
+        }
+        // simd-json gives one code for "after `{` or `,`" (a key is due)
+        // and "after a value" (a `,` or the end is due): the byte before
+        // tells them apart.
+        ErrorType::ExpectedObjectContent
+        | ErrorType::ExpectedMapComma
+        | ErrorType::ExpectedMapEnd
+        | ErrorType::KeyMustBeAString
+        | ErrorType::BadKeyType => match previous_token(body, at) {
+            Some(b'{' | b',') => {
+                format!(
+                    "expected an object's key (a string) or '}}', found {}",
+                    found()
+                )
+            }
+            _ => format!("expected ',' or '}}' in an object, found {}", found()),
+        },
+        ErrorType::ExpectedArrayContent | ErrorType::ExpectedArrayComma => {
+            match previous_token(body, at) {
+                Some(b'[' | b',') => format!("expected a value or ']', found {}", found()),
+                _ => format!("expected ',' or ']' in an array, found {}", found()),
+            }
+        }
+        ErrorType::ExpectedTrue | ErrorType::ExpectedFalse | ErrorType::ExpectedNull => {
+            format!("expected true, false or null, found {}", found())
+        }
+        ErrorType::Serde(message) => return (message.clone(), None),
+        ErrorType::Unexpected(Some(expected), Some(got)) => {
+            format!("expected {expected:?}, found {got:?}").to_lowercase()
+        }
+        _ => format!("unexpected {}", found()),
+    };
+    (problem, Some(at))
+}
+
+/// An error simd-json gives without a place: of its first pass (the body
+/// is as it was sent), or of a typed target that did not fit.
+fn first_pass(error: &ErrorType, body: &[u8]) -> (String, Option<usize>) {
+    let expected = |what: &str| (format!("expected {what}"), None);
+    match error {
+        ErrorType::InvalidUtf8 => {
+            let at = std::str::from_utf8(body).err().map(|e| e.valid_up_to());
+            (format!("invalid UTF-8{}", compressed_hint(body)), at)
+        }
+        ErrorType::Eof => ("only whitespace, no JSON value".to_owned(), None),
+        ErrorType::Serde(message) => (message.clone(), None),
+        ErrorType::Unexpected(Some(want), Some(got)) => (
+            format!("expected {want:?}, found {got:?}").to_lowercase(),
+            None,
+        ),
+        ErrorType::ExpectedFloat | ErrorType::ExpectedNumber => expected("a number"),
+        ErrorType::ExpectedInteger | ErrorType::ExpectedSigned | ErrorType::ExpectedUnsigned => {
+            expected("a whole number in range")
+        }
+        ErrorType::ExpectedString => expected("a string"),
+        ErrorType::ExpectedBoolean => expected("true or false"),
+        ErrorType::ExpectedArray => expected("an array"),
+        ErrorType::ExpectedMap => expected("an object"),
+        ErrorType::ExpectedNull => expected("null"),
+        ErrorType::ExpectedEnum => expected("one of the enum's variants"),
+        _ => match first_token(body) {
+            Some(at) if !starts_json(body.get(at).copied()) => {
+                (not_json(body.get(at..).unwrap_or_default()), Some(at))
+            }
+            _ => serde_json_reading(body),
+        },
+    }
+}
+
+/// serde_json's word on a body simd-json refused before rewriting it: its
+/// message, without its line and column, which become a byte offset.
+fn serde_json_reading(body: &[u8]) -> (String, Option<usize>) {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        Ok(_) => ("not JSON as parfetch reads it".to_owned(), None),
+        Err(error) => {
+            let message = error.to_string();
+            let words = message
+                .rsplit_once(" at line ")
+                .map_or(message.as_str(), |(words, _)| words);
+            (
+                words.to_owned(),
+                byte_offset(body, error.line(), error.column()),
+            )
+        }
+    }
+}
+
+/// The byte offset of a 1-based `line` and `column` (serde_json's, which
+/// counts bytes).
+fn byte_offset(body: &[u8], line: usize, column: usize) -> Option<usize> {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        body.iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .nth(line - 2)
+            .map(|(at, _)| at + 1)?
+    };
+    Some(
+        line_start
+            .saturating_add(column.saturating_sub(1))
+            .min(body.len()),
+    )
+}
+
+/// What a value found where another was expected is: "the string
+/// \"slow\"", "the number 12", "an object {\"a\":…}".
+pub(crate) fn found_value(value: &simd_json::OwnedValue) -> String {
+    use simd_json::prelude::*;
+    let json = simd_json::to_string(value).unwrap_or_default();
+    let shown = excerpt(json.as_bytes());
+    match value.value_type() {
+        simd_json::ValueType::String => {
+            format!(
+                "the string {}",
+                excerpt(value.as_str().unwrap_or_default().as_bytes())
+            )
+        }
+        simd_json::ValueType::Object => format!("an object {shown}"),
+        simd_json::ValueType::Array => format!("an array {shown}"),
+        simd_json::ValueType::Null => "null".to_owned(),
+        simd_json::ValueType::Bool => json,
+        _ => format!("the number {json}"),
+    }
+}
+
+/// "the body is not JSON: it starts with ..." for a body whose first token
+/// (at `start`) cannot start a JSON value.
+fn not_json(start: &[u8]) -> String {
+    format!(
+        "the body is not JSON{}: it starts with {}",
+        compressed_hint(start),
+        excerpt(start)
+    )
+}
+
+/// Whether `byte` can start a JSON value.
+fn starts_json(byte: Option<u8>) -> bool {
+    matches!(
+        byte,
+        Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
+    )
+}
+
+/// ", which looks gzip-compressed" and the like, for bytes that start as
+/// compressed data does.
+fn compressed_hint(body: &[u8]) -> &'static str {
+    match body {
+        [0x1f, 0x8b, ..] => " (it looks gzip-compressed)",
+        [0x78, 0x01 | 0x5e | 0x9c | 0xda, ..] => " (it looks deflate-compressed)",
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => " (it looks zstd-compressed)",
+        _ => "",
+    }
+}
+
+/// Whether the `}` or `]` at `at` closes a value rather than standing
+/// where a value should be (after a `:` or a `,`).
+fn closes_a_value(body: &[u8], at: usize) -> bool {
+    previous_token(body, at).is_some_and(|b| !matches!(b, b':' | b','))
+}
+
+/// The last byte before `at` that is not JSON whitespace: a value's last
+/// byte or a structural character, never one the parser rewrote.
+fn previous_token(body: &[u8], at: usize) -> Option<u8> {
+    let before = body.get(..at).unwrap_or_default();
+    before
+        .iter()
+        .rev()
+        .find(|b| !is_json_whitespace(**b))
+        .copied()
+}
+
+/// Whether the token at `at` is the body's last (so a document still open
+/// there was cut short). The bytes from `at` on are as sent.
+fn is_last_token(body: &[u8], at: usize) -> bool {
+    let Some(rest) = body.get(at..).filter(|rest| !rest.is_empty()) else {
+        return true;
+    };
+    let end = match rest.first() {
+        Some(b'"') => {
+            let mut escaped = false;
+            rest.iter()
+                .enumerate()
+                .skip(1)
+                .find(|(_, b)| {
+                    let closes = !escaped && **b == b'"';
+                    escaped = !escaped && **b == b'\\';
+                    closes
+                })
+                .map_or(rest.len(), |(i, _)| i + 1)
+        }
+        Some(b'{' | b'}' | b'[' | b']' | b',' | b':') => 1,
+        _ => rest
+            .iter()
+            .position(|b| is_json_whitespace(*b) || b"{}[],:\"".contains(b))
+            .unwrap_or(rest.len()),
+    };
+    next_token(body, at + end).is_none()
+}
+
+/// The offset of the first byte that is not JSON whitespace, from `from`.
+fn next_token(body: &[u8], from: usize) -> Option<usize> {
+    let rest = body.get(from..)?;
+    rest.iter()
+        .position(|b| !is_json_whitespace(*b))
+        .map(|i| from + i)
+}
+
+fn first_token(body: &[u8]) -> Option<usize> {
+    next_token(body, 0)
+}
+
+fn is_json_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// What was found: an excerpt, or "the end of the body".
+fn found(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        "the end of the body".to_owned()
+    } else {
+        excerpt(bytes)
+    }
+}
+
+/// The first characters of `bytes`, quoted and escaped (control characters,
+/// quotes, invalid UTF-8 as U+FFFD), with `…` when there is more.
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
+    let window = bytes.get(..EXCERPT_CHARS * 4).unwrap_or(bytes);
+    let text = String::from_utf8_lossy(window);
+    let mut chars = text.chars();
+    let short: String = chars.by_ref().take(EXCERPT_CHARS).collect();
+    let more = chars.next().is_some() || window.len() < bytes.len();
+    format!("{short:?}{}", if more { "…" } else { "" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The words simd-json's error on `body` becomes, as `parse` finds it.
+    fn words(body: &[u8]) -> (String, Option<usize>) {
+        let mut copy = body.to_vec();
+        let error = simd_json::to_owned_value(&mut copy).unwrap_err();
+        describe(&error, &copy)
+    }
+
+    #[test]
+    fn each_failure_is_said_in_words() {
+        let cases: [(&[u8], &str, Option<usize>); 14] = [
+            (
+                b"<!DOCTYPE html>\n<html><body>Oops</body></html>",
+                "the body is not JSON: it starts with \"<!DOCTYPE html>\\n<html><body>Oops</body><\"…",
+                Some(0),
+            ),
+            (
+                b"  Internal Server Error",
+                "the body is not JSON: it starts with \"Internal Server Error\"",
+                Some(2),
+            ),
+            (
+                b"{\"a\":\"x\\\"y\"}\n{\"a\":2}\n",
+                "more than one JSON value (NDJSON, or data after the document): the first \
+                 ends at byte 12, then comes \"{\\\"a\\\":2}\\n\"",
+                Some(13),
+            ),
+            (b"1\n2\n", "more than one JSON value", Some(0)),
+            (
+                b"[1, 2e999]",
+                "a number that is not valid JSON or is out of range",
+                Some(4),
+            ),
+            (b"[1,]", "unexpected", Some(3)),
+            (
+                b"{\"a\" 1}",
+                "expected ':' after an object's key, found \"1}\"",
+                Some(5),
+            ),
+            (
+                b"{\"a\":1 \"b\":2}",
+                "expected ',' or '}' in an object",
+                Some(7),
+            ),
+            (b"[1 2]", "expected ',' or ']' in an array", Some(3)),
+            (b"[tru]", "expected true, false or null", Some(1)),
+            (b"{\"a\":[1,2", "ends too soon", None),
+            (b"[\"\xff\"]", "invalid UTF-8", Some(2)),
+            (
+                b"\x1f\x8b\x08\x00\x00",
+                "invalid UTF-8 (it looks gzip-compressed)",
+                Some(1),
+            ),
+            (b"[\"never ends]", "EOF while parsing a string", Some(12)),
+        ];
+        let mut wrong = Vec::new();
+        for (body, want, at) in cases {
+            let (problem, offset) = words(body);
+            let body = String::from_utf8_lossy(body);
+            if !problem.contains(want) || problem.contains("InternalError") {
+                wrong.push(format!("{body:?}: {problem:?} lacks {want:?}"));
+            }
+            if at.is_some() && offset != at {
+                wrong.push(format!("{body:?}: {problem:?} at {offset:?}, not {at:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        let mut deep = vec![b'['; 2000];
+        deep.extend(vec![b']'; 2000]);
+        assert!(
+            words(&deep).0.contains("nested deeper"),
+            "{:?}",
+            words(&deep)
+        );
+    }
+
+    #[test]
+    fn excerpts_are_short_and_escaped() {
+        assert_eq!(excerpt(b"ok"), "\"ok\"");
+        assert_eq!(excerpt(b"a\"b\x07\r\n"), "\"a\\\"b\\u{7}\\r\\n\"");
+        assert_eq!(excerpt(&[b'x'; 100]), format!("\"{}\"…", "x".repeat(40)));
+        assert_eq!(excerpt(b"\xff\xfe"), "\"\u{fffd}\u{fffd}\"");
+        assert_eq!(found(b""), "the end of the body");
+    }
+}
