@@ -224,6 +224,10 @@ impl Agents {
 
     /// How a request to `url` goes out.
     pub(crate) fn route(&self, url: &str) -> Route<'_> {
+        // Without proxies (the common case) the URL need not be read.
+        if self.forward.is_none() && self.tunnels.is_empty() {
+            return self.direct();
+        }
         let Some(key) = HostKey::of_url(url) else {
             return self.direct();
         };

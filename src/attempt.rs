@@ -395,11 +395,17 @@ impl AttemptError {
                     ErrorKind::BodyTooLarge => Detail::Limit(body_limit),
                     _ => Detail::None,
                 };
-                request
+                let error_of_kind = request
                     .error(kind)
                     .with_attempts(attempts)
-                    .with_detail(detail)
-                    .with_source(error)
+                    .with_detail(detail);
+                // ureq's own timeout error ("timeout: global") says no more
+                // than the message does.
+                if let ureq::Error::Timeout(_) = error {
+                    error_of_kind
+                } else {
+                    error_of_kind.with_source(error)
+                }
             }
             AttemptError::Status {
                 status,
