@@ -280,6 +280,8 @@ fn config(settings: &Settings, proxy: Option<ureq::Proxy>) -> Config {
         .max_response_header_size(MAX_RESPONSE_HEAD)
         .user_agent(&settings.user_agent)
         .accept("application/json")
+        // Asked for, and undone, by `encoding.rs`.
+        .accept_encoding(crate::encoding::ACCEPTED)
         .tls_config(settings.tls.clone())
         .timeout_global(Some(settings.timeout))
         .timeout_connect(Some(settings.connect_timeout))

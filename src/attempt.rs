@@ -28,6 +28,7 @@ use crate::proxy;
 use crate::redirect::{self, Refused};
 use crate::request::Request;
 use crate::retry;
+use crate::tls;
 
 /// How many times one hop may be resent because its pooled connection
 /// turned out stale. ureq already drops connections it sees closed; this
@@ -91,6 +92,12 @@ pub(crate) enum AttemptError {
     },
     /// A redirect that must not, or cannot, be followed.
     Redirect(Refused),
+    /// The body came whole but its compressed data is damaged: the body's
+    /// fault, not the network's (not retried).
+    Undecodable {
+        coding: String,
+        cause: std::io::Error,
+    },
     /// The proxy failed (`proxy.rs` says when it is the proxy's failure).
     Proxy {
         proxy: String,
@@ -198,7 +205,10 @@ impl Attempt<'_> {
                             (Some(via), Some(failure)) => AttemptError::Proxy {
                                 proxy: via.to_string(),
                                 failure,
-                                cause: Some(error),
+                                // ureq's words for a refused CONNECT are
+                                // in the failure's already.
+                                cause: (!matches!(error, ureq::Error::ConnectProxyFailed(_)))
+                                    .then_some(error),
                             },
                             _ => AttemptError::Transport(error),
                         });
@@ -290,6 +300,7 @@ impl Attempt<'_> {
                 .as_reader()
                 .take(ERROR_BODY_READ)
                 .read_to_end(&mut start);
+            let start = encoding::decode_start(content_codings(&response), start);
             return Err(AttemptError::Status {
                 status,
                 retry_after,
@@ -304,8 +315,8 @@ impl Attempt<'_> {
                 usize::try_from(length.min(limit).min(PREALLOCATE_LIMIT)).unwrap_or(0),
             );
         }
-        // ureq's own limit counts the bytes on the wire; a gzip bomb is small
-        // there. The limit that matters is on what it inflates to.
+        // ureq's own limit would end the read with an error of its own; the
+        // limit is ours, counted again on what the body decodes to.
         let reader = response.body_mut().with_config().limit(u64::MAX).reader();
         CancellableReader {
             reader,
@@ -319,16 +330,23 @@ impl Attempt<'_> {
                 limit,
             )));
         }
-        let text = |name| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|value| value.to_str().ok())
+        let (body, undecoded) = match encoding::decode(content_codings(&response), body, limit) {
+            Ok(decoded) => decoded,
+            Err(encoding::DecodeError::TooLarge(limit)) => {
+                return Err(AttemptError::Transport(ureq::Error::BodyExceedsLimit(
+                    limit,
+                )));
+            }
+            Err(encoding::DecodeError::Damaged(coding, cause)) => {
+                return Err(AttemptError::Undecodable { coding, cause });
+            }
         };
-        let (body, undecoded) = encoding::decode(text(http::header::CONTENT_ENCODING), body, limit)
-            .map_err(AttemptError::Transport)?;
         let labels = BodyLabels {
-            content_type: text(http::header::CONTENT_TYPE).map(Box::from),
+            content_type: response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .map(Box::from),
             undecoded: undecoded.map(Box::from),
         };
         Ok(Received {
@@ -393,6 +411,8 @@ impl AttemptError {
                 let detail = match kind {
                     ErrorKind::Timeout => Detail::Timeout(timeout),
                     ErrorKind::BodyTooLarge => Detail::Limit(body_limit),
+                    ErrorKind::Tls => tls::explain(&error)
+                        .map_or(Detail::None, |words| Detail::Reason(words.to_owned())),
                     _ => Detail::None,
                 };
                 let error_of_kind = request
@@ -419,6 +439,12 @@ impl AttemptError {
                 .error(ErrorKind::Redirect)
                 .with_attempts(attempts)
                 .with_detail(Detail::Reason(refused.to_string())),
+            AttemptError::Undecodable { coding, cause } => crate::json::JsonError::problem(
+                &format!("the body is sent {coding}-encoded but does not decode: {cause}"),
+            )
+            .into_error()
+            .with_request(request.method_name(), request.url())
+            .with_attempts(attempts),
             AttemptError::Proxy {
                 proxy,
                 failure,
@@ -449,6 +475,15 @@ impl AttemptError {
             }
         }
     }
+}
+
+/// The `Content-Encoding` lines of `response`, all of them.
+fn content_codings<B>(response: &http::Response<B>) -> impl Iterator<Item = &str> {
+    response
+        .headers()
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
 }
 
 /// Stops a body read once its batch is cancelled. (The attempt's timeout is

@@ -239,7 +239,7 @@ impl FetcherBuilder {
     /// name wins). Checked by [`build`](Self::build).
     ///
     /// Defaults to none besides `accept: application/json`, `user-agent` and
-    /// `accept-encoding` (gzip, br).
+    /// `accept-encoding` (gzip, deflate, br).
     #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -447,7 +447,7 @@ impl FetcherBuilder {
     ///
     /// Defaults to false: Mozilla's roots (built in, the same on every
     /// machine), plus the certificates in `SSL_CERT_FILE` or `SSL_CERT_DIR`
-    /// whenever either is set, as curl and OpenSSL read them.
+    /// whenever either is set, as OpenSSL, Python and Go read them.
     #[must_use]
     pub fn system_roots(mut self, system_roots: bool) -> Self {
         self.tls.system_roots = system_roots;

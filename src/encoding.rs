@@ -1,55 +1,137 @@
-//! Content encodings ureq does not decode.
+//! Content encodings: asked for, and undone.
 //!
-//! ureq decodes `gzip` and `br`, spelt exactly so. Servers also send
-//! `deflate` unasked (RFC 9110 defines it as zlib; some send it raw),
-//! `x-gzip`, upper case, or several codings in a row (`gzip, br`): those
-//! are decoded here, with the body limit counted on what they decode to. A
-//! coding parfetch cannot decode (`compress`, `zstd`, anything else) leaves
-//! the body as it came, and a JSON parse that then fails names it.
+//! parfetch asks for `gzip`, `deflate` and `br` (`Accept-Encoding`) and
+//! undoes them itself, not ureq: ureq knows `gzip` and `br` spelt exactly
+//! so and on one header line, and retries a body that will not decode.
+//! Here the codings of every `Content-Encoding` line count, in the order
+//! applied (`gzip` on two lines is two layers), without case; `x-gzip` is
+//! gzip; `deflate` is zlib (RFC 9110) or, as some servers send it, raw.
+//! As curl does, bytes after a gzip stream that do not start another are
+//! ignored. The body limit counts what the codings decode to. An empty
+//! body is empty whatever it claims. A body that will not decode is the
+//! body's fault, not the network's: it is not retried. A coding parfetch
+//! cannot undo (`compress`, `zstd`) leaves the body as it came, and a JSON
+//! parse that then fails names it.
 
 use std::io::Read;
 
-/// `body`, received with `content_encoding`, decoded as far as parfetch
-/// can, within `limit` bytes; and the coding it could not decode, if any.
+/// What parfetch asks servers for.
+pub(crate) const ACCEPTED: &str = "gzip, deflate, br";
+
+/// Why a body could not be decoded.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    /// Larger than the limit once decoded.
+    TooLarge(u64),
+    /// Damaged compressed data: the coding, and what the decoder said.
+    Damaged(String, std::io::Error),
+}
+
+/// `body`, received with the `Content-Encoding` lines `lines`, decoded as
+/// far as parfetch can within `limit` bytes; and the codings left undone
+/// (as listed), if any.
 ///
 /// # Errors
 ///
 /// A body larger than `limit` once decoded, or whose compressed data is
 /// damaged.
-pub(crate) fn decode(
-    content_encoding: Option<&str>,
+pub(crate) fn decode<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
     body: Vec<u8>,
     limit: u64,
-) -> Result<(Vec<u8>, Option<String>), ureq::Error> {
-    let Some(header) = content_encoding else {
-        return Ok((body, None));
-    };
-    // Exactly these, ureq has decoded already.
-    if matches!(header, "gzip" | "br") {
+) -> Result<(Vec<u8>, Option<String>), DecodeError> {
+    let codings = codings(lines);
+    if body.is_empty() || codings.is_empty() {
         return Ok((body, None));
     }
-    let codings: Vec<String> = header
-        .split(',')
-        .map(|coding| coding.trim().to_ascii_lowercase())
-        .filter(|coding| !coding.is_empty() && coding != "identity")
-        .collect();
     let mut body = body;
     // Applied in the order listed, so undone from the last.
-    for coding in codings.iter().rev() {
-        body = match coding.as_str() {
-            "gzip" | "x-gzip" => read_all(flate2::read::MultiGzDecoder::new(&body[..]), limit)?,
+    for (undone, coding) in codings.iter().enumerate().rev() {
+        let decoded = match coding.as_str() {
+            "gzip" | "x-gzip" => gzip(&body, limit),
             "deflate" if is_zlib(&body) => {
-                read_all(flate2::read::ZlibDecoder::new(&body[..]), limit)?
+                read_all(flate2::read::ZlibDecoder::new(&body[..]), limit)
             }
-            "deflate" => read_all(flate2::read::DeflateDecoder::new(&body[..]), limit)?,
+            "deflate" => read_all(flate2::read::DeflateDecoder::new(&body[..]), limit),
             "br" => read_all(
                 brotli_decompressor::Decompressor::new(&body[..], 4096),
                 limit,
-            )?,
-            _ => return Ok((body, Some(header.trim().to_owned()))),
+            ),
+            _ => return Ok((body, Some(codings[..=undone].join(", ")))),
         };
+        body = decoded.map_err(|error| match error {
+            DecodeError::Damaged(_, io) => DecodeError::Damaged(coding.clone(), io),
+            too_large @ DecodeError::TooLarge(_) => too_large,
+        })?;
     }
     Ok((body, None))
+}
+
+/// As much of `start` (the first bytes of a body) as decodes: for the
+/// excerpt of an error response, never an error itself.
+pub(crate) fn decode_start<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+    start: Vec<u8>,
+) -> Vec<u8> {
+    let codings = codings(lines);
+    let [coding] = codings.as_slice() else {
+        return start;
+    };
+    let mut decoded = Vec::new();
+    let reader: Box<dyn Read + '_> = match coding.as_str() {
+        "gzip" | "x-gzip" => Box::new(flate2::read::GzDecoder::new(&start[..])),
+        "deflate" if is_zlib(&start) => Box::new(flate2::read::ZlibDecoder::new(&start[..])),
+        "deflate" => Box::new(flate2::read::DeflateDecoder::new(&start[..])),
+        "br" => Box::new(brotli_decompressor::Decompressor::new(&start[..], 4096)),
+        _ => return start,
+    };
+    // A start cut off mid-stream decodes as far as it goes.
+    let _ = reader
+        .take(start.len() as u64 * 4 + 4096)
+        .read_to_end(&mut decoded);
+    decoded
+}
+
+/// The codings of `lines` that [`decode`] leaves undone, as it names them.
+pub(crate) fn undone<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let codings = codings(lines);
+    let last_unknown = codings
+        .iter()
+        .rposition(|coding| !matches!(coding.as_str(), "gzip" | "x-gzip" | "deflate" | "br"))?;
+    Some(codings[..=last_unknown].join(", "))
+}
+
+/// The codings of `lines`, lower-cased, in the order applied, without
+/// `identity`.
+fn codings<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    lines
+        .into_iter()
+        .flat_map(|line| line.split(','))
+        .map(|coding| coding.trim().to_ascii_lowercase())
+        .filter(|coding| !coding.is_empty() && coding != "identity")
+        .collect()
+}
+
+/// The first gzip stream of `body`, and the ones that follow it back to
+/// back; bytes after that do not start another are ignored (as curl does).
+fn gzip(body: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
+    let mut rest = body;
+    let mut decoded = Vec::new();
+    loop {
+        let mut member = flate2::bufread::GzDecoder::new(rest);
+        let left = limit.saturating_sub(decoded.len() as u64);
+        (&mut member)
+            .take(left.saturating_add(1))
+            .read_to_end(&mut decoded)
+            .map_err(|io| DecodeError::Damaged(String::new(), io))?;
+        if decoded.len() as u64 > limit {
+            return Err(DecodeError::TooLarge(limit));
+        }
+        rest = member.into_inner();
+        if !rest.starts_with(&[0x1f, 0x8b]) {
+            return Ok(decoded);
+        }
+    }
 }
 
 /// Whether `body` starts with a zlib header (RFC 1950): deflate, a window
@@ -64,14 +146,14 @@ fn is_zlib(body: &[u8]) -> bool {
 }
 
 /// Everything `reader` decodes, refused past `limit` bytes.
-fn read_all(reader: impl Read, limit: u64) -> Result<Vec<u8>, ureq::Error> {
+fn read_all(reader: impl Read, limit: u64) -> Result<Vec<u8>, DecodeError> {
     let mut decoded = Vec::new();
     reader
         .take(limit.saturating_add(1))
         .read_to_end(&mut decoded)
-        .map_err(ureq::Error::from)?;
+        .map_err(|io| DecodeError::Damaged(String::new(), io))?;
     if decoded.len() as u64 > limit {
-        return Err(ureq::Error::BodyExceedsLimit(limit));
+        return Err(DecodeError::TooLarge(limit));
     }
     Ok(decoded)
 }
@@ -89,10 +171,10 @@ mod tests {
         out
     }
 
-    fn zlib() -> Vec<u8> {
+    fn zlib(data: &[u8]) -> Vec<u8> {
         compressed(|out| {
             let mut e = flate2::write::ZlibEncoder::new(out, flate2::Compression::default());
-            e.write_all(DOC).unwrap();
+            e.write_all(data).unwrap();
             e.finish().unwrap();
         })
     }
@@ -105,7 +187,7 @@ mod tests {
         })
     }
 
-    fn gzip(data: &[u8]) -> Vec<u8> {
+    fn gzipped(data: &[u8]) -> Vec<u8> {
         compressed(|out| {
             let mut e = flate2::write::GzEncoder::new(out, flate2::Compression::default());
             e.write_all(data).unwrap();
@@ -114,37 +196,64 @@ mod tests {
     }
 
     #[test]
-    fn codings_ureq_leaves_are_decoded() {
-        for (header, body) in [
-            ("deflate", zlib()),
-            ("Deflate", raw_deflate()),
-            ("x-gzip", gzip(DOC)),
-            ("GZIP", gzip(DOC)),
-            ("identity", DOC.to_vec()),
+    fn every_coding_parfetch_asks_for_is_undone() {
+        let with_padding = [gzipped(DOC), b"\0\0\0\0garbage".to_vec()].concat();
+        let two_members = [gzipped(&DOC[..10]), gzipped(&DOC[10..])].concat();
+        for (lines, body) in [
+            (&["deflate"][..], zlib(DOC)),
+            (&["Deflate"], raw_deflate()),
+            (&["x-gzip"], gzipped(DOC)),
+            (&["GZIP"], gzipped(DOC)),
+            (&["identity"], DOC.to_vec()),
+            (&["gzip"], with_padding),
+            (&["gzip"], two_members),
             // Applied deflate first, then gzip: undone gzip first.
-            ("deflate, gzip", gzip(&zlib())),
+            (&["deflate, gzip"], gzipped(&zlib(DOC))),
+            // Two lines are one list.
+            (&["gzip", "gzip"], gzipped(&gzipped(DOC))),
         ] {
-            let (decoded, undecoded) = decode(Some(header), body, 1 << 20).unwrap();
-            assert_eq!(decoded, DOC, "{header}");
-            assert_eq!(undecoded, None, "{header}");
+            let (decoded, undone) = decode(lines.iter().copied(), body, 1 << 20).unwrap();
+            assert_eq!(decoded, DOC, "{lines:?}");
+            assert_eq!(undone, None, "{lines:?}");
         }
-        // What ureq decoded is left alone.
-        let (same, _) = decode(Some("gzip"), DOC.to_vec(), 1 << 20).unwrap();
-        assert_eq!(same, DOC);
     }
 
     #[test]
     fn unknown_codings_are_named_and_limits_hold() {
-        let (body, undecoded) = decode(Some("zstd"), b"\x28\xb5\x2f\xfd".to_vec(), 100).unwrap();
-        assert_eq!((body.len(), undecoded.as_deref()), (4, Some("zstd")));
+        let (body, left) = decode(["zstd"], b"\x28\xb5\x2f\xfd".to_vec(), 100).unwrap();
+        assert_eq!((body.len(), left.as_deref()), (4, Some("zstd")));
+        // The layers under an unknown one stay listed; those over it go.
+        let (_, left) = decode(["zstd, gzip"], gzipped(b"\x28\xb5"), 100).unwrap();
+        assert_eq!(left.as_deref(), Some("zstd"));
+        assert_eq!(undone(["zstd, gzip"]), left);
+        assert_eq!(undone(["gzip", "br"]), None);
+        // Empty is empty, whatever it claims.
+        assert_eq!(decode(["gzip"], Vec::new(), 100).unwrap().0, b"");
         // A bomb: 10 MB of zeros in a few kB.
-        let bomb = gzip(&vec![0; 10 << 20]);
-        let error = decode(Some("x-gzip"), bomb, 1 << 20).unwrap_err();
-        assert!(matches!(error, ureq::Error::BodyExceedsLimit(_)), "{error}");
-        // Damaged data is an error, not a panic.
-        let mut damaged = zlib();
+        let bomb = gzipped(&vec![0; 10 << 20]);
+        assert!(matches!(
+            decode(["x-gzip"], bomb, 1 << 20),
+            Err(DecodeError::TooLarge(_))
+        ));
+        // Damaged data is an error naming the coding, not a panic.
+        let mut damaged = zlib(DOC);
         damaged.truncate(damaged.len() / 2);
-        assert!(decode(Some("deflate"), damaged, 1 << 20).is_err());
-        let _ = decode(Some("deflate"), b"\x00".to_vec(), 1 << 20);
+        assert!(matches!(
+            decode(["deflate"], damaged, 1 << 20),
+            Err(DecodeError::Damaged(coding, _)) if coding == "deflate"
+        ));
+        let _ = decode(["deflate"], b"\x00".to_vec(), 1 << 20);
+    }
+
+    #[test]
+    fn the_start_of_an_error_body_decodes_as_far_as_it_goes() {
+        let body =
+            gzipped(br#"{"error":"database down","detail":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#);
+        let start = decode_start(["gzip"], body[..body.len() - 8].to_vec());
+        assert!(
+            start.starts_with(br#"{"error":"database down""#),
+            "{start:?}"
+        );
+        assert_eq!(decode_start(["zstd"], b"raw".to_vec()), b"raw");
     }
 }

@@ -267,12 +267,17 @@ impl Engine {
                     attempt::status_error(request, status, &entry.body).with_attempts(attempts)
                 );
             }
+            // The labels the fetch had, so that a hit's words are the same.
+            let labels = BodyLabels {
+                content_type: entry.meta.content_type.map(Box::from),
+                undecoded: entry.meta.undone.map(Box::from),
+            };
             Ok(Answer {
                 body: entry.body,
                 status,
                 attempts,
                 headers: None,
-                labels: BodyLabels::default(),
+                labels,
             })
         };
         let entry = match lookup {

@@ -300,6 +300,7 @@ impl fmt::Display for Error {
                 None => f.write_str("unexpected status")?,
             },
             (ErrorKind::Network, _) => f.write_str("network error")?,
+            (ErrorKind::Tls, Detail::Reason(reason)) => write!(f, "TLS failure: {reason}")?,
             (ErrorKind::Tls, _) => f.write_str("TLS failure")?,
             (ErrorKind::Timeout, Detail::Timeout(limit)) => {
                 write!(f, "attempt timed out after {limit:?}")?;

@@ -65,7 +65,7 @@ impl JsonError {
         }
     }
 
-    fn problem(problem: &str) -> JsonError {
+    pub(crate) fn problem(problem: &str) -> JsonError {
         JsonError {
             path: None,
             offset: None,
@@ -86,6 +86,20 @@ impl JsonError {
 
 /// Parses `body` (rewriting it) into a `T`.
 pub(crate) fn parse<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T, JsonError> {
+    // A UTF-8 byte order mark is skipped, as RFC 8259 §8.1 allows (and jq
+    // does); offsets still count from the body's first byte.
+    let bom = if body.starts_with(&[0xef, 0xbb, 0xbf]) {
+        3
+    } else {
+        0
+    };
+    parse_document(&mut body[bom..]).map_err(|mut error| {
+        error.offset = error.offset.map(|offset| offset + bom);
+        error
+    })
+}
+
+fn parse_document<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T, JsonError> {
     with_buffers(body.len(), |buffers| {
         let wanted = std::any::TypeId::of::<T>();
         // `Value` has a faster path than serde's generic one.
@@ -154,15 +168,15 @@ fn parse_typed<T: DeserializeOwned>(
                 deserializer.restart();
                 let path = serde_path_to_error::deserialize::<_, T>(&mut deserializer)
                     .err()
-                    .map(|error| error.path().to_string());
+                    .map(|error| error.path().clone());
                 // And what is there, for the message (failures only: it
                 // builds the whole document).
                 deserializer.restart();
-                let found = path.as_deref().and_then(|path| {
+                let found = path.as_ref().and_then(|path| {
                     let document = Value::deserialize(&mut deserializer).ok()?;
                     at_path(&document, path).map(json_error::found_value)
                 });
-                (source, path, found)
+                (source, path.map(|path| path.to_string()), found)
             }
         }
     };
@@ -177,22 +191,21 @@ fn parse_typed<T: DeserializeOwned>(
     Err(error)
 }
 
-/// The value at `path` (`laps[1].time`, as `serde_path_to_error` writes
-/// it) in `document`.
-fn at_path<'v>(document: &'v Value, path: &str) -> Option<&'v Value> {
+/// The value at `path` in `document`, segment by segment (a key may hold
+/// dots or brackets).
+fn at_path<'v>(document: &'v Value, path: &serde_path_to_error::Path) -> Option<&'v Value> {
+    use serde_path_to_error::Segment;
     use simd_json::prelude::*;
     let mut value = document;
-    for segment in path.split('.').filter(|s| !s.is_empty()) {
-        let (key, indexes) = match segment.find('[') {
-            Some(at) => segment.split_at(at),
-            None => (segment, ""),
+    for segment in path {
+        value = match segment {
+            Segment::Seq { index } => value.get_idx(*index)?,
+            Segment::Map { key } => value.get(key.as_str())?,
+            // An externally tagged enum: `{"Variant": ...}`, or a bare
+            // string (a unit variant) that is the value itself.
+            Segment::Enum { variant } => value.get(variant.as_str()).unwrap_or(value),
+            Segment::Unknown => return None,
         };
-        if !key.is_empty() {
-            value = value.get(key)?;
-        }
-        for index in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
-            value = value.get_idx(index.parse::<usize>().ok()?)?;
-        }
     }
     Some(value)
 }

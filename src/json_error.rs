@@ -47,22 +47,56 @@ pub(crate) fn describe(error: &simd_json::Error, body: &[u8]) -> (String, Option
                 None => format!("unexpected {character:?}"),
             }
         }
+        // A first value that is no array or object: simd-json says where
+        // it starts; what follows it is found the same way.
         ErrorType::TrailingData => {
+            let end = at + token_length(body.get(at..).unwrap_or_default());
+            if let Some(next) = next_token(body, end) {
+                return (
+                    format!(
+                        "more than one JSON value (NDJSON, or data after the document): \
+                         the first ends at byte {end}, then comes {}",
+                        excerpt(body.get(next..).unwrap_or_default())
+                    ),
+                    Some(next),
+                );
+            }
             "more than one JSON value (NDJSON, or data after the document)".to_owned()
         }
         ErrorType::DepthLimitExceeded => {
             "arrays and objects nested deeper than parfetch reads (1,024 levels)".to_owned()
         }
+        // simd-json stops inside the number: quoted from its start.
         ErrorType::InvalidNumber | ErrorType::InvalidExponent => {
-            format!(
-                "a number that is not valid JSON or is out of range: {}",
-                found()
-            )
+            let start = number_start(body, at);
+            return (
+                format!(
+                    "a number that is not valid JSON or is out of range: {}",
+                    excerpt(body.get(start..).unwrap_or_default())
+                ),
+                Some(start),
+            );
         }
+        // simd-json places these within their string, not the body: the
+        // place is serde_json's, read on the body, and taken when it finds
+        // the same fault (the bytes before it may have been rewritten).
         ErrorType::InvalidEscape
         | ErrorType::InvalidUnicodeEscape
-        | ErrorType::InvalidUnicodeCodepoint => "an invalid escape sequence in a string".to_owned(),
-        ErrorType::InvalidUtf8 => "invalid UTF-8 in a string".to_owned(),
+        | ErrorType::InvalidUnicodeCodepoint
+        | ErrorType::InvalidUtf8 => {
+            let (words, offset) = serde_json_reading(body);
+            let same = ["escape", "surrogate", "unicode", "UTF-8"]
+                .iter()
+                .any(|fault| words.contains(fault));
+            return if same {
+                (
+                    format!("an invalid escape sequence in a string ({words})"),
+                    offset,
+                )
+            } else {
+                ("an invalid escape sequence in a string".to_owned(), None)
+            };
+        }
         ErrorType::UnterminatedString => "a string that never ends".to_owned(),
         ErrorType::Eof => "the JSON ends too soon: the body is cut short".to_owned(),
         ErrorType::ExpectedObjectColon => {
@@ -96,13 +130,46 @@ pub(crate) fn describe(error: &simd_json::Error, body: &[u8]) -> (String, Option
         ErrorType::ExpectedTrue | ErrorType::ExpectedFalse | ErrorType::ExpectedNull => {
             format!("expected true, false or null, found {}", found())
         }
-        ErrorType::Serde(message) => return (message.clone(), None),
+        ErrorType::Serde(message) => return (printable(message), None),
         ErrorType::Unexpected(Some(expected), Some(got)) => {
             format!("expected {expected:?}, found {got:?}").to_lowercase()
         }
-        _ => format!("unexpected {}", found()),
+        // Where a value is due: after `:`, `,` or `[`.
+        _ => match (previous_token(body, at), character) {
+            (Some(b','), '}' | ']') => {
+                format!("a trailing comma before {character:?} (JSON allows none)")
+            }
+            (Some(b':' | b',' | b'['), _) => format!("expected a value, found {}", found()),
+            _ => format!("unexpected {}", found()),
+        },
     };
     (problem, Some(at))
+}
+
+/// Where the number that ends at or after `at` starts.
+fn number_start(body: &[u8], at: usize) -> usize {
+    let before = body.get(..at).unwrap_or_default();
+    let digits = before
+        .iter()
+        .rev()
+        .take_while(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+        .count();
+    at - digits
+}
+
+/// `text` with its control characters escaped (`\u{1b}`): what a server
+/// sent must not reach a terminal raw through a message.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// An error simd-json gives without a place: of its first pass (the body
@@ -115,7 +182,7 @@ fn first_pass(error: &ErrorType, body: &[u8]) -> (String, Option<usize>) {
             (format!("invalid UTF-8{}", compressed_hint(body)), at)
         }
         ErrorType::Eof => ("only whitespace, no JSON value".to_owned(), None),
-        ErrorType::Serde(message) => (message.clone(), None),
+        ErrorType::Serde(message) => (printable(message), None),
         ErrorType::Unexpected(Some(want), Some(got)) => (
             format!("expected {want:?}, found {got:?}").to_lowercase(),
             None,
@@ -219,6 +286,10 @@ fn starts_json(byte: Option<u8>) -> bool {
 /// compressed data does.
 fn compressed_hint(body: &[u8]) -> &'static str {
     match body {
+        [0xff, 0xfe, ..]
+        | [0xfe, 0xff, ..]
+        | [b'{' | b'[' | b'"', 0, ..]
+        | [0, b'{' | b'[' | b'"', ..] => " (it looks UTF-16, and JSON is UTF-8)",
         [0x1f, 0x8b, ..] => " (it looks gzip-compressed)",
         [0x78, 0x01 | 0x5e | 0x9c | 0xda, ..] => " (it looks deflate-compressed)",
         [0x28, 0xb5, 0x2f, 0xfd, ..] => " (it looks zstd-compressed)",
@@ -246,10 +317,16 @@ fn previous_token(body: &[u8], at: usize) -> Option<u8> {
 /// Whether the token at `at` is the body's last (so a document still open
 /// there was cut short). The bytes from `at` on are as sent.
 fn is_last_token(body: &[u8], at: usize) -> bool {
-    let Some(rest) = body.get(at..).filter(|rest| !rest.is_empty()) else {
-        return true;
-    };
-    let end = match rest.first() {
+    match body.get(at..).filter(|rest| !rest.is_empty()) {
+        Some(rest) => next_token(body, at + token_length(rest)).is_none(),
+        None => true,
+    }
+}
+
+/// The length of the token `rest` starts with: a string, a structural
+/// character, or a number or literal.
+fn token_length(rest: &[u8]) -> usize {
+    match rest.first() {
         Some(b'"') => {
             let mut escaped = false;
             rest.iter()
@@ -267,8 +344,7 @@ fn is_last_token(body: &[u8], at: usize) -> bool {
             .iter()
             .position(|b| is_json_whitespace(*b) || b"{}[],:\"".contains(b))
             .unwrap_or(rest.len()),
-    };
-    next_token(body, at + end).is_none()
+    }
 }
 
 /// The offset of the first byte that is not JSON whitespace, from `from`.
@@ -337,13 +413,13 @@ mod tests {
                  ends at byte 12, then comes \"{\\\"a\\\":2}\\n\"",
                 Some(13),
             ),
-            (b"1\n2\n", "more than one JSON value", Some(0)),
+            (b"1\n2\n", "more than one JSON value", Some(2)),
             (
                 b"[1, 2e999]",
                 "a number that is not valid JSON or is out of range",
                 Some(4),
             ),
-            (b"[1,]", "unexpected", Some(3)),
+            (b"[1,]", "a trailing comma before ']'", Some(3)),
             (
                 b"{\"a\" 1}",
                 "expected ':' after an object's key, found \"1}\"",

@@ -13,7 +13,7 @@
 //!   exception is the upgrade of the same host from http on port 80 to
 //!   https on port 443, as the `requests` library allows.
 //! - **One budget.** Every hop runs within what is left of the attempt's
-//!   timeout (`exchange.rs`), so a chain of slow redirects cannot outlast it.
+//!   timeout (`attempt.rs`), so a chain of slow redirects cannot outlast it.
 //!
 //! The method follows RFC 9110 §15.4 as browsers and curl apply it: 301 and
 //! 302 turn a POST into a GET, 303 turns anything but HEAD into a GET (the

@@ -1,7 +1,7 @@
 //! The retry rules: which failures are worth another attempt, and how long
 //! to wait before it.
 //!
-//! Everything about retrying lives here; the attempt loop in `exchange.rs`
+//! Everything about retrying lives here; the attempt loop in `engine.rs`
 //! only asks [`RetryPolicy::decide`]. Delays follow the `backoff` crate's
 //! exponential schedule (used for the delay sequence only: its own `retry()`
 //! loop would ignore our cap when a server sends Retry-After), plus additive

@@ -10,8 +10,9 @@
 //!   [`system_roots(true)`](crate::FetcherBuilder::system_roots): where a
 //!   company installs its authority (`/etc/ssl/certs` and the like, read by
 //!   `rustls-native-certs`);
-//! - **`SSL_CERT_FILE` and `SSL_CERT_DIR`**, whenever they are set, as curl
-//!   and OpenSSL read them (they then stand for the machine's store);
+//! - **`SSL_CERT_FILE` and `SSL_CERT_DIR`**, whenever they are set, as
+//!   OpenSSL, Python and Go read them (they then stand for the machine's
+//!   store; curl reads `CURL_CA_BUNDLE` instead);
 //! - **certificates you give**,
 //!   [`trust_root_certificates(pem)`](crate::FetcherBuilder::trust_root_certificates).
 //!
@@ -104,6 +105,47 @@ impl std::fmt::Debug for TlsSettings {
             )
             .finish()
     }
+}
+
+/// A TLS failure a person can act on, in words: `None` for the others
+/// (their cause says what rustls said).
+pub(crate) fn explain(error: &ureq::Error) -> Option<&'static str> {
+    use rustls::{AlertDescription, CertificateError, Error as Tls};
+    let tls = match error {
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<Tls>()?,
+        ureq::Error::Rustls(tls) => tls,
+        _ => return None,
+    };
+    Some(match tls {
+        Tls::InvalidCertificate(certificate) => match certificate {
+            CertificateError::UnknownIssuer => {
+                "the server's certificate is signed by an authority this fetcher does not \
+                 trust: add it (trust_root_certificates, --cacert) or take the machine's \
+                 store (system_roots)"
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "the server's certificate is for another host name"
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "the server's certificate has expired"
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "the server's certificate is not valid yet (is this machine's clock right?)"
+            }
+            CertificateError::Revoked => "the server's certificate is revoked",
+            CertificateError::BadEncoding => "the server's certificate does not parse",
+            CertificateError::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
+                "the server shows a CA certificate as its own (as a self-signed certificate \
+                 made by `openssl req -x509` is, unless told \
+                 `-addext basicConstraints=critical,CA:FALSE`)"
+            }
+            _ => return None,
+        },
+        Tls::AlertReceived(AlertDescription::CertificateRequired) => {
+            "the server asks for a client certificate (client_certificate, --cert)"
+        }
+        _ => return None,
+    })
 }
 
 /// The machine's roots (or those of `SSL_CERT_FILE` and `SSL_CERT_DIR`,

@@ -55,6 +55,11 @@ pub(crate) struct Meta {
     /// The validators to revalidate with.
     pub(crate) etag: Option<String>,
     pub(crate) last_modified: Option<String>,
+    /// What the response said its body is, for the words of a parse
+    /// failure on a hit (as on the fetch): its Content-Type, and the
+    /// content codings parfetch left undone.
+    pub(crate) content_type: Option<String>,
+    pub(crate) undone: Option<String>,
 }
 
 impl Meta {
@@ -63,6 +68,8 @@ impl Meta {
     const HAS_ETAG: u8 = 2;
     const HAS_LAST_MODIFIED: u8 = 4;
     const MUST_REVALIDATE: u8 = 8;
+    const HAS_CONTENT_TYPE: u8 = 16;
+    const HAS_UNDONE: u8 = 32;
 
     /// Three u64 times, the u16 status, a flags byte (vary, has etag, has
     /// last-modified, must revalidate), then the URL and each validator present, as a u32 length and UTF-8.
@@ -76,12 +83,16 @@ impl Meta {
             flag(self.vary, Meta::VARY)
                 | flag(self.etag.is_some(), Meta::HAS_ETAG)
                 | flag(self.last_modified.is_some(), Meta::HAS_LAST_MODIFIED)
-                | flag(self.must_revalidate, Meta::MUST_REVALIDATE),
+                | flag(self.must_revalidate, Meta::MUST_REVALIDATE)
+                | flag(self.content_type.is_some(), Meta::HAS_CONTENT_TYPE)
+                | flag(self.undone.is_some(), Meta::HAS_UNDONE),
         );
         let texts = [
             Some(&self.url),
             self.etag.as_ref(),
             self.last_modified.as_ref(),
+            self.content_type.as_ref(),
+            self.undone.as_ref(),
         ];
         for text in texts.into_iter().flatten() {
             let len = u32::try_from(text.len()).map_err(io::Error::other)?;
@@ -106,7 +117,14 @@ impl Meta {
         };
         let etag = optional_text(Meta::HAS_ETAG)?;
         let last_modified = optional_text(Meta::HAS_LAST_MODIFIED)?;
-        let known = Meta::VARY | Meta::HAS_ETAG | Meta::HAS_LAST_MODIFIED | Meta::MUST_REVALIDATE;
+        let content_type = optional_text(Meta::HAS_CONTENT_TYPE)?;
+        let undone = optional_text(Meta::HAS_UNDONE)?;
+        let known = Meta::VARY
+            | Meta::HAS_ETAG
+            | Meta::HAS_LAST_MODIFIED
+            | Meta::MUST_REVALIDATE
+            | Meta::HAS_CONTENT_TYPE
+            | Meta::HAS_UNDONE;
         (flags & !known == 0 && reader.0.is_empty()).then_some(Meta {
             url,
             status,
@@ -117,6 +135,8 @@ impl Meta {
             must_revalidate: flags & Meta::MUST_REVALIDATE != 0,
             etag,
             last_modified,
+            content_type,
+            undone,
         })
     }
 }
@@ -477,6 +497,8 @@ mod tests {
             must_revalidate: false,
             etag: Some("\"v1\"".into()),
             last_modified: None,
+            content_type: None,
+            undone: None,
         }
     }
 
@@ -491,12 +513,16 @@ mod tests {
         let every_field = Meta {
             vary: true,
             must_revalidate: true,
+            content_type: Some("text/html".into()),
+            undone: Some("zstd".into()),
             last_modified: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
             ..meta()
         };
         let bytes_with_all = encode(&every_field, &policy(), b"").unwrap();
         let meta_back = decode(bytes_with_all).unwrap().meta;
         assert!(meta_back.vary && meta_back.must_revalidate);
+        assert_eq!(meta_back.content_type.as_deref(), Some("text/html"));
+        assert_eq!(meta_back.undone.as_deref(), Some("zstd"));
         assert_eq!(meta_back.etag, every_field.etag);
         assert_eq!(meta_back.last_modified, every_field.last_modified);
         for cut in [0, 10, PREAMBLE, bytes.len() - 1] {

@@ -277,6 +277,10 @@ pub(crate) fn refreshed(
         last_modified: fresh
             .last_modified
             .or_else(|| entry.meta.last_modified.clone()),
+        content_type: fresh
+            .content_type
+            .or_else(|| entry.meta.content_type.clone()),
+        undone: fresh.undone.or_else(|| entry.meta.undone.clone()),
         ..fresh
     };
     Some((meta, policy))
@@ -309,6 +313,13 @@ fn meta(
             .any(|directive| matches!(directive, "must-revalidate" | "no-cache")),
         etag: text(header::ETAG),
         last_modified: text(header::LAST_MODIFIED),
+        content_type: text(header::CONTENT_TYPE),
+        undone: crate::encoding::undone(
+            headers
+                .get_all(header::CONTENT_ENCODING)
+                .iter()
+                .filter_map(|value| value.to_str().ok()),
+        ),
     }
 }
 

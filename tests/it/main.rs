@@ -32,6 +32,7 @@ mod proxy;
 mod retry;
 mod review2;
 mod review3;
+mod review4;
 mod server;
 mod streaming;
 mod tls;

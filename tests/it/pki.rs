@@ -65,6 +65,22 @@ impl Ca {
     }
 }
 
+/// A self-signed CA certificate for 127.0.0.1 and localhost, made to be a
+/// server's own (as `openssl req -x509` makes one by default), with its key.
+pub(crate) fn ca_as_server() -> Leaf {
+    let mut params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let certificate = params.self_signed(&key).unwrap();
+    let pem = certificate.pem();
+    Leaf {
+        der: certificate.der().clone(),
+        key,
+        pem,
+    }
+}
+
 /// A TLS server with `leaf`'s certificate, answering every request with
 /// `response` (and closing). With `client_ca`, it asks for a client
 /// certificate signed by it, and refuses the handshake without one.

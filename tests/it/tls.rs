@@ -217,6 +217,10 @@ fn a_client_certificate_opens_a_server_that_asks_for_one() {
         (ErrorKind::Tls, 1),
         "{error}"
     );
+    assert!(
+        error.to_string().contains("asks for a client certificate"),
+        "{error}"
+    );
     // A certificate from another authority is refused too.
     let stranger = crate::quick()
         .trust_root_certificates(server_ca.pem())
@@ -283,4 +287,51 @@ fn the_command_adds_a_company_ca_to_the_machines_roots() {
     assert_exit(&output, 1);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--cacert /nonexistent/ca.pem"), "{stderr}");
+}
+
+#[test]
+fn certificate_failures_are_said_in_words() {
+    let ca = Ca::new("private CA");
+    let server = TlsServer::start(&ca.server(), None, ok_json());
+    let words = |fetcher: Fetcher, url: String| {
+        let error = fetcher.get_bytes(url).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Tls, "{error}");
+        error.to_string()
+    };
+    // Not trusted.
+    let message = words(
+        crate::quick().build().unwrap(),
+        format!("{}/x", server.base),
+    );
+    assert!(
+        message.contains("signed by an authority this fetcher does not trust"),
+        "{message}"
+    );
+    assert!(message.contains("--cacert"), "{message}");
+    // Trusted, but for other names (the certificate names 127.0.0.1 and
+    // localhost; 127.0.0.2 reaches the same server on Linux).
+    let other_name = server.base.replace("127.0.0.1", "127.0.0.2");
+    let trusted = || {
+        crate::quick()
+            .trust_root_certificates(ca.pem())
+            .build()
+            .unwrap()
+    };
+    if std::net::TcpStream::connect(other_name.trim_start_matches("https://")).is_ok() {
+        let message = words(trusted(), format!("{other_name}/x"));
+        assert!(message.contains("for another host name"), "{message}");
+    }
+    // A CA certificate as the server's own, trusted as such.
+    let own = pki::ca_as_server();
+    let self_signed = TlsServer::start(&own, None, ok_json());
+    let fetcher = crate::quick()
+        .trust_root_certificates(own.pem.clone())
+        .build()
+        .unwrap();
+    let message = words(fetcher, format!("{}/x", self_signed.base));
+    assert!(message.contains("a CA certificate as its own"), "{message}");
+    assert!(
+        message.contains("basicConstraints=critical,CA:FALSE"),
+        "{message}"
+    );
 }

@@ -62,7 +62,11 @@ enum LineStart {
 impl LineStart {
     fn then(self, part: &[u8]) -> LineStart {
         match self {
-            LineStart::Fresh => match part.iter().find(|b| !b.is_ascii_whitespace()) {
+            // White space as `str::trim` has it (a vertical tab too).
+            LineStart::Fresh => match part
+                .iter()
+                .find(|b| !(b.is_ascii() && (**b as char).is_whitespace()))
+            {
                 None => LineStart::Fresh,
                 Some(b'#') => LineStart::Comment,
                 Some(byte) if byte.is_ascii() => LineStart::Url,

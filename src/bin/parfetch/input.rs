@@ -24,8 +24,10 @@ pub(crate) fn open(urls: Vec<String>, input: Option<&Path>) -> io::Result<Urls> 
             _ => Box::new(BufReader::new(io::stdin())),
         };
         let slot = Arc::clone(&read_error);
-        Box::new(reader.lines().map_while(move |line| match line {
-            Ok(line) => Some(line),
+        // Lines as bytes: one that is not UTF-8 (a Latin-1 comment, say)
+        // does not end the list; as a URL, it fails on its own.
+        Box::new(reader.split(b'\n').map_while(move |line| match line {
+            Ok(line) => Some(String::from_utf8_lossy(&line).into_owned()),
             Err(error) => {
                 if let Ok(mut slot) = slot.lock() {
                     slot.get_or_insert(error);

@@ -23,9 +23,10 @@ use crate::summary::Summary;
 fn main() -> ExitCode {
     // `parfetch completions SHELL`: before the URLs are parsed, as a URL
     // cannot be called `completions`.
-    let mut words = std::env::args().skip(1);
-    if words.next().as_deref() == Some("completions") {
-        return completions(words.next().as_deref());
+    // (`args_os`: an argument that is not UTF-8 is clap's to refuse.)
+    let mut words = std::env::args_os().skip(1);
+    if words.next().is_some_and(|word| word == "completions") {
+        return completions(words.next().as_deref().and_then(std::ffi::OsStr::to_str));
     }
     let args = match Args::try_parse() {
         Ok(args) => args,
@@ -58,9 +59,13 @@ fn completions(shell: Option<&str>) -> ExitCode {
         Some("elvish") => Shell::Elvish,
         Some("powershell") => Shell::PowerShell,
         other => {
+            let what = match other {
+                None => "no shell given".to_owned(),
+                Some(name) => format!("no completions for the shell '{name}'"),
+            };
             eprintln!(
-                "parfetch: completions for which shell? Say bash, zsh, fish, elvish or \
-                 powershell (got {other:?}), e.g. `parfetch completions bash > \
+                "parfetch: {what}: say bash, zsh, fish, elvish or powershell, e.g. \
+                 `parfetch completions bash > \
                  ~/.local/share/bash-completion/completions/parfetch`"
             );
             return ExitCode::from(1);
@@ -137,6 +142,27 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    // The summary's file is made now, so that a bad path is found before
+    // the run, and it must be none of the run's other files.
+    let summary_file = match &args.summary_json {
+        Some(path) => {
+            let others = [args.output.as_deref(), args.input.as_deref()];
+            if others
+                .into_iter()
+                .flatten()
+                .any(|other| same_file(path, other))
+            {
+                return Err(format!(
+                    "--summary-json {} is also the input or the output: name another file",
+                    path.display()
+                ));
+            }
+            let file =
+                File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Some((path, file))
+        }
+        None => None,
+    };
     let writer: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
@@ -233,12 +259,14 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         return Err(format!("reading the URLs failed: {error}"));
     }
     let figures = summary.figures(&stats, &fetcher.stats(), cancel.is_cancelled());
-    if let Some(path) = &args.summary_json {
-        let json = serde_json::to_vec_pretty(&figures).map_err(|e| e.to_string())?;
-        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
     if !args.quiet {
         eprintln!("{}", figures.render(color));
+    }
+    if let Some((path, mut file)) = summary_file {
+        serde_json::to_writer_pretty(&mut file, &figures)
+            .map_err(io::Error::from)
+            .and_then(|()| file.write_all(b"\n"))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(if cancel.is_cancelled() {
         ExitCode::from(130)
@@ -247,6 +275,22 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Whether `a` and `b` name one file (existing or not): the same file name
+/// in the same directory.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let resolved = |path: &std::path::Path| {
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        Some(dir.canonicalize().ok()?.join(path.file_name()?))
+    };
+    match (resolved(a), resolved(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// Turns reports into JSON lines and counts them.
