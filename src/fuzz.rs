@@ -96,13 +96,7 @@ pub fn retry_after(value: &[u8]) {
     if let Ok(seconds) = text.trim().parse::<u64>() {
         assert_eq!(parsed, Some(Duration::from_secs(seconds)));
     }
-    let policy = RetryPolicy {
-        max_retries: 3,
-        initial_delay: Duration::from_millis(100),
-        multiplier: 2.0,
-        max_delay: Duration::from_secs(60),
-        jitter: Duration::from_millis(100),
-    };
+    let policy = fuzz_policy();
     for status in [429, 503] {
         let failed = FailedAttempt {
             kind: ErrorKind::Status,
@@ -241,12 +235,18 @@ fn cache_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
         .header("accept", "application/json")
         .body(&b""[..])
         .unwrap_or_default();
-    let no_store = headers
-        .get_all("cache-control")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|directive| directive.trim().eq_ignore_ascii_case("no-store"));
+    // Read naively (split at every comma): a quote, stray or not, must not
+    // hide a `no-store`; `must-understand` lifts it for a status we know.
+    let has = |name: &str| {
+        headers
+            .get_all("cache-control")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|directive| directive.trim().eq_ignore_ascii_case(name))
+    };
+    let no_store = has("no-store")
+        && !(has("must-understand") && rules::UNDERSTOOD_STATUSES.contains(&status));
     // Our clock's times (a server sets none of them): now, and later.
     let later = [
         Duration::ZERO,
@@ -312,14 +312,19 @@ fn cache_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
     }
 }
 
-fn retry_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
-    let policy = RetryPolicy {
+/// The retry policy the targets check their delays against.
+fn fuzz_policy() -> RetryPolicy {
+    RetryPolicy {
         max_retries: 3,
         initial_delay: Duration::from_millis(100),
         multiplier: 2.0,
         max_delay: Duration::from_secs(60),
         jitter: Duration::from_millis(100),
-    };
+    }
+}
+
+fn retry_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
+    let policy = fuzz_policy();
     let retry_after = headers
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -406,8 +411,12 @@ mod tests {
                     continue;
                 };
                 for file in dir {
-                    let path = file.unwrap().path();
-                    run(&std::fs::read(&path).unwrap());
+                    // A fuzzer running beside the tests may remove a file
+                    // between the listing and the read.
+                    let Ok(input) = file.and_then(|file| std::fs::read(file.path())) else {
+                        continue;
+                    };
+                    run(&input);
                     replayed += 1;
                 }
             }

@@ -428,7 +428,7 @@ fn stored_response(response: &Response<'_>, now: SystemTime) -> http::Response<(
 /// The statuses whose caching rules this cache implements: those cacheable
 /// by default (RFC 9110 §15.1) and the redirects. `must-understand` lets
 /// only these be stored.
-const UNDERSTOOD_STATUSES: [u16; 15] = [
+pub(crate) const UNDERSTOOD_STATUSES: [u16; 15] = [
     200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 451, 501,
 ];
 
@@ -444,7 +444,10 @@ fn directives(headers: &HeaderMap, status: Option<u16>) -> Option<HeaderValue> {
                 Some((name, argument)) => (name.trim(), Some(argument.trim())),
                 None => (directive.trim(), None),
             };
-            if name.is_empty() {
+            // A malformed directive is none we know; dropping it also keeps
+            // a stray quote from hiding the directives after it once the
+            // lines are joined.
+            if !is_token(name) || argument.is_some_and(|a| !is_token(a) && !is_quoted(a)) {
                 return None;
             }
             let name = name.to_ascii_lowercase();
@@ -468,6 +471,17 @@ fn directives(headers: &HeaderMap, status: Option<u16>) -> Option<HeaderValue> {
             })
         })
         .collect();
+    // A `no-store` anywhere, even inside a quoted string, is taken: a
+    // cache that stores less is never wrong, and no quoting can hide it.
+    let anywhere = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|member| member.trim().eq_ignore_ascii_case("no-store"));
+    if anywhere && !directives.iter().any(|d| d == "no-store") {
+        directives.push("no-store".to_owned());
+    }
     if directives.is_empty() {
         return None;
     }
@@ -528,6 +542,8 @@ fn list<'h>(headers: &'h HeaderMap, name: &HeaderName) -> impl Iterator<Item = &
         .flat_map(split_list)
 }
 
+/// A field line whose quote is never closed is malformed: it is split at
+/// every comma, so that a stray quote hides no directive (say `no-store`).
 fn split_list(value: &str) -> impl Iterator<Item = &str> {
     let mut members = Vec::new();
     let (mut start, mut quoted, mut escaped) = (0, false, false);
@@ -544,7 +560,35 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
         }
     }
     members.push(&value[start..]);
+    if quoted {
+        members = value.split(',').collect();
+    }
     members.into_iter().map(str::trim)
+}
+
+/// A token (RFC 9110 §5.6.2).
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A whole quoted-string (RFC 9110 §5.6.4): one pair of quotes around
+/// text whose own quotes are escaped.
+fn is_quoted(text: &str) -> bool {
+    let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+        return false;
+    };
+    let mut escaped = false;
+    for byte in inner.bytes() {
+        if !escaped && byte == b'"' {
+            return false;
+        }
+        escaped = !escaped && byte == b'\\';
+    }
+    // A backslash left over escaped the closing quote.
+    !escaped
 }
 
 /// A private (single-user) cache: `private` responses may be stored.
@@ -646,8 +690,49 @@ mod tests {
         let members: Vec<&str> = split_list(r#" a, b="x, y" ,c="\", d", ,e"#).collect();
         assert_eq!(members, ["a", r#"b="x, y""#, r#"c="\", d""#, "", "e"]);
         assert_eq!(split_list("").collect::<Vec<_>>(), [""]);
-        // An unclosed quote runs to the end.
-        assert_eq!(split_list(r#"a="b, c"#).collect::<Vec<_>>(), [r#"a="b, c"#]);
+        // An unclosed quote hides nothing: the line splits at every comma.
+        assert_eq!(
+            split_list(r#"a="b, no-store"#).collect::<Vec<_>>(),
+            [r#"a="b"#, "no-store"]
+        );
+    }
+
+    /// Found by the `response_head` fuzz target: a directive with a stray
+    /// quote on one line hid a `no-store` on the next once the lines were
+    /// joined, and the response was stored.
+    #[test]
+    fn a_stray_quote_hides_no_directive() {
+        let request = http::Request::get("http://h/x").body(&b""[..]).unwrap();
+        for pairs in [
+            &[
+                ("cache-control", "max-age=60, ext=6\"\"\"x"),
+                ("cache-control", "no-store"),
+            ][..],
+            &[("cache-control", "max-age=60, a=\"b, no-store")],
+            &[("cache-control", "max-age=60, x\"y, no-store")],
+            &[("cache-control", "max-age=60, private=\"a, no-store, b\"")],
+        ] {
+            let headers = head(pairs);
+            for settings in [
+                settings(),
+                CacheSettings {
+                    always_fresh: true,
+                    ..settings()
+                },
+            ] {
+                let stored = to_store(
+                    &request,
+                    "http://h/x",
+                    &response(200, &headers),
+                    &settings,
+                    &SECRET,
+                    SystemTime::now(),
+                );
+                assert!(stored.is_none(), "{pairs:?} was stored");
+            }
+        }
+        assert!(is_quoted(r#""a\"b""#) && is_quoted(r#""""#));
+        assert!(!is_quoted(r#""a"b""#) && !is_quoted("\"") && !is_quoted(r#""a\""#));
     }
 
     #[test]
