@@ -165,6 +165,11 @@ fn serve(size: u64, latency_ms: u64, headers: &str) -> Result<()> {
         }
     });
     println!("{}", server.url("/doc/"));
+    serve_until_stdin_closes(&server)
+}
+
+/// Keeps `server` up until stdin closes, then prints what it saw.
+fn serve_until_stdin_closes(server: &server::TestServer) -> Result<()> {
     std::io::stdout().flush()?;
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     println!(
@@ -181,14 +186,7 @@ fn serve_any() -> Result<()> {
     let server =
         server::TestServer::start_on("0.0.0.0:0", move |_| server::Reply::json(200, doc.clone()));
     println!("{}", server.addr().port());
-    std::io::stdout().flush()?;
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
-    println!(
-        "connections {} requests {}",
-        server.connections(),
-        server.requests()
-    );
-    Ok(())
+    serve_until_stdin_closes(&server)
 }
 
 /// A server child process.

@@ -10,44 +10,21 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use parfetch::{CancelToken, ErrorKind, Fetcher, Request, Value};
 
 use crate::server::{Reply, TestServer};
+use crate::support::{
+    all_bytes, assert_bounded, contains, one_second, scripted, trickle, trickling, within,
+};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// A raw server: reads each request head (byte by byte) and then runs
-/// `script` on the connection, one thread per connection.
-fn scripted(script: impl Fn(&mut TcpStream, &str) + Send + Sync + 'static) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let script = Arc::new(script);
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let script = Arc::clone(&script);
-            std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                script(&mut stream, &head);
-            });
-        }
-    });
-    format!("http://{addr}")
-}
 
 /// A server that accepts connections and then runs `script` on them without
 /// reading anything first.
@@ -64,18 +41,6 @@ fn raw(script: impl Fn(TcpStream) + Send + Sync + 'static) -> std::net::SocketAd
     addr
 }
 
-/// Writes `bytes` one at a time, `every` apart (cycling), until the client
-/// goes away or `total` has passed.
-fn trickle(stream: &mut TcpStream, bytes: &[u8], every: Duration, total: Duration) {
-    let started = Instant::now();
-    for byte in bytes.iter().cycle() {
-        if started.elapsed() > total || stream.write_all(&[*byte]).is_err() {
-            return;
-        }
-        std::thread::sleep(every);
-    }
-}
-
 /// Writes `bytes` one at a time, `every` apart, once.
 fn trickle_once(stream: &mut TcpStream, bytes: &[u8], every: Duration) -> bool {
     for byte in bytes {
@@ -87,72 +52,8 @@ fn trickle_once(stream: &mut TcpStream, bytes: &[u8], every: Duration) -> bool {
     true
 }
 
-/// Runs `f` on its own thread; `None` if it has not finished after `limit`.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = send.send(f());
-    });
-    receive.recv_timeout(limit).ok()
-}
-
-/// A fetcher with a 1 s timeout and no retries.
-fn one_second() -> Fetcher {
-    crate::quick()
-        .timeout(Duration::from_secs(1))
-        .max_retries(0)
-        .breaker_threshold(0)
-        .build()
-        .unwrap()
-}
-
-/// Fetches `url` with `fetcher` and asserts that it ends, with an error,
-/// well within a bound that only an unbounded attempt would pass.
-fn assert_bounded(fetcher: Fetcher, request: Request) -> parfetch::Error {
-    let started = Instant::now();
-    let result = within(Duration::from_secs(30), move || fetcher.get_bytes(request))
-        .expect("the attempt outlived its 1 s timeout by 30 s");
-    let elapsed = started.elapsed();
-    let error = result.expect_err("a hostile server was answered with success");
-    assert!(
-        elapsed < Duration::from_secs(10),
-        "1 s timeout, ended after {elapsed:?}: {error:?}"
-    );
-    error
-}
-
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "parfetch-adversarial-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn all_bytes(dir: &Path) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                bytes.extend(std::fs::read(&path).unwrap_or_default());
-            }
-        }
-    }
-    bytes
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
+    crate::scratch_dir(&format!("adversarial-{name}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -162,15 +63,10 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 /// Held: a chunked body sent one byte every 100 ms.
 #[test]
 fn timeout_bounds_a_trickling_chunked_body() {
-    let base = scripted(|stream, _| {
-        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
-        trickle(
-            stream,
-            b"1\r\n \r\n",
-            Duration::from_millis(100),
-            Duration::from_secs(60),
-        );
-    });
+    let base = trickling(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+        b"1\r\n \r\n",
+    );
     let error = assert_bounded(one_second(), Request::get(base + "/"));
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
 }
@@ -378,29 +274,17 @@ fn timeout_bounds_a_tls_handshake_that_trickles() {
 /// the error path), with retries left.
 #[test]
 fn timeout_bounds_a_trickling_429_body() {
-    let base = scripted(|stream, _| {
-        let _ = stream.write_all(
-            b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 0\r\ncontent-length: 100000\r\n\r\n",
-        );
-        trickle(
-            stream,
-            b"slow ",
-            Duration::from_millis(100),
-            Duration::from_secs(60),
-        );
-    });
+    let base = trickling(
+        b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 0\r\ncontent-length: 100000\r\n\r\n",
+        b"slow ",
+    );
     let fetcher = crate::quick()
         .timeout(Duration::from_secs(1))
         .max_retries(1)
         .breaker_threshold(0)
         .build()
         .unwrap();
-    let started = Instant::now();
-    let result = within(Duration::from_secs(30), move || {
-        fetcher.get_bytes(base + "/")
-    });
-    let error = result.expect("unbounded").unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(15), "{error:?}");
+    assert_bounded(fetcher, Request::get(base + "/"));
 }
 
 /// Held: a per-request timeout (the `own_timeout` path) on a head that

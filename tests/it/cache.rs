@@ -9,9 +9,7 @@ use parfetch::{CacheMode, ErrorKind, Fetcher, FetcherBuilder, Request, Value};
 use crate::server::{Reply, TestServer};
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("parfetch-cache-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    crate::scratch_dir(&format!("cache-{name}"))
 }
 
 fn cached(dir: &Path) -> FetcherBuilder {
@@ -280,7 +278,8 @@ fn a_damaged_entry_is_a_miss_and_is_repaired() {
 
 #[test]
 fn odd_urls_stay_inside_the_directory_and_files_are_private() {
-    let dir = temp_dir("paths");
+    // A directory the fetcher creates (one that exists keeps its mode).
+    let dir = temp_dir("paths").join("cache");
     let (server, _) = server(&[("cache-control", "max-age=3600")], false);
     let fetcher = cached(&dir).build().unwrap();
     for path in [

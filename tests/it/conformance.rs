@@ -11,12 +11,7 @@ use parfetch::{ErrorKind, Fetcher, FetcherBuilder, RawJson, Value};
 use crate::server::{Reply, TestServer};
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "parfetch-conformance-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    crate::scratch_dir(&format!("conformance-{name}"))
 }
 
 fn cached(dir: &Path) -> FetcherBuilder {

@@ -4,91 +4,18 @@
 //! Time bounds here are generous on purpose (a loaded 2-core runner must pass
 //! them every time): each only tells "bounded" from "unbounded".
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use parfetch::{ErrorKind, Fetcher, Request, Value};
 
 use crate::server::{Reply, TestServer};
-
-/// A server that reads each request head and then runs `script` on the
-/// connection (one thread per connection); it serves until the test ends.
-fn scripted(script: impl Fn(&mut TcpStream) + Send + Sync + 'static) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let script = Arc::new(script);
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let script = Arc::clone(&script);
-            std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
-                }
-                script(&mut stream);
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
-/// Writes `bytes` one at a time, `every` apart, until the client goes away
-/// or `total` has passed.
-fn trickle(stream: &mut TcpStream, bytes: &[u8], every: Duration, total: Duration) {
-    let started = Instant::now();
-    for byte in bytes.iter().cycle() {
-        if started.elapsed() > total || stream.write_all(&[*byte]).is_err() {
-            return;
-        }
-        std::thread::sleep(every);
-    }
-}
-
-/// Runs `f` on its own thread; `None` if it has not finished after `limit`.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = send.send(f());
-    });
-    receive.recv_timeout(limit).ok()
-}
+use crate::support::{all_bytes, assert_bounded, contains, one_second, trickling, within};
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("parfetch-hardening-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// The bytes of every file under `dir`, concatenated.
-fn all_bytes(dir: &Path) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                bytes.extend(std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    bytes
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
+    crate::scratch_dir(&format!("hardening-{name}"))
 }
 
 #[test]
@@ -170,67 +97,21 @@ fn a_zero_request_timeout_is_refused_unsent() {
 
 #[test]
 fn a_response_head_sent_byte_by_byte_ends_with_the_timeout() {
-    let base = scripted(|stream| {
-        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n");
-        trickle(
-            stream,
-            b"x-slow: 1\r\n",
-            Duration::from_millis(100),
-            Duration::from_secs(30),
-        );
-    });
-    let fetcher = crate::quick()
-        .timeout(Duration::from_secs(1))
-        .max_retries(0)
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let result = within(Duration::from_secs(20), move || {
-        fetcher.get_bytes(base + "/")
-    });
-    let error = result
-        .expect("the attempt outlived its timeout")
-        .unwrap_err();
+    let base = trickling(b"HTTP/1.1 200 OK\r\n", b"x-slow: 1\r\n");
+    let error = assert_bounded(one_second(), Request::get(base + "/"));
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
-    );
 }
 
 #[test]
 fn an_error_body_that_trickles_ends_with_the_timeout() {
-    let base = scripted(|stream| {
-        let _ = stream
-            .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 100000\r\n\r\n");
-        trickle(
-            stream,
-            b"busy ",
-            Duration::from_millis(100),
-            Duration::from_secs(30),
-        );
-    });
-    let fetcher = crate::quick()
-        .timeout(Duration::from_secs(1))
-        .max_retries(0)
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let result = within(Duration::from_secs(20), move || {
-        fetcher.get_bytes(base + "/")
-    });
-    let error = result
-        .expect("the attempt outlived its timeout")
-        .unwrap_err();
+    let base = trickling(
+        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 100000\r\n\r\n",
+        b"busy ",
+    );
+    let error = assert_bounded(one_second(), Request::get(base + "/"));
     assert!(
         matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Status),
         "{error:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
     );
 }
 

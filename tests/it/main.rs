@@ -35,6 +35,7 @@ mod review3;
 mod review4;
 mod server;
 mod streaming;
+mod support;
 mod tls;
 
 use std::time::Duration;

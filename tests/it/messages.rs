@@ -9,6 +9,7 @@ use parfetch::{ErrorKind, Value};
 use serde::Deserialize;
 
 use crate::server::{Reply, TestServer};
+use crate::support::gzip;
 
 /// A server answering `/<name>` with the body and headers of that case.
 fn server() -> TestServer {
@@ -43,12 +44,6 @@ fn server() -> TestServer {
 
 fn deflate(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(data).unwrap();
     encoder.finish().unwrap()
 }

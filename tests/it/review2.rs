@@ -17,9 +17,7 @@ use parfetch::{BreakerState, ErrorKind, Fetcher, FetcherBuilder, RawJson, Reques
 use crate::server::{Reply, TestServer};
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("parfetch-review2-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    crate::scratch_dir(&format!("review2-{name}"))
 }
 
 fn cached(dir: &Path) -> FetcherBuilder {

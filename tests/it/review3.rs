@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use parfetch::prelude::*;
@@ -17,6 +17,7 @@ use parfetch::{ErrorKind, Value};
 use crate::pki::{ok_json, Ca, TlsServer};
 use crate::proxy::{refusing_port, TestProxy};
 use crate::server::{Reply, TestServer};
+use crate::support::within;
 
 // ---------------------------------------------------------------------------
 // Helpers: a scriptable proxy stub that answers for itself.
@@ -128,15 +129,6 @@ fn json_answer(body: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
-}
-
-/// Runs `f` on a thread of its own; its result if it ends within `limit`.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit).ok()
 }
 
 // ---------------------------------------------------------------------------
@@ -463,7 +455,6 @@ fn review3_a_cookie_sent_on_a_later_hop_does_not_leak_its_answer_to_another_sess
 #[cfg(feature = "cli")]
 #[test]
 fn review3_lower_case_variables_win_as_curl_reads_them() {
-    use crate::cli::parfetch_with_env;
     let target = TestServer::start(|_| Reply::json(200, "{}"));
     let proxy = TestProxy::start(None);
     let (via, dead) = (
@@ -481,12 +472,8 @@ fn review3_lower_case_variables_win_as_curl_reads_them() {
     ];
     let mut wrong = Vec::new();
     for vars in cases {
-        let output = parfetch_with_env(&["-q", "--retries", "0", &url], vars, None);
-        if output.status.code() != Some(0) {
-            wrong.push(format!(
-                "{vars:?}: {}",
-                String::from_utf8_lossy(&output.stdout).trim()
-            ));
+        if let Some(printed) = failure_of(&url, vars) {
+            wrong.push(format!("{vars:?}: {printed}"));
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
@@ -507,7 +494,6 @@ fn review3_lower_case_variables_win_as_curl_reads_them() {
 #[cfg(feature = "cli")]
 #[test]
 fn review3_no_proxy_takes_cidr_ranges_as_curl_does() {
-    use crate::cli::parfetch_with_env;
     let v4 = TestServer::start(|_| Reply::json(200, "{}"));
     let v6 = TestServer::start_on("[::1]:0", |_| Reply::json(200, "{}"));
     let dead = format!("http://127.0.0.1:{}", refusing_port());
@@ -518,12 +504,8 @@ fn review3_no_proxy_takes_cidr_ranges_as_curl_does() {
         (format!("http://[::1]:{}/x", v6.addr().port()), "::1/128"),
     ] {
         let vars = [("http_proxy", dead.as_str()), ("no_proxy", no_proxy)];
-        let output = parfetch_with_env(&["-q", "--retries", "0", &url], &vars, None);
-        if output.status.code() != Some(0) {
-            wrong.push(format!(
-                "no_proxy={no_proxy:?} {url}: {}",
-                String::from_utf8_lossy(&output.stdout).trim()
-            ));
+        if let Some(printed) = failure_of(&url, &vars) {
+            wrong.push(format!("no_proxy={no_proxy:?} {url}: {printed}"));
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
@@ -543,18 +525,20 @@ fn review3_no_proxy_takes_cidr_ranges_as_curl_does() {
 #[cfg(feature = "cli")]
 #[test]
 fn review3_no_proxy_ignores_trailing_dots_as_curl_does() {
-    use crate::cli::parfetch_with_env;
     let target = TestServer::start(|_| Reply::json(200, "{}"));
     let dead = format!("http://127.0.0.1:{}", refusing_port());
     let url = format!("http://localhost:{}/x", target.addr().port());
     let vars = [("http_proxy", dead.as_str()), ("no_proxy", "localhost.")];
-    let output = parfetch_with_env(&["-q", "--retries", "0", &url], &vars, None);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    assert_eq!(failure_of(&url, &vars), None);
+}
+
+/// `parfetch -q --retries 0 URL` under `vars`: `None` when it exits 0, else
+/// what it printed.
+#[cfg(feature = "cli")]
+fn failure_of(url: &str, vars: &[(&str, &str)]) -> Option<String> {
+    let output = crate::cli::parfetch_with_env(&["-q", "--retries", "0", url], vars, None);
+    let printed = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.code() != Some(0)).then_some(printed)
 }
 
 /// Found (now fixed): README "Credentials in the proxy URL [...] show as `***`

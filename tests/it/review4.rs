@@ -17,6 +17,7 @@ use parfetch::{ErrorKind, RawJson, Value};
 use serde::Deserialize;
 
 use crate::server::{Reply, TestServer};
+use crate::support::gzip;
 
 /// A server answering each path of `table` with its reply (404 for others).
 fn serve(table: Vec<(&str, Reply)>) -> TestServer {
@@ -36,12 +37,6 @@ fn serve(table: Vec<(&str, Reply)>) -> TestServer {
 
 fn zlib(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }

@@ -1,0 +1,134 @@
+//! Helpers the test modules share: raw scripted servers, a clock for hangs,
+//! and byte scans.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use parfetch::{Fetcher, Request};
+
+/// A raw server: reads each request head (byte by byte) and then runs
+/// `script` on the connection, one thread per connection.
+pub(crate) fn scripted(script: impl Fn(&mut TcpStream, &str) + Send + Sync + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let script = Arc::new(script);
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let script = Arc::clone(&script);
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                script(&mut stream, &head);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Writes `bytes` one at a time, `every` apart (cycling), until the client
+/// goes away or `total` has passed.
+pub(crate) fn trickle(stream: &mut TcpStream, bytes: &[u8], every: Duration, total: Duration) {
+    let started = Instant::now();
+    for byte in bytes.iter().cycle() {
+        if started.elapsed() > total || stream.write_all(&[*byte]).is_err() {
+            return;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Runs `f` on its own thread; `None` if it has not finished after `limit`.
+pub(crate) fn within<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(f());
+    });
+    receive.recv_timeout(limit).ok()
+}
+
+/// The bytes of every file under `dir`, concatenated (for scanning a cache
+/// directory for secrets).
+pub(crate) fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                bytes.extend(std::fs::read(&path).unwrap_or_default());
+            }
+        }
+    }
+    bytes
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// `data` gzip-compressed.
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A raw server that answers every request with `head`, then trickles
+/// `drip` a byte every 100 ms for up to a minute.
+pub(crate) fn trickling(head: &'static [u8], drip: &'static [u8]) -> String {
+    scripted(move |stream, _| {
+        let _ = stream.write_all(head);
+        trickle(
+            stream,
+            drip,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        );
+    })
+}
+
+/// A fetcher with a 1 s timeout and no retries.
+pub(crate) fn one_second() -> Fetcher {
+    crate::quick()
+        .timeout(Duration::from_secs(1))
+        .max_retries(0)
+        .breaker_threshold(0)
+        .build()
+        .unwrap()
+}
+
+/// Sends `request` with `fetcher` and asserts that it ends, with an error,
+/// well within a bound that only an unbounded attempt would pass.
+pub(crate) fn assert_bounded(fetcher: Fetcher, request: Request) -> parfetch::Error {
+    let started = Instant::now();
+    let result = within(Duration::from_secs(30), move || fetcher.get_bytes(request))
+        .expect("the attempt outlived its 1 s timeout by 30 s");
+    let elapsed = started.elapsed();
+    let error = result.expect_err("a hostile server was answered with success");
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "1 s timeout, ended after {elapsed:?}: {error:?}"
+    );
+    error
+}
