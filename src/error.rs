@@ -303,9 +303,9 @@ impl fmt::Display for Error {
             (ErrorKind::Tls, Detail::Reason(reason)) => write!(f, "TLS failure: {reason}")?,
             (ErrorKind::Tls, _) => f.write_str("TLS failure")?,
             (ErrorKind::Timeout, Detail::Timeout(limit)) => {
-                write!(f, "attempt timed out after {limit:?}")?;
+                write!(f, "timed out ({limit:?} per attempt)")?;
             }
-            (ErrorKind::Timeout, _) => f.write_str("attempt timed out")?,
+            (ErrorKind::Timeout, _) => f.write_str("timed out")?,
             (ErrorKind::InvalidJson, Detail::Json(json)) => {
                 write!(f, "invalid JSON: {}", json.problem)?;
                 if let Some(path) = json.path.as_deref().filter(|p| !p.is_empty() && *p != ".") {

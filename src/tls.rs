@@ -144,6 +144,11 @@ pub(crate) fn explain(error: &ureq::Error) -> Option<&'static str> {
         Tls::AlertReceived(AlertDescription::CertificateRequired) => {
             "the server asks for a client certificate (client_certificate, --cert)"
         }
+        // What comes back when an https URL names a port that speaks plain
+        // HTTP: an HTTP answer read as TLS records.
+        Tls::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "the server did not answer in TLS: is this port plain HTTP (http://)?"
+        }
         _ => return None,
     })
 }

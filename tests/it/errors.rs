@@ -127,7 +127,7 @@ fn stalled_server_times_out_and_is_retried() {
     let error = fetcher.get_bytes(server.url("/")).unwrap_err();
     assert_eq!((error.kind(), error.attempts()), (ErrorKind::Timeout, 2));
     assert!(
-        error.to_string().contains("timed out after 200ms"),
+        error.to_string().contains("timed out (200ms per attempt)"),
         "{error}"
     );
     // A per-request timeout overrides the fetcher's.
@@ -135,7 +135,7 @@ fn stalled_server_times_out_and_is_retried() {
         .get_bytes(Request::get(server.url("/")).timeout(Duration::from_millis(100)))
         .unwrap_err();
     assert!(
-        error.to_string().contains("timed out after 100ms"),
+        error.to_string().contains("timed out (100ms per attempt)"),
         "{error}"
     );
 }

@@ -335,3 +335,30 @@ fn certificate_failures_are_said_in_words() {
         "{message}"
     );
 }
+
+/// An https URL for a port that speaks plain HTTP (the server answers the
+/// ClientHello with an HTTP 400, as most do) says so, and is not retried.
+#[test]
+fn https_to_a_plain_http_port_says_so() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.read(&mut [0; 1024]);
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    let fetcher = crate::quick().max_retries(2).build().unwrap();
+    let error = fetcher
+        .get_bytes(format!("https://127.0.0.1:{port}/x.json"))
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Tls, "{error}");
+    assert_eq!(error.attempts(), 1, "{error}");
+    assert!(
+        error.to_string().contains("plain HTTP (http://)?"),
+        "{error}"
+    );
+}
