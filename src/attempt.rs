@@ -397,21 +397,25 @@ impl AttemptError {
     }
 
     /// The error this failed attempt of `request` amounts to, after
-    /// `attempts` attempts of `timeout` each.
+    /// `attempts` attempts of `timeout` each, with `settings`.
     pub(crate) fn into_error(
         self,
         request: &Request,
         attempts: u32,
         timeout: Duration,
-        body_limit: u64,
+        settings: &Settings,
     ) -> Error {
         match self {
             AttemptError::Transport(error) => {
                 let kind = retry::classify_transport(&error);
-                let detail = match kind {
-                    ErrorKind::Timeout => Detail::Timeout(timeout),
-                    ErrorKind::BodyTooLarge => Detail::Limit(body_limit),
-                    ErrorKind::Tls => tls::explain(&error)
+                let detail = match (kind, &error) {
+                    // Which limit ran out: the connect timeout's is ureq's.
+                    (ErrorKind::Timeout, ureq::Error::Timeout(ureq::Timeout::Connect)) => {
+                        Detail::ConnectTimeout(settings.connect_timeout)
+                    }
+                    (ErrorKind::Timeout, _) => Detail::Timeout(timeout),
+                    (ErrorKind::BodyTooLarge, _) => Detail::Limit(settings.body_limit),
+                    (ErrorKind::Tls, _) => tls::explain(&error)
                         .map_or(Detail::None, |words| Detail::Reason(words.to_owned())),
                     _ => Detail::None,
                 };

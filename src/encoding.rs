@@ -6,8 +6,8 @@
 //! Here the codings of every `Content-Encoding` line count, in the order
 //! applied (`gzip` on two lines is two layers), without case; `x-gzip` is
 //! gzip; `deflate` is zlib (RFC 9110) or, as some servers send it, raw.
-//! As curl does, bytes after a gzip stream that do not start another are
-//! ignored. The body limit counts what the codings decode to. An empty
+//! Bytes after a whole gzip member that do not make another whole member
+//! are ignored, as urllib3 does (curl stops after the first member). The body limit counts what the codings decode to. An empty
 //! body is empty whatever it claims. A body that will not decode is the
 //! body's fault, not the network's: it is not retried. A coding parfetch
 //! cannot undo (`compress`, `zstd`) leaves the body as it came, and a JSON
@@ -73,23 +73,23 @@ pub(crate) fn decode_start<'a>(
     lines: impl IntoIterator<Item = &'a str>,
     start: Vec<u8>,
 ) -> Vec<u8> {
-    let codings = codings(lines);
-    let [coding] = codings.as_slice() else {
-        return start;
-    };
-    let mut decoded = Vec::new();
-    let reader: Box<dyn Read + '_> = match coding.as_str() {
-        "gzip" | "x-gzip" => Box::new(flate2::read::GzDecoder::new(&start[..])),
-        "deflate" if is_zlib(&start) => Box::new(flate2::read::ZlibDecoder::new(&start[..])),
-        "deflate" => Box::new(flate2::read::DeflateDecoder::new(&start[..])),
-        "br" => Box::new(brotli_decompressor::Decompressor::new(&start[..], 4096)),
-        _ => return start,
-    };
-    // A start cut off mid-stream decodes as far as it goes.
-    let _ = reader
-        .take(start.len() as u64 * 4 + 4096)
-        .read_to_end(&mut decoded);
-    decoded
+    let mut start = start;
+    for coding in codings(lines).iter().rev() {
+        let reader: Box<dyn Read + '_> = match coding.as_str() {
+            "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(&start[..])),
+            "deflate" if is_zlib(&start) => Box::new(flate2::read::ZlibDecoder::new(&start[..])),
+            "deflate" => Box::new(flate2::read::DeflateDecoder::new(&start[..])),
+            "br" => Box::new(brotli_decompressor::Decompressor::new(&start[..], 4096)),
+            _ => return start,
+        };
+        // A start cut off mid-stream decodes as far as it goes.
+        let mut decoded = Vec::new();
+        let _ = reader
+            .take(start.len() as u64 * 4 + 4096)
+            .read_to_end(&mut decoded);
+        start = decoded;
+    }
+    start
 }
 
 /// The codings of `lines` that [`decode`] leaves undone, as it names them.
@@ -117,13 +117,23 @@ fn codings<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
 fn gzip(body: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
     let mut rest = body;
     let mut decoded = Vec::new();
+    let mut first = true;
     loop {
         let mut member = flate2::bufread::GzDecoder::new(rest);
         let left = limit.saturating_sub(decoded.len() as u64);
-        (&mut member)
+        let before = decoded.len();
+        if let Err(io) = (&mut member)
             .take(left.saturating_add(1))
             .read_to_end(&mut decoded)
-            .map_err(|io| DecodeError::Damaged(String::new(), io))?;
+        {
+            if first {
+                return Err(DecodeError::Damaged(String::new(), io));
+            }
+            // A damaged member after a whole one is trailing garbage, as
+            // urllib3 reads it (curl stops after the first member).
+            decoded.truncate(before);
+            return Ok(decoded);
+        }
         if decoded.len() as u64 > limit {
             return Err(DecodeError::TooLarge(limit));
         }
@@ -131,6 +141,7 @@ fn gzip(body: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
         if !rest.starts_with(&[0x1f, 0x8b]) {
             return Ok(decoded);
         }
+        first = false;
     }
 }
 

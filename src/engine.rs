@@ -227,7 +227,11 @@ impl Engine {
         let offline = cache.offline();
         if !request.is_get() {
             if offline {
-                return Err(request.error(ErrorKind::Offline));
+                return Err(request
+                    .error(ErrorKind::Offline)
+                    .with_detail(Detail::Reason(
+                        "only GET and HEAD are answered from the cache".to_owned(),
+                    )));
             }
             let answer = self
                 .fetch_body(request, scope, CacheNeeds::default())
@@ -287,9 +291,16 @@ impl Engine {
             Lookup::Stale(entry, _) if offline && !entry.meta.must_revalidate => {
                 return served(entry, false, 0)
             }
-            Lookup::Miss | Lookup::Stale(..) if offline => {
-                return Err(request.error(ErrorKind::Offline))
+            Lookup::Stale(..) if offline => {
+                return Err(request
+                    .error(ErrorKind::Offline)
+                    .with_detail(Detail::Reason(
+                        "the cached answer is stale, and the server said it must not be \
+                         served stale (must-revalidate)"
+                            .to_owned(),
+                    )))
             }
+            Lookup::Miss if offline => return Err(request.error(ErrorKind::Offline)),
             Lookup::Miss => None,
             Lookup::Stale(entry, conditional) => Some((entry, conditional)),
         };
@@ -525,7 +536,7 @@ impl Engine {
                 labels: BodyLabels::default(),
             })
         });
-        let error = failure.into_error(request, attempts, timeout, settings.body_limit);
+        let error = failure.into_error(request, attempts, timeout, settings);
         if breaker::counts_against_host(error.kind(), error.status()) {
             permit.failure();
         } else {

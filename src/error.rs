@@ -130,6 +130,8 @@ pub(crate) enum Detail {
     BodyExcerpt(String),
     /// The attempt timeout that ran out.
     Timeout(Duration),
+    /// The connect timeout that ran out (connection, proxy and TLS set-up).
+    ConnectTimeout(Duration),
     /// The body limit in bytes.
     Limit(u64),
     /// What was wrong with the JSON, and where.
@@ -305,6 +307,9 @@ impl fmt::Display for Error {
             (ErrorKind::Timeout, Detail::Timeout(limit)) => {
                 write!(f, "timed out ({limit:?} per attempt)")?;
             }
+            (ErrorKind::Timeout, Detail::ConnectTimeout(limit)) => {
+                write!(f, "timed out connecting ({limit:?} connect timeout)")?;
+            }
             (ErrorKind::Timeout, _) => f.write_str("timed out")?,
             (ErrorKind::InvalidJson, Detail::Json(json)) => {
                 write!(f, "invalid JSON: {}", json.problem)?;
@@ -340,6 +345,7 @@ impl fmt::Display for Error {
             }
             (ErrorKind::InvalidRequest, _) => f.write_str("invalid request")?,
             (ErrorKind::Redirect, _) => f.write_str("redirect not followed")?,
+            (ErrorKind::Offline, Detail::Reason(reason)) => write!(f, "offline, and {reason}")?,
             (ErrorKind::Offline, _) => {
                 f.write_str("offline, and the cache has no entry for it")?;
             }

@@ -87,16 +87,15 @@ impl JsonError {
 /// Parses `body` (rewriting it) into a `T`.
 pub(crate) fn parse<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T, JsonError> {
     // A UTF-8 byte order mark is skipped, as RFC 8259 §8.1 allows (and jq
-    // does); offsets still count from the body's first byte.
-    let bom = if body.starts_with(&[0xef, 0xbb, 0xbf]) {
-        3
-    } else {
-        0
-    };
-    parse_document(&mut body[bom..]).map_err(|mut error| {
-        error.offset = error.offset.map(|offset| offset + bom);
-        error
-    })
+    // does): read as whitespace, so that every offset, in the message too,
+    // still counts from the body's first byte.
+    if let Some(bom) = body
+        .get_mut(..3)
+        .filter(|start| *start == [0xef, 0xbb, 0xbf])
+    {
+        bom.fill(b' ');
+    }
+    parse_document(body)
 }
 
 fn parse_document<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T, JsonError> {

@@ -281,6 +281,12 @@ pub(crate) fn refreshed(
             .content_type
             .or_else(|| entry.meta.content_type.clone()),
         undone: fresh.undone.or_else(|| entry.meta.undone.clone()),
+        // A field the 304 does not carry is kept (RFC 9111 §4.3.4).
+        must_revalidate: if response.headers().contains_key(header::CACHE_CONTROL) {
+            fresh.must_revalidate
+        } else {
+            entry.meta.must_revalidate
+        },
         ..fresh
     };
     Some((meta, policy))
@@ -447,17 +453,19 @@ fn directives(headers: &HeaderMap, status: Option<u16>) -> Option<HeaderValue> {
             // A malformed directive is none we know; dropping it also keeps
             // a stray quote from hiding the directives after it once the
             // lines are joined.
-            if !is_token(name) || argument.is_some_and(|a| !is_token(a) && !is_quoted(a)) {
+            if !is_token(name) {
                 return None;
             }
             let name = name.to_ascii_lowercase();
+            let malformed = argument.is_some_and(|a| !is_token(a) && !is_quoted(a));
             Some(match argument {
                 None => name,
                 // The policy splits on every comma: a quoted list must not
-                // reach it. `no-cache` and `private` then apply to the
-                // whole response (stricter than to the fields listed);
-                // another directive with such an argument is none we know.
-                Some(argument) if argument.contains(',') => match name.as_str() {
+                // reach it, nor a malformed argument. `no-cache` and
+                // `private` then apply to the whole response (stricter
+                // than to the fields listed); another directive with such
+                // an argument is none we know.
+                Some(argument) if malformed || argument.contains(',') => match name.as_str() {
                     "no-cache" | "private" => name,
                     _ => return None,
                 },
@@ -542,8 +550,9 @@ fn list<'h>(headers: &'h HeaderMap, name: &HeaderName) -> impl Iterator<Item = &
         .flat_map(split_list)
 }
 
-/// A field line whose quote is never closed is malformed: it is split at
-/// every comma, so that a stray quote hides no directive (say `no-store`).
+/// A quote that is never closed is malformed: from the member where it
+/// opens, the line is split at every comma, so that a stray quote hides no
+/// directive (say `no-store`).
 fn split_list(value: &str) -> impl Iterator<Item = &str> {
     let mut members = Vec::new();
     let (mut start, mut quoted, mut escaped) = (0, false, false);
@@ -559,9 +568,11 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
             _ => {}
         }
     }
-    members.push(&value[start..]);
     if quoted {
-        members = value.split(',').collect();
+        // The members before the one whose quote never closes are whole.
+        members.extend(value[start..].split(','));
+    } else {
+        members.push(&value[start..]);
     }
     members.into_iter().map(str::trim)
 }
@@ -690,10 +701,11 @@ mod tests {
         let members: Vec<&str> = split_list(r#" a, b="x, y" ,c="\", d", ,e"#).collect();
         assert_eq!(members, ["a", r#"b="x, y""#, r#"c="\", d""#, "", "e"]);
         assert_eq!(split_list("").collect::<Vec<_>>(), [""]);
-        // An unclosed quote hides nothing: the line splits at every comma.
+        // An unclosed quote hides nothing: from where it opens, the line
+        // splits at every comma; the members before it stay whole.
         assert_eq!(
-            split_list(r#"a="b, no-store"#).collect::<Vec<_>>(),
-            [r#"a="b"#, "no-store"]
+            split_list(r#"p="x, y", a="b, no-store"#).collect::<Vec<_>>(),
+            [r#"p="x, y""#, r#"a="b"#, "no-store"]
         );
     }
 

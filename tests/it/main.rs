@@ -33,6 +33,7 @@ mod retry;
 mod review2;
 mod review3;
 mod review4;
+mod review5;
 mod server;
 mod streaming;
 mod support;

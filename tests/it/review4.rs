@@ -9,7 +9,6 @@
 //! withstood.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use parfetch::{ErrorKind, RawJson, Value};
 use serde::Deserialize;
 
 use crate::server::{Reply, TestServer};
-use crate::support::gzip;
+use crate::support::{gzip, once, zlib};
 
 /// A server answering each path of `table` with its reply (404 for others).
 fn serve(table: Vec<(&str, Reply)>) -> TestServer {
@@ -35,25 +34,9 @@ fn serve(table: Vec<(&str, Reply)>) -> TestServer {
     })
 }
 
-fn zlib(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
 /// A `status` response with `body` sent in `coding`.
 fn encoded(status: u16, coding: &str, body: Vec<u8>) -> Reply {
     Reply::json(status, body).with_header("content-encoding", coding)
-}
-
-/// A fetcher that does not retry and never opens a breaker, so that each
-/// case is judged on its own.
-fn once() -> parfetch::Fetcher {
-    crate::quick()
-        .max_retries(0)
-        .breaker_threshold(0)
-        .build()
-        .unwrap()
 }
 
 /// The message of the RawJson parse (the CLI's path) of `body`.

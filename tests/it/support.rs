@@ -132,3 +132,20 @@ pub(crate) fn assert_bounded(fetcher: Fetcher, request: Request) -> parfetch::Er
     );
     error
 }
+
+/// `data` zlib-compressed (HTTP's `deflate`).
+pub(crate) fn zlib(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A fetcher that does not retry and never opens a breaker, so that each
+/// case is judged on its own.
+pub(crate) fn once() -> parfetch::Fetcher {
+    crate::quick()
+        .max_retries(0)
+        .breaker_threshold(0)
+        .build()
+        .unwrap()
+}

@@ -277,9 +277,18 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     })
 }
 
-/// Whether `a` and `b` name one file (existing or not): the same file name
-/// in the same directory.
+/// Whether `a` and `b` name one file: once both exist, the same file
+/// (through links too); else the same file name in the same directory.
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    if let (Ok(a), Ok(b)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        use std::os::unix::fs::MetadataExt;
+        return (a.dev(), a.ino()) == (b.dev(), b.ino());
+    }
+    #[cfg(not(unix))]
+    if let (Ok(a), Ok(b)) = (a.canonicalize(), b.canonicalize()) {
+        return a == b;
+    }
     let resolved = |path: &std::path::Path| {
         let dir = path
             .parent()
