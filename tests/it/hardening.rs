@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use parfetch::{ErrorKind, Fetcher, Request, Value};
 
 use crate::server::{Reply, TestServer};
-use crate::support::{all_bytes, assert_bounded, contains, one_second, trickling, within};
+use crate::support::{
+    all_bytes, assert_bounded, assert_user_info_never_shown, contains, one_second, trickling,
+    within,
+};
 
 fn temp_dir(name: &str) -> PathBuf {
     crate::scratch_dir(&format!("hardening-{name}"))
@@ -257,22 +260,10 @@ fn credentials_are_never_written_to_the_cache() {
 
 #[test]
 fn user_info_never_shows_in_messages_or_debug() {
-    let fetcher = crate::quick().max_retries(0).build().unwrap();
-    for url in [
+    assert_user_info_never_shown(&[
         "http://USERTOKEN@127.0.0.1:9/x",
         "http://USERTOKEN:PASSWORD@127.0.0.1:9/x",
-    ] {
-        let request = Request::get(url);
-        let error = fetcher.get_bytes(request.clone()).unwrap_err();
-        for shown in [
-            error.to_string(),
-            format!("{error:?}"),
-            format!("{request:?}"),
-        ] {
-            assert!(!shown.contains("USERTOKEN"), "{shown}");
-            assert!(!shown.contains("PASSWORD"), "{shown}");
-        }
-    }
+    ]);
 }
 
 #[test]

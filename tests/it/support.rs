@@ -149,3 +149,24 @@ pub(crate) fn once() -> parfetch::Fetcher {
         .build()
         .unwrap()
 }
+
+/// Fails each of `urls` (user info `USERTOKEN` and `PASSWORD`, no server)
+/// and asserts that neither shows in the error's message, its `Debug`, or
+/// the request's `Debug`.
+pub(crate) fn assert_user_info_never_shown(urls: &[&str]) {
+    let fetcher = crate::quick().max_retries(0).build().unwrap();
+    for url in urls {
+        let request = Request::get(*url);
+        let error = fetcher.get_bytes(request.clone()).unwrap_err();
+        for shown in [
+            error.to_string(),
+            format!("{error:?}"),
+            format!("{request:?}"),
+        ] {
+            assert!(
+                !shown.contains("PASSWORD") && !shown.contains("USERTOKEN"),
+                "{url}: {shown}"
+            );
+        }
+    }
+}
