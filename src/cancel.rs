@@ -201,7 +201,7 @@ mod tests {
     fn a_wait_past_the_deadline_fails_at_once() {
         let clock = ManualClock::default();
         let stop = Stop {
-            deadline: Some(Instant::now() + Duration::from_secs(1)),
+            deadline: crate::clock::after(Instant::now(), Duration::from_secs(1)),
             cancel: None,
         };
         assert_eq!(

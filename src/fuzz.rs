@@ -91,7 +91,7 @@ pub fn retry_after(value: &[u8]) {
     let Ok(text) = std::str::from_utf8(value) else {
         return;
     };
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let now = fixed_now();
     let parsed = retry::parse_retry_after(text, now);
     if let Ok(seconds) = text.trim().parse::<u64>() {
         assert_eq!(parsed, Some(Duration::from_secs(seconds)));
@@ -207,7 +207,7 @@ pub fn response_head(input: &[u8]) {
             headers.append(name, value);
         }
     }
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let now = fixed_now();
     cache_rules(status, &headers, now);
     retry_rules(status, &headers, now);
     redirect_rules(status, &headers);
@@ -310,6 +310,13 @@ fn cache_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
             let _ = rules::refreshed(&request, url, &entry, &not_modified, &secret, when);
         }
     }
+}
+
+/// The clock the targets read (November 2023), fixed so that a run repeats.
+fn fixed_now() -> SystemTime {
+    SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(1_700_000_000))
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// The retry policy the targets check their delays against.

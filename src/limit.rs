@@ -275,7 +275,7 @@ mod tests {
         let gate = limits.new_gate();
         limits.close_gate(&gate, &host(), Duration::from_secs(60));
         let stop = Stop {
-            deadline: Some(Instant::now() + Duration::from_secs(1)),
+            deadline: crate::clock::after(Instant::now(), Duration::from_secs(1)),
             cancel: None,
         };
         assert_eq!(

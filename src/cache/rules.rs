@@ -830,7 +830,9 @@ mod tests {
         .unwrap();
         let bytes = super::super::entry::encode(&meta, &policy, b"[]").unwrap();
         let entry = || super::super::entry::decode(bytes.clone()).unwrap();
-        let later = now + Duration::from_secs(1);
+        let later = now
+            .checked_add(Duration::from_secs(1))
+            .expect("a second from now");
         assert!(matches!(
             lookup(entry(), &request("a/json"), &settings(), &SECRET, later),
             Lookup::Fresh(_)

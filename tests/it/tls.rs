@@ -123,16 +123,23 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
     );
 }
 
+/// A "public" and a "company" authority, each with a host of its own that
+/// answers `{"host":"public"}` or `{"host":"private"}`.
+fn public_and_company_hosts() -> [(Ca, TlsServer); 2] {
+    [("public CA", "public"), ("company CA", "private")].map(|(name, host)| {
+        let ca = Ca::new(name);
+        let server = TlsServer::start(
+            &ca.server(),
+            None,
+            pki::ok_json(&format!(r#"{{"host":"{host}"}}"#)),
+        );
+        (ca, server)
+    })
+}
+
 #[test]
 fn trusted_roots_add_up() {
-    let (public, private) = (Ca::new("public CA"), Ca::new("company CA"));
-    let public_host =
-        TlsServer::start(&public.server(), None, pki::ok_json(r#"{"host":"public"}"#));
-    let private_host = TlsServer::start(
-        &private.server(),
-        None,
-        pki::ok_json(r#"{"host":"private"}"#),
-    );
+    let [(public, public_host), (private, private_host)] = public_and_company_hosts();
     let get = |fetcher: &Fetcher, server: &TlsServer| {
         fetcher
             .get_json::<Value>(format!("{}/x", server.base))
@@ -237,14 +244,7 @@ fn a_client_certificate_opens_a_server_that_asks_for_one() {
 #[test]
 fn the_command_adds_a_company_ca_to_the_machines_roots() {
     use crate::cli::{assert_exit, lines, parfetch_with_env};
-    let (public, private) = (Ca::new("public CA"), Ca::new("company CA"));
-    let public_host =
-        TlsServer::start(&public.server(), None, pki::ok_json(r#"{"host":"public"}"#));
-    let private_host = TlsServer::start(
-        &private.server(),
-        None,
-        pki::ok_json(r#"{"host":"private"}"#),
-    );
+    let [(public, public_host), (private, private_host)] = public_and_company_hosts();
     let dir = crate::scratch_dir("tls-roots");
     let public_pem = dir.join("public.pem");
     let private_pem = dir.join("company.pem");
