@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ureq::http::HeaderMap;
+use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::agent::Agents;
 use crate::attempt::{self, Attempt, BodyLabels, CacheNeeds, Received};
@@ -308,12 +308,13 @@ impl Engine {
             Some((entry, conditional)) => (Some(entry), conditional),
             None => (None, Vec::new()),
         };
-        // Only storing or refreshing an entry needs the headers.
+        // Storing or refreshing an entry needs the headers, and so does
+        // judging a 304 (whose version is it?), read-only or not.
         let keep_headers = mode.writes();
-        let fetch = |conditional| {
+        let fetch = |conditional: &[(HeaderName, HeaderValue)]| {
             let needs = CacheNeeds {
                 conditional,
-                keep_headers,
+                keep_headers: keep_headers || !conditional.is_empty(),
             };
             self.fetch_body(request, scope, needs)
                 .map_err(|Failed { error, response }| {

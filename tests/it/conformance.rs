@@ -188,6 +188,39 @@ fn rfc9111_4_2_2_a_404_is_stored_and_answers_offline() {
 /// validator at all) refreshes it with its fields; one about another
 /// version (another strong ETag) updates nothing, and the document is
 /// fetched again, whole.
+/// The same rule for a request that reads the cache but does not write it
+/// (`CacheMode::ReadOnly`): a 304 naming another version is not taken as
+/// the stored one's (its headers were dropped, so it could not be judged).
+#[test]
+fn rfc9111_4_3_4_a_read_only_request_judges_the_304_too() {
+    let dir = temp_dir("304-read-only");
+    let whole_answers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = TestServer::start({
+        let whole_answers = Arc::clone(&whole_answers);
+        move |request| {
+            if request.header("if-none-match").is_some() {
+                return Reply::status(304).with_header("etag", "\"v2\"");
+            }
+            // The first whole answer is version 1, the later ones version 2.
+            match whole_answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Reply::json(200, r#"{"v":1}"#)
+                    .with_header("cache-control", "no-cache")
+                    .with_header("etag", "\"v1\""),
+                _ => Reply::json(200, r#"{"v":2}"#).with_header("etag", "\"v2\""),
+            }
+        }
+    });
+    let fetcher = cached(&dir).build().unwrap();
+    let url = server.url("/doc");
+    fetcher.get_bytes(url.as_str()).unwrap();
+    let read_only = parfetch::Request::get(url.as_str()).cache_mode(parfetch::CacheMode::ReadOnly);
+    assert_eq!(
+        fetcher.get_bytes(read_only).unwrap(),
+        br#"{"v":2}"#.to_vec(),
+        "a 304 naming another version served the stored one"
+    );
+}
+
 #[test]
 fn rfc9111_4_3_4_a_304_updates_only_its_own_version() {
     for (not_modified, want) in [
