@@ -417,10 +417,7 @@ impl Resolver for CachingResolver {
             return self.lookup.resolve(uri, config, timeout);
         };
         let port = effective_port(uri);
-        let literal = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = literal.parse::<IpAddr>() {
-            let mut addrs = self.empty();
-            addrs.push(SocketAddr::new(ip, port));
+        if let Some(addrs) = ip_literal(self, host, port) {
             return Ok(addrs);
         }
         let Some(key) = HostKey::of_uri(uri) else {
@@ -617,6 +614,19 @@ struct ProxyResolver {
     resolved: parking_lot::Mutex<Option<(Instant, ResolvedSocketAddrs)>>,
 }
 
+/// `host` (bracketed or not) at `port`, when it is an IP address: nothing
+/// to look up.
+fn ip_literal(resolver: &impl Resolver, host: &str, port: u16) -> Option<ResolvedSocketAddrs> {
+    let ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok()?;
+    let mut addrs = resolver.empty();
+    addrs.push(SocketAddr::new(ip, port));
+    Some(addrs)
+}
+
 impl Resolver for ProxyResolver {
     fn resolve(
         &self,
@@ -625,11 +635,7 @@ impl Resolver for ProxyResolver {
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let port = effective_port(&self.proxy);
-        let literal = self.proxy.host().unwrap_or_default();
-        let literal = literal.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = literal.parse::<IpAddr>() {
-            let mut addrs = self.empty();
-            addrs.push(SocketAddr::new(ip, port));
+        if let Some(addrs) = ip_literal(self, self.proxy.host().unwrap_or_default(), port) {
             return Ok(addrs);
         }
         if let Some((at, addrs)) = self.resolved.lock().as_ref() {

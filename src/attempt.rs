@@ -20,10 +20,11 @@ use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::agent::{self, Agents};
 use crate::cancel::{CancelToken, Cancelled};
+use crate::clock;
 use crate::config::Settings;
 use crate::cookies::{self, Jar};
 use crate::encoding;
-use crate::error::{Detail, Error, ErrorKind};
+use crate::error::{self, Detail, Error, ErrorKind};
 use crate::proxy;
 use crate::redirect::{self, Refused};
 use crate::request::Request;
@@ -71,6 +72,7 @@ pub(crate) struct Received {
 /// What a response said its body is: for the words of a parse failure.
 #[derive(Debug, Default)]
 pub(crate) struct BodyLabels {
+    /// The Content-Type, when it does not say JSON.
     pub(crate) content_type: Option<Box<str>>,
     /// A Content-Encoding left undecoded (`encoding.rs`).
     pub(crate) undecoded: Option<Box<str>>,
@@ -149,7 +151,7 @@ impl Attempt<'_> {
         let _watching = self.cancel.map(CancelToken::watch);
         let started = Instant::now();
         // No wait on the way may outlast the attempt (`agent.rs`).
-        let _ends = agent::attempt_ends_at(started.checked_add(timeout));
+        let _ends = agent::attempt_ends_at(clock::after(started, timeout));
         // The cookies the first hop sent: a later hop that sends others
         // makes the answer one the cache must not file under the first's.
         let mut first_cookies = None;
@@ -346,6 +348,9 @@ impl Attempt<'_> {
                 .headers()
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|value| value.to_str().ok())
+                // Only a type that is not JSON is worth a message (and an
+                // allocation on every response).
+                .filter(|content_type| !error::says_json(content_type))
                 .map(Box::from),
             undecoded: undecoded.map(Box::from),
         };

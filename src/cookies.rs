@@ -97,6 +97,10 @@ impl Jar {
 
     /// Keeps the cookies a response from `url` set.
     pub(crate) fn store(&self, url: &str, headers: &HeaderMap) {
+        // Most answers set none: no URL parse for them.
+        if !headers.contains_key(header::SET_COOKIE) {
+            return;
+        }
         let Ok(url) = Url::parse(url) else {
             return;
         };

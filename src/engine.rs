@@ -106,9 +106,7 @@ impl Engine {
         ));
         // A rate-limited host's record outlives the time its allowance
         // takes to fill up (`host.rs`).
-        let refill = settings.rate.map_or(Duration::ZERO, |(per_second, burst)| {
-            Duration::from_secs_f64(f64::from(burst.get()) / f64::from(per_second.get()))
-        });
+        let refill = limits.refill();
         let hosts = Arc::new(Hosts::new(
             Arc::clone(&clock),
             settings.breaker_open_time,

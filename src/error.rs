@@ -417,7 +417,7 @@ impl StdError for Error {
 
 /// Whether a Content-Type says one JSON document: `application/json`,
 /// `text/json` or a `+json` type (not NDJSON, `application/x-ndjson`).
-fn says_json(content_type: &str) -> bool {
+pub(crate) fn says_json(content_type: &str) -> bool {
     let mime = content_type.split(';').next().unwrap_or_default().trim();
     mime.eq_ignore_ascii_case("application/json")
         || mime.eq_ignore_ascii_case("text/json")

@@ -17,6 +17,19 @@ use simd_json::ErrorType;
 /// How many characters of a body a message quotes.
 const EXCERPT_CHARS: usize = 40;
 
+/// What NDJSON, or anything after the document, amounts to.
+const MORE_THAN_ONE: &str = "more than one JSON value (NDJSON, or data after the document)";
+
+/// [`MORE_THAN_ONE`], with where the first value ends (`end`) and what
+/// comes next (at `next`).
+fn more_than_one(body: &[u8], end: usize, next: usize) -> (String, Option<usize>) {
+    let then = excerpt(body.get(next..).unwrap_or_default());
+    (
+        format!("{MORE_THAN_ONE}: the first ends at byte {end}, then comes {then}"),
+        Some(next),
+    )
+}
+
 /// What went wrong with `body`, which simd-json refused with `error`: in
 /// words, and the byte offset it is at, when known.
 pub(crate) fn describe(error: &simd_json::Error, body: &[u8]) -> (String, Option<usize>) {
@@ -33,17 +46,7 @@ pub(crate) fn describe(error: &simd_json::Error, body: &[u8]) -> (String, Option
         }
         ErrorType::InternalError if matches!(character, '}' | ']') && closes_a_value(body, at) => {
             match next_token(body, at.saturating_add(1)) {
-                Some(next) => {
-                    return (
-                        format!(
-                            "more than one JSON value (NDJSON, or data after the document): \
-                             the first ends at byte {}, then comes {}",
-                            at + 1,
-                            excerpt(body.get(next..).unwrap_or_default())
-                        ),
-                        Some(next),
-                    );
-                }
+                Some(next) => return more_than_one(body, at + 1, next),
                 None => format!("unexpected {character:?}"),
             }
         }
@@ -52,16 +55,9 @@ pub(crate) fn describe(error: &simd_json::Error, body: &[u8]) -> (String, Option
         ErrorType::TrailingData => {
             let end = at + token_length(body.get(at..).unwrap_or_default());
             if let Some(next) = next_token(body, end) {
-                return (
-                    format!(
-                        "more than one JSON value (NDJSON, or data after the document): \
-                         the first ends at byte {end}, then comes {}",
-                        excerpt(body.get(next..).unwrap_or_default())
-                    ),
-                    Some(next),
-                );
+                return more_than_one(body, end, next);
             }
-            "more than one JSON value (NDJSON, or data after the document)".to_owned()
+            MORE_THAN_ONE.to_owned()
         }
         ErrorType::DepthLimitExceeded => {
             "arrays and objects nested deeper than parfetch reads (1,024 levels)".to_owned()
@@ -132,10 +128,6 @@ pub(crate) fn describe(error: &simd_json::Error, body: &[u8]) -> (String, Option
         }
         ErrorType::ExpectedTrue | ErrorType::ExpectedFalse | ErrorType::ExpectedNull => {
             format!("expected true, false or null, found {}", found())
-        }
-        ErrorType::Serde(message) => return (printable(message), None),
-        ErrorType::Unexpected(Some(expected), Some(got)) => {
-            format!("expected {expected:?}, found {got:?}").to_lowercase()
         }
         // Where a value is due: after `:`, `,` or `[`.
         _ => match (previous_token(body, at), character) {
@@ -254,7 +246,7 @@ fn serde_json_in_words(message: &str) -> String {
         "invalid number" => "a number that is not valid JSON",
         "number out of range" => "a number that is out of range",
         "trailing comma" => "a trailing comma (JSON allows none)",
-        "trailing characters" => "more than one JSON value (NDJSON, or data after the document)",
+        "trailing characters" => MORE_THAN_ONE,
         "recursion limit exceeded" => "nested too deep",
         other => return printable(other),
     };

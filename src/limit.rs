@@ -130,6 +130,13 @@ impl Limits {
         }
     }
 
+    /// How long a drained allowance takes to fill up again (zero without
+    /// a rate limit).
+    pub(crate) fn refill(&self) -> Duration {
+        self.rate
+            .map_or(Duration::ZERO, |quota| quota.burst_size_replenished_in())
+    }
+
     /// A new host's gate: open, with a full allowance.
     pub(crate) fn new_gate(&self) -> Gate {
         Gate {
