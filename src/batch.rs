@@ -35,10 +35,11 @@ use serde::de::DeserializeOwned;
 
 use crate::cancel::{CancelToken, Stop};
 use crate::clock;
+use crate::engine::pools::Inherited;
 use crate::engine::{Engine, Scope};
 use crate::error::{Error, ErrorKind};
-use crate::fetcher::{parse_body, Fetcher};
-use crate::pools::Inherited;
+use crate::fetcher::Fetcher;
+use crate::parse::parse_body;
 use crate::request::Request;
 use crate::stats::{Recorder, Stats};
 

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 
-use crate::breaker::{BreakerState, Breakers};
 use crate::cache::Cache;
 use crate::config::{FetcherBuilder, Settings};
+use crate::engine::pools::Inherited;
 use crate::engine::{Engine, Scope};
 use crate::error::Error;
-use crate::json;
-use crate::pools::Inherited;
+use crate::parse::parse_body;
+use crate::policy::breaker::{BreakerState, Breakers};
 use crate::request::Request;
 use crate::stats::Stats;
 
@@ -183,16 +183,6 @@ impl Fetcher {
             .hosts
             .for_each(|host| Breakers::reset(&host.breaker));
     }
-}
-
-pub(crate) fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Result<T, Error> {
-    // No content at all (a 204, say) is HTTP's, not JSON's: `json.rs`.
-    let parsed = if body.is_empty() {
-        json::no_content()
-    } else {
-        json::parse(&mut body)
-    };
-    parsed.map_err(json::JsonError::into_error)
 }
 
 impl fmt::Debug for Fetcher {

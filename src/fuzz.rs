@@ -17,12 +17,12 @@ use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::cache::{entry, rules, CacheSettings, Lookup};
 use crate::error::ErrorKind;
-use crate::host::HostKey;
-use crate::json::{self, Value};
+use crate::parse::{self, Value};
+use crate::policy::host::HostKey;
+use crate::policy::retry::{self, Decision, FailedAttempt, RetryPolicy};
 use crate::redact;
-use crate::redirect;
 use crate::request::Request;
-use crate::retry::{self, Decision, FailedAttempt, RetryPolicy};
+use crate::transport::redirect;
 
 /// A typical typed document: what a user's struct looks like.
 #[derive(Debug, Deserialize)]
@@ -44,7 +44,7 @@ struct Timing {
 /// a body parfetch accepts is JSON by serde_json's reading too (parfetch
 /// never hands out a value made from something that is not JSON).
 pub fn response_json(body: &[u8]) {
-    match json::parse::<Value>(&mut body.to_vec()) {
+    match parse::parse::<Value>(&mut body.to_vec()) {
         Ok(_) => assert!(
             serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
                 || nesting_depth(body) > 128,
@@ -52,10 +52,10 @@ pub fn response_json(body: &[u8]) {
         ),
         Err(error) => check_error(&error.into_error()),
     }
-    if let Err(error) = json::parse::<Timing>(&mut body.to_vec()) {
+    if let Err(error) = parse::parse::<Timing>(&mut body.to_vec()) {
         check_error(&error.into_error());
     }
-    if let Err(error) = json::parse::<Vec<Timing>>(&mut body.to_vec()) {
+    if let Err(error) = parse::parse::<Vec<Timing>>(&mut body.to_vec()) {
         check_error(&error.into_error());
     }
 }

@@ -141,47 +141,34 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod agent;
-mod attempt;
 mod batch;
-mod breaker;
 mod cache;
 mod cancel;
 mod clock;
 mod config;
-mod cookies;
-mod encoding;
 mod engine;
-mod env;
 mod error;
 mod fetcher;
 #[cfg(any(fuzzing, test))]
 #[doc(hidden)]
 pub mod fuzz;
-mod host;
-mod json;
-mod json_error;
-mod limit;
-mod pools;
-mod proxy;
-mod raw_json;
+mod parse;
+mod policy;
 mod redact;
-mod redirect;
 mod request;
-mod retry;
 mod stats;
-mod tls;
+mod transport;
 
 pub use crate::batch::{Batch, BatchStats, Progress, Report};
-pub use crate::breaker::BreakerState;
 pub use crate::cache::{Cache, CacheMode};
 pub use crate::cancel::CancelToken;
+pub use crate::config::env::parse_duration;
 pub use crate::config::FetcherBuilder;
-pub use crate::env::parse_duration;
 pub use crate::error::{Error, ErrorKind};
 pub use crate::fetcher::Fetcher;
-pub use crate::json::Value;
-pub use crate::raw_json::RawJson;
+pub use crate::parse::raw_json::RawJson;
+pub use crate::parse::Value;
+pub use crate::policy::breaker::BreakerState;
 pub use crate::request::Request;
 pub use crate::stats::{Latency, Stats};
 

@@ -18,7 +18,7 @@ use ureq::http::{self, HeaderName, HeaderValue};
 
 use crate::cache::CacheMode;
 use crate::error::{Detail, Error, ErrorKind};
-use crate::host::HostKey;
+use crate::policy::host::HostKey;
 use crate::redact;
 
 /// A request to fetch: `GET url` unless made with [`Request::post_json`].

@@ -37,7 +37,7 @@ use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub(crate) use self::entry::Entry;
 use self::entry::Meta;
-use crate::host::HostKey;
+use crate::policy::host::HostKey;
 use crate::redact;
 
 /// How a request uses the cache. Set with

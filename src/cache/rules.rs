@@ -320,7 +320,7 @@ fn meta(
         etag: text(header::ETAG),
         last_modified: text(header::LAST_MODIFIED),
         content_type: text(header::CONTENT_TYPE),
-        undone: crate::encoding::undone(
+        undone: crate::transport::encoding::undone(
             headers
                 .get_all(header::CONTENT_ENCODING)
                 .iter()

@@ -38,8 +38,8 @@ impl RawJson {
     /// [`ErrorKind::InvalidJson`](crate::ErrorKind::InvalidJson), saying
     /// where, when it is not JSON.
     pub fn from_json(json: &[u8]) -> Result<RawJson, crate::Error> {
-        crate::json::parse::<RawJson>(&mut json.to_vec())
-            .map_err(crate::json::JsonError::into_error)
+        crate::parse::parse::<RawJson>(&mut json.to_vec())
+            .map_err(crate::parse::JsonError::into_error)
     }
 
     /// The JSON text.

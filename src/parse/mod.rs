@@ -19,6 +19,9 @@
 //! empty 200) is JSON `null` to the types that take it (`Option<T>`, `()`,
 //! [`Value`], [`RawJson`]) and "no content" to the others ([`no_content`]).
 
+pub(crate) mod raw_json;
+pub(crate) mod words;
+
 use std::any::Any;
 use std::cell::RefCell;
 
@@ -26,8 +29,7 @@ use serde::de::{Deserialize, DeserializeOwned};
 use simd_json::Buffers;
 
 use crate::error::{Detail, Error, ErrorKind, JsonDetail};
-use crate::json_error;
-use crate::raw_json::RawJson;
+use crate::parse::raw_json::RawJson;
 
 /// An untyped JSON document: simd-json's owned value.
 ///
@@ -57,7 +59,7 @@ impl JsonError {
     /// The error simd-json's `source` on `body` (as the parser left it)
     /// amounts to.
     fn parser(source: &simd_json::Error, body: &[u8]) -> JsonError {
-        let (problem, offset) = json_error::describe(source, body);
+        let (problem, offset) = words::describe(source, body);
         JsonError {
             path: None,
             offset,
@@ -173,7 +175,7 @@ fn parse_typed<T: DeserializeOwned>(
                 deserializer.restart();
                 let found = path.as_ref().and_then(|path| {
                     let document = Value::deserialize(&mut deserializer).ok()?;
-                    at_path(&document, path).map(json_error::found_value)
+                    at_path(&document, path).map(words::found_value)
                 });
                 (source, path.map(|path| path.to_string()), found)
             }
@@ -218,6 +220,17 @@ fn with_buffers<R>(len: usize, parse: impl FnOnce(&mut Buffers) -> R) -> R {
         // Re-entered (a Deserialize impl that fetches): use fresh buffers.
         Err(_) => parse(&mut Buffers::new(len)),
     })
+}
+
+/// Parses a fetched body into a `T`: the one way a body becomes a value.
+pub(crate) fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Result<T, Error> {
+    // No content at all (a 204, say) is HTTP's, not JSON's.
+    let parsed = if body.is_empty() {
+        no_content()
+    } else {
+        parse(&mut body)
+    };
+    parsed.map_err(JsonError::into_error)
 }
 
 #[cfg(test)]

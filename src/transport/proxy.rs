@@ -24,7 +24,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::host::HostKeyRef;
+use crate::policy::host::HostKeyRef;
 
 /// Where the proxies come from: a builder setting.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl Proxy {
         } else {
             format!("{scheme}://{authority}:{default_port}")
         };
-        if crate::host::HostKey::of_url(&url).is_none() || ureq::Proxy::new(&url).is_err() {
+        if crate::policy::host::HostKey::of_url(&url).is_none() || ureq::Proxy::new(&url).is_err() {
             return Err(format!("the proxy {shown:?} is not a valid URL"));
         }
         Ok(Proxy { url })
@@ -354,7 +354,7 @@ pub(crate) fn wants_credentials() -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::HostKey;
+    use crate::policy::host::HostKey;
 
     fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |name| {

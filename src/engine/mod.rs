@@ -8,6 +8,8 @@
 //! breaker (`breaker.rs`) and gates (`limit.rs`), one attempt
 //! (`attempt.rs`), and on failure the retry rules (`retry.rs`).
 
+pub(crate) mod pools;
+
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -15,21 +17,21 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::agent::Agents;
-use crate::attempt::{self, Attempt, BodyLabels, CacheNeeds, Received};
-use crate::breaker::{self, Breakers};
 use crate::cache::{self, Cache, CacheMode, Entry, Lookup};
 use crate::cancel::Stop;
 use crate::clock::{self, Clock};
 use crate::config::Settings;
-use crate::cookies::Jar;
+use crate::engine::pools::Pools;
 use crate::error::{Detail, Error, ErrorKind};
-use crate::host::{Host, HostKey, Hosts};
-use crate::limit::Limits;
-use crate::pools::Pools;
+use crate::policy::breaker::{self, Breakers};
+use crate::policy::host::{Host, HostKey, Hosts};
+use crate::policy::limit::Limits;
+use crate::policy::retry::{self, Decision, FailedAttempt};
 use crate::request::Request;
-use crate::retry::{self, Decision, FailedAttempt};
 use crate::stats::Recorder;
+use crate::transport::agent::Agents;
+use crate::transport::attempt::{self, Attempt, BodyLabels, CacheNeeds, Received};
+use crate::transport::cookies::Jar;
 
 /// What the clones of a fetcher share.
 pub(crate) struct Engine {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::error::ErrorKind;
-use crate::host::HostKey;
+use crate::policy::host::HostKey;
 
 /// The state of one host's circuit breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

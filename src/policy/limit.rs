@@ -29,7 +29,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::cancel::Stop;
 use crate::clock::Clock;
 use crate::error::ErrorKind;
-use crate::host::HostKey;
+use crate::policy::host::HostKey;
 
 /// How often a thread waiting for a concurrency slot checks its stop.
 const SLOT_POLL: Duration = Duration::from_millis(50);

@@ -18,18 +18,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::agent::{self, Agents};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::clock;
 use crate::config::Settings;
-use crate::cookies::{self, Jar};
-use crate::encoding;
 use crate::error::{self, Detail, Error, ErrorKind};
-use crate::proxy;
-use crate::redirect::{self, Refused};
+use crate::policy::retry;
 use crate::request::Request;
-use crate::retry;
-use crate::tls;
+use crate::transport::agent::{self, Agents};
+use crate::transport::cookies::{self, Jar};
+use crate::transport::encoding;
+use crate::transport::proxy;
+use crate::transport::redirect::{self, Refused};
+use crate::transport::tls;
 
 /// How many times one hop may be resent because its pooled connection
 /// turned out stale. ureq already drops connections it sees closed; this
@@ -448,7 +448,7 @@ impl AttemptError {
                 .error(ErrorKind::Redirect)
                 .with_attempts(attempts)
                 .with_detail(Detail::Reason(refused.to_string())),
-            AttemptError::Undecodable { coding, cause } => crate::json::JsonError::problem(
+            AttemptError::Undecodable { coding, cause } => crate::parse::JsonError::problem(
                 &format!("the body is sent {coding}-encoded but does not decode: {cause}"),
             )
             .into_error()

@@ -286,7 +286,7 @@ impl Error {
     /// retry rules in the crate docs. The fetcher has already retried such
     /// errors up to its `max_retries`.
     pub fn is_retryable(&self) -> bool {
-        crate::retry::is_retryable(self.inner.kind, self.inner.status)
+        crate::policy::retry::is_retryable(self.inner.kind, self.inner.status)
     }
 }
 

@@ -4,6 +4,8 @@
 //! the doc of its setter. Setters never fail; [`FetcherBuilder::build`]
 //! checks the whole configuration at once and says what is wrong with it.
 
+pub(crate) mod env;
+
 use std::fmt;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -16,10 +18,10 @@ use crate::cache::CacheSettings;
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::Error;
 use crate::fetcher::Fetcher;
-use crate::proxy::{ProxySetting, Routes};
+use crate::policy::retry::RetryPolicy;
 use crate::redact;
-use crate::retry::RetryPolicy;
-use crate::tls::TlsSettings;
+use crate::transport::proxy::{ProxySetting, Routes};
+use crate::transport::tls::TlsSettings;
 
 /// Builds a [`Fetcher`]: `Fetcher::builder()`, then setters, then
 /// [`build`](FetcherBuilder::build).
@@ -530,7 +532,7 @@ impl FetcherBuilder {
     /// naming the variable.
     #[must_use]
     pub fn from_env(self) -> Self {
-        crate::env::apply(self, |name| std::env::var(name).ok())
+        crate::config::env::apply(self, |name| std::env::var(name).ok())
     }
 
     /// Checks the settings and builds the fetcher: its thread pool and its

@@ -61,9 +61,9 @@ use ureq::Agent;
 
 use crate::cancel::{self, Cancelled};
 use crate::config::Settings;
-use crate::host::{HostKey, Hosts};
-use crate::proxy::{Proxy, Routes};
+use crate::policy::host::{HostKey, Hosts};
 use crate::stats::Recorder;
+use crate::transport::proxy::{Proxy, Routes};
 
 /// How long a resolved host name is reused before it is looked up again.
 pub(crate) const RESOLVE_TTL: Duration = Duration::from_secs(30);
@@ -281,7 +281,7 @@ fn config(settings: &Settings, proxy: Option<ureq::Proxy>) -> Config {
         .user_agent(&settings.user_agent)
         .accept("application/json")
         // Asked for, and undone, by `encoding.rs`.
-        .accept_encoding(crate::encoding::ACCEPTED)
+        .accept_encoding(crate::transport::encoding::ACCEPTED)
         .tls_config(settings.tls.clone())
         .timeout_global(Some(settings.timeout))
         .timeout_connect(Some(settings.connect_timeout))
@@ -692,7 +692,7 @@ mod tests {
             crate::clock::SystemClock::shared(),
             Duration::from_secs(60),
             Duration::ZERO,
-            crate::limit::Gate::default,
+            crate::policy::limit::Gate::default,
         );
         let resolver = CachingResolver {
             hosts: Arc::new(hosts),

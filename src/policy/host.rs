@@ -38,9 +38,9 @@ use arc_swap::ArcSwapOption;
 use papaya::Equivalent;
 use ureq::http::Uri;
 
-use crate::breaker::BreakerCell;
 use crate::clock::Clock;
-use crate::limit::Gate;
+use crate::policy::breaker::BreakerCell;
+use crate::policy::limit::Gate;
 
 /// How long a host's record outlives its last use. Short, because a crawl
 /// uses most hosts once: at 1,500 new hosts a second, a minute would keep
@@ -77,7 +77,7 @@ pub(crate) struct Host {
     pub(crate) gate: Gate,
     /// The host name's addresses, when it is a name (not an IP) and was
     /// looked up.
-    pub(crate) resolved: ArcSwapOption<crate::agent::Resolved>,
+    pub(crate) resolved: ArcSwapOption<crate::transport::agent::Resolved>,
     /// Until when the record is in use, in whole seconds of the clock: its
     /// last use, or the end of the longest attempt under way.
     in_use_until_s: AtomicU32,
