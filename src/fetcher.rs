@@ -185,11 +185,26 @@ impl Fetcher {
     }
 }
 
+impl FetcherBuilder {
+    /// Checks the settings and builds the fetcher: its thread pool and its
+    /// connection pool.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) when a
+    /// setting is impossible (zero concurrency, a zero timeout, a backoff
+    /// multiplier below 1, an invalid header, a bad `PARFETCH_*` variable),
+    /// or when the thread pool cannot be started.
+    pub fn build(self) -> Result<Fetcher, Error> {
+        Fetcher::new(self.check()?)
+    }
+}
+
 impl fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fetcher")
             .field("concurrency", &self.engine.settings.concurrency)
-            .field("timeout", &self.engine.settings.timeout)
+            .field("timeout", &self.engine.settings.transport.timeout)
             .field("max_retries", &self.engine.settings.retry.max_retries)
             .finish_non_exhaustive()
     }

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::cache::{entry, rules, CacheSettings, Lookup};
-use crate::error::ErrorKind;
+use crate::error::{classify, ErrorKind};
+use crate::origin::OriginRef;
 use crate::parse::{self, Value};
-use crate::policy::host::HostKey;
 use crate::policy::retry::{self, Decision, FailedAttempt, RetryPolicy};
 use crate::redact;
 use crate::request::Request;
@@ -140,7 +140,7 @@ pub fn request_input(input: &[u8]) {
         Ok(http) => {
             assert!(matches!(http.uri().scheme_str(), Some("http" | "https")));
             assert!(
-                HostKey::of_url(url).is_some(),
+                OriginRef::of_url(url).is_some(),
                 "accepted {url:?} with no host to key on"
             );
             for value in http.headers().values() {
@@ -271,6 +271,7 @@ fn cache_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
             status,
             headers,
             is_sensitive: &redact::is_sensitive_by_default,
+            undone: None,
         };
         let secret = [7; 32];
         let Some((meta, policy)) =
@@ -336,7 +337,7 @@ fn retry_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| retry::parse_retry_after(v, now));
-    let kind = retry::classify_status(status).unwrap_or(ErrorKind::Status);
+    let kind = classify::classify_status(status).unwrap_or(ErrorKind::Status);
     if let Some(pause) = retry::host_pause(Some(status), retry_after, &policy) {
         assert!(pause <= policy.max_delay, "a host paused for {pause:?}");
     }
@@ -353,10 +354,10 @@ fn retry_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
         Decision::RetryAfter(delay) => {
             assert!(delay <= policy.max_delay, "{delay:?}");
             assert!(!asked_too_long, "retried before the server's Retry-After");
-            assert!(retry::is_retryable(kind, Some(status)));
+            assert!(classify::is_retryable(kind, Some(status)));
         }
         Decision::GiveUp => {
-            assert!(asked_too_long || !retry::is_retryable(kind, Some(status)));
+            assert!(asked_too_long || !classify::is_retryable(kind, Some(status)));
         }
     }
 }

@@ -152,6 +152,7 @@ mod fetcher;
 #[cfg(any(fuzzing, test))]
 #[doc(hidden)]
 pub mod fuzz;
+mod origin;
 mod parse;
 mod policy;
 mod redact;
@@ -160,7 +161,7 @@ mod stats;
 mod transport;
 
 pub use crate::batch::{Batch, BatchStats, Progress, Report};
-pub use crate::cache::{Cache, CacheMode};
+pub use crate::cache::Cache;
 pub use crate::cancel::CancelToken;
 pub use crate::config::env::parse_duration;
 pub use crate::config::FetcherBuilder;
@@ -169,7 +170,7 @@ pub use crate::fetcher::Fetcher;
 pub use crate::parse::raw_json::RawJson;
 pub use crate::parse::Value;
 pub use crate::policy::breaker::BreakerState;
-pub use crate::request::Request;
+pub use crate::request::{CacheMode, Request};
 pub use crate::stats::{Latency, Stats};
 
 /// The traits that give [`Value`] its accessors (`get`, `as_str`, `as_f64`,

@@ -16,9 +16,8 @@ use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use ureq::http::{self, HeaderName, HeaderValue};
 
-use crate::cache::CacheMode;
 use crate::error::{Detail, Error, ErrorKind};
-use crate::policy::host::HostKey;
+use crate::origin::OriginRef;
 use crate::redact;
 
 /// A request to fetch: `GET url` unless made with [`Request::post_json`].
@@ -250,7 +249,7 @@ impl Request {
         }
         // Every per-host rule keys on the host (`host.rs`): a URL without a
         // key (a port that is not a number, say) cannot be sent.
-        if HostKey::of_url(&self.url).is_none() {
+        if OriginRef::of_url(&self.url).is_none() {
             return Err(invalid("the URL's host or port is not valid".into()));
         }
         let mut builder = http::Request::builder()
@@ -364,6 +363,32 @@ impl fmt::Debug for Request {
             debug.field("idempotent", &idempotent);
         }
         debug.finish_non_exhaustive()
+    }
+}
+
+/// How a request uses the cache. Set with
+/// [`Request::cache_mode`](crate::Request::cache_mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheMode {
+    /// Serve from the cache when the rules allow, store what is fetched.
+    #[default]
+    ReadWrite,
+    /// Serve from the cache, but do not store.
+    ReadOnly,
+    /// Always fetch, and store the result.
+    WriteOnly,
+    /// Neither read nor write.
+    Off,
+}
+
+impl CacheMode {
+    pub(crate) fn reads(self) -> bool {
+        matches!(self, CacheMode::ReadWrite | CacheMode::ReadOnly)
+    }
+
+    pub(crate) fn writes(self) -> bool {
+        matches!(self, CacheMode::ReadWrite | CacheMode::WriteOnly)
     }
 }
 

@@ -37,34 +37,8 @@ use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub(crate) use self::entry::Entry;
 use self::entry::Meta;
-use crate::policy::host::HostKey;
+use crate::origin::OriginRef;
 use crate::redact;
-
-/// How a request uses the cache. Set with
-/// [`Request::cache_mode`](crate::Request::cache_mode).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CacheMode {
-    /// Serve from the cache when the rules allow, store what is fetched.
-    #[default]
-    ReadWrite,
-    /// Serve from the cache, but do not store.
-    ReadOnly,
-    /// Always fetch, and store the result.
-    WriteOnly,
-    /// Neither read nor write.
-    Off,
-}
-
-impl CacheMode {
-    pub(crate) fn reads(self) -> bool {
-        matches!(self, CacheMode::ReadWrite | CacheMode::ReadOnly)
-    }
-
-    pub(crate) fn writes(self) -> bool {
-        matches!(self, CacheMode::ReadWrite | CacheMode::WriteOnly)
-    }
-}
 
 /// The settings of a fetcher's cache.
 #[derive(Clone, Debug)]
@@ -221,6 +195,7 @@ impl Cache {
         status: u16,
         headers: &HeaderMap,
         body: &[u8],
+        undone: Option<&str>,
         is_sensitive: &dyn Fn(&str) -> bool,
     ) {
         let now = SystemTime::now();
@@ -229,6 +204,7 @@ impl Cache {
                 status,
                 headers,
                 is_sensitive,
+                undone,
             };
             rules::to_store(
                 request,
@@ -256,10 +232,12 @@ impl Cache {
     ) {
         let now = SystemTime::now();
         let refreshed = guarded("refresh", None, || {
+            // The body is the entry's: its codings are the entry's too.
             let response = rules::Response {
                 status: 304,
                 headers,
                 is_sensitive,
+                undone: None,
             };
             rules::refreshed(request, &key.url, entry, &response, &self.secret, now)
         });
@@ -447,7 +425,7 @@ impl std::fmt::Debug for Cache {
 /// port, no user info (it travels as credentials), no fragment. `None`
 /// for a URL without an http(s) host.
 fn normalised_url(url: &str) -> Option<String> {
-    let key = HostKey::of_url(url)?;
+    let key = OriginRef::of_url(url)?;
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     let path_start = after_scheme
         .find(['/', '?', '#'])

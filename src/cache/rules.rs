@@ -56,6 +56,9 @@ pub(crate) struct Response<'a> {
     pub(crate) status: u16,
     pub(crate) headers: &'a HeaderMap,
     pub(crate) is_sensitive: &'a dyn Fn(&str) -> bool,
+    /// The content codings the body still has (those parfetch does not
+    /// decode), as the transport said: the stored body is as received.
+    pub(crate) undone: Option<&'a str>,
 }
 
 /// What the cache says about `request`, given its stored `entry`, as of `now`.
@@ -152,6 +155,7 @@ pub(crate) fn to_store(
     if response.status >= 500 || response.status == 206 {
         return None;
     }
+    let undone = response.undone;
     let response = stored_response(response, now);
     if says_no_store(response.headers()) {
         return None;
@@ -173,6 +177,7 @@ pub(crate) fn to_store(
         response.status().as_u16(),
         &policy,
         response.headers(),
+        undone,
         now,
     );
     Some((meta, policy))
@@ -224,6 +229,7 @@ pub(crate) fn refreshed(
     now: SystemTime,
 ) -> Option<(Meta, CachePolicy)> {
     let text = |name| response.headers.get(name).and_then(|v| v.to_str().ok());
+    let response_undone = response.undone;
     let new_validators = [
         (text(header::ETAG), entry.meta.etag.as_deref()),
         (
@@ -270,7 +276,14 @@ pub(crate) fn refreshed(
     if policy.time_to_live(now).is_zero() && !new_validators {
         return None;
     }
-    let fresh = meta(url, entry.meta.status, &policy, response.headers(), now);
+    let fresh = meta(
+        url,
+        entry.meta.status,
+        &policy,
+        response.headers(),
+        response_undone,
+        now,
+    );
     let meta = Meta {
         vary: entry.meta.vary || fresh.vary,
         etag: fresh.etag.or_else(|| entry.meta.etag.clone()),
@@ -298,6 +311,7 @@ fn meta(
     status: u16,
     policy: &CachePolicy,
     headers: &HeaderMap,
+    undone: Option<&str>,
     now: SystemTime,
 ) -> Meta {
     let lifetime_ms = u64::try_from(policy.time_to_live(now).as_millis()).unwrap_or(u64::MAX);
@@ -320,12 +334,7 @@ fn meta(
         etag: text(header::ETAG),
         last_modified: text(header::LAST_MODIFIED),
         content_type: text(header::CONTENT_TYPE),
-        undone: crate::transport::encoding::undone(
-            headers
-                .get_all(header::CONTENT_ENCODING)
-                .iter()
-                .filter_map(|value| value.to_str().ok()),
-        ),
+        undone: undone.map(str::to_owned),
     }
 }
 
@@ -644,6 +653,7 @@ mod tests {
             status,
             headers,
             is_sensitive: &by_default,
+            undone: None,
         }
     }
 
@@ -802,6 +812,7 @@ mod tests {
                 status: 200,
                 headers: &headers,
                 is_sensitive: &marked,
+                undone: None,
             },
             SystemTime::now(),
         );

@@ -5,6 +5,9 @@
 //! checks the whole configuration at once and says what is wrong with it.
 
 pub(crate) mod env;
+pub(crate) mod settings;
+
+pub(crate) use self::settings::Settings;
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -17,11 +20,11 @@ use ureq::http::{HeaderName, HeaderValue};
 use crate::cache::CacheSettings;
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::Error;
-use crate::fetcher::Fetcher;
 use crate::policy::retry::RetryPolicy;
 use crate::redact;
 use crate::transport::proxy::{ProxySetting, Routes};
 use crate::transport::tls::TlsSettings;
+use crate::transport::TransportSettings;
 
 /// Builds a [`Fetcher`]: `Fetcher::builder()`, then setters, then
 /// [`build`](FetcherBuilder::build).
@@ -108,41 +111,6 @@ impl Default for FetcherBuilder {
 
 /// The most threads a fetcher may have in its pool.
 const MAX_CONCURRENCY: usize = 16_384;
-
-/// The checked settings a fetcher runs with: everything the builder said,
-/// checked and capped, so that nothing reads the builder after `build()`.
-pub(crate) struct Settings {
-    pub(crate) concurrency: usize,
-    pub(crate) timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-    /// Header names the caller marked sensitive, beyond the default ones.
-    pub(crate) sensitive_headers: Vec<String>,
-    pub(crate) max_redirects: u32,
-    pub(crate) user_agent: String,
-    pub(crate) body_limit: u64,
-    pub(crate) breaker_threshold: u32,
-    pub(crate) breaker_open_time: Duration,
-    /// Requests per second and burst, per host.
-    pub(crate) rate: Option<(NonZeroU32, NonZeroU32)>,
-    pub(crate) max_per_host: Option<usize>,
-    pub(crate) cache: Option<CacheSettings>,
-    pub(crate) tls: ureq::tls::TlsConfig,
-    /// Which requests go through which proxy.
-    pub(crate) proxies: Routes,
-    /// Whether the fetcher keeps a cookie jar.
-    pub(crate) cookie_store: bool,
-    pub(crate) clock: Arc<dyn Clock>,
-}
-
-impl Settings {
-    /// Whether header `name` is a secret: by default, or marked so by
-    /// [`FetcherBuilder::sensitive_header`].
-    pub(crate) fn is_sensitive(&self, name: &str) -> bool {
-        redact::is_sensitive(name, &self.sensitive_headers)
-    }
-}
 
 impl FetcherBuilder {
     /// The number of requests in flight at once in a batch: the size of the
@@ -535,20 +503,9 @@ impl FetcherBuilder {
         crate::config::env::apply(self, |name| std::env::var(name).ok())
     }
 
-    /// Checks the settings and builds the fetcher: its thread pool and its
-    /// connection pool.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) when a
-    /// setting is impossible (zero concurrency, a zero timeout, a backoff
-    /// multiplier below 1, an invalid header, a bad `PARFETCH_*` variable),
-    /// or when the thread pool cannot be started.
-    pub fn build(self) -> Result<Fetcher, Error> {
-        Fetcher::new(self.check()?)
-    }
-
-    fn check(&self) -> Result<Settings, Error> {
+    /// The settings, checked: what [`build`](Self::build) runs a fetcher
+    /// with, or why it cannot.
+    pub(crate) fn check(&self) -> Result<Settings, Error> {
         if let Some(env_error) = &self.env_error {
             return Err(Error::config(env_error.clone()));
         }
@@ -649,21 +606,24 @@ impl FetcherBuilder {
         };
         Ok(Settings {
             concurrency: self.concurrency,
-            timeout: clock::capped(self.timeout),
-            connect_timeout: clock::capped(self.connect_timeout),
+            transport: TransportSettings {
+                pool_per_host: self.concurrency,
+                timeout: clock::capped(self.timeout),
+                connect_timeout: clock::capped(self.connect_timeout),
+                headers,
+                sensitive_headers: self.sensitive_headers.clone(),
+                user_agent: self.user_agent.clone(),
+                body_limit: self.body_limit,
+                max_redirects: self.max_redirects,
+                tls,
+                proxies,
+            },
             retry,
-            headers,
-            sensitive_headers: self.sensitive_headers.clone(),
-            max_redirects: self.max_redirects,
-            user_agent: self.user_agent.clone(),
             breaker_threshold: self.breaker_threshold,
             breaker_open_time: clock::capped(self.breaker_open_time),
-            body_limit: self.body_limit,
             rate,
             max_per_host: self.max_per_host,
             cache,
-            tls,
-            proxies,
             cookie_store: self.cookie_store,
             clock: Arc::clone(&self.clock),
         })

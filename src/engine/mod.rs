@@ -17,17 +17,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::cache::{self, Cache, CacheMode, Entry, Lookup};
+use crate::cache::{self, Cache, Entry, Lookup};
 use crate::cancel::Stop;
 use crate::clock::{self, Clock};
 use crate::config::Settings;
 use crate::engine::pools::Pools;
-use crate::error::{Detail, Error, ErrorKind};
+use crate::error::{classify, Detail, Error, ErrorKind};
+use crate::origin::OriginRef;
 use crate::policy::breaker::{self, Breakers};
-use crate::policy::host::{Host, HostKey, Hosts};
+use crate::policy::host::{Host, Hosts};
 use crate::policy::limit::Limits;
 use crate::policy::retry::{self, Decision, FailedAttempt};
-use crate::request::Request;
+use crate::request::{CacheMode, Request};
 use crate::stats::Recorder;
 use crate::transport::agent::Agents;
 use crate::transport::attempt::{self, Attempt, BodyLabels, CacheNeeds, Received};
@@ -118,7 +119,7 @@ impl Engine {
                 move || limits.new_gate()
             },
         ));
-        let agents = Agents::new(&settings, &stats, &hosts);
+        let agents = Agents::new(&settings.transport, &stats, &hosts);
         let jar = settings.cookie_store.then(Jar::default);
         let breakers = Breakers::new(
             settings.breaker_threshold,
@@ -239,7 +240,7 @@ impl Engine {
             cache.invalidate(request.url());
             return Ok(answer);
         }
-        let mut http = request.to_http(&self.settings.headers)?;
+        let mut http = request.to_http(&self.settings.transport.headers)?;
         // The jar's cookies key the entry as your own would (hashed): one
         // session's answers are not served to another.
         if let Some(jar) = &self.jar {
@@ -266,7 +267,7 @@ impl Engine {
                 stats.cache_served(entry.body.len(), revalidated);
             });
             let status = entry.meta.status;
-            if retry::classify_status(status).is_some() {
+            if classify::classify_status(status).is_some() {
                 return Err(
                     attempt::status_error(request, status, &entry.body).with_attempts(attempts)
                 );
@@ -330,6 +331,7 @@ impl Engine {
                             response.status,
                             &headers,
                             &response.body,
+                            response.labels.undecoded.as_deref(),
                             &is_sensitive,
                         );
                     }
@@ -361,6 +363,7 @@ impl Engine {
                 answer.status,
                 headers,
                 &answer.body,
+                answer.labels.undecoded.as_deref(),
                 &is_sensitive,
             );
         }
@@ -382,8 +385,8 @@ impl Engine {
         }
         // `to_http` has accepted the URL by the time a key is needed; one
         // it refuses has no host to key on.
-        let http = attempt::http_request(request, settings, needs)?;
-        let Some(key) = HostKey::of_url(request.url()) else {
+        let http = attempt::http_request(request, &settings.transport, needs)?;
+        let Some(key) = OriginRef::of_url(request.url()) else {
             return Err(request.refused("the URL has no http(s) host").into());
         };
         let mut http = Some(http);
@@ -403,12 +406,12 @@ impl Engine {
             }
             let http = match http.take() {
                 Some(http) => http,
-                None => attempt::http_request(request, settings, needs)?,
+                None => attempt::http_request(request, &settings.transport, needs)?,
             };
             // The attempt may not outlast the batch's deadline.
             let timeout = request
                 .timeout_override()
-                .map_or(settings.timeout, clock::capped);
+                .map_or(settings.transport.timeout, clock::capped);
             let clipped = scope.stop.clip(timeout);
             if clipped.is_zero() {
                 return Err(stopped(ErrorKind::DeadlineExceeded, attempts, last_error).into());
@@ -488,14 +491,14 @@ impl Engine {
         }
         // The agent's own timeout is the fetcher's: only another one needs
         // the request to carry it.
-        let own_timeout = (timeout != settings.timeout).then_some(timeout);
+        let own_timeout = (timeout != settings.transport.timeout).then_some(timeout);
         let attempts = at.attempts_before + 1;
         self.record(scope, |stats| stats.attempt(attempts > 1));
         let started = Instant::now();
         let on_stale = || self.record(scope, Recorder::stale_connection);
         let exchange = Attempt {
             agents: &self.agents,
-            settings,
+            settings: &settings.transport,
             jar: self.jar.as_ref(),
             cancel: scope.stop.cancel,
             on_stale: &on_stale,
@@ -537,7 +540,7 @@ impl Engine {
                 labels: BodyLabels::default(),
             })
         });
-        let error = failure.into_error(request, attempts, timeout, settings);
+        let error = failure.into_error(request, attempts, timeout, &settings.transport);
         if breaker::counts_against_host(error.kind(), error.status()) {
             permit.failure();
         } else {
@@ -559,14 +562,14 @@ impl Engine {
     /// Whether header `name` of `request` is a secret: by default, or marked
     /// so on the builder or the request.
     fn is_sensitive(&self, request: &Request, name: &str) -> bool {
-        self.settings.is_sensitive(name) || request.is_sensitive(name)
+        self.settings.transport.is_sensitive(name) || request.is_sensitive(name)
     }
 
     /// The state of the breaker of the host `text` names (a URL, `host` or
     /// `host:port`): the worst of the records it may mean.
     pub(crate) fn breaker_state(&self, text: &str) -> crate::BreakerState {
         use crate::BreakerState::{Closed, HalfOpen, Open};
-        HostKey::candidates(text)
+        OriginRef::candidates(text)
             .iter()
             .filter_map(|key| {
                 self.hosts
@@ -582,7 +585,7 @@ impl Engine {
 
     /// How long the host of `request` is paused, if it is.
     pub(crate) fn pause_remaining(&self, request: &Request) -> Option<Duration> {
-        let key = HostKey::of_url(request.url())?;
+        let key = OriginRef::of_url(request.url())?;
         self.hosts
             .with_existing(&key, |host| self.limits.gate_remaining(&host.gate))
             .flatten()

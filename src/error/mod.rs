@@ -6,6 +6,8 @@
 //! details live in a `Box`), so `Result<T, Error>` stays small in a batch of
 //! a million results.
 
+pub(crate) mod classify;
+
 use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
@@ -161,6 +163,22 @@ impl Error {
         }
     }
 
+    /// An [`ErrorKind::InvalidJson`] error: what is wrong (`problem`, in
+    /// words), and where, when that is known.
+    pub(crate) fn invalid_json(
+        problem: String,
+        path: Option<String>,
+        offset: Option<usize>,
+    ) -> Error {
+        Error::new(ErrorKind::InvalidJson).with_detail(Detail::Json(Box::new(JsonDetail {
+            path,
+            offset,
+            problem,
+            content_type: None,
+            content_encoding: None,
+        })))
+    }
+
     pub(crate) fn config(reason: impl Into<String>) -> Error {
         Error::new(ErrorKind::InvalidConfig).with_detail(Detail::Reason(reason.into()))
     }
@@ -286,7 +304,7 @@ impl Error {
     /// retry rules in the crate docs. The fetcher has already retried such
     /// errors up to its `max_retries`.
     pub fn is_retryable(&self) -> bool {
-        crate::policy::retry::is_retryable(self.inner.kind, self.inner.status)
+        classify::is_retryable(self.inner.kind, self.inner.status)
     }
 }
 

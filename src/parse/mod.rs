@@ -28,7 +28,7 @@ use std::cell::RefCell;
 use serde::de::{Deserialize, DeserializeOwned};
 use simd_json::Buffers;
 
-use crate::error::{Detail, Error, ErrorKind, JsonDetail};
+use crate::error::Error;
 use crate::parse::raw_json::RawJson;
 
 /// An untyped JSON document: simd-json's owned value.
@@ -76,13 +76,7 @@ impl JsonError {
     }
 
     pub(crate) fn into_error(self) -> Error {
-        Error::new(ErrorKind::InvalidJson).with_detail(Detail::Json(Box::new(JsonDetail {
-            path: self.path,
-            offset: self.offset,
-            problem: self.problem,
-            content_type: None,
-            content_encoding: None,
-        })))
+        Error::invalid_json(self.problem, self.path, self.offset)
     }
 }
 
@@ -236,6 +230,7 @@ pub(crate) fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use serde::Deserialize;
     use simd_json::prelude::*;
 

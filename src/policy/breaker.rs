@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::error::ErrorKind;
-use crate::policy::host::HostKey;
+use crate::origin::Origin;
 
 /// The state of one host's circuit breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,7 +77,7 @@ pub(crate) struct BreakerCell {
 pub(crate) struct Permit<'a> {
     breakers: &'a Breakers,
     /// `None` when the breakers are off.
-    cell: Option<(&'a BreakerCell, &'a HostKey)>,
+    cell: Option<(&'a BreakerCell, &'a Origin)>,
     probe: bool,
 }
 
@@ -97,7 +97,7 @@ impl Breakers {
     pub(crate) fn admit<'a>(
         &'a self,
         cell: &'a BreakerCell,
-        host: &'a HostKey,
+        host: &'a Origin,
     ) -> Option<Permit<'a>> {
         if self.threshold == 0 {
             return Some(self.permit(None, false));
@@ -143,7 +143,7 @@ impl Breakers {
 
     fn permit<'a>(
         &'a self,
-        cell: Option<(&'a BreakerCell, &'a HostKey)>,
+        cell: Option<(&'a BreakerCell, &'a Origin)>,
         probe: bool,
     ) -> Permit<'a> {
         Permit {
@@ -155,7 +155,7 @@ impl Breakers {
 
     /// Opens the breaker if it is still `from`. The time is written first,
     /// so that no thread sees it open with an old time (and probes at once).
-    fn open(&self, cell: &BreakerCell, host: &HostKey, failures: u32, from: u8) {
+    fn open(&self, cell: &BreakerCell, host: &Origin, failures: u32, from: u8) {
         if cell.state.load(Ordering::Acquire) != from {
             return; // opened already, or reset meanwhile
         }
@@ -243,11 +243,12 @@ impl Drop for Permit<'_> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::origin::OriginRef;
 
-    fn host() -> HostKey {
-        HostKey::of_url("https://cdn.example/")
+    fn host() -> Origin {
+        OriginRef::of_url("https://cdn.example/")
             .unwrap()
-            .to_owned_key()
+            .to_origin()
     }
 
     fn breakers(threshold: u32) -> (Breakers, Arc<ManualClock>) {

@@ -29,7 +29,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::cancel::Stop;
 use crate::clock::Clock;
 use crate::error::ErrorKind;
-use crate::policy::host::HostKey;
+use crate::origin::Origin;
 
 /// How often a thread waiting for a concurrency slot checks its stop.
 const SLOT_POLL: Duration = Duration::from_millis(50);
@@ -146,7 +146,7 @@ impl Limits {
     }
 
     /// Closes `host`'s gate for `duration` from now (never shortening it).
-    pub(crate) fn close_gate(&self, gate: &Gate, host: &HostKey, duration: Duration) {
+    pub(crate) fn close_gate(&self, gate: &Gate, host: &Origin, duration: Duration) {
         if gate.close(self.clock.now(), duration) {
             log::warn!("{host} asked for a pause: requests to it wait {duration:?}");
         }
@@ -236,9 +236,10 @@ impl std::fmt::Debug for Slot<'_> {
 mod tests {
     use super::*;
     use crate::clock::{ManualClock, SystemClock};
+    use crate::origin::OriginRef;
 
-    fn host() -> HostKey {
-        HostKey::of_url("http://h/").unwrap().to_owned_key()
+    fn host() -> Origin {
+        OriginRef::of_url("http://h/").unwrap().to_origin()
     }
 
     #[test]

@@ -60,10 +60,11 @@ use ureq::unversioned::transport::{
 use ureq::Agent;
 
 use crate::cancel::{self, Cancelled};
-use crate::config::Settings;
-use crate::policy::host::{HostKey, Hosts};
+use crate::origin::OriginRef;
+use crate::policy::host::{Hosts, Resolved};
 use crate::stats::Recorder;
 use crate::transport::proxy::{Proxy, Routes};
+use crate::transport::TransportSettings;
 
 /// How long a resolved host name is reused before it is looked up again.
 pub(crate) const RESOLVE_TTL: Duration = Duration::from_secs(30);
@@ -159,7 +160,11 @@ pub(crate) struct Route<'a> {
 
 impl Agents {
     /// The agents for `settings`, counting connections into `stats`.
-    pub(crate) fn new(settings: &Settings, stats: &Arc<Recorder>, hosts: &Arc<Hosts>) -> Agents {
+    pub(crate) fn new(
+        settings: &TransportSettings,
+        stats: &Arc<Recorder>,
+        hosts: &Arc<Hosts>,
+    ) -> Agents {
         let resolver = || CachingResolver {
             hosts: Arc::clone(hosts),
             lookup: DefaultResolver::default(),
@@ -228,7 +233,7 @@ impl Agents {
         if self.forward.is_none() && self.tunnels.is_empty() {
             return self.direct();
         }
-        let Some(key) = HostKey::of_url(url) else {
+        let Some(key) = OriginRef::of_url(url) else {
             return self.direct();
         };
         let Some(proxy) = self.routes.for_host(&key) else {
@@ -265,7 +270,7 @@ impl Agents {
 }
 
 /// The configuration of every agent: `proxy` for a tunnel's.
-fn config(settings: &Settings, proxy: Option<ureq::Proxy>) -> Config {
+fn config(settings: &TransportSettings, proxy: Option<ureq::Proxy>) -> Config {
     Config::builder()
         // Status codes are ours to classify: a 503's Retry-After must reach
         // the retry loop, and a 404 is a result, not a transport failure.
@@ -273,8 +278,8 @@ fn config(settings: &Settings, proxy: Option<ureq::Proxy>) -> Config {
         // Redirects are ours to follow (`redirect.rs`): which headers may
         // go to another host, and https never down to http.
         .max_redirects(0)
-        .max_idle_connections(settings.concurrency.saturating_mul(2).max(20))
-        .max_idle_connections_per_host(settings.concurrency.max(3))
+        .max_idle_connections(settings.pool_per_host.saturating_mul(2).max(20))
+        .max_idle_connections_per_host(settings.pool_per_host.max(3))
         .input_buffer_size(INPUT_BUFFER)
         .output_buffer_size(OUTPUT_BUFFER)
         .max_response_header_size(MAX_RESPONSE_HEAD)
@@ -399,13 +404,6 @@ struct CachingResolver {
     lookup: DefaultResolver,
 }
 
-/// A host name's addresses, and when they were looked up.
-#[derive(Debug)]
-pub(crate) struct Resolved {
-    at: Instant,
-    addrs: ResolvedSocketAddrs,
-}
-
 impl Resolver for CachingResolver {
     fn resolve(
         &self,
@@ -420,7 +418,7 @@ impl Resolver for CachingResolver {
         if let Some(addrs) = ip_literal(self, host, port) {
             return Ok(addrs);
         }
-        let Some(key) = HostKey::of_uri(uri) else {
+        let Some(key) = OriginRef::of_uri(uri) else {
             return self.lookup.resolve(uri, config, timeout);
         };
         let cached = self.hosts.with_existing(&key, |record| {

@@ -20,8 +20,7 @@ use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::cancel::{CancelToken, Cancelled};
 use crate::clock;
-use crate::config::Settings;
-use crate::error::{self, Detail, Error, ErrorKind};
+use crate::error::{self, classify, Detail, Error, ErrorKind};
 use crate::policy::retry;
 use crate::request::Request;
 use crate::transport::agent::{self, Agents};
@@ -30,6 +29,7 @@ use crate::transport::encoding;
 use crate::transport::proxy;
 use crate::transport::redirect::{self, Refused};
 use crate::transport::tls;
+use crate::transport::TransportSettings;
 
 /// How many times one hop may be resent because its pooled connection
 /// turned out stale. ureq already drops connections it sees closed; this
@@ -111,7 +111,7 @@ pub(crate) enum AttemptError {
 /// The parts of a fetcher an attempt uses.
 pub(crate) struct Attempt<'a> {
     pub(crate) agents: &'a Agents,
-    pub(crate) settings: &'a Settings,
+    pub(crate) settings: &'a TransportSettings,
     /// The fetcher's cookies, if it keeps them.
     pub(crate) jar: Option<&'a Jar>,
     pub(crate) cancel: Option<&'a CancelToken>,
@@ -123,7 +123,7 @@ pub(crate) struct Attempt<'a> {
 /// own, and revalidation headers if any.
 pub(crate) fn http_request<'r>(
     request: &'r Request,
-    settings: &Settings,
+    settings: &TransportSettings,
     needs: CacheNeeds<'_>,
 ) -> Result<http::Request<&'r [u8]>, Error> {
     let mut http = request.to_http(&settings.headers)?;
@@ -195,7 +195,7 @@ impl Attempt<'_> {
                 Ok(response) => response,
                 Err(error) => {
                     let opened = agent::opened_on_this_thread() != opened_before;
-                    let stale = retry::is_closed_before_response(&error) && !opened;
+                    let stale = classify::is_closed_before_response(&error) && !opened;
                     let idempotent = made_get || request.is_idempotent();
                     if !(stale && idempotent && stale_resends < STALE_RESENDS) {
                         let reached = proxy::Reached {
@@ -288,7 +288,7 @@ impl Attempt<'_> {
                 labels: BodyLabels::default(),
             });
         }
-        if retry::classify_status(status).is_some() {
+        if classify::classify_status(status).is_some() {
             let retry_after = response
                 .headers()
                 .get(http::header::RETRY_AFTER)
@@ -408,11 +408,11 @@ impl AttemptError {
         request: &Request,
         attempts: u32,
         timeout: Duration,
-        settings: &Settings,
+        settings: &TransportSettings,
     ) -> Error {
         match self {
             AttemptError::Transport(error) => {
-                let kind = retry::classify_transport(&error);
+                let kind = classify::classify_transport(&error);
                 let detail = match (kind, &error) {
                     // Which limit ran out: the connect timeout's is ureq's.
                     (ErrorKind::Timeout, ureq::Error::Timeout(ureq::Timeout::Connect)) => {
@@ -448,10 +448,11 @@ impl AttemptError {
                 .error(ErrorKind::Redirect)
                 .with_attempts(attempts)
                 .with_detail(Detail::Reason(refused.to_string())),
-            AttemptError::Undecodable { coding, cause } => crate::parse::JsonError::problem(
-                &format!("the body is sent {coding}-encoded but does not decode: {cause}"),
+            AttemptError::Undecodable { coding, cause } => Error::invalid_json(
+                format!("the body is sent {coding}-encoded but does not decode: {cause}"),
+                None,
+                None,
             )
-            .into_error()
             .with_request(request.method_name(), request.url())
             .with_attempts(attempts),
             AttemptError::Proxy {
@@ -463,7 +464,7 @@ impl AttemptError {
                 // NotFound for a 404 from a proxy.
                 let kind = match (failure.status, &cause) {
                     (Some(_), _) => ErrorKind::Status,
-                    (None, Some(cause)) => retry::classify_transport(cause),
+                    (None, Some(cause)) => classify::classify_transport(cause),
                     (None, None) => ErrorKind::Network,
                 };
                 let mut error =
@@ -519,7 +520,7 @@ fn timed_out() -> AttemptError {
 /// The error of a response with `status` (not a success) and a body that
 /// starts with `start`: `NotFound` or `Status`, with an excerpt.
 pub(crate) fn status_error(request: &Request, status: u16, start: &[u8]) -> Error {
-    let kind = retry::classify_status(status).unwrap_or(ErrorKind::Status);
+    let kind = classify::classify_status(status).unwrap_or(ErrorKind::Status);
     let error = request.error(kind).with_status(status);
     let excerpt = excerpt(start);
     if excerpt.is_empty() {

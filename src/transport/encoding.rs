@@ -92,15 +92,6 @@ pub(crate) fn decode_start<'a>(
     start
 }
 
-/// The codings of `lines` that [`decode`] leaves undone, as it names them.
-pub(crate) fn undone<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let codings = codings(lines);
-    let last_unknown = codings
-        .iter()
-        .rposition(|coding| !matches!(coding.as_str(), "gzip" | "x-gzip" | "deflate" | "br"))?;
-    Some(codings[..=last_unknown].join(", "))
-}
-
 /// The codings of `lines`, lower-cased, in the order applied, without
 /// `identity`.
 fn codings<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
@@ -236,8 +227,6 @@ mod tests {
         // The layers under an unknown one stay listed; those over it go.
         let (_, left) = decode(["zstd, gzip"], gzipped(b"\x28\xb5"), 100).unwrap();
         assert_eq!(left.as_deref(), Some("zstd"));
-        assert_eq!(undone(["zstd, gzip"]), left);
-        assert_eq!(undone(["gzip", "br"]), None);
         // Empty is empty, whatever it claims.
         assert_eq!(decode(["gzip"], Vec::new(), 100).unwrap().0, b"");
         // A bomb: 10 MB of zeros in a few kB.

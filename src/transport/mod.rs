@@ -12,6 +12,12 @@
 //! `cancel`, `stats`) and the per-host record of `policy/` (where resolved
 //! addresses are kept); never `engine/`, `parse/`, or the public face.
 
+use std::time::Duration;
+
+use ureq::http::{HeaderName, HeaderValue};
+
+use crate::redact;
+
 pub(crate) mod agent;
 pub(crate) mod attempt;
 pub(crate) mod cookies;
@@ -19,3 +25,33 @@ pub(crate) mod encoding;
 pub(crate) mod proxy;
 pub(crate) mod redirect;
 pub(crate) mod tls;
+
+/// What the transport reads of a fetcher's settings (checked by the
+/// builder, `config/`): the transport never sees the rest.
+pub(crate) struct TransportSettings {
+    /// Idle connections kept per host: the fetcher's concurrency, so that
+    /// a batch finds one for each of its threads.
+    pub(crate) pool_per_host: usize,
+    /// One attempt's whole time, redirects and body included.
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    /// Headers sent with every request (a request's own win).
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// Header names the caller marked sensitive, beyond the default ones.
+    pub(crate) sensitive_headers: Vec<String>,
+    pub(crate) user_agent: String,
+    /// The largest body accepted, after decompression.
+    pub(crate) body_limit: u64,
+    pub(crate) max_redirects: u32,
+    pub(crate) tls: ureq::tls::TlsConfig,
+    /// Which requests go through which proxy.
+    pub(crate) proxies: proxy::Routes,
+}
+
+impl TransportSettings {
+    /// Whether header `name` is a secret: by default, or marked so by
+    /// [`FetcherBuilder::sensitive_header`](crate::FetcherBuilder::sensitive_header).
+    pub(crate) fn is_sensitive(&self, name: &str) -> bool {
+        redact::is_sensitive(name, &self.sensitive_headers)
+    }
+}

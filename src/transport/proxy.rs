@@ -24,7 +24,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::policy::host::HostKeyRef;
+use crate::origin::OriginRef;
 
 /// Where the proxies come from: a builder setting.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl Proxy {
         } else {
             format!("{scheme}://{authority}:{default_port}")
         };
-        if crate::policy::host::HostKey::of_url(&url).is_none() || ureq::Proxy::new(&url).is_err() {
+        if crate::origin::OriginRef::of_url(&url).is_none() || ureq::Proxy::new(&url).is_err() {
             return Err(format!("the proxy {shown:?} is not a valid URL"));
         }
         Ok(Proxy { url })
@@ -204,7 +204,7 @@ impl Routes {
     }
 
     /// The proxy a request to `host` goes through, if any.
-    pub(crate) fn for_host(&self, host: &HostKeyRef<'_>) -> Option<&Proxy> {
+    pub(crate) fn for_host(&self, host: &OriginRef<'_>) -> Option<&Proxy> {
         let proxy = if host.is_https() {
             self.https.as_ref()
         } else {
@@ -354,7 +354,7 @@ pub(crate) fn wants_credentials() -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::host::HostKey;
+    use crate::origin::OriginRef;
 
     fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |name| {
@@ -367,7 +367,7 @@ mod tests {
 
     fn route(routes: &Routes, url: &str) -> Option<String> {
         routes
-            .for_host(&HostKey::of_url(url).unwrap())
+            .for_host(&OriginRef::of_url(url).unwrap())
             .map(|p| p.url.clone())
     }
 

@@ -1,0 +1,34 @@
+//! The checked settings a fetcher runs with.
+//!
+//! [`FetcherBuilder::build`](crate::FetcherBuilder::build) checks what the
+//! builder was told and writes it here, each layer's part in a struct of
+//! that layer's own (the transport's, the retry policy, the cache's), so
+//! that the layers below never read the builder, nor this file: they are
+//! handed their part. Only the engine reads the whole.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::CacheSettings;
+use crate::clock::Clock;
+use crate::policy::retry::RetryPolicy;
+use crate::transport::TransportSettings;
+
+/// Everything the builder said, checked and capped, so that nothing reads
+/// the builder after `build()`.
+pub(crate) struct Settings {
+    /// Threads in the pool: requests in flight at once.
+    pub(crate) concurrency: usize,
+    pub(crate) transport: TransportSettings,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) breaker_threshold: u32,
+    pub(crate) breaker_open_time: Duration,
+    /// Requests per second and burst, per host.
+    pub(crate) rate: Option<(NonZeroU32, NonZeroU32)>,
+    pub(crate) max_per_host: Option<usize>,
+    pub(crate) cache: Option<CacheSettings>,
+    /// Whether the fetcher keeps a cookie jar.
+    pub(crate) cookie_store: bool,
+    pub(crate) clock: Arc<dyn Clock>,
+}
