@@ -2,72 +2,58 @@
 //! share with the command line.
 //!
 //! A script's settings often come from its environment (a CI job, a
-//! container). [`apply`] reads the variables that are set over a builder;
-//! one that does not parse is kept as an error for `build()` to report,
-//! naming the variable, rather than being ignored.
+//! container). [`read`] reads the variables that are set into
+//! [`Overrides`], which the builder applies
+//! ([`FetcherBuilder::from_env`](crate::FetcherBuilder::from_env)); one
+//! that does not parse is an error for `build()` to report, naming the
+//! variable, rather than being ignored.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::FetcherBuilder;
+/// The settings the `PARFETCH_*` variables give, each `None` when its
+/// variable is not set.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Overrides {
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) retries: Option<u32>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) offline: Option<bool>,
+    pub(crate) ci: Option<bool>,
+}
 
-/// Applies the `PARFETCH_*` variables `var` finds over `builder` (the table
-/// is in [`FetcherBuilder::from_env`]).
-pub(crate) fn apply(
-    mut builder: FetcherBuilder,
-    var: impl Fn(&str) -> Option<String>,
-) -> FetcherBuilder {
+/// Reads the `PARFETCH_*` variables `var` finds (the table is in
+/// [`FetcherBuilder::from_env`](crate::FetcherBuilder::from_env)), or says
+/// which one does not parse.
+pub(crate) fn read(var: impl Fn(&str) -> Option<String>) -> Result<Overrides, String> {
     fn parsed<T>(
+        var: &impl Fn(&str) -> Option<String>,
         name: &str,
-        value: &str,
         parse: impl Fn(&str) -> Option<T>,
-        error: &mut Option<String>,
-    ) -> Option<T> {
-        let result = parse(value.trim());
-        if result.is_none() && error.is_none() {
-            *error = Some(format!("{name}={value:?} is not a valid value"));
-        }
-        result
-    }
-    let mut error = builder.env_error.take();
-    if let Some(v) = var("PARFETCH_CONCURRENCY") {
-        if let Some(n) = parsed("PARFETCH_CONCURRENCY", &v, |s| s.parse().ok(), &mut error) {
-            builder.concurrency = n;
+    ) -> Result<Option<T>, String> {
+        match var(name) {
+            None => Ok(None),
+            Some(value) => match parse(value.trim()) {
+                Some(parsed) => Ok(Some(parsed)),
+                None => Err(format!("{name}={value:?} is not a valid value")),
+            },
         }
     }
-    if let Some(v) = var("PARFETCH_TIMEOUT") {
-        if let Some(d) = parsed("PARFETCH_TIMEOUT", &v, parse_duration, &mut error) {
-            builder.timeout = d;
-        }
-    }
-    if let Some(v) = var("PARFETCH_CONNECT_TIMEOUT") {
-        if let Some(d) = parsed("PARFETCH_CONNECT_TIMEOUT", &v, parse_duration, &mut error) {
-            builder.connect_timeout = d;
-        }
-    }
-    if let Some(v) = var("PARFETCH_RETRIES") {
-        if let Some(n) = parsed("PARFETCH_RETRIES", &v, |s| s.parse().ok(), &mut error) {
-            builder.retry.max_retries = n;
-        }
-    }
-    if let Some(v) = var("PARFETCH_USER_AGENT") {
-        builder.user_agent = v;
-    }
-    if let Some(v) = var("PARFETCH_CACHE_DIR").filter(|v| !v.is_empty()) {
-        builder.cache_dir = Some(PathBuf::from(v));
-    }
-    if let Some(v) = var("PARFETCH_OFFLINE") {
-        if let Some(on) = parsed("PARFETCH_OFFLINE", &v, flag, &mut error) {
-            builder.offline = on;
-        }
-    }
-    if let Some(v) = var("PARFETCH_CI") {
-        if let Some(on) = parsed("PARFETCH_CI", &v, flag, &mut error) {
-            builder.ci = on;
-        }
-    }
-    builder.env_error = error;
-    builder
+    Ok(Overrides {
+        concurrency: parsed(&var, "PARFETCH_CONCURRENCY", |s| s.parse().ok())?,
+        timeout: parsed(&var, "PARFETCH_TIMEOUT", parse_duration)?,
+        connect_timeout: parsed(&var, "PARFETCH_CONNECT_TIMEOUT", parse_duration)?,
+        retries: parsed(&var, "PARFETCH_RETRIES", |s| s.parse().ok())?,
+        user_agent: var("PARFETCH_USER_AGENT"),
+        cache_dir: var("PARFETCH_CACHE_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+        offline: parsed(&var, "PARFETCH_OFFLINE", flag)?,
+        ci: parsed(&var, "PARFETCH_CI", flag)?,
+    })
 }
 
 /// Parses a switch: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`.
@@ -111,10 +97,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
 
     #[test]
-    fn env_vars_apply_and_bad_ones_are_named() {
+    fn variables_are_read_and_bad_ones_named() {
         let vars = |pairs: &'static [(&'static str, &'static str)]| {
             move |name: &str| {
                 pairs
@@ -123,40 +108,33 @@ mod tests {
                     .map(|(_, v)| (*v).to_owned())
             }
         };
-        let builder = apply(
-            FetcherBuilder::default(),
-            vars(&[
-                ("PARFETCH_CONCURRENCY", "7"),
-                ("PARFETCH_TIMEOUT", "500ms"),
-                ("PARFETCH_CONNECT_TIMEOUT", "2.5"),
-                ("PARFETCH_RETRIES", "1"),
-                ("PARFETCH_USER_AGENT", "me/1"),
-                ("PARFETCH_CACHE_DIR", "/var/cache/pf"),
-                ("PARFETCH_OFFLINE", "yes"),
-                ("PARFETCH_CI", "0"),
-            ]),
-        );
-        assert_eq!(builder.concurrency, 7);
-        assert_eq!(builder.timeout, Duration::from_millis(500));
-        assert_eq!(builder.connect_timeout, Duration::from_millis(2500));
-        assert_eq!(builder.retry.max_retries, 1);
-        assert_eq!(builder.user_agent, "me/1");
+        let read_all = read(vars(&[
+            ("PARFETCH_CONCURRENCY", "7"),
+            ("PARFETCH_TIMEOUT", "500ms"),
+            ("PARFETCH_CONNECT_TIMEOUT", "2.5"),
+            ("PARFETCH_RETRIES", "1"),
+            ("PARFETCH_USER_AGENT", "me/1"),
+            ("PARFETCH_CACHE_DIR", "/var/cache/pf"),
+            ("PARFETCH_OFFLINE", "yes"),
+            ("PARFETCH_CI", "0"),
+        ]));
         assert_eq!(
-            builder.cache_dir.as_deref(),
-            Some(std::path::Path::new("/var/cache/pf"))
+            read_all,
+            Ok(Overrides {
+                concurrency: Some(7),
+                timeout: Some(Duration::from_millis(500)),
+                connect_timeout: Some(Duration::from_millis(2500)),
+                retries: Some(1),
+                user_agent: Some("me/1".to_owned()),
+                cache_dir: Some(PathBuf::from("/var/cache/pf")),
+                offline: Some(true),
+                ci: Some(false),
+            })
         );
-        assert!(builder.offline && !builder.ci);
-
-        let builder = apply(
-            FetcherBuilder::default(),
-            vars(&[("PARFETCH_CONCURRENCY", "lots")]),
-        );
-        let error = builder.build().unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::InvalidConfig);
-        let message = error.to_string();
+        assert_eq!(read(vars(&[])), Ok(Overrides::default()));
         assert_eq!(
-            message,
-            "invalid fetcher setting: PARFETCH_CONCURRENCY=\"lots\" is not a valid value"
+            read(vars(&[("PARFETCH_CONCURRENCY", "lots")])),
+            Err("PARFETCH_CONCURRENCY=\"lots\" is not a valid value".to_owned())
         );
     }
 

@@ -500,7 +500,37 @@ impl FetcherBuilder {
     /// naming the variable.
     #[must_use]
     pub fn from_env(self) -> Self {
-        crate::config::env::apply(self, |name| std::env::var(name).ok())
+        self.with_env(|name| std::env::var(name).ok())
+    }
+
+    /// Applies the variables `var` finds (see [`from_env`](Self::from_env)).
+    fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+        let overrides = match env::read(var) {
+            Ok(overrides) => overrides,
+            Err(error) => {
+                self.env_error.get_or_insert(error);
+                return self;
+            }
+        };
+        let env::Overrides {
+            concurrency,
+            timeout,
+            connect_timeout,
+            retries,
+            user_agent,
+            cache_dir,
+            offline,
+            ci,
+        } = overrides;
+        self.concurrency = concurrency.unwrap_or(self.concurrency);
+        self.timeout = timeout.unwrap_or(self.timeout);
+        self.connect_timeout = connect_timeout.unwrap_or(self.connect_timeout);
+        self.retry.max_retries = retries.unwrap_or(self.retry.max_retries);
+        self.user_agent = user_agent.unwrap_or(self.user_agent);
+        self.cache_dir = cache_dir.or(self.cache_dir);
+        self.offline = offline.unwrap_or(self.offline);
+        self.ci = ci.unwrap_or(self.ci);
+        self
     }
 
     /// The settings, checked: what [`build`](Self::build) runs a fetcher
@@ -738,11 +768,32 @@ mod tests {
                 b().max_per_host(0),
                 "max_per_host must be at least 1, got 0",
             ),
+            (
+                b().with_env(|name| (name == "PARFETCH_CONCURRENCY").then(|| "lots".into())),
+                "PARFETCH_CONCURRENCY=\"lots\" is not a valid value",
+            ),
         ];
         for (builder, want) in cases {
             let message = rejected(builder);
             assert!(message.contains(want), "{message:?} lacks {want:?}");
         }
+    }
+
+    #[test]
+    fn variables_apply_over_the_settings_so_far() {
+        let builder = FetcherBuilder::default()
+            .concurrency(3)
+            .max_retries(9)
+            .with_env(|name| match name {
+                "PARFETCH_TIMEOUT" => Some("500ms".into()),
+                "PARFETCH_RETRIES" => Some("1".into()),
+                "PARFETCH_OFFLINE" => Some("true".into()),
+                _ => None,
+            });
+        assert_eq!(builder.concurrency, 3, "a variable not set changes nothing");
+        assert_eq!(builder.timeout, Duration::from_millis(500));
+        assert_eq!(builder.retry.max_retries, 1);
+        assert!(builder.offline);
     }
 
     #[test]

@@ -19,17 +19,18 @@
 //! empty 200) is JSON `null` to the types that take it (`Option<T>`, `()`,
 //! [`Value`], [`RawJson`]) and "no content" to the others ([`no_content`]).
 
+mod input;
 pub(crate) mod raw_json;
 pub(crate) mod words;
 
 use std::any::Any;
-use std::cell::RefCell;
 
 use serde::de::{Deserialize, DeserializeOwned};
 use simd_json::Buffers;
 
+use self::raw_json::RawJson;
+use self::words::JsonError;
 use crate::error::Error;
-use crate::parse::raw_json::RawJson;
 
 /// An untyped JSON document: simd-json's owned value.
 ///
@@ -39,63 +40,14 @@ use crate::parse::raw_json::RawJson;
 /// [`prelude`](crate::prelude).
 pub type Value = simd_json::OwnedValue;
 
-/// Documents up to this size reuse the thread's scratch buffers; larger ones
-/// get buffers of their own that are freed afterwards.
-const REUSE_LIMIT: usize = 4 << 20;
-
-thread_local! {
-    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::new(16 << 10));
-}
-
-/// Why a body did not parse: what, in words (`json_error.rs`), and where.
-#[derive(Debug)]
-pub(crate) struct JsonError {
-    pub(crate) path: Option<String>,
-    pub(crate) offset: Option<usize>,
-    pub(crate) problem: String,
-}
-
-impl JsonError {
-    /// The error simd-json's `source` on `body` (as the parser left it)
-    /// amounts to.
-    fn parser(source: &simd_json::Error, body: &[u8]) -> JsonError {
-        let (problem, offset) = words::describe(source, body);
-        JsonError {
-            path: None,
-            offset,
-            problem,
-        }
-    }
-
-    pub(crate) fn problem(problem: &str) -> JsonError {
-        JsonError {
-            path: None,
-            offset: None,
-            problem: problem.to_owned(),
-        }
-    }
-
-    pub(crate) fn into_error(self) -> Error {
-        Error::invalid_json(self.problem, self.path, self.offset)
-    }
-}
-
 /// Parses `body` (rewriting it) into a `T`.
 pub(crate) fn parse<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T, JsonError> {
-    // A UTF-8 byte order mark is skipped, as RFC 8259 §8.1 allows (and jq
-    // does): read as whitespace, so that every offset, in the message too,
-    // still counts from the body's first byte.
-    if let Some(bom) = body
-        .get_mut(..3)
-        .filter(|start| *start == [0xef, 0xbb, 0xbf])
-    {
-        bom.fill(b' ');
-    }
+    input::skip_bom(body);
     parse_document(body)
 }
 
 fn parse_document<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T, JsonError> {
-    with_buffers(body.len(), |buffers| {
+    input::with_buffers(body.len(), |buffers| {
         let wanted = std::any::TypeId::of::<T>();
         // `Value` has a faster path than serde's generic one.
         if wanted == std::any::TypeId::of::<Value>() {
@@ -105,15 +57,7 @@ fn parse_document<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T, J
             };
         }
         if wanted == std::any::TypeId::of::<RawJson>() {
-            // Checked on a copy: simd-json rewrites what it parses.
-            let mut copy = body.to_vec();
-            if let Err(error) = simd_json::Deserializer::from_slice_with_buffers(&mut copy, buffers)
-            {
-                return Err(JsonError::parser(&error, body));
-            }
-            let raw =
-                RawJson::from_checked(body).ok_or_else(|| JsonError::problem("invalid UTF-8"))?;
-            return Ok(cast(raw));
+            return raw_json::check(body, buffers).map(cast);
         }
         parse_typed(body, buffers)
     })
@@ -205,17 +149,6 @@ fn at_path<'v>(document: &'v Value, path: &serde_path_to_error::Path) -> Option<
     Some(value)
 }
 
-fn with_buffers<R>(len: usize, parse: impl FnOnce(&mut Buffers) -> R) -> R {
-    if len > REUSE_LIMIT {
-        return parse(&mut Buffers::new(len));
-    }
-    BUFFERS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffers) => parse(&mut buffers),
-        // Re-entered (a Deserialize impl that fetches): use fresh buffers.
-        Err(_) => parse(&mut Buffers::new(len)),
-    })
-}
-
 /// Parses a fetched body into a `T`: the one way a body becomes a value.
 pub(crate) fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Result<T, Error> {
     // No content at all (a 204, say) is HTTP's, not JSON's.
@@ -297,7 +230,7 @@ mod tests {
     #[test]
     fn large_documents_use_their_own_buffers() {
         let mut doc = b"[".to_vec();
-        while doc.len() <= REUSE_LIMIT {
+        while doc.len() <= input::REUSE_LIMIT {
             doc.extend_from_slice(b"1234567890,");
         }
         doc.extend_from_slice(b"0]");

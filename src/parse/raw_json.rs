@@ -13,6 +13,10 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer};
 use serde::ser::{self, Serialize, Serializer};
+use simd_json::Buffers;
+
+use super::input;
+use super::words::JsonError;
 
 /// A JSON document as the server sent it: checked to be JSON, on one line
 /// (the whitespace between tokens removed), every key, number and string
@@ -38,8 +42,10 @@ impl RawJson {
     /// [`ErrorKind::InvalidJson`](crate::ErrorKind::InvalidJson), saying
     /// where, when it is not JSON.
     pub fn from_json(json: &[u8]) -> Result<RawJson, crate::Error> {
-        crate::parse::parse::<RawJson>(&mut json.to_vec())
-            .map_err(crate::parse::JsonError::into_error)
+        let mut json = json.to_vec();
+        input::skip_bom(&mut json);
+        input::with_buffers(json.len(), |buffers| check(&json, buffers))
+            .map_err(JsonError::into_error)
     }
 
     /// The JSON text.
@@ -57,6 +63,16 @@ impl RawJson {
     pub(crate) fn from_checked(json: &[u8]) -> Option<RawJson> {
         String::from_utf8(minified(json)).ok().map(RawJson)
     }
+}
+
+/// `body` as a [`RawJson`], if it is one JSON document: checked by
+/// simd-json on a copy (it rewrites what it parses), with `buffers`.
+pub(crate) fn check(body: &[u8], buffers: &mut Buffers) -> Result<RawJson, JsonError> {
+    let mut copy = body.to_vec();
+    if let Err(error) = simd_json::Deserializer::from_slice_with_buffers(&mut copy, buffers) {
+        return Err(JsonError::parser(&error, body));
+    }
+    RawJson::from_checked(body).ok_or_else(|| JsonError::problem("invalid UTF-8"))
 }
 
 /// `json` without the whitespace outside its strings. `json` must be

@@ -14,6 +14,8 @@
 
 use simd_json::ErrorType;
 
+use crate::error::Error;
+
 /// How many characters of a body a message quotes.
 const EXCERPT_CHARS: usize = 40;
 
@@ -410,6 +412,39 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
     let short: String = chars.by_ref().take(EXCERPT_CHARS).collect();
     let more = chars.next().is_some() || window.len() < bytes.len();
     format!("{short:?}{}", if more { "…" } else { "" })
+}
+
+/// Why a body did not parse: what, in words, and where.
+#[derive(Debug)]
+pub(crate) struct JsonError {
+    pub(crate) path: Option<String>,
+    pub(crate) offset: Option<usize>,
+    pub(crate) problem: String,
+}
+
+impl JsonError {
+    /// The error simd-json's `source` on `body` (as the parser left it)
+    /// amounts to.
+    pub(crate) fn parser(source: &simd_json::Error, body: &[u8]) -> JsonError {
+        let (problem, offset) = describe(source, body);
+        JsonError {
+            path: None,
+            offset,
+            problem,
+        }
+    }
+
+    pub(crate) fn problem(problem: &str) -> JsonError {
+        JsonError {
+            path: None,
+            offset: None,
+            problem: problem.to_owned(),
+        }
+    }
+
+    pub(crate) fn into_error(self) -> Error {
+        Error::invalid_json(self.problem, self.path, self.offset)
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ mod errors;
 mod faults;
 mod hardening;
 mod hosts;
+mod layers; // what each layer of src/ may import, and no import loops
 mod logs;
 mod messages;
 mod mocked;

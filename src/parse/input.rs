@@ -1,0 +1,39 @@
+//! The body as the parsers take it: a byte order mark read as whitespace,
+//! and simd-json's scratch buffers, kept per thread.
+
+use std::cell::RefCell;
+
+use simd_json::Buffers;
+
+/// Documents up to this size reuse the thread's scratch buffers; larger ones
+/// get buffers of their own that are freed afterwards.
+pub(crate) const REUSE_LIMIT: usize = 4 << 20;
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::new(16 << 10));
+}
+
+/// Reads a UTF-8 byte order mark as whitespace, as RFC 8259 §8.1 allows
+/// (and jq does): skipped, while every offset, in a message too, still
+/// counts from the body's first byte.
+pub(crate) fn skip_bom(body: &mut [u8]) {
+    if let Some(bom) = body
+        .get_mut(..3)
+        .filter(|start| *start == [0xef, 0xbb, 0xbf])
+    {
+        bom.fill(b' ');
+    }
+}
+
+/// Runs `parse` with the thread's scratch buffers (fresh ones for a body of
+/// more than [`REUSE_LIMIT`] bytes, or when they are in use).
+pub(crate) fn with_buffers<R>(len: usize, parse: impl FnOnce(&mut Buffers) -> R) -> R {
+    if len > REUSE_LIMIT {
+        return parse(&mut Buffers::new(len));
+    }
+    BUFFERS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => parse(&mut buffers),
+        // Re-entered (a Deserialize impl that fetches): use fresh buffers.
+        Err(_) => parse(&mut Buffers::new(len)),
+    })
+}
