@@ -23,11 +23,12 @@ use crate::clock;
 use crate::error::{self, classify, Detail, Error, ErrorKind};
 use crate::policy::retry;
 use crate::request::Request;
-use crate::transport::agent::{self, Agents};
+use crate::transport::agent::Agents;
 use crate::transport::cookies::{self, Jar};
 use crate::transport::encoding;
 use crate::transport::proxy;
 use crate::transport::redirect::{self, Refused};
+use crate::transport::timed;
 use crate::transport::tls;
 use crate::transport::TransportSettings;
 
@@ -151,7 +152,7 @@ impl Attempt<'_> {
         let _watching = self.cancel.map(CancelToken::watch);
         let started = Instant::now();
         // No wait on the way may outlast the attempt (`agent.rs`).
-        let _ends = agent::attempt_ends_at(clock::after(started, timeout));
+        let _ends = timed::attempt_ends_at(clock::after(started, timeout));
         // The cookies the first hop sent: a later hop that sends others
         // makes the answer one the cache must not file under the first's.
         let mut first_cookies = None;
@@ -189,19 +190,19 @@ impl Attempt<'_> {
                     .timeout_global(Some(left))
                     .build()
             };
-            let opened_before = agent::opened_on_this_thread();
-            let tunnels_before = agent::tunnels_opened_on_this_thread();
+            let opened_before = timed::opened_on_this_thread();
+            let tunnels_before = timed::tunnels_opened_on_this_thread();
             let mut response = match route.agent.run(send) {
                 Ok(response) => response,
                 Err(error) => {
-                    let opened = agent::opened_on_this_thread() != opened_before;
+                    let opened = timed::opened_on_this_thread() != opened_before;
                     let stale = classify::is_closed_before_response(&error) && !opened;
                     let idempotent = made_get || request.is_idempotent();
                     if !(stale && idempotent && stale_resends < STALE_RESENDS) {
                         let reached = proxy::Reached {
                             tunnel: !route.forward,
                             proxy: opened,
-                            through: agent::tunnels_opened_on_this_thread() != tunnels_before,
+                            through: timed::tunnels_opened_on_this_thread() != tunnels_before,
                         };
                         return Err(match (route.proxy, proxy::failure(&error, reached)) {
                             (Some(via), Some(failure)) => AttemptError::Proxy {

@@ -22,8 +22,11 @@ pub(crate) mod agent;
 pub(crate) mod attempt;
 pub(crate) mod cookies;
 pub(crate) mod encoding;
+pub(crate) mod forward;
 pub(crate) mod proxy;
 pub(crate) mod redirect;
+pub(crate) mod resolver;
+pub(crate) mod timed;
 pub(crate) mod tls;
 
 /// What the transport reads of a fetcher's settings (checked by the

@@ -1,0 +1,210 @@
+//! Every read and write of an attempt bounded by the attempt's time, and
+//! the connections counted.
+//!
+//! - **Timeouts.** One attempt, redirects and body included, has one
+//!   budget: ureq's global timeout, which it checks before every read and
+//!   write, during DNS, connect and the TLS handshake. ureq hands each read
+//!   the time left, and its socket sets a new `SO_RCVTIMEO` whenever that
+//!   value changes: a syscall per read, which cost a third of the
+//!   throughput on 256 KB bodies. So the time left is rounded up to a
+//!   coarse grid (at most an eighth more than the budget's rest) before it
+//!   reaches the socket: the value then changes a handful of times in an
+//!   attempt, and the attempt still ends within 1.125 times its timeout
+//!   whatever the server sends, a byte at a time included.
+//! - **Cancellation.** A batch's cancel must not wait for a server that
+//!   stalls: while an attempt of a cancellable batch reads, the wait is cut
+//!   into slices of 100 ms, with a look at the token between them (whose
+//!   constant value costs no extra syscall).
+//!
+//! Connections are counted by the same connector that wraps sockets for the
+//! timeouts: ureq calls it only when a new transport was made, never for a
+//! pooled one. A thread-local copy of the count tells the attempt loop
+//! whether its attempt ran on a pooled connection.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ureq::unversioned::transport::time::Duration as UreqDuration;
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
+
+use crate::cancel::{self, Cancelled};
+use crate::stats::Recorder;
+
+thread_local! {
+    /// Connections this thread has opened, across all fetchers.
+    static OPENED_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+    /// CONNECT tunnels this thread has opened through a proxy.
+    static TUNNELS_OPENED_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+    /// When the attempt running on this thread must end, if one is.
+    static ATTEMPT_ENDS: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The number of CONNECT tunnels the calling thread has opened so far: an
+/// attempt that opened one got past the proxy.
+pub(crate) fn tunnels_opened_on_this_thread() -> u64 {
+    TUNNELS_OPENED_ON_THIS_THREAD.with(Cell::get)
+}
+
+/// While it lives, no read or write of the calling thread waits past
+/// `ends`: the whole attempt's bound, whatever wait ureq hands a transport
+/// (it hands the reads of a CONNECT answer the same wait, again and
+/// again, so a proxy trickling its answer would never time out).
+pub(crate) fn attempt_ends_at(ends: Option<Instant>) -> AttemptEnds {
+    AttemptEnds(ATTEMPT_ENDS.with(|cell| cell.replace(ends)))
+}
+
+/// Restores the end of the enclosing attempt (a nested batch's) on drop.
+pub(crate) struct AttemptEnds(Option<Instant>);
+
+impl Drop for AttemptEnds {
+    fn drop(&mut self) {
+        ATTEMPT_ENDS.with(|cell| cell.set(self.0));
+    }
+}
+
+/// `timeout`, cut to what is left of the calling thread's attempt; a
+/// timeout error if nothing is.
+fn within_attempt(timeout: NextTimeout) -> Result<NextTimeout, ureq::Error> {
+    let Some(ends) = ATTEMPT_ENDS.with(Cell::get) else {
+        return Ok(timeout);
+    };
+    let left = ends.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(ureq::Error::Timeout(ureq::Timeout::Global));
+    }
+    Ok(match timeout.after {
+        UreqDuration::Exact(after) if after <= left => timeout,
+        _ => NextTimeout {
+            after: UreqDuration::Exact(left),
+            ..timeout
+        },
+    })
+}
+
+/// The number of connections the calling thread has opened so far. An
+/// attempt that leaves it unchanged ran on a pooled connection.
+pub(crate) fn opened_on_this_thread() -> u64 {
+    OPENED_ON_THIS_THREAD.with(Cell::get)
+}
+
+/// Wraps each new socket in a [`Timed`] transport, and counts it.
+#[derive(Debug)]
+pub(crate) struct TimedConnector {
+    pub(crate) stats: Arc<Recorder>,
+}
+
+impl<In: Transport> Connector<In> for TimedConnector {
+    type Out = Timed<In>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Timed<In>>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        // Through a CONNECT tunnel, the chain runs twice: once for the
+        // socket to the proxy (counted then), once for the tunnel in it,
+        // open by then.
+        if details.config.proxy().is_none() {
+            self.stats.connection_opened();
+            OPENED_ON_THIS_THREAD.with(|opened| opened.set(opened.get() + 1));
+        } else {
+            TUNNELS_OPENED_ON_THIS_THREAD.with(|opened| opened.set(opened.get() + 1));
+        }
+        Ok(Some(Timed(transport)))
+    }
+}
+
+/// A transport that hands its socket a coarse timeout (see the module
+/// docs): the time left, rounded up to at most an eighth more.
+#[derive(Debug)]
+pub(crate) struct Timed<T>(T);
+
+impl<T: Transport> Transport for Timed<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.0.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.0
+            .transmit_output(amount, coarse(within_attempt(timeout)?))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = within_attempt(timeout)?;
+        if cancel::watched().is_none() {
+            return self.0.await_input(coarse(timeout));
+        }
+        // A cancellable attempt: wait in slices, and look at the token
+        // between them, so that a cancel never waits for a stalled server.
+        let started = Instant::now();
+        loop {
+            if cancel::watched() == Some(true) {
+                return Err(std::io::Error::other(Cancelled).into());
+            }
+            let left = match timeout.after {
+                UreqDuration::Exact(after) => after.saturating_sub(started.elapsed()),
+                UreqDuration::NotHappening => Duration::MAX,
+            };
+            let slice = left.min(cancel::WATCH_SLICE);
+            let sliced = NextTimeout {
+                after: UreqDuration::Exact(slice),
+                ..timeout
+            };
+            match self.0.await_input(coarse(sliced)) {
+                Err(ureq::Error::Timeout(_)) if slice < left => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.0.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
+    }
+}
+
+/// `timeout` with its time left rounded up onto a grid whose step is at
+/// most an eighth of it, so that consecutive reads mostly see one value.
+fn coarse(mut timeout: NextTimeout) -> NextTimeout {
+    if let UreqDuration::Exact(left) = timeout.after {
+        timeout.after = UreqDuration::Exact(round_up(left));
+    }
+    timeout
+}
+
+fn round_up(left: Duration) -> Duration {
+    let nanos = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX);
+    let step = (nanos / 16)
+        .max(1)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 63);
+    Duration::from_nanos(nanos.div_ceil(step).saturating_mul(step))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_rounded_up_by_at_most_an_eighth() {
+        for millis in [1, 7, 999, 1000, 1001, 29_999, 30_000, 86_400_000] {
+            let left = Duration::from_millis(millis);
+            let rounded = round_up(left);
+            assert!(rounded >= left, "{left:?} -> {rounded:?}");
+            assert!(rounded <= left + left / 8, "{left:?} -> {rounded:?}");
+        }
+        assert_eq!(round_up(Duration::ZERO), Duration::ZERO);
+        // Reads a few milliseconds apart see the same value.
+        let first = round_up(Duration::from_millis(29_990));
+        assert_eq!(round_up(Duration::from_millis(29_950)), first);
+        // Nothing overflows, however long.
+        let _ = round_up(Duration::MAX);
+    }
+}
