@@ -10,7 +10,8 @@
 //! - reqwest + tokio with `buffer_unordered(C)` (the async reference).
 //!
 //! Every strategy parses each body into a generic JSON value and drops it.
-//! Run: `cargo bench --bench fetch`; chart: `cargo run --example chart`.
+//! Run: `cargo bench --bench fetch`; chart: `cargo run -p parfetch-benches
+//! --example chart`.
 
 #[path = "../tests/it/server.rs"]
 mod server;

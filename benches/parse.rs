@@ -187,7 +187,7 @@ fn documents() -> Vec<Doc> {
             typed: Some(typed::<Stint>()),
         },
     ];
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
     for (file, typed) in [
         ("twitter.json", Some(typed::<Twitter>())),
         ("citm_catalog.json", None),

@@ -137,6 +137,16 @@
 //!   follow a redirect to another origin.
 //! - **Batches nest**: a callback may start another batch on the same
 //!   fetcher (see [`Batch`]).
+//!
+//! # Guide
+//!
+//! This is the API reference. The repository's guide, in `docs/`, has one
+//! page per topic, each with the measured figures and the tests behind
+//! its claims: `docs/batches.md` (streaming, progress, deadlines, limits,
+//! every default), `docs/cache.md`, `docs/proxies-and-certificates.md`,
+//! `docs/errors.md`, `docs/performance.md`, `docs/reliability.md`,
+//! `docs/cli.md` (the `parfetch` command) and `docs/dependencies.md`;
+//! `docs/README.md` is its index.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

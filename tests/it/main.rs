@@ -20,6 +20,7 @@ mod cli;
 mod conformance;
 mod connections;
 mod cookies;
+mod docs; // README and docs/: links resolve, named files exist
 mod errors;
 mod faults;
 mod hardening;

@@ -1,20 +1,23 @@
-//! Draws the README's chart and table from `cargo bench --bench fetch`.
+//! Draws the chart and table of docs/performance.md from `cargo bench
+//! --bench fetch`.
 //!
-//! Reads criterion's estimates under `target/criterion/fetch_{0,10}ms/`,
-//! writes `docs/fetch-throughput.svg` (throughput against concurrency for
-//! each strategy, one panel per latency), and prints a Markdown table.
+//! Reads criterion's estimates under `target/criterion/fetch_{0,10}ms/`
+//! (in `CARGO_TARGET_DIR` when set, as criterion does), writes
+//! `docs/fetch-throughput.svg` (throughput against concurrency for each
+//! strategy, one panel per latency), and prints a Markdown table. Both
+//! paths are the workspace's, wherever the command runs.
 //!
 //! ```text
-//! cargo bench --bench fetch && cargo run --example chart
+//! cargo bench --bench fetch && cargo run -p parfetch-benches --example chart
 //! ```
 
 use std::collections::BTreeMap;
 use std::error::Error;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-/// Requests per benchmark iteration (benches/fetch.rs).
+/// Requests per benchmark iteration (`benches/fetch.rs`).
 const REQUESTS: f64 = 500.0;
 const STRATEGIES: [&str; 5] = [
     "parfetch",
@@ -27,8 +30,17 @@ const STRATEGIES: [&str; 5] = [
 /// Requests per second by strategy and concurrency, for one latency.
 type Figures = BTreeMap<&'static str, Vec<(u32, f64)>>;
 
+/// The workspace's root (this crate is its `benches/`).
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 fn read(latency_ms: u32) -> Result<Figures, Box<dyn Error>> {
-    let group = Path::new("target/criterion").join(format!("fetch_{latency_ms}ms"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace().join("target"), PathBuf::from);
+    let group = target
+        .join("criterion")
+        .join(format!("fetch_{latency_ms}ms"));
     let mut figures = Figures::new();
     for strategy in STRATEGIES {
         let Ok(entries) = std::fs::read_dir(group.join(strategy)) else {
@@ -62,9 +74,8 @@ fn read(latency_ms: u32) -> Result<Figures, Box<dyn Error>> {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let panels = [(0, read(0)?), (10, read(10)?)];
-    std::fs::create_dir_all("docs")?;
-    let path = "docs/fetch-throughput.svg";
-    let root = SVGBackend::new(path, (1000, 440)).into_drawing_area();
+    let path = workspace().join("docs/fetch-throughput.svg");
+    let root = SVGBackend::new(&path, (1000, 440)).into_drawing_area();
     root.fill(&WHITE)?;
     for (area, (latency, figures)) in root.split_evenly((1, 2)).iter().zip(&panels) {
         let top = figures
@@ -117,7 +128,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             .draw()?;
     }
     root.present()?;
-    eprintln!("wrote {path}");
+    eprintln!("wrote {}", path.display());
 
     println!("| strategy | concurrency | 0 ms: req/s | 10 ms: req/s |");
     println!("|---|---:|---:|---:|");

@@ -1,27 +1,28 @@
-//! Throughput, latency and memory figures for the README, each compared
-//! with other ways of doing the same job in the same run.
+//! Throughput, latency and memory figures for the guide
+//! (docs/performance.md), each compared with other ways of doing the same
+//! job in the same run.
 //!
 //! The server runs in a child process (this same binary, `serve`), so that
 //! memory figures are the client's alone and both sides are separate
 //! processes as in real life.
 //!
 //! ```text
-//! cargo run --release --example perf                 # everything below
-//! cargo run --release --example perf -- small        # 20,000 × 2 KB at C=32
-//! cargo run --release --example perf -- large        # 400 × 256 KB at C=16
-//! cargo run --release --example perf -- latency      # 2,000 with 20 ms latency at C=64
-//! cargo run --release --example perf -- memory 256   # peak RSS, 10,000 requests at C=256
-//! cargo run --release --example perf -- parse        # parse paths, one thread
-//! cargo run --release --example perf -- stream       # peak RSS streaming 100,000 vs 1,000,000 at C=64
-//! cargo run --release --example perf -- overhead     # batch (progress, gates) vs fetch_many, 5,000 docs
-//! cargo run --release --example perf -- cache 10     # warm cache and 304 revalidation vs fetching, 5,000 docs, 10 ms latency
-//! cargo run --release --example perf -- cost 20000 value   # client CPU per request only (for A/B runs)
-//! cargo run --release --example perf -- table      # host table: a lookup among 10 vs 100,000 hosts; inserts
-//! cargo run --release --example perf -- corpus 20   # parse ../shared/corpus into Value, one thread (for callgrind)
-//! cargo run --release --example perf -- hosts      # one GET to each of 2,000 / 20,000 / 100,000 hosts at C=64
-//! cargo run --release --example perf -- tls 400   # TLS set-up: roots loaded, handshakes with 1 / Mozilla's / the machine's roots
-//! cargo run --release --example perf -- serve 2048 20   # just the server (for wrk)
-//! cargo run --release --example perf -- serve 2048 20 mixed   # ... and /html, /ndjson, /missing, /error, /stall, /truncated, /number, /zstd
+//! cargo run --release -p parfetch-benches --example perf                 # everything below
+//! cargo run --release -p parfetch-benches --example perf -- small        # 20,000 × 2 KB at C=32
+//! cargo run --release -p parfetch-benches --example perf -- large        # 400 × 256 KB at C=16
+//! cargo run --release -p parfetch-benches --example perf -- latency      # 2,000 with 20 ms latency at C=64
+//! cargo run --release -p parfetch-benches --example perf -- memory 256   # peak RSS, 10,000 requests at C=256
+//! cargo run --release -p parfetch-benches --example perf -- parse        # parse paths, one thread
+//! cargo run --release -p parfetch-benches --example perf -- stream       # peak RSS streaming 100,000 vs 1,000,000 at C=64
+//! cargo run --release -p parfetch-benches --example perf -- overhead     # batch (progress, gates) vs fetch_many, 5,000 docs
+//! cargo run --release -p parfetch-benches --example perf -- cache 10     # warm cache and 304 revalidation vs fetching, 5,000 docs, 10 ms latency
+//! cargo run --release -p parfetch-benches --example perf -- cost 20000 value   # client CPU per request only (for A/B runs)
+//! cargo run --release -p parfetch-benches --example perf -- table      # host table: a lookup among 10 vs 100,000 hosts; inserts
+//! cargo run --release -p parfetch-benches --example perf -- corpus 20   # parse ../shared/corpus (beside the checkout) into Value, one thread (for callgrind)
+//! cargo run --release -p parfetch-benches --example perf -- hosts      # one GET to each of 2,000 / 20,000 / 100,000 hosts at C=64
+//! cargo run --release -p parfetch-benches --example perf -- tls 400   # TLS set-up: roots loaded, handshakes with 1 / Mozilla's / the machine's roots
+//! cargo run --release -p parfetch-benches --example perf -- serve 2048 20   # just the server (for wrk)
+//! cargo run --release -p parfetch-benches --example perf -- serve 2048 20 mixed   # ... and /html, /ndjson, /missing, /error, /stall, /truncated, /number, /zstd
 //! ```
 
 // Figures are printed, not computed on: float conversions are fine here.
@@ -30,7 +31,7 @@
 #[path = "../tests/it/pki.rs"]
 #[allow(dead_code)]
 mod pki;
-#[path = "support/proc_self.rs"]
+#[path = "../examples/support/proc_self.rs"]
 mod proc_self;
 #[path = "../tests/it/server.rs"]
 mod server;
@@ -1029,7 +1030,7 @@ fn tls(n: usize) -> Result<()> {
 /// work, so that `valgrind --tool=callgrind` counts the same instructions
 /// from run to run, for comparing two builds (simd-json features, say).
 fn corpus(rounds: usize) -> Result<()> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
     let mut buffers = simd_json::Buffers::new(16 << 10);
     for file in ["twitter.json", "citm_catalog.json", "canada.json"] {
         let bytes = std::fs::read(dir.join(file))?;
