@@ -8,8 +8,8 @@
 //! come from a file read line by line.
 //!
 //! How it runs: the fetcher's `concurrency` worker threads each take the
-//! next request from the iterator (under a short lock), run it, and send
-//! the result down a channel that holds at most `concurrency` results. The
+//! next request (under a short lock), run it, and send the result down a
+//! channel that holds at most `concurrency` results. The
 //! calling thread reads that channel and calls your callbacks, so they need
 //! not be `Send`, they never slow a worker down (beyond the channel filling
 //! up), and a panic in one of them is caught without losing other results.
@@ -18,25 +18,24 @@
 //! fetcher: it runs on a pool one nesting level deeper (`pools.rs`), so the
 //! outer batch's busy workers never hold it up.
 //!
-//! A request to a host that asked for a pause (429 or 503 with Retry-After)
-//! would hold its worker at the host's gate; a few such requests would hold
-//! them all, and the other hosts would starve. So such requests are set
-//! aside (up to [`MAX_SET_ASIDE`]) while workers take the next ones, and go
-//! first once their host's pause is over.
+//! A request that must wait (its host's limit is reached, its host asked
+//! for a pause or is down for a moment, its retry's delay has not passed)
+//! is set aside while its worker takes another (`engine/driver.rs`), and
+//! goes first when its wait is over: a host that pushes back slows down its
+//! own requests, never the others'.
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use crate::cancel::{CancelToken, Stop};
 use crate::clock;
+use crate::engine::driver::Queue;
 use crate::engine::pools::Inherited;
-use crate::engine::{Engine, Scope};
+use crate::engine::Scope;
 use crate::error::{Error, ErrorKind};
 use crate::fetcher::Fetcher;
 use crate::parse::parse_body;
@@ -45,10 +44,6 @@ use crate::stats::{Recorder, Stats};
 
 /// How often the progress callback is called at most (plus once at the end).
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
-
-/// How many requests to paused hosts are set aside, at most, while workers
-/// go on with other hosts; past that, workers wait at the gates.
-const MAX_SET_ASIDE: usize = 1024;
 
 /// A batch of requests, configured, then run with [`for_each`](Batch::for_each)
 /// (results in completion order, memory bounded by the concurrency) or
@@ -275,8 +270,20 @@ where
     where
         T: DeserializeOwned + Send + 'static,
     {
+        self.collect_with(parse_body::<T>)
+    }
+
+    /// Like [`collect`](Batch::collect), with the raw bodies.
+    pub(crate) fn collect_bytes(self) -> Vec<Result<Vec<u8>, Error>> {
+        self.collect_with(Ok)
+    }
+
+    fn collect_with<T: Send>(
+        self,
+        finish: fn(Vec<u8>) -> Result<T, Error>,
+    ) -> Vec<Result<T, Error>> {
         let mut results: Vec<Option<Result<T, Error>>> = Vec::new();
-        self.run(parse_body::<T>, |index, report| {
+        self.run(finish, |index, report| {
             if index >= results.len() {
                 results.resize_with(index + 1, || None);
             }
@@ -348,16 +355,13 @@ where
         // a worker's task (`pools.rs`).
         let busy = pool.enter();
         let inherited = Inherited::here();
-        let source = Mutex::new(Source {
-            requests: requests.enumerate(),
-            set_aside: VecDeque::new(),
-        });
+        let queue = Queue::new(requests, Arc::clone(&engine.settings.clock));
         let (sender, results) = mpsc::sync_channel::<(usize, Report<T>)>(workers);
         let mut last_progress = started;
-        let (source, how, inherited) = (&source, &how, &inherited);
+        let (queue, how, inherited) = (&queue, &how, &inherited);
         // The workers run on the pool, started and waited for by a plain
         // thread: the calling thread only reads results and runs callbacks,
-        // and never waits inside rayon (`pools.rs`).
+        // and never waits inside rayon (`engine/pools.rs`).
         let workers_panic = std::thread::scope(|threads| {
             let runner = threads.spawn(move || {
                 pool.threads.in_place_scope(|scope| {
@@ -365,23 +369,16 @@ where
                         let sender = sender.clone();
                         scope.spawn(move |_| {
                             let _busy = inherited.enter();
-                            loop {
-                                // The lock is held only to take the next request.
-                                let Some((index, request)) = source.lock().next(engine) else {
-                                    break;
-                                };
-                                let finished = engine.fetch(&request, how, finish);
+                            queue.work(engine, how, finish, |index, request, outcome| {
                                 let report = Report {
                                     request,
-                                    result: finished.result,
-                                    status: finished.status,
-                                    attempts: finished.attempts,
-                                    elapsed: finished.elapsed,
+                                    result: outcome.result,
+                                    status: outcome.status,
+                                    attempts: outcome.attempts,
+                                    elapsed: outcome.elapsed,
                                 };
-                                if sender.send((index, report)).is_err() {
-                                    break;
-                                }
-                            }
+                                sender.send((index, report)).is_ok()
+                            });
                         });
                     }
                     drop(sender);
@@ -406,46 +403,12 @@ where
         if let Some(panic) = first_panic {
             std::panic::resume_unwind(panic);
         }
+        let mut stats = recorder.snapshot();
+        stats.hosts = engine.host_stats();
         BatchStats {
-            stats: recorder.snapshot(),
+            stats,
             elapsed: started.elapsed(),
         }
-    }
-}
-
-/// Where workers take their next request.
-struct Source<I> {
-    requests: std::iter::Enumerate<I>,
-    /// Requests to paused hosts, oldest first.
-    set_aside: VecDeque<(usize, Request)>,
-}
-
-impl<I> Source<I>
-where
-    I: Iterator,
-    I::Item: Into<Request>,
-{
-    fn next(&mut self, engine: &Engine) -> Option<(usize, Request)> {
-        let paused = |request: &Request| engine.pause_remaining(request).is_some();
-        if let Some(at) = self
-            .set_aside
-            .iter()
-            .position(|(_, request)| !paused(request))
-        {
-            return self.set_aside.remove(at);
-        }
-        while self.set_aside.len() < MAX_SET_ASIDE {
-            let Some((index, item)) = self.requests.next() else {
-                break;
-            };
-            let request = item.into();
-            if !paused(&request) {
-                return Some((index, request));
-            }
-            self.set_aside.push_back((index, request));
-        }
-        // Only paused hosts are left (or too many set aside): wait at a gate.
-        self.set_aside.pop_front()
     }
 }
 

@@ -153,14 +153,19 @@ impl Stop<'_> {
         }
     }
 
+    /// Whether a wait of `duration` from now would pass the deadline.
+    pub(crate) fn passes_deadline(&self, duration: Duration) -> bool {
+        self.deadline.is_some_and(|deadline| {
+            clock::after(Instant::now(), duration).is_none_or(|end| end > deadline)
+        })
+    }
+
     /// Waits `duration`, unless the request must stop first (then it says
     /// why, as soon as it is known: a wait past the deadline fails at once).
     pub(crate) fn sleep(&self, clock: &dyn Clock, duration: Duration) -> Result<(), ErrorKind> {
         self.check()?;
-        if let Some(deadline) = self.deadline {
-            if clock::after(Instant::now(), duration).is_none_or(|end| end > deadline) {
-                return Err(ErrorKind::DeadlineExceeded);
-            }
+        if self.passes_deadline(duration) {
+            return Err(ErrorKind::DeadlineExceeded);
         }
         match self.cancel {
             Some(cancel) if cancel.wait(duration) => Err(ErrorKind::Cancelled),

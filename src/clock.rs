@@ -30,6 +30,11 @@ pub(crate) trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> Duration;
     /// Blocks the calling thread for `duration`.
     fn sleep(&self, duration: Duration);
+    /// Whether time passes while a thread waits on something else (a
+    /// condition variable); a test's manual clock moves only when slept on.
+    fn moves_by_itself(&self) -> bool {
+        true
+    }
 }
 
 /// The real clock: `Instant` and `thread::sleep`.
@@ -90,6 +95,10 @@ mod manual {
             let mut state = self.state.lock();
             state.0 += duration;
             state.1.push(duration);
+        }
+
+        fn moves_by_itself(&self) -> bool {
+            false
         }
     }
 }

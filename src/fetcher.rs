@@ -5,17 +5,15 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 
 use crate::cache::Cache;
 use crate::config::{FetcherBuilder, Settings};
-use crate::engine::pools::Inherited;
 use crate::engine::{Engine, Scope};
 use crate::error::Error;
 use crate::parse::parse_body;
-use crate::policy::breaker::{BreakerState, Breakers};
 use crate::request::Request;
+use crate::stats::BreakerState;
 use crate::stats::Stats;
 
 /// Fetches JSON documents over HTTP, one at a time or many in parallel.
@@ -78,7 +76,7 @@ impl Fetcher {
     /// retries the error allows.
     pub fn get_bytes(&self, request: impl Into<Request>) -> Result<Vec<u8>, Error> {
         self.engine
-            .fetch(&request.into(), &Scope::default(), Ok)
+            .fetch(request.into(), &Scope::default(), Ok)
             .result
     }
 
@@ -96,7 +94,7 @@ impl Fetcher {
         T: DeserializeOwned + 'static,
     {
         self.engine
-            .fetch(&request.into(), &Scope::default(), parse_body::<T>)
+            .fetch(request.into(), &Scope::default(), parse_body::<T>)
             .result
     }
 
@@ -104,8 +102,8 @@ impl Fetcher {
     /// [`concurrency`](FetcherBuilder::concurrency) threads, and returns one
     /// result per request, in input order. A failure never stops the batch.
     ///
-    /// The requests are collected before the batch starts, and all results
-    /// are kept until it ends.
+    /// All results are kept until the batch ends (see [`Batch`](crate::Batch)
+    /// for one that hands them over as they come).
     pub fn fetch_many<T>(
         &self,
         requests: impl IntoIterator<Item = impl Into<Request>>,
@@ -113,7 +111,8 @@ impl Fetcher {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.run_batch(requests, parse_body::<T>)
+        let requests: Vec<Request> = requests.into_iter().map(Into::into).collect();
+        self.batch(requests).collect()
     }
 
     /// Like [`fetch_many`](Fetcher::fetch_many), but returns the raw bodies.
@@ -121,34 +120,8 @@ impl Fetcher {
         &self,
         requests: impl IntoIterator<Item = impl Into<Request>>,
     ) -> Vec<Result<Vec<u8>, Error>> {
-        self.run_batch(requests, Ok)
-    }
-
-    fn run_batch<T: Send>(
-        &self,
-        requests: impl IntoIterator<Item = impl Into<Request>>,
-        finish: fn(Vec<u8>) -> Result<T, Error>,
-    ) -> Vec<Result<T, Error>> {
         let requests: Vec<Request> = requests.into_iter().map(Into::into).collect();
-        let engine = &*self.engine;
-        let pool = match engine.pools.for_this_thread() {
-            Ok(pool) => pool,
-            Err(reason) => return requests.iter().map(|r| Err(r.refused(&reason))).collect(),
-        };
-        // The tasks are busy with what this thread is busy with (`pools.rs`).
-        let inherited = Inherited::here();
-        pool.install(|| {
-            requests
-                .par_iter()
-                // One request per task, so that a slow one never holds back
-                // a chunk of others queued behind it on the same thread.
-                .with_max_len(1)
-                .map(|request| {
-                    let _busy = inherited.enter();
-                    engine.fetch(request, &Scope::default(), finish).result
-                })
-                .collect()
-        })
+        self.batch(requests).collect_bytes()
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -162,9 +135,12 @@ impl Fetcher {
         self.engine.cache.as_ref()
     }
 
-    /// A snapshot of the fetcher's counters since it was built.
+    /// A snapshot of the fetcher's counters since it was built, with the
+    /// hosts that pushed back.
     pub fn stats(&self) -> Stats {
-        self.engine.stats.snapshot()
+        let mut stats = self.engine.stats.snapshot();
+        stats.hosts = self.engine.host_stats();
+        stats
     }
 
     /// The state of the circuit breaker of a host, named by a URL
@@ -172,16 +148,14 @@ impl Fetcher {
     /// by `host` or `host:port` (`"cdn.example"`, `"127.0.0.1:8080"`: the
     /// worst of its http and https breakers). Names are compared without
     /// case, and a missing port is the scheme's. A host never fetched from,
-    /// or forgotten after a minute idle, is `Closed`.
+    /// or forgotten after 15 s idle with nothing to remember, is `Closed`.
     pub fn breaker_state(&self, host: &str) -> BreakerState {
         self.engine.breaker_state(host)
     }
 
     /// Closes every circuit breaker, as if no request had failed.
     pub fn reset_breakers(&self) {
-        self.engine
-            .hosts
-            .for_each(|host| Breakers::reset(&host.breaker));
+        self.engine.reset_breakers();
     }
 }
 

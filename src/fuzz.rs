@@ -105,12 +105,18 @@ pub fn retry_after(value: &[u8]) {
             idempotent: true,
             retry_after: parsed,
         };
-        // A wait longer than max_backoff is the caller's to schedule.
-        let too_long = parsed.is_some_and(|wait| wait > policy.max_delay);
+        // A wait longer than max_retry_after is the caller's to schedule.
+        let too_long = parsed.is_some_and(|wait| wait > policy.max_retry_after);
         match policy.decide(&failed, &mut policy.delays(), 0.5) {
-            Decision::RetryAfter(delay) => {
+            Decision::Retry { after, asked } => {
                 assert!(!too_long, "retried though asked to wait {parsed:?}");
-                assert!(delay <= policy.max_delay, "{delay:?}");
+                assert_eq!(asked, parsed.is_some());
+                // Never sooner than asked, and at most a tenth later.
+                if let Some(wait) = parsed {
+                    assert!(after >= wait && after <= wait + wait / 10, "{after:?}");
+                } else {
+                    assert!(after <= policy.max_delay, "{after:?}");
+                }
             }
             Decision::GiveUp => assert!(too_long, "a first {status} must be retried"),
         }
@@ -233,7 +239,7 @@ fn cache_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
     let request = http::Request::get("http://user:pw@h/doc")
         .header("authorization", format!("Bearer {SECRET}"))
         .header("accept", "application/json")
-        .body(&b""[..])
+        .body(())
         .unwrap_or_default();
     // Read naively (split at every comma): a quote, stray or not, must not
     // hide a `no-store`; `must-understand` lifts it for a status we know.
@@ -327,6 +333,7 @@ fn fuzz_policy() -> RetryPolicy {
         initial_delay: Duration::from_millis(100),
         multiplier: 2.0,
         max_delay: Duration::from_secs(60),
+        max_retry_after: Duration::from_secs(300),
         jitter: Duration::from_millis(100),
     }
 }
@@ -338,9 +345,6 @@ fn retry_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| retry::parse_retry_after(v, now));
     let kind = classify::classify_status(status).unwrap_or(ErrorKind::Status);
-    if let Some(pause) = retry::host_pause(Some(status), retry_after, &policy) {
-        assert!(pause <= policy.max_delay, "a host paused for {pause:?}");
-    }
     let failed = FailedAttempt {
         kind,
         status: Some(status),
@@ -348,11 +352,12 @@ fn retry_rules(status: u16, headers: &HeaderMap, now: SystemTime) {
         idempotent: true,
         retry_after,
     };
-    let asked_too_long =
-        matches!(status, 429 | 503) && retry_after.is_some_and(|wait| wait > policy.max_delay);
+    let asked = retry::asked_to_wait(Some(status), retry_after);
+    let asked_too_long = asked.is_some_and(|wait| wait > policy.max_retry_after);
     match policy.decide(&failed, &mut policy.delays(), 0.999) {
-        Decision::RetryAfter(delay) => {
-            assert!(delay <= policy.max_delay, "{delay:?}");
+        Decision::Retry { after, .. } => {
+            let most = asked.map_or(policy.max_delay, |wait| wait + wait / 10);
+            assert!(after <= most, "{after:?}");
             assert!(!asked_too_long, "retried before the server's Retry-After");
             assert!(classify::is_retryable(kind, Some(status)));
         }

@@ -179,8 +179,8 @@ pub use crate::error::{Error, ErrorKind};
 pub use crate::fetcher::Fetcher;
 pub use crate::parse::raw_json::RawJson;
 pub use crate::parse::Value;
-pub use crate::policy::breaker::BreakerState;
 pub use crate::request::{CacheMode, Request};
+pub use crate::stats::{BreakerState, HostStats};
 pub use crate::stats::{Latency, Stats};
 
 /// The traits that give [`Value`] its accessors (`get`, `as_str`, `as_f64`,

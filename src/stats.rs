@@ -54,7 +54,53 @@ pub struct Stats {
     pub gate_wait_time: Duration,
     /// Latency of finished requests, from the first attempt to the result.
     pub latency: Latency,
+    /// The hosts that pushed back, or whose breaker is not closed, by name;
+    /// empty in a batch's own stats until it ends.
+    pub hosts: Vec<HostStats>,
     failures_by_kind: [u64; ErrorKind::ALL.len()],
+}
+
+/// A host that pushed back (429, 503, timeouts, refused connections, a
+/// latency that says it queues), or whose breaker is not closed: one entry
+/// of [`Stats::hosts`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HostStats {
+    /// The host: `scheme://name:port`.
+    pub host: String,
+    /// Requests it may have in flight now.
+    pub limit: u32,
+    /// The lowest its limit has been.
+    pub lowest_limit: u32,
+    /// The highest its limit has been.
+    pub highest_limit: u32,
+    /// Its `429 Too Many Requests` answers.
+    pub throttled: u64,
+    /// Its other push-backs: 503, 504, timeouts, refused or reset
+    /// connections, round trips whose latency said it queues.
+    pub overloaded: u64,
+    /// Times it was paused for a Retry-After that meant the whole host.
+    pub pauses: u64,
+    /// Times its breaker opened.
+    pub breaker_opened: u64,
+    /// Retries its retry budget refused.
+    pub retries_refused: u64,
+    /// Its breaker now.
+    pub breaker: BreakerState,
+}
+
+/// The state of one host's circuit breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Requests flow normally.
+    Closed,
+    /// The host failed repeatedly: requests wait for it (or fail at once,
+    /// with [`breaker_fail_fast`](crate::FetcherBuilder::breaker_fail_fast)).
+    Open,
+    /// The open time has passed: the next request is sent as a probe, and
+    /// its outcome closes or reopens the breaker.
+    HalfOpen,
 }
 
 /// Request latency percentiles (zero when no request has finished).
@@ -232,6 +278,7 @@ impl Recorder {
                 max: Duration::from_nanos(max),
             },
             failures_by_kind,
+            hosts: Vec::new(),
         }
     }
 }

@@ -138,7 +138,7 @@ impl Cache {
     pub(crate) fn key(
         &self,
         url: &str,
-        request: &http::Request<&[u8]>,
+        request: &http::Request<()>,
         is_sensitive: impl Fn(&str) -> bool,
     ) -> Option<EntryKey> {
         let url = normalised_url(url)?;
@@ -173,7 +173,7 @@ impl Cache {
     pub(crate) fn lookup(
         &self,
         key: &EntryKey,
-        request: &http::Request<&[u8]>,
+        request: &http::Request<()>,
         now: SystemTime,
     ) -> Lookup {
         let Some(entry) = key.load(self.settings.max_bytes.is_some()) else {
@@ -191,7 +191,7 @@ impl Cache {
     pub(crate) fn store(
         &self,
         key: &EntryKey,
-        request: &http::Request<&[u8]>,
+        request: &http::Request<()>,
         status: u16,
         headers: &HeaderMap,
         body: &[u8],
@@ -225,7 +225,7 @@ impl Cache {
     pub(crate) fn refresh(
         &self,
         key: &EntryKey,
-        request: &http::Request<&[u8]>,
+        request: &http::Request<()>,
         entry: &Entry,
         headers: &HeaderMap,
         is_sensitive: &dyn Fn(&str) -> bool,

@@ -64,7 +64,7 @@ pub(crate) struct Response<'a> {
 /// What the cache says about `request`, given its stored `entry`, as of `now`.
 pub(crate) fn lookup(
     entry: Entry,
-    request: &http::Request<&[u8]>,
+    request: &http::Request<()>,
     settings: &CacheSettings,
     secret: &[u8; 32],
     now: SystemTime,
@@ -143,7 +143,7 @@ pub(crate) fn lookup(
 /// the caller wrote it), or `None` if the rules (and switches) say it must
 /// not be stored.
 pub(crate) fn to_store(
-    request: &http::Request<&[u8]>,
+    request: &http::Request<()>,
     url: &str,
     response: &Response<'_>,
     settings: &CacheSettings,
@@ -221,7 +221,7 @@ pub(crate) fn confirms(entry: &Entry, headers: &HeaderMap) -> bool {
 /// refresh leaves stale at once (as with `no-cache`), with its validators
 /// unchanged, is revalidated next time either way.
 pub(crate) fn refreshed(
-    request: &http::Request<&[u8]>,
+    request: &http::Request<()>,
     url: &str,
     entry: &Entry,
     response: &Response<'_>,
@@ -342,7 +342,7 @@ fn meta(
 /// headers only cache directives and those `keep` names, the latter hashed
 /// with the cache's `secret`.
 fn stored_request(
-    request: &http::Request<&[u8]>,
+    request: &http::Request<()>,
     keep: impl Fn(&HeaderName) -> bool,
     secret: &[u8; 32],
 ) -> http::Request<()> {
@@ -724,7 +724,7 @@ mod tests {
     /// joined, and the response was stored.
     #[test]
     fn a_stray_quote_hides_no_directive() {
-        let request = http::Request::get("http://h/x").body(&b""[..]).unwrap();
+        let request = http::Request::get("http://h/x").body(()).unwrap();
         for pairs in [
             &[
                 ("cache-control", "max-age=60, ext=6\"\"\"x"),
@@ -759,7 +759,7 @@ mod tests {
 
     #[test]
     fn huge_lifetimes_do_not_overflow() {
-        let request = http::Request::get("http://h/x").body(&b""[..]).unwrap();
+        let request = http::Request::get("http://h/x").body(()).unwrap();
         let now = SystemTime::now();
         for pairs in [
             &[("cache-control", "max-age=18446744073709551615")][..],
@@ -790,7 +790,7 @@ mod tests {
             .header("accept", "application/json")
             .header("x-api-key", "KEY")
             .header("cache-control", "max-age=5")
-            .body(&b""[..])
+            .body(())
             .unwrap();
         let vary = |name: &HeaderName| name == "accept" || name == "authorization";
         let stored = stored_request(&request, vary, &SECRET);
@@ -825,7 +825,7 @@ mod tests {
         let request = |accept: &str| {
             http::Request::get("http://h/x")
                 .header("accept", accept)
-                .body(&b""[..])
+                .body(())
                 .unwrap()
         };
         let now = SystemTime::now();

@@ -20,6 +20,7 @@ use ureq::http::{HeaderName, HeaderValue};
 use crate::cache::CacheSettings;
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::Error;
+use crate::policy::host::{BreakerSettings, GovernorSettings, LimitSettings, RateSettings};
 use crate::policy::retry::RetryPolicy;
 use crate::redact;
 use crate::transport::proxy::{ProxySetting, Routes};
@@ -51,8 +52,10 @@ pub struct FetcherBuilder {
     pub(crate) sensitive_headers: Vec<String>,
     pub(crate) user_agent: String,
     pub(crate) body_limit: u64,
+    pub(crate) adaptive_concurrency: bool,
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_open_time: Duration,
+    pub(crate) breaker_fail_fast: bool,
     pub(crate) max_redirects: u32,
     pub(crate) rate_limit: Option<u32>,
     pub(crate) rate_burst: Option<u32>,
@@ -82,14 +85,17 @@ impl Default for FetcherBuilder {
                 initial_delay: Duration::from_secs(1),
                 multiplier: 2.0,
                 max_delay: Duration::from_secs(60),
+                max_retry_after: Duration::from_secs(300),
                 jitter: Duration::from_secs(1),
             },
             headers: Vec::new(),
             sensitive_headers: Vec::new(),
             user_agent: concat!("parfetch/", env!("CARGO_PKG_VERSION")).to_owned(),
             body_limit: 64 << 20,
+            adaptive_concurrency: false,
             breaker_threshold: 5,
             breaker_open_time: Duration::from_secs(60),
+            breaker_fail_fast: false,
             max_redirects: 10,
             rate_limit: None,
             rate_burst: None,
@@ -113,13 +119,37 @@ impl Default for FetcherBuilder {
 const MAX_CONCURRENCY: usize = 16_384;
 
 impl FetcherBuilder {
-    /// The number of requests in flight at once in a batch: the size of the
+    /// The most requests in flight at once in a batch: the size of the
     /// fetcher's own thread pool. Must be at least 1 and at most 16,384.
+    ///
+    /// Each host gets at most this many, and fewer when it pushes back: its
+    /// own limit drops on 429, 503, timeouts, refused connections and a
+    /// latency that says it queues, and climbs back gradually while its
+    /// answers are good (see [`adaptive_concurrency`](Self::adaptive_concurrency)),
+    /// so a number set too high costs little.
     ///
     /// Defaults to 20.
     #[must_use]
     pub fn concurrency(mut self, threads: usize) -> Self {
         self.concurrency = threads;
+        self
+    }
+
+    /// Starts each host at a few requests in flight (8) and lets its limit
+    /// find what the host takes, up to the [`concurrency`](Self::concurrency),
+    /// which is then a ceiling: growing while answers are good (doubling
+    /// each round trip at first, then one more per round trip), falling
+    /// on push-back and when its latency climbs to 1.5 times its unloaded
+    /// time. For a server whose capacity you do not know; give a generous
+    /// `concurrency` (say 256) as the ceiling. Each host's limit is in
+    /// [`Stats::hosts`](crate::Stats::hosts) once it has pushed back.
+    ///
+    /// Defaults to false: each host starts at the concurrency, and only
+    /// push-back (or a latency twice its unloaded time and 20 ms more)
+    /// brings its limit down.
+    #[must_use]
+    pub fn adaptive_concurrency(mut self, adaptive: bool) -> Self {
+        self.adaptive_concurrency = adaptive;
         self
     }
 
@@ -179,17 +209,30 @@ impl FetcherBuilder {
         self
     }
 
-    /// The longest delay before a retry. A server's Retry-After (on a 429
-    /// or 503) is honoured up to this; one that asks for longer ends the
-    /// request at once, with the wait it asked for in
-    /// [`Error::retry_after`](crate::Error::retry_after): retrying sooner
-    /// than asked would be wasted. The host's other requests wait at its
-    /// gate for at most this long.
+    /// The longest backoff delay before a retry. It must be at least the
+    /// [`initial_backoff`](Self::initial_backoff) (1 s by default; lower
+    /// both together). A server's own Retry-After is capped by
+    /// [`max_retry_after`](Self::max_retry_after) instead.
     ///
     /// Defaults to 60 seconds.
     #[must_use]
     pub fn max_backoff(mut self, delay: Duration) -> Self {
         self.retry.max_delay = delay;
+        self
+    }
+
+    /// The longest Retry-After honoured (on a 429 or a 503): the request
+    /// waits what the server asked, never less, then a little more at
+    /// random. A server that asks for longer gets the request back at once,
+    /// as its error, with the wait it asked for in
+    /// [`Error::retry_after`](crate::Error::retry_after), to schedule
+    /// again: retrying sooner than asked would be wasted. A batch's
+    /// deadline cuts any wait short.
+    ///
+    /// Defaults to 5 minutes.
+    #[must_use]
+    pub fn max_retry_after(mut self, wait: Duration) -> Self {
+        self.retry.max_retry_after = wait;
         self
     }
 
@@ -251,8 +294,10 @@ impl FetcherBuilder {
         self
     }
 
-    /// Consecutive failures (5xx, timeouts, network errors; never 4xx) after
-    /// which a host's circuit breaker opens. 0 turns the breakers off.
+    /// Consecutive failures (5xx, timeouts, network errors; never 4xx, nor
+    /// 429) after which a host's circuit breaker opens: its requests then
+    /// wait while one probe at a time finds out whether the host is back.
+    /// 0 turns the breakers off.
     ///
     /// Defaults to 5.
     #[must_use]
@@ -261,13 +306,29 @@ impl FetcherBuilder {
         self
     }
 
-    /// How long an open breaker fails requests at once before it lets one
-    /// probe through.
+    /// The longest a breaker stays open before it lets a probe through.
+    /// The first opening lasts 1 s, and each failed probe doubles it up to
+    /// this; a probe that fails at this length takes the host as down: the
+    /// requests waiting for it end (with their own last failure, or
+    /// `CircuitOpen` if they never sent), and new ones fail at once until a
+    /// probe succeeds.
     ///
-    /// Defaults to 60 seconds.
+    /// Defaults to 60 seconds (so about two minutes of patience in all).
     #[must_use]
     pub fn breaker_open_time(mut self, open_time: Duration) -> Self {
         self.breaker_open_time = open_time;
+        self
+    }
+
+    /// Fails requests at once while their host's breaker is open, with
+    /// [`ErrorKind::CircuitOpen`](crate::ErrorKind::CircuitOpen), instead of
+    /// letting them wait for the probe: for callers who would rather have
+    /// the error now than the result later.
+    ///
+    /// Defaults to false: requests wait, within their batch's deadline.
+    #[must_use]
+    pub fn breaker_fail_fast(mut self, fail_fast: bool) -> Self {
+        self.breaker_fail_fast = fail_fast;
         self
     }
 
@@ -303,9 +364,10 @@ impl FetcherBuilder {
     }
 
     /// At most this many requests in flight to any one host, whatever the
-    /// [`concurrency`](Self::concurrency). Must be at least 1.
+    /// [`concurrency`](Self::concurrency): each host's limit never goes
+    /// above it. Must be at least 1.
     ///
-    /// Defaults to no cap (the concurrency is the only limit).
+    /// Defaults to no cap (the concurrency is the ceiling).
     #[must_use]
     pub fn max_per_host(mut self, requests: usize) -> Self {
         self.max_per_host = Some(requests);
@@ -600,7 +662,7 @@ impl FetcherBuilder {
                 let Some(burst) = NonZeroU32::new(burst.unwrap_or(1)) else {
                     return fail("rate_burst must be at least 1, got 0".into());
                 };
-                Some((per_second, burst))
+                Some(RateSettings { per_second, burst })
             }
         };
         if self.cache_max_bytes == Some(0) {
@@ -631,6 +693,7 @@ impl FetcherBuilder {
         let retry = RetryPolicy {
             initial_delay: clock::capped(retry.initial_delay),
             max_delay: clock::capped(retry.max_delay),
+            max_retry_after: clock::capped(retry.max_retry_after),
             jitter: clock::capped(retry.jitter),
             ..retry.clone()
         };
@@ -649,10 +712,22 @@ impl FetcherBuilder {
                 proxies,
             },
             retry,
-            breaker_threshold: self.breaker_threshold,
-            breaker_open_time: clock::capped(self.breaker_open_time),
-            rate,
-            max_per_host: self.max_per_host,
+            governor: GovernorSettings {
+                limit: LimitSettings {
+                    ceiling: u32::try_from(
+                        self.max_per_host
+                            .map_or(self.concurrency, |cap| cap.min(self.concurrency)),
+                    )
+                    .unwrap_or(u32::MAX),
+                    adaptive: self.adaptive_concurrency,
+                },
+                breaker: BreakerSettings {
+                    threshold: self.breaker_threshold,
+                    longest: clock::capped(self.breaker_open_time),
+                    fail_fast: self.breaker_fail_fast,
+                },
+                rate,
+            },
             cache,
             cookie_store: self.cookie_store,
             clock: Arc::clone(&self.clock),
@@ -687,8 +762,10 @@ impl fmt::Debug for FetcherBuilder {
             .field("sensitive_headers", &self.sensitive_headers)
             .field("user_agent", &self.user_agent)
             .field("body_limit", &self.body_limit)
+            .field("adaptive_concurrency", &self.adaptive_concurrency)
             .field("breaker_threshold", &self.breaker_threshold)
             .field("breaker_open_time", &self.breaker_open_time)
+            .field("breaker_fail_fast", &self.breaker_fail_fast)
             .field("max_redirects", &self.max_redirects)
             .field("rate_limit", &self.rate_limit)
             .field("rate_burst", &self.rate_burst)

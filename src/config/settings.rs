@@ -6,12 +6,11 @@
 //! that the layers below never read the builder, nor this file: they are
 //! handed their part. Only the engine reads the whole.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::cache::CacheSettings;
 use crate::clock::Clock;
+use crate::policy::host::GovernorSettings;
 use crate::policy::retry::RetryPolicy;
 use crate::transport::TransportSettings;
 
@@ -22,11 +21,8 @@ pub(crate) struct Settings {
     pub(crate) concurrency: usize,
     pub(crate) transport: TransportSettings,
     pub(crate) retry: RetryPolicy,
-    pub(crate) breaker_threshold: u32,
-    pub(crate) breaker_open_time: Duration,
-    /// Requests per second and burst, per host.
-    pub(crate) rate: Option<(NonZeroU32, NonZeroU32)>,
-    pub(crate) max_per_host: Option<usize>,
+    /// How many requests each host gets, and when.
+    pub(crate) governor: GovernorSettings,
     pub(crate) cache: Option<CacheSettings>,
     /// Whether the fetcher keeps a cookie jar.
     pub(crate) cookie_store: bool,

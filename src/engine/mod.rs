@@ -1,38 +1,46 @@
-//! The engine: what a fetcher and its clones share, and how it runs one
-//! request from its first attempt to its result.
+//! The engine: what a fetcher and its clones share, and how requests run
+//! from their first step to their results.
 //!
-//! A request goes, top to bottom: [`Engine::fetch`] (a panic anywhere below
-//! becomes this request's [`ErrorKind::Internal`] error, and the other
-//! requests carry on), the cache (`cache/`: only GET is served from it),
-//! then the attempt loop: the host's record (`host.rs`, one lookup), its
-//! breaker (`breaker.rs`) and gates (`limit.rs`), one attempt
-//! (`attempt.rs`), and on failure the retry rules (`retry.rs`).
+//! A request's way, top to bottom: [`Engine::fetch`] (one request, on the
+//! calling thread) or a batch's workers (`driver.rs`, many requests on the
+//! fetcher's threads) take it step by step through its [`Journey`]
+//! (`journey.rs`): the cache (`cached.rs`), then attempts, each let through
+//! by its host's governor (`policy/host/`) and made by the transport
+//! (`transport/attempt.rs`). The body then becomes a value on the same
+//! thread (`parse/`). A panic anywhere on the way becomes this request's
+//! [`ErrorKind::Internal`] error, and the other requests carry on.
+//!
+//! It may use every layer below it, never the public face.
 
+mod cached;
+pub(crate) mod driver;
+pub(crate) mod journey;
 pub(crate) mod pools;
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use ureq::http::{HeaderMap, HeaderName, HeaderValue};
-
-use crate::cache::{self, Cache, Entry, Lookup};
+use self::journey::{Body, Journey, Step};
+use self::pools::Pools;
+use crate::cache::Cache;
 use crate::cancel::Stop;
-use crate::clock::{self, Clock};
+use crate::clock::Clock;
 use crate::config::Settings;
-use crate::engine::pools::Pools;
-use crate::error::{classify, Detail, Error, ErrorKind};
+use crate::error::{Detail, Error, ErrorKind};
 use crate::origin::OriginRef;
-use crate::policy::breaker::{self, Breakers};
-use crate::policy::host::{Host, Hosts};
-use crate::policy::limit::Limits;
-use crate::policy::retry::{self, Decision, FailedAttempt};
-use crate::request::{CacheMode, Request};
-use crate::stats::Recorder;
+use crate::policy::host::{BreakerState, Governor, HostReport, Hosts};
+use crate::request::Request;
+use crate::stats::{HostStats, Recorder};
 use crate::transport::agent::Agents;
-use crate::transport::attempt::{self, Attempt, BodyLabels, CacheNeeds, Received};
 use crate::transport::cookies::Jar;
+
+/// The longest a request set aside for its host waits before it looks
+/// again, when no time is known (its host's limit is reached, or its
+/// breaker's probe is out): a request to the host coming back wakes it
+/// sooner when it is in the same batch.
+pub(crate) const POLL: Duration = Duration::from_millis(10);
 
 /// What the clones of a fetcher share.
 pub(crate) struct Engine {
@@ -40,50 +48,12 @@ pub(crate) struct Engine {
     agents: Agents,
     /// The cookies, when the fetcher keeps them.
     jar: Option<Jar>,
+    pub(crate) governor: Arc<Governor>,
     pub(crate) hosts: Arc<Hosts>,
-    pub(crate) breakers: Breakers,
-    pub(crate) limits: Arc<Limits>,
     pub(crate) cache: Option<Cache>,
     pub(crate) stats: Arc<Recorder>,
     clock: Arc<dyn Clock>,
     pub(crate) pools: Pools,
-}
-
-/// What one request came to, with its particulars.
-pub(crate) struct Finished<T> {
-    pub(crate) result: Result<T, Error>,
-    /// The status of the last response, if any.
-    pub(crate) status: Option<u16>,
-    pub(crate) attempts: u32,
-    /// From the first attempt to the result.
-    pub(crate) elapsed: Duration,
-}
-
-/// A request that failed, and the response it failed with, when the cache
-/// asked for it (a 404 is stored too).
-struct Failed {
-    error: Error,
-    response: Option<Box<Answer>>,
-}
-
-impl From<Error> for Failed {
-    fn from(error: Error) -> Failed {
-        Failed {
-            error,
-            response: None,
-        }
-    }
-}
-
-/// A body to hand over, with the status and the attempts it took.
-struct Answer {
-    body: Vec<u8>,
-    status: u16,
-    attempts: u32,
-    /// The response headers, when the cache needs them.
-    headers: Option<ureq::http::HeaderMap>,
-    /// What the response said its body is (none from the cache).
-    labels: BodyLabels,
 }
 
 /// How one request runs: when it must stop, and where its figures go
@@ -94,6 +64,17 @@ pub(crate) struct Scope<'a> {
     pub(crate) batch: Option<&'a Recorder>,
 }
 
+/// What one request came to, with its particulars.
+#[derive(Debug)]
+pub(crate) struct Outcome<T> {
+    pub(crate) result: Result<T, Error>,
+    /// The status of the last response, if any.
+    pub(crate) status: Option<u16>,
+    pub(crate) attempts: u32,
+    /// From its first step to its result.
+    pub(crate) elapsed: Duration,
+}
+
 impl Engine {
     /// The engine for checked `settings`: its threads, its connection pool,
     /// its host table and its cache.
@@ -101,31 +82,10 @@ impl Engine {
         let clock = Arc::clone(&settings.clock);
         let pools = Pools::new(settings.concurrency)?;
         let stats = Arc::new(Recorder::default());
-        let limits = Arc::new(Limits::new(
-            settings.rate,
-            settings.max_per_host,
-            settings.retry.jitter,
-            Arc::clone(&clock),
-        ));
-        // A rate-limited host's record outlives the time its allowance
-        // takes to fill up (`host.rs`).
-        let refill = limits.refill();
-        let hosts = Arc::new(Hosts::new(
-            Arc::clone(&clock),
-            settings.breaker_open_time,
-            refill,
-            {
-                let limits = Arc::clone(&limits);
-                move || limits.new_gate()
-            },
-        ));
+        let governor = Arc::new(Governor::new(settings.governor, Arc::clone(&clock)));
+        let hosts = Arc::new(Hosts::new(Arc::clone(&governor)));
         let agents = Agents::new(&settings.transport, &stats, &hosts);
         let jar = settings.cookie_store.then(Jar::default);
-        let breakers = Breakers::new(
-            settings.breaker_threshold,
-            settings.breaker_open_time,
-            Arc::clone(&clock),
-        );
         let cache = match settings.cache.clone() {
             Some(cache) => Some(
                 Cache::open(cache)
@@ -137,9 +97,8 @@ impl Engine {
             settings,
             agents,
             jar,
+            governor,
             hosts,
-            breakers,
-            limits,
             cache,
             stats,
             clock,
@@ -155,27 +114,86 @@ impl Engine {
         }
     }
 
-    /// Runs `request` to its result, turning the body into a `T` with
-    /// `finish`, and records it in the stats. Never panics: a panic on the
-    /// way is this request's [`ErrorKind::Internal`] error.
+    /// Runs `request` to its result on the calling thread, turning the body
+    /// into a `T` with `finish`, and records it in the stats. Where the
+    /// request must wait (its host's limit, a pause, a retry's delay), this
+    /// thread waits.
     pub(crate) fn fetch<T>(
         &self,
-        request: &Request,
+        request: Request,
         scope: &Scope<'_>,
         finish: impl FnOnce(Vec<u8>) -> Result<T, Error>,
-    ) -> Finished<T> {
-        let started = Instant::now();
-        let run = AssertUnwindSafe(|| self.fetch_and_finish(request, scope, finish));
-        let (result, status, attempts) = catch_unwind(run).unwrap_or_else(|panic| {
-            let error = request
+    ) -> Outcome<T> {
+        let mut journey = Journey::new(request);
+        loop {
+            match self.step(&mut journey, scope) {
+                Step::Done(result) => return self.finish(&journey, result, scope, finish),
+                Step::Wait { until } => {
+                    let wait = match until {
+                        Some(until) => until.saturating_sub(self.clock.now()),
+                        None => POLL,
+                    };
+                    // A stop ends the wait; the next step says so.
+                    let _ = scope.stop.sleep(&*self.clock, scope.stop.clip(wait));
+                }
+            }
+        }
+    }
+
+    /// One step of `journey`; a panic on the way is its `Internal` error.
+    pub(crate) fn step(&self, journey: &mut Journey, scope: &Scope<'_>) -> Step {
+        let step = catch_unwind(AssertUnwindSafe(|| journey.step(self, scope)));
+        step.unwrap_or_else(|panic| {
+            let error = journey
+                .request
                 .error(ErrorKind::Internal)
                 .with_detail(Detail::Reason(panic_message(&*panic)));
-            (Err(error), None, 0)
-        });
-        let elapsed = started.elapsed();
+            Step::Done(Err(error))
+        })
+    }
+
+    /// What `journey`, done with `result`, comes to: its body made a `T` by
+    /// `finish` (a panic there too is its `Internal` error), and counted.
+    pub(crate) fn finish<T>(
+        &self,
+        journey: &Journey,
+        result: Result<Body, Error>,
+        scope: &Scope<'_>,
+        finish: impl FnOnce(Vec<u8>) -> Result<T, Error>,
+    ) -> Outcome<T> {
+        let request = &journey.request;
+        let (result, status) = match result {
+            Ok(body) => {
+                let labels = body.labels;
+                let finished = catch_unwind(AssertUnwindSafe(|| finish(body.bytes)))
+                    .unwrap_or_else(|panic| {
+                        Err(Error::new(ErrorKind::Internal)
+                            .with_detail(Detail::Reason(panic_message(&*panic))))
+                    });
+                let result = finished.map_err(|error| {
+                    error
+                        .with_request(request.method_name(), request.url())
+                        .with_attempts(journey.attempts)
+                        .with_body_labels(
+                            labels.content_type.as_deref(),
+                            labels.undecoded.as_deref(),
+                        )
+                });
+                (result, Some(body.status))
+            }
+            Err(error) => {
+                let status = error.status();
+                (Err(error), status)
+            }
+        };
+        let elapsed = journey.elapsed();
         let failed = result.as_ref().err().map(Error::kind);
         self.record(scope, |stats| stats.finished(elapsed, failed));
-        Finished {
+        let attempts = match &result {
+            Err(error) => error.attempts(),
+            Ok(_) => journey.attempts,
+        };
+        Outcome {
             result,
             status,
             attempts,
@@ -183,380 +201,12 @@ impl Engine {
         }
     }
 
-    fn fetch_and_finish<T>(
-        &self,
-        request: &Request,
-        scope: &Scope<'_>,
-        finish: impl FnOnce(Vec<u8>) -> Result<T, Error>,
-    ) -> (Result<T, Error>, Option<u16>, u32) {
-        match self.fetch_through_cache(request, scope) {
-            Ok(answer) => {
-                let labels = answer.labels;
-                let result = finish(answer.body).map_err(|error| {
-                    error
-                        .with_request(request.method_name(), request.url())
-                        .with_attempts(answer.attempts)
-                        .with_body_labels(
-                            labels.content_type.as_deref(),
-                            labels.undecoded.as_deref(),
-                        )
-                });
-                (result, Some(answer.status), answer.attempts)
-            }
-            Err(error) => {
-                let (status, attempts) = (error.status(), error.attempts());
-                (Err(error), status, attempts)
-            }
-        }
-    }
-
-    /// Serves `request` from the cache where the rules allow, revalidates
-    /// stale entries, and stores what is fetched. Only GET is ever served
-    /// from the cache; another method goes to the network and, once it has
-    /// succeeded, makes the URL's stored GET stale (RFC 9111 §4.4).
-    fn fetch_through_cache(&self, request: &Request, scope: &Scope<'_>) -> Result<Answer, Error> {
-        let mode = request.cache();
-        let Some(cache) = self
-            .cache
-            .as_ref()
-            .filter(|cache| mode != CacheMode::Off || cache.offline())
-        else {
-            return self
-                .fetch_body(request, scope, CacheNeeds::default())
-                .map_err(|failed| failed.error);
-        };
-        let offline = cache.offline();
-        if !request.is_get() {
-            if offline {
-                return Err(request
-                    .error(ErrorKind::Offline)
-                    .with_detail(Detail::Reason(
-                        "only GET and HEAD are answered from the cache".to_owned(),
-                    )));
-            }
-            let answer = self
-                .fetch_body(request, scope, CacheNeeds::default())
-                .map_err(|failed| failed.error)?;
-            cache.invalidate(request.url());
-            return Ok(answer);
-        }
-        let mut http = request.to_http(&self.settings.transport.headers)?;
-        // The jar's cookies key the entry as your own would (hashed): one
-        // session's answers are not served to another.
-        if let Some(jar) = &self.jar {
-            jar.add_to(request.url(), http.headers_mut());
-        }
-        let is_sensitive = |name: &str| self.is_sensitive(request, name);
-        let Some(key) = cache.key(request.url(), &http, is_sensitive) else {
-            return self
-                .fetch_body(request, scope, CacheNeeds::default())
-                .map_err(|failed| failed.error);
-        };
-        let lookup = if mode.reads() {
-            cache.lookup(&key, &http, SystemTime::now())
-        } else {
-            Lookup::Miss
-        };
-        if matches!(lookup, Lookup::Miss) && mode.reads() {
-            self.record(scope, Recorder::cache_miss);
-        }
-        // A stored answer, with the status it had: a 203 stays a 203, a
-        // 404 stays the request's NotFound error.
-        let served = |entry: Entry, revalidated: bool, attempts: u32| {
-            self.record(scope, |stats| {
-                stats.cache_served(entry.body.len(), revalidated);
-            });
-            let status = entry.meta.status;
-            if classify::classify_status(status).is_some() {
-                return Err(
-                    attempt::status_error(request, status, &entry.body).with_attempts(attempts)
-                );
-            }
-            // The labels the fetch had, so that a hit's words are the same.
-            let labels = BodyLabels {
-                content_type: entry.meta.content_type.map(Box::from),
-                undecoded: entry.meta.undone.map(Box::from),
-            };
-            Ok(Answer {
-                body: entry.body,
-                status,
-                attempts,
-                headers: None,
-                labels,
-            })
-        };
-        let entry = match lookup {
-            Lookup::Fresh(entry) => return served(entry, false, 0),
-            // Offline, a stale answer beats none, unless the server said
-            // it must not be served stale (RFC 9111 §4.2.4).
-            Lookup::Stale(entry, _) if offline && !entry.meta.must_revalidate => {
-                return served(entry, false, 0)
-            }
-            Lookup::Stale(..) if offline => {
-                return Err(request
-                    .error(ErrorKind::Offline)
-                    .with_detail(Detail::Reason(
-                        "the cached answer is stale, and the server said it must not be \
-                         served stale (must-revalidate)"
-                            .to_owned(),
-                    )))
-            }
-            Lookup::Miss if offline => return Err(request.error(ErrorKind::Offline)),
-            Lookup::Miss => None,
-            Lookup::Stale(entry, conditional) => Some((entry, conditional)),
-        };
-        let (entry, conditional) = match entry {
-            Some((entry, conditional)) => (Some(entry), conditional),
-            None => (None, Vec::new()),
-        };
-        // Storing or refreshing an entry needs the headers, and so does
-        // judging a 304 (whose version is it?), read-only or not.
-        let keep_headers = mode.writes();
-        let fetch = |conditional: &[(HeaderName, HeaderValue)]| {
-            let needs = CacheNeeds {
-                conditional,
-                keep_headers: keep_headers || !conditional.is_empty(),
-            };
-            self.fetch_body(request, scope, needs)
-                .map_err(|Failed { error, response }| {
-                    // A 404 (and any status the rules let a cache keep) is
-                    // stored, to answer for the URL next time, offline too.
-                    let stored = response.filter(|_| keep_headers);
-                    if let Some((response, headers)) =
-                        stored.and_then(|r| r.headers.clone().map(|h| (r, h)))
-                    {
-                        cache.store(
-                            &key,
-                            &http,
-                            response.status,
-                            &headers,
-                            &response.body,
-                            response.labels.undecoded.as_deref(),
-                            &is_sensitive,
-                        );
-                    }
-                    error
-                })
-        };
-        let mut answer = fetch(&conditional)?;
-        // No headers when the answer may not be cached (`attempt.rs`).
-        let mut headers = answer.headers.take();
-        if let Some(entry) = entry.filter(|_| answer.status == 304) {
-            let no_headers = HeaderMap::new();
-            let said = headers.as_ref().unwrap_or(&no_headers);
-            if cache::rules::confirms(&entry, said) {
-                if let Some(headers) = headers.as_ref().filter(|_| keep_headers) {
-                    cache.refresh(&key, &http, &entry, headers, &is_sensitive);
-                }
-                return served(entry, true, answer.attempts);
-            }
-            // A 304 about another version: ask again, for the whole of it.
-            let attempts = answer.attempts;
-            answer = fetch(&[])?;
-            answer.attempts = answer.attempts.saturating_add(attempts);
-            headers = answer.headers.take();
-        }
-        if let Some(headers) = headers.as_ref().filter(|_| keep_headers) {
-            cache.store(
-                &key,
-                &http,
-                answer.status,
-                headers,
-                &answer.body,
-                answer.labels.undecoded.as_deref(),
-                &is_sensitive,
-            );
-        }
-        Ok(answer)
-    }
-
-    /// The attempt loop: the body, its status and the attempts it took.
-    fn fetch_body(
-        &self,
-        request: &Request,
-        scope: &Scope<'_>,
-        needs: CacheNeeds<'_>,
-    ) -> Result<Answer, Failed> {
-        let settings = &self.settings;
-        if request.timeout_override().is_some_and(|t| t.is_zero()) {
-            return Err(request
-                .refused("its timeout is zero: no attempt could finish")
-                .into());
-        }
-        // `to_http` has accepted the URL by the time a key is needed; one
-        // it refuses has no host to key on.
-        let http = attempt::http_request(request, &settings.transport, needs)?;
-        let Some(key) = OriginRef::of_url(request.url()) else {
-            return Err(request.refused("the URL has no http(s) host").into());
-        };
-        let mut http = Some(http);
-        let mut attempts = 0;
-        let mut delays = None;
-        let mut last_error = None;
-        let stopped = |kind: ErrorKind, attempts: u32, last: Option<Error>| {
-            let error = request.error(kind).with_attempts(attempts);
-            match last {
-                Some(last) => error.with_source(last.into_cause()),
-                None => error,
-            }
-        };
-        loop {
-            if let Err(kind) = scope.stop.check() {
-                return Err(stopped(kind, attempts, last_error).into());
-            }
-            let http = match http.take() {
-                Some(http) => http,
-                None => attempt::http_request(request, &settings.transport, needs)?,
-            };
-            // The attempt may not outlast the batch's deadline.
-            let timeout = request
-                .timeout_override()
-                .map_or(settings.transport.timeout, clock::capped);
-            let clipped = scope.stop.clip(timeout);
-            if clipped.is_zero() {
-                return Err(stopped(ErrorKind::DeadlineExceeded, attempts, last_error).into());
-            }
-            // An attempt ends within 1.125 times its timeout (`agent.rs`).
-            let busy_for = clipped.saturating_add(clipped / 8);
-            let step = self.hosts.with_for(&key, busy_for, |host| {
-                let at = At {
-                    host,
-                    timeout: clipped,
-                    attempts_before: attempts,
-                };
-                self.attempt_at(request, &at, http, scope, needs)
-            });
-            let (error, response) = match step {
-                Step::Done(answer) => return Ok(answer),
-                Step::Refused(error) => return Err(error.into()),
-                Step::Stopped(kind) => return Err(stopped(kind, attempts, last_error).into()),
-                Step::Failed(Failed { error, response }) => {
-                    attempts = error.attempts();
-                    (error, response)
-                }
-            };
-            // A failure the batch's stop brought about (a clipped timeout, a
-            // cancelled read) ends as the stop, with the failure as cause.
-            if error.is_retryable() {
-                if let Err(kind) = scope.stop.check() {
-                    return Err(stopped(kind, attempts, Some(error)).into());
-                }
-            }
-            let delays = delays.get_or_insert_with(|| settings.retry.delays());
-            let failed = FailedAttempt {
-                kind: error.kind(),
-                status: error.status(),
-                attempts,
-                idempotent: request.is_idempotent(),
-                retry_after: error.retry_after(),
-            };
-            match settings.retry.decide(&failed, delays, fastrand::f64()) {
-                Decision::GiveUp => return Err(Failed { error, response }),
-                Decision::RetryAfter(delay) => {
-                    log::warn!("{error}; retrying in {delay:?}");
-                    if let Err(kind) = scope.stop.sleep(&*self.clock, delay) {
-                        return Err(stopped(kind, attempts, Some(error)).into());
-                    }
-                    last_error = Some(error);
-                }
-            }
-        }
-    }
-
-    /// One attempt at a host: its breaker, its gates, the exchange, and
-    /// what the outcome tells about the host.
-    fn attempt_at(
-        &self,
-        request: &Request,
-        at: &At<'_>,
-        http: ureq::http::Request<&[u8]>,
-        scope: &Scope<'_>,
-        needs: CacheNeeds<'_>,
-    ) -> Step {
-        let (settings, host, timeout) = (&self.settings, at.host, at.timeout);
-        let Some(permit) = self.breakers.admit(&host.breaker, &host.key) else {
-            return Step::Refused(
-                request
-                    .error(ErrorKind::CircuitOpen)
-                    .with_attempts(at.attempts_before)
-                    .with_detail(Detail::Host(host.key.to_string())),
-            );
-        };
-        let passed = match self.limits.pass(&host.gate, &scope.stop) {
-            Ok(passed) => passed,
-            Err(kind) => return Step::Stopped(kind),
-        };
-        if let Some(waited) = passed.waited {
-            self.record(scope, |stats| stats.gate_wait(waited));
-        }
-        // The agent's own timeout is the fetcher's: only another one needs
-        // the request to carry it.
-        let own_timeout = (timeout != settings.transport.timeout).then_some(timeout);
-        let attempts = at.attempts_before + 1;
-        self.record(scope, |stats| stats.attempt(attempts > 1));
-        let started = Instant::now();
-        let on_stale = || self.record(scope, Recorder::stale_connection);
-        let exchange = Attempt {
-            agents: &self.agents,
-            settings: &settings.transport,
-            jar: self.jar.as_ref(),
-            cancel: scope.stop.cancel,
-            on_stale: &on_stale,
-        };
-        let result = exchange.run(request, http, own_timeout, timeout, needs);
-        drop(passed.slot);
-        let failure = match result {
-            Ok(Received {
-                status,
-                body,
-                headers,
-                labels,
-            }) => {
-                permit.success();
-                self.record(scope, |stats| stats.bytes(body.len()));
-                log::debug!(
-                    "{} {}: attempt {attempts} got {} bytes in {:?}",
-                    request.method_name(),
-                    request.redacted_url(),
-                    body.len(),
-                    started.elapsed()
-                );
-                return Step::Done(Answer {
-                    body,
-                    status,
-                    attempts,
-                    headers,
-                    labels,
-                });
-            }
-            Err(failure) => failure,
-        };
-        let response = failure.response().map(|(status, start, headers)| {
-            Box::new(Answer {
-                body: start.to_vec(),
-                status,
-                attempts,
-                headers: Some(headers.clone()),
-                labels: BodyLabels::default(),
-            })
-        });
-        let error = failure.into_error(request, attempts, timeout, &settings.transport);
-        if breaker::counts_against_host(error.kind(), error.status()) {
-            permit.failure();
-        } else {
-            permit.success();
-        }
-        if let Some(pause) = retry::host_pause(error.status(), error.retry_after(), &settings.retry)
-        {
-            self.limits.close_gate(&host.gate, &host.key, pause);
-        }
-        log::debug!(
-            "{} {}: attempt {attempts} failed in {:?}: {error}",
-            request.method_name(),
-            request.redacted_url(),
-            started.elapsed()
-        );
-        Step::Failed(Failed { error, response })
+    /// Whether `journey`'s host may take it now (a hint: another request
+    /// may take the room first).
+    pub(crate) fn has_room(&self, journey: &Journey) -> bool {
+        journey
+            .host()
+            .is_none_or(|host| self.governor.has_room(host))
     }
 
     /// Whether header `name` of `request` is a secret: by default, or marked
@@ -567,13 +217,13 @@ impl Engine {
 
     /// The state of the breaker of the host `text` names (a URL, `host` or
     /// `host:port`): the worst of the records it may mean.
-    pub(crate) fn breaker_state(&self, text: &str) -> crate::BreakerState {
-        use crate::BreakerState::{Closed, HalfOpen, Open};
+    pub(crate) fn breaker_state(&self, text: &str) -> BreakerState {
+        use BreakerState::{Closed, HalfOpen, Open};
         OriginRef::candidates(text)
             .iter()
-            .filter_map(|key| {
+            .filter_map(|origin| {
                 self.hosts
-                    .with_existing(key, |host| self.breakers.state(&host.breaker))
+                    .with_existing(origin, |host| self.governor.breaker_state(host))
             })
             .max_by_key(|state| match state {
                 Open => 2,
@@ -583,37 +233,51 @@ impl Engine {
             .unwrap_or(Closed)
     }
 
-    /// How long the host of `request` is paused, if it is.
-    pub(crate) fn pause_remaining(&self, request: &Request) -> Option<Duration> {
-        let key = OriginRef::of_url(request.url())?;
-        self.hosts
-            .with_existing(&key, |host| self.limits.gate_remaining(&host.gate))
-            .flatten()
+    /// Closes every host's breaker, as if no request had failed.
+    pub(crate) fn reset_breakers(&self) {
+        self.hosts.for_each(Governor::reset_breaker);
+    }
+
+    /// The hosts that pushed back or are held back now, as the stats show
+    /// them, by name.
+    pub(crate) fn host_stats(&self) -> Vec<HostStats> {
+        let mut hosts = Vec::new();
+        self.hosts.for_each(|host| {
+            if let Some(report) = self.governor.report(host) {
+                hosts.push(host_stats(report));
+            }
+        });
+        hosts.sort_by(|a, b| a.host.cmp(&b.host));
+        hosts
     }
 }
 
-/// Where and how an attempt runs.
-struct At<'h> {
-    host: &'h Host,
-    timeout: Duration,
-    /// Attempts made before this one.
-    attempts_before: u32,
-}
-
-/// What one attempt at a host came to, for the loop.
-enum Step {
-    /// The answer: the request is done.
-    Done(Answer),
-    /// The host's breaker is open: the request ends, unsent.
-    Refused(Error),
-    /// The batch's deadline or cancel ended the wait at a gate.
-    Stopped(ErrorKind),
-    /// The attempt failed: the retry rules decide.
-    Failed(Failed),
+/// A host's report as the public stats show it.
+fn host_stats(report: HostReport) -> HostStats {
+    let HostReport {
+        origin,
+        limit,
+        lowest,
+        highest,
+        breaker,
+        figures,
+    } = report;
+    HostStats {
+        host: origin,
+        limit,
+        lowest_limit: lowest,
+        highest_limit: highest,
+        throttled: figures.throttled,
+        overloaded: figures.overloaded,
+        pauses: figures.pauses,
+        breaker_opened: figures.breaker_opened,
+        retries_refused: figures.retries_refused,
+        breaker,
+    }
 }
 
 /// What a caught panic says, for the error message.
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     let text = panic
         .downcast_ref::<&str>()
         .copied()
@@ -629,7 +293,6 @@ mod tests {
     use crate::{BreakerState, Fetcher};
     use std::io::{Read, Write};
     use std::net::TcpListener;
-    use std::sync::Arc;
 
     /// A server that answers every request with `response`, one per
     /// connection, until the test ends.
@@ -649,20 +312,19 @@ mod tests {
     const UNAVAILABLE: &str =
         "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbusy";
 
-    fn fetcher(clock: &Arc<ManualClock>) -> Fetcher {
+    fn builder(clock: &Arc<ManualClock>) -> crate::FetcherBuilder {
         Fetcher::builder()
+            .no_proxy()
             .jitter(Duration::ZERO)
-            .breaker_threshold(0)
             .clock(clock.clone())
-            .build()
-            .unwrap()
     }
 
     #[test]
     fn retries_wait_the_backoff_sequence() {
         let clock = Arc::new(ManualClock::default());
         let url = server(UNAVAILABLE);
-        let error = fetcher(&clock).get_bytes(url).unwrap_err();
+        let fetcher = builder(&clock).breaker_threshold(0).build().unwrap();
+        let error = fetcher.get_bytes(url).unwrap_err();
         assert_eq!(error.status(), Some(503));
         assert_eq!(error.attempts(), 4);
         assert_eq!(error.body_excerpt(), Some("busy"));
@@ -680,20 +342,18 @@ mod tests {
         let url = server(
             "HTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
         );
-        let error = fetcher(&clock).get_bytes(url).unwrap_err();
+        let error = builder(&clock).build().unwrap().get_bytes(url).unwrap_err();
         assert_eq!((error.status(), error.attempts()), (Some(429), 4));
         assert_eq!(clock.sleeps(), vec![Duration::from_secs(7); 3]);
     }
 
     #[test]
-    fn breaker_cycle_through_the_fetcher() {
+    fn an_open_breaker_holds_requests_for_its_probe() {
         let clock = Arc::new(ManualClock::default());
         let url = server(UNAVAILABLE);
-        let fetcher = Fetcher::builder()
+        let fetcher = builder(&clock)
             .max_retries(0)
             .breaker_threshold(2)
-            .breaker_open_time(Duration::from_secs(60))
-            .clock(clock.clone())
             .build()
             .unwrap();
         // The breaker is the host's: its URL, or its `host:port`, finds it.
@@ -701,25 +361,53 @@ mod tests {
             .trim_start_matches("http://")
             .trim_end_matches("/doc.json");
         for _ in 0..2 {
+            let error = fetcher.get_bytes(&url).unwrap_err();
             assert_eq!(
-                fetcher.get_bytes(&url).unwrap_err().kind(),
-                ErrorKind::Status
+                (error.kind(), error.status()),
+                (ErrorKind::Status, Some(503))
             );
         }
         assert_eq!(fetcher.breaker_state(host), BreakerState::Open);
         assert_eq!(fetcher.breaker_state(&url), BreakerState::Open);
-        let open = fetcher.get_bytes(&url).unwrap_err();
-        assert_eq!((open.kind(), open.attempts()), (ErrorKind::CircuitOpen, 0));
-        clock.advance(Duration::from_secs(60));
-        assert_eq!(fetcher.breaker_state(host), BreakerState::HalfOpen);
-        // The probe is sent, fails, and the breaker opens again.
-        assert_eq!(
-            fetcher.get_bytes(&url).unwrap_err().kind(),
-            ErrorKind::Status
-        );
+        // The next request waits out the first second, goes as the probe,
+        // and fails with its own 503 (not CircuitOpen): reopened for 2 s.
+        let probe = fetcher.get_bytes(&url).unwrap_err();
+        assert_eq!((probe.kind(), probe.attempts()), (ErrorKind::Status, 1));
+        assert_eq!(clock.sleeps(), [Duration::from_secs(1)]);
         assert_eq!(fetcher.breaker_state(host), BreakerState::Open);
+        let stats = fetcher.stats();
+        assert_eq!(stats.failures_of(ErrorKind::CircuitOpen), 0);
+        assert_eq!(stats.hosts.len(), 1);
+        assert_eq!(stats.hosts[0].breaker, BreakerState::Open);
+        assert_eq!(stats.hosts[0].breaker_opened, 2);
         fetcher.reset_breakers();
         assert_eq!(fetcher.breaker_state(host), BreakerState::Closed);
-        assert_eq!(fetcher.stats().failures_of(ErrorKind::CircuitOpen), 1);
+    }
+
+    #[test]
+    fn a_fail_fast_breaker_says_what_opened_it() {
+        let clock = Arc::new(ManualClock::default());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/doc.json", listener.local_addr().unwrap());
+        drop(listener); // nothing listens there now: connections are refused
+        let fetcher = builder(&clock)
+            .max_retries(0)
+            .breaker_threshold(2)
+            .breaker_fail_fast(true)
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let error = fetcher.get_bytes(&url).unwrap_err();
+            assert_eq!((error.kind(), error.attempts()), (ErrorKind::Network, 1));
+        }
+        let open = fetcher.get_bytes(&url).unwrap_err();
+        assert_eq!((open.kind(), open.attempts()), (ErrorKind::CircuitOpen, 0));
+        let message = open.to_string();
+        assert!(
+            message.contains("is open (2 failures in a row, the last: network error: ")
+                && message.ends_with("; nothing was sent"),
+            "{message}"
+        );
+        assert!(clock.sleeps().is_empty(), "fail-fast does not wait");
     }
 }

@@ -138,21 +138,6 @@ impl Pool {
     pub(crate) fn enter(&self) -> Busy {
         Busy::mark(vec![(self.id, self.level)])
     }
-
-    /// Runs `work` inside the pool (a `par_iter` in it runs on the pool's
-    /// threads) and returns what it returns. A rayon worker does not wait
-    /// for it itself (see the module docs): a plain thread does.
-    pub(crate) fn install<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
-        if rayon::current_thread_index().is_none() {
-            return self.threads.install(work);
-        }
-        std::thread::scope(
-            |scope| match scope.spawn(|| self.threads.install(work)).join() {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            },
-        )
-    }
 }
 
 impl Busy {
@@ -208,7 +193,9 @@ mod tests {
         assert_eq!(inner.level, 1);
         assert!(!Arc::ptr_eq(&outer.threads, &inner.threads));
         // Its workers start batches one level deeper still.
-        let from_worker = inner.install(|| pools.for_this_thread().unwrap().level);
+        let from_worker = inner
+            .threads
+            .install(|| pools.for_this_thread().unwrap().level);
         assert_eq!(from_worker, 2);
         // A task inherits what its starter was busy with, wherever it runs.
         let inherited = Inherited::here();
@@ -241,18 +228,5 @@ mod tests {
         }
         let error = pools.for_this_thread().err().unwrap();
         assert!(error.contains("nested more than 8 deep"), "{error}");
-    }
-
-    #[test]
-    fn a_rayon_worker_hands_the_wait_to_a_plain_thread() {
-        let pools = Pools::new(2).unwrap();
-        let foreign = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let pool = pools.for_this_thread().unwrap();
-        // From a foreign worker, the work still runs on our pool.
-        let ran_on = foreign.install(|| pool.install(|| pool.threads.current_thread_index()));
-        assert!(ran_on.is_some());
     }
 }

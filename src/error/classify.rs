@@ -1,9 +1,10 @@
-//! How a failure is classified: its kind, and whether it is worth another
-//! attempt.
+//! How a failure is classified: its kind, whether it is worth another
+//! attempt, and what it says about its host.
 //!
 //! One table, read by every layer: the transport (what a ureq error or a
-//! status is), the retry rules (what is retried), and [`Error::is_retryable`]
-//! for callers.
+//! status is), the retry rules (what is retried), the per-host governor
+//! (what pushes a host's limit down or counts against its breaker), and
+//! [`Error::is_retryable`] for callers.
 //!
 //! [`Error::is_retryable`]: crate::Error::is_retryable
 
@@ -11,14 +12,59 @@ use super::ErrorKind;
 
 /// Whether a failure of this kind (and status) is worth another attempt.
 ///
-/// The table: 5xx, 408 and 429 statuses, network errors and timeouts are
-/// retried; 404/410, other 4xx, TLS, JSON, size, breaker and request errors
-/// are not, because sending the same request again would fail the same way.
+/// The table: 5xx (but 501), 408 and 429 statuses, network errors and
+/// timeouts are retried; 404/410, other 4xx, 501 (the server does not do
+/// the method, and will not start to: curl and go-retryablehttp agree),
+/// TLS, JSON, size, breaker and request errors are not, because sending
+/// the same request again would fail the same way.
 pub(crate) fn is_retryable(kind: ErrorKind, status: Option<u16>) -> bool {
     match kind {
         ErrorKind::Network | ErrorKind::Timeout => true,
-        ErrorKind::Status => matches!(status, Some(408 | 429 | 500..=599)),
+        ErrorKind::Status => matches!(status, Some(408 | 429 | 500..=599)) && status != Some(501),
         _ => false,
+    }
+}
+
+/// What a failed attempt says about its host, for the governor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostVerdict {
+    /// The host answered, and is well: a 404, a 403, a body too large...
+    Answered,
+    /// It said "too many" (429): slow down, but it is well.
+    Throttled,
+    /// It is overloaded: 503, 504, a timeout, a refused or reset connection.
+    /// Slow down; a failure for its breaker.
+    Overloaded,
+    /// It failed otherwise (500, 502, ...): a failure for its breaker.
+    Failed,
+    /// Nothing about the host: the request was not sent whole, or was
+    /// stopped by its batch.
+    Nothing,
+}
+
+/// What a failure of this kind (and status) says about its host.
+pub(crate) fn host_verdict(kind: ErrorKind, status: Option<u16>) -> HostVerdict {
+    match kind {
+        ErrorKind::Network | ErrorKind::Timeout => HostVerdict::Overloaded,
+        ErrorKind::Status => match status {
+            Some(429) => HostVerdict::Throttled,
+            Some(503 | 504) => HostVerdict::Overloaded,
+            // 501: the method is not done here; the host is well.
+            Some(501) | None => HostVerdict::Answered,
+            Some(500..=599) => HostVerdict::Failed,
+            // 408: the server gave up waiting for the request.
+            Some(408) => HostVerdict::Nothing,
+            Some(_) => HostVerdict::Answered,
+        },
+        ErrorKind::InvalidRequest
+        | ErrorKind::Cancelled
+        | ErrorKind::DeadlineExceeded
+        | ErrorKind::CircuitOpen
+        | ErrorKind::Offline
+        | ErrorKind::InvalidConfig
+        | ErrorKind::Internal => HostVerdict::Nothing,
+        // It answered: a 404, TLS it could speak, a body we refused...
+        _ => HostVerdict::Answered,
     }
 }
 
@@ -88,27 +134,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retryable_table() {
+    fn retry_and_host_table() {
+        use HostVerdict::{Answered, Failed, Nothing, Overloaded, Throttled};
+        // (kind, status, retried, what it says about the host)
         let cases = [
-            (ErrorKind::Status, Some(500), true, true),
-            (ErrorKind::Status, Some(503), true, true),
-            (ErrorKind::Status, Some(429), true, false),
-            (ErrorKind::Status, Some(408), true, false),
-            (ErrorKind::Status, Some(400), false, false),
-            (ErrorKind::Status, Some(401), false, false),
-            (ErrorKind::NotFound, Some(404), false, false),
-            (ErrorKind::NotFound, Some(410), false, false),
-            (ErrorKind::Network, None, true, true),
-            (ErrorKind::Timeout, None, true, true),
-            (ErrorKind::Tls, None, false, false),
-            (ErrorKind::InvalidJson, None, false, false),
-            (ErrorKind::BodyTooLarge, None, false, false),
-            (ErrorKind::CircuitOpen, None, false, false),
-            (ErrorKind::InvalidRequest, None, false, false),
-            (ErrorKind::Redirect, None, false, false),
+            (ErrorKind::Status, Some(500), true, Failed),
+            (ErrorKind::Status, Some(502), true, Failed),
+            (ErrorKind::Status, Some(503), true, Overloaded),
+            (ErrorKind::Status, Some(504), true, Overloaded),
+            (ErrorKind::Status, Some(501), false, Answered),
+            (ErrorKind::Status, Some(429), true, Throttled),
+            (ErrorKind::Status, Some(408), true, Nothing),
+            (ErrorKind::Status, Some(400), false, Answered),
+            (ErrorKind::Status, Some(401), false, Answered),
+            (ErrorKind::Status, Some(304), false, Answered),
+            (ErrorKind::NotFound, Some(404), false, Answered),
+            (ErrorKind::NotFound, Some(410), false, Answered),
+            (ErrorKind::Network, None, true, Overloaded),
+            (ErrorKind::Timeout, None, true, Overloaded),
+            (ErrorKind::Tls, None, false, Answered),
+            (ErrorKind::InvalidJson, None, false, Answered),
+            (ErrorKind::BodyTooLarge, None, false, Answered),
+            (ErrorKind::Redirect, None, false, Answered),
+            (ErrorKind::CircuitOpen, None, false, Nothing),
+            (ErrorKind::InvalidRequest, None, false, Nothing),
+            (ErrorKind::Cancelled, None, false, Nothing),
+            (ErrorKind::DeadlineExceeded, None, false, Nothing),
+            (ErrorKind::Offline, None, false, Nothing),
+            (ErrorKind::Internal, None, false, Nothing),
         ];
-        for (kind, status, retryable, _) in cases {
+        for (kind, status, retryable, verdict) in cases {
             assert_eq!(is_retryable(kind, status), retryable, "{kind:?} {status:?}");
+            assert_eq!(host_verdict(kind, status), verdict, "{kind:?} {status:?}");
         }
     }
 

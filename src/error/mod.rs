@@ -138,8 +138,8 @@ pub(crate) enum Detail {
     Limit(u64),
     /// What was wrong with the JSON, and where.
     Json(Box<JsonDetail>),
-    /// The host whose breaker is open.
-    Host(String),
+    /// The host whose breaker is open, and what opened it.
+    Breaker { host: String, cause: String },
     /// Free text for invalid requests and settings (never a header value).
     Reason(String),
     /// The proxy failed: which (credentials hidden), and how.
@@ -239,6 +239,25 @@ impl Error {
         self
     }
 
+    /// This error in a few words, without the request, and its causes:
+    /// "503 Service Unavailable", "network error: connection refused".
+    pub(crate) fn summary(&self) -> String {
+        struct AsCause<'e>(&'e Error);
+        impl fmt::Display for AsCause<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write_message(f, false)
+            }
+        }
+        let mut words = AsCause(self).to_string();
+        let mut source = self.source();
+        while let Some(cause) = source {
+            words.push_str(": ");
+            words.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        words
+    }
+
     /// What went wrong. Branch on this, not on the message.
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind
@@ -310,8 +329,16 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_message(f, !self.inner.is_cause)
+    }
+}
+
+impl Error {
+    /// The message: the request (if `with_request`), what went wrong, and
+    /// the particulars of this layer.
+    fn write_message(&self, f: &mut fmt::Formatter<'_>, with_request: bool) -> fmt::Result {
         let inner = &self.inner;
-        if let Some(url) = inner.url.as_ref().filter(|_| !inner.is_cause) {
+        if let Some(url) = inner.url.as_ref().filter(|_| with_request) {
             write!(f, "{} {}: ", inner.method, crate::redact::url(url))?;
         }
         match (&inner.kind, &inner.detail) {
@@ -351,9 +378,9 @@ impl fmt::Display for Error {
                 write!(f, "body is larger than the limit of {limit} bytes")?;
             }
             (ErrorKind::BodyTooLarge, _) => f.write_str("body is larger than the limit")?,
-            (ErrorKind::CircuitOpen, Detail::Host(host)) => write!(
+            (ErrorKind::CircuitOpen, Detail::Breaker { host, cause }) => write!(
                 f,
-                "circuit breaker for {host:?} is open after repeated failures; no request sent"
+                "circuit breaker for {host} is open ({cause}); nothing was sent"
             )?,
             (ErrorKind::CircuitOpen, _) => {
                 f.write_str("circuit breaker is open; no request sent")?;

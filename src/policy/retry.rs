@@ -1,8 +1,9 @@
 //! The retry rules: which failures are worth another attempt, and how long
 //! to wait before it.
 //!
-//! Everything about retrying lives here; the attempt loop in `engine.rs`
-//! only asks [`RetryPolicy::decide`]. Delays follow the `backoff` crate's
+//! Everything about retrying one request lives here; the engine
+//! (`engine/journey.rs`) only asks [`RetryPolicy::decide`], and the host's
+//! governor (`policy/host/`) whether the host's retry budget allows it. Delays follow the `backoff` crate's
 //! exponential schedule (used for the delay sequence only: its own `retry()`
 //! loop would ignore our cap when a server sends Retry-After), plus additive
 //! jitter so that a batch of threads that failed together does not come back
@@ -26,8 +27,11 @@ pub(crate) struct RetryPolicy {
     pub(crate) initial_delay: Duration,
     /// Growth factor of the delay, at least 1.
     pub(crate) multiplier: f64,
-    /// No delay, Retry-After included, is longer than this.
+    /// No backoff delay is longer than this.
     pub(crate) max_delay: Duration,
+    /// The longest Retry-After honoured; a server that asks for longer
+    /// gets the request back at once, as an error that says so.
+    pub(crate) max_retry_after: Duration,
     /// Up to this much random time is added to each backoff delay.
     pub(crate) jitter: Duration,
 }
@@ -35,8 +39,9 @@ pub(crate) struct RetryPolicy {
 /// What to do after a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Decision {
-    /// Wait this long, then try again.
-    RetryAfter(Duration),
+    /// Wait `after`, then try again; `asked` when the server named the wait
+    /// (Retry-After), which the host's retry budget does not count.
+    Retry { after: Duration, asked: bool },
     /// Return the error.
     GiveUp,
 }
@@ -57,6 +62,14 @@ pub(crate) struct FailedAttempt {
 /// One request's sequence of backoff delays, created on its first failure.
 pub(crate) struct Delays {
     backoff: ExponentialBackoff<SystemClock>,
+}
+
+impl std::fmt::Debug for Delays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delays")
+            .field("next", &self.backoff.current_interval)
+            .finish()
+    }
 }
 
 impl RetryPolicy {
@@ -87,41 +100,40 @@ impl RetryPolicy {
             return Decision::GiveUp;
         }
         let backoff = delays.backoff.next_backoff().unwrap_or(self.max_delay);
-        let delay = match asked_to_wait(failed.status, failed.retry_after) {
+        let spread = |most: Duration| most.mul_f64(random.clamp(0.0, 1.0));
+        match asked_to_wait(failed.status, failed.retry_after) {
             // Waiting less than the server asked would be wasted and rude;
-            // waiting longer than max_backoff is not ours to do: the caller
-            // gets the error, with its `retry_after()`, at once.
-            Some(wait) if wait > self.max_delay => return Decision::GiveUp,
+            // waiting longer than max_retry_after is not ours to do: the
+            // caller gets the error, with its `retry_after()`, at once.
+            Some(wait) if wait > self.max_retry_after => Decision::GiveUp,
             // Never sooner than asked; a little later, at random, so that
-            // the threads a host turned away together do not come back
-            // together (the same spread as at the host's gate).
-            Some(wait) => {
-                wait.saturating_add(self.jitter.min(wait / 10).mul_f64(random.clamp(0.0, 1.0)))
-            }
-            None => backoff.saturating_add(self.jitter.mul_f64(random.clamp(0.0, 1.0))),
-        };
-        Decision::RetryAfter(delay.min(self.max_delay))
+            // the requests a host turned away together do not come back
+            // together.
+            Some(wait) => Decision::Retry {
+                after: wait.saturating_add(spread(self.jitter.min(wait / 10))),
+                asked: true,
+            },
+            None => Decision::Retry {
+                after: backoff
+                    .saturating_add(spread(self.jitter))
+                    .min(self.max_delay),
+                asked: false,
+            },
+        }
     }
 }
 
 /// How long a server asked to be left alone: its Retry-After, on a 429 or a
-/// 503 only. This is the rule the retry delay and the host's gate (which
-/// pauses every request to the host, `limit.rs`) both follow.
-fn asked_to_wait(status: Option<u16>, retry_after: Option<Duration>) -> Option<Duration> {
+/// 503 only. The retry delay and the host's governor (which may pause the
+/// whole host, `policy/host/`) both follow this rule.
+pub(crate) fn asked_to_wait(
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+) -> Option<Duration> {
     match status {
         Some(429 | 503) => retry_after,
         _ => None,
     }
-}
-
-/// How long to pause every request to a host after an answer with `status`
-/// and `retry_after`: what it asked for, up to `max_backoff`.
-pub(crate) fn host_pause(
-    status: Option<u16>,
-    retry_after: Option<Duration>,
-    policy: &RetryPolicy,
-) -> Option<Duration> {
-    asked_to_wait(status, retry_after).map(|wait| wait.min(policy.max_delay))
 }
 
 /// Parses a Retry-After value: delta-seconds (`120`) or an HTTP date
@@ -146,6 +158,7 @@ mod tests {
             initial_delay: Duration::from_secs(1),
             multiplier: 2.0,
             max_delay: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(300),
             jitter: Duration::from_secs(1),
         }
     }
@@ -169,7 +182,7 @@ mod tests {
                 retry_after,
             };
             match policy.decide(&failed, &mut delays, random) {
-                Decision::RetryAfter(delay) => out.push(delay),
+                Decision::Retry { after, .. } => out.push(after),
                 Decision::GiveUp => break,
             }
         }
@@ -262,7 +275,7 @@ mod tests {
                 vec![2.0, 2.0, 2.0],
             ),
             (
-                "retry-after past the cap: give up at once",
+                "retry-after past its cap (5 min): give up at once",
                 policy(),
                 ErrorKind::Status,
                 Some(503),
@@ -271,13 +284,22 @@ mod tests {
                 vec![],
             ),
             (
-                "retry-after at the cap",
+                "retry-after at its cap, past the backoff's",
                 policy(),
                 ErrorKind::Status,
                 Some(429),
-                Some(60),
+                Some(300),
                 0.0,
-                vec![60.0, 60.0, 60.0],
+                vec![300.0, 300.0, 300.0],
+            ),
+            (
+                "501 never retried",
+                policy(),
+                ErrorKind::Status,
+                Some(501),
+                None,
+                0.0,
+                vec![],
             ),
             (
                 "retry-after ignored on 500",
@@ -353,6 +375,44 @@ mod tests {
             ..policy()
         };
         assert!(sequence(&policy, ErrorKind::Network, None, None, 0.0).is_empty());
+    }
+
+    #[test]
+    fn waits_the_server_asked_for_are_marked() {
+        let policy = policy();
+        let decide = |status, retry_after| {
+            let failed = FailedAttempt {
+                kind: ErrorKind::Status,
+                status: Some(status),
+                attempts: 1,
+                idempotent: true,
+                retry_after,
+            };
+            policy.decide(&failed, &mut policy.delays(), 0.0)
+        };
+        let asked = Some(Duration::from_secs(2));
+        assert_eq!(
+            decide(429, asked),
+            Decision::Retry {
+                after: Duration::from_secs(2),
+                asked: true
+            }
+        );
+        assert_eq!(
+            decide(503, None),
+            Decision::Retry {
+                after: Duration::from_secs(1),
+                asked: false
+            }
+        );
+        // A Retry-After on a 500 is not an ask.
+        assert_eq!(
+            decide(500, asked),
+            Decision::Retry {
+                after: Duration::from_secs(1),
+                asked: false
+            }
+        );
     }
 
     #[test]

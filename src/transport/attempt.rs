@@ -68,6 +68,9 @@ pub(crate) struct Received {
     pub(crate) headers: Option<HeaderMap>,
     /// What the body is, for a message if it does not parse.
     pub(crate) labels: BodyLabels,
+    /// From the start of the attempt to the response head: the host's
+    /// answer time, for its governor (`policy/host/limit.rs`).
+    pub(crate) head: Duration,
 }
 
 /// What a response said its body is: for the words of a parse failure.
@@ -274,6 +277,7 @@ impl Attempt<'_> {
             visited.push(hop.url.clone());
             url = hop.url.into();
         };
+        let head = started.elapsed();
         let status = response.status().as_u16();
         // No headers, nothing stored: an answer another session's cookies
         // made is not the cache's to keep.
@@ -287,6 +291,7 @@ impl Attempt<'_> {
                 body: Vec::new(),
                 headers,
                 labels: BodyLabels::default(),
+                head,
             });
         }
         if classify::classify_status(status).is_some() {
@@ -360,6 +365,7 @@ impl Attempt<'_> {
             body,
             headers,
             labels,
+            head,
         })
     }
 }

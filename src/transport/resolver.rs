@@ -67,8 +67,7 @@ impl Resolver for CachingResolver {
             at: Instant::now(),
             addrs: addrs.clone(),
         });
-        self.hosts
-            .with(&key, |record| record.resolved.store(Some(resolved)));
+        self.hosts.get(&key).resolved.store(Some(resolved));
         Ok(addrs)
     }
 }
@@ -143,7 +142,6 @@ fn effective_port(uri: &Uri) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     /// The ports of the addresses the resolver answers for `url`.
     fn resolve(resolver: &CachingResolver, url: &str) -> Vec<u16> {
@@ -158,14 +156,8 @@ mod tests {
 
     #[test]
     fn names_are_cached_per_effective_port() {
-        let hosts = Hosts::new(
-            crate::clock::SystemClock::shared(),
-            Duration::from_secs(60),
-            Duration::ZERO,
-            crate::policy::limit::Gate::default,
-        );
         let resolver = CachingResolver {
-            hosts: Arc::new(hosts),
+            hosts: Arc::new(Hosts::for_tests()),
             lookup: DefaultResolver::default(),
         };
         // Port 80 first: the https request must not reuse it.

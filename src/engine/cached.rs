@@ -1,0 +1,261 @@
+//! A journey's dealings with the cache: before the first attempt, what it
+//! holds (served at once, or revalidated); after the answer, what to keep.
+//!
+//! Only GET is ever served from the cache. Another method goes to the
+//! network and, once it has succeeded, makes the URL's stored GET stale
+//! (RFC 9111 §4.4). A stale entry is revalidated (If-None-Match,
+//! If-Modified-Since): a 304 about it refreshes it and serves it; a 304
+//! about another version (RFC 9111 §4.3.4) asks again for the whole.
+
+use std::time::SystemTime;
+
+use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::journey::Body;
+use super::{Engine, Scope};
+use crate::cache::{self, Entry, EntryKey, Lookup};
+use crate::error::{Detail, Error, ErrorKind};
+use crate::request::{CacheMode, Request};
+use crate::stats::Recorder;
+use crate::transport::attempt::{self, BodyLabels, CacheNeeds};
+
+/// What the cache asked of a journey's attempts.
+#[derive(Debug)]
+pub(crate) enum CachePlan {
+    /// Nothing: no cache, or not for this request.
+    Nothing,
+    /// A successful answer makes the URL's stored GET stale.
+    Invalidate,
+    /// Keep the answer (and revalidate `stale`, if there is one).
+    Keep(Box<Keeping>),
+}
+
+/// A GET the cache has a say in.
+pub(crate) struct Keeping {
+    key: EntryKey,
+    /// The request as the cache files it (with the cookies it had then).
+    head: http::Request<()>,
+    /// The stored answer being revalidated.
+    stale: Option<Entry>,
+    conditional: Vec<(HeaderName, HeaderValue)>,
+    /// Whether the answer is stored (the request's cache mode writes).
+    writes: bool,
+}
+
+impl std::fmt::Debug for Keeping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keeping")
+            .field("revalidating", &self.stale.is_some())
+            .field("writes", &self.writes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the cache made of a new journey.
+pub(crate) enum Begun {
+    /// Served from the cache, or refused (offline, a bad request).
+    Done(Result<Body, Error>),
+    /// To the network, with this plan.
+    Send(CachePlan),
+}
+
+/// What the cache made of an answer.
+pub(crate) enum Finished {
+    Done(Result<Body, Error>),
+    /// The answer was a 304 about another version: ask again.
+    Again,
+}
+
+impl CachePlan {
+    /// What the cache says of `request` before anything is sent.
+    pub(crate) fn begin(engine: &Engine, request: &Request, scope: &Scope<'_>) -> Begun {
+        let mode = request.cache();
+        let Some(cache) = engine
+            .cache
+            .as_ref()
+            .filter(|cache| mode != CacheMode::Off || cache.offline())
+        else {
+            return Begun::Send(CachePlan::Nothing);
+        };
+        let offline = cache.offline();
+        if !request.is_get() {
+            if offline {
+                let error = request
+                    .error(ErrorKind::Offline)
+                    .with_detail(Detail::Reason(
+                        "only GET and HEAD are answered from the cache".to_owned(),
+                    ));
+                return Begun::Done(Err(error));
+            }
+            return Begun::Send(CachePlan::Invalidate);
+        }
+        let mut head = match request.to_http(&engine.settings.transport.headers) {
+            Ok(http) => http.map(|_| ()),
+            Err(error) => return Begun::Done(Err(error)),
+        };
+        // The jar's cookies key the entry as your own would (hashed): one
+        // session's answers are not served to another.
+        if let Some(jar) = &engine.jar {
+            jar.add_to(request.url(), head.headers_mut());
+        }
+        let is_sensitive = |name: &str| engine.is_sensitive(request, name);
+        let Some(key) = cache.key(request.url(), &head, is_sensitive) else {
+            return Begun::Send(CachePlan::Nothing);
+        };
+        let lookup = if mode.reads() {
+            cache.lookup(&key, &head, SystemTime::now())
+        } else {
+            Lookup::Miss
+        };
+        if matches!(lookup, Lookup::Miss) && mode.reads() {
+            engine.record(scope, Recorder::cache_miss);
+        }
+        let (stale, conditional) = match lookup {
+            Lookup::Fresh(entry) => {
+                return Begun::Done(served(engine, request, scope, entry, false, 0))
+            }
+            // Offline, a stale answer beats none, unless the server said
+            // it must not be served stale (RFC 9111 §4.2.4).
+            Lookup::Stale(entry, _) if offline && !entry.meta.must_revalidate => {
+                return Begun::Done(served(engine, request, scope, entry, false, 0));
+            }
+            Lookup::Stale(..) if offline => {
+                let error = request
+                    .error(ErrorKind::Offline)
+                    .with_detail(Detail::Reason(
+                        "the cached answer is stale, and the server said it must not be \
+                         served stale (must-revalidate)"
+                            .to_owned(),
+                    ));
+                return Begun::Done(Err(error));
+            }
+            Lookup::Miss if offline => return Begun::Done(Err(request.error(ErrorKind::Offline))),
+            Lookup::Miss => (None, Vec::new()),
+            Lookup::Stale(entry, conditional) => (Some(entry), conditional),
+        };
+        Begun::Send(CachePlan::Keep(Box::new(Keeping {
+            key,
+            head,
+            stale,
+            conditional,
+            writes: mode.writes(),
+        })))
+    }
+
+    /// What an attempt must send, and bring back, for the cache.
+    pub(crate) fn needs(&self) -> CacheNeeds<'_> {
+        match self {
+            CachePlan::Keep(keeping) => CacheNeeds {
+                conditional: &keeping.conditional,
+                // Storing or refreshing an entry needs the headers, and so
+                // does judging a 304 (whose version is it?).
+                keep_headers: keeping.writes || !keeping.conditional.is_empty(),
+            },
+            _ => CacheNeeds::default(),
+        }
+    }
+
+    /// What becomes of `answer`, the request's after `attempts` attempts.
+    pub(crate) fn finish(
+        &mut self,
+        engine: &Engine,
+        request: &Request,
+        mut answer: Body,
+        attempts: u32,
+        scope: &Scope<'_>,
+    ) -> Finished {
+        let keeping = match self {
+            CachePlan::Nothing => return Finished::Done(Ok(answer)),
+            CachePlan::Invalidate => {
+                if let Some(cache) = &engine.cache {
+                    cache.invalidate(request.url());
+                }
+                return Finished::Done(Ok(answer));
+            }
+            CachePlan::Keep(keeping) => keeping,
+        };
+        let Some(cache) = &engine.cache else {
+            return Finished::Done(Ok(answer));
+        };
+        let is_sensitive = |name: &str| engine.is_sensitive(request, name);
+        // No headers when the answer may not be cached (`transport/cookies.rs`).
+        let headers = answer.headers.take();
+        if let Some(entry) = keeping.stale.take().filter(|_| answer.status == 304) {
+            let no_headers = HeaderMap::new();
+            let said = headers.as_ref().unwrap_or(&no_headers);
+            if cache::rules::confirms(&entry, said) {
+                if let Some(headers) = headers.as_ref().filter(|_| keeping.writes) {
+                    cache.refresh(&keeping.key, &keeping.head, &entry, headers, &is_sensitive);
+                }
+                return Finished::Done(served(engine, request, scope, entry, true, attempts));
+            }
+            keeping.conditional.clear();
+            return Finished::Again;
+        }
+        if let Some(headers) = headers.as_ref().filter(|_| keeping.writes) {
+            cache.store(
+                &keeping.key,
+                &keeping.head,
+                answer.status,
+                headers,
+                &answer.bytes,
+                answer.labels.undecoded.as_deref(),
+                &is_sensitive,
+            );
+        }
+        Finished::Done(Ok(answer))
+    }
+
+    /// Keeps the response a request failed with, where the rules let a
+    /// cache keep it (a 404, to answer for the URL next time, offline too).
+    pub(crate) fn store_failure(&self, engine: &Engine, request: &Request, response: &Body) {
+        let (CachePlan::Keep(keeping), Some(cache), Some(headers)) =
+            (self, &engine.cache, &response.headers)
+        else {
+            return;
+        };
+        if !keeping.writes {
+            return;
+        }
+        let is_sensitive = |name: &str| engine.is_sensitive(request, name);
+        cache.store(
+            &keeping.key,
+            &keeping.head,
+            response.status,
+            headers,
+            &response.bytes,
+            response.labels.undecoded.as_deref(),
+            &is_sensitive,
+        );
+    }
+}
+
+/// A stored answer, with the status it had: a 203 stays a 203, a 404 stays
+/// the request's `NotFound` error.
+fn served(
+    engine: &Engine,
+    request: &Request,
+    scope: &Scope<'_>,
+    entry: Entry,
+    revalidated: bool,
+    attempts: u32,
+) -> Result<Body, Error> {
+    engine.record(scope, |stats| {
+        stats.cache_served(entry.body.len(), revalidated);
+    });
+    let status = entry.meta.status;
+    if crate::error::classify::classify_status(status).is_some() {
+        return Err(attempt::status_error(request, status, &entry.body).with_attempts(attempts));
+    }
+    // The labels the fetch had, so that a hit's words are the same.
+    let labels = BodyLabels {
+        content_type: entry.meta.content_type.map(Box::from),
+        undecoded: entry.meta.undone.map(Box::from),
+    };
+    Ok(Body {
+        bytes: entry.body,
+        status,
+        headers: None,
+        labels,
+    })
+}

@@ -1,0 +1,333 @@
+//! One request's way from its first step to its result, in steps that can
+//! be set aside.
+//!
+//! A request goes, top to bottom: the cache (`cached.rs`: served from it,
+//! or told what to send and what to keep), then attempts. Before each
+//! attempt its host's governor (`policy/host/`) says "go" or "not yet";
+//! the exchange itself is the transport's (`transport/attempt.rs`); after
+//! it the governor hears how the host answered, and on a failure the retry
+//! rules (`policy/retry.rs`) and the host's retry budget say whether to go
+//! again, and when.
+//!
+//! A request never waits on its thread here. Where it must wait (its
+//! host's limit, a pause, an open breaker, a retry's delay), [`Journey::step`]
+//! returns [`Step::Wait`] with the time it may go on, and whoever runs it
+//! (a batch's worker, `driver.rs`, or the calling thread of a single fetch)
+//! sets it aside and does something else meanwhile: a hundred requests
+//! waiting out a `Retry-After` hold no thread.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cached::{Begun, CachePlan, Finished as CacheFinished};
+use super::{Engine, Scope};
+use crate::error::classify::{self, HostVerdict};
+use crate::error::{Detail, Error, ErrorKind};
+use crate::origin::OriginRef;
+use crate::policy::host::{Admission, Answer, Host};
+use crate::policy::retry::{self, Decision, Delays, FailedAttempt};
+use crate::request::Request;
+use crate::stats::Recorder;
+use crate::transport::attempt::{Attempt, BodyLabels, Received};
+
+/// A body to hand over, with its particulars.
+#[derive(Debug)]
+pub(crate) struct Body {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) status: u16,
+    /// The response headers, when the cache needs them.
+    pub(crate) headers: Option<ureq::http::HeaderMap>,
+    /// What the response said its body is (none from the cache).
+    pub(crate) labels: BodyLabels,
+}
+
+/// What one step of a journey came to.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// The request is done: its body, or why not.
+    Done(Result<Body, Error>),
+    /// Not yet: step again at the clock's `until`, or (`None`) when a
+    /// request to its host comes back.
+    Wait { until: Option<Duration> },
+}
+
+/// One request on its way.
+#[derive(Debug)]
+pub(crate) struct Journey {
+    pub(crate) request: Request,
+    /// When its first step ran (for its latency).
+    pub(crate) started: Option<Instant>,
+    /// What the cache asked for, once the cache has been asked.
+    plan: Option<CachePlan>,
+    pub(crate) attempts: u32,
+    delays: Option<Delays>,
+    /// The last attempt's failure, while a retry waits.
+    last_error: Option<Error>,
+    /// When (the clock's time) it may try again.
+    not_before: Duration,
+    /// Since when it has waited for its host, for the stats.
+    held_since: Option<Instant>,
+    host: Option<Arc<Host>>,
+}
+
+/// What one attempt came to.
+enum Attempted {
+    Answer(Body),
+    Wait {
+        until: Option<Duration>,
+    },
+    /// The request ends with this error; with the response it failed
+    /// with, for the cache (a 404 is stored too).
+    Failed(Error, Option<Body>),
+}
+
+impl Journey {
+    pub(crate) fn new(request: Request) -> Journey {
+        Journey {
+            request,
+            started: None,
+            plan: None,
+            attempts: 0,
+            delays: None,
+            last_error: None,
+            not_before: Duration::ZERO,
+            held_since: None,
+            host: None,
+        }
+    }
+
+    /// The host it goes to, once it has asked for it.
+    pub(crate) fn host(&self) -> Option<&Arc<Host>> {
+        self.host.as_ref()
+    }
+
+    /// How long since its first step.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started
+            .map_or(Duration::ZERO, |started| started.elapsed())
+    }
+
+    /// Takes the request as far as it can go now.
+    pub(crate) fn step(&mut self, engine: &Engine, scope: &Scope<'_>) -> Step {
+        self.started.get_or_insert_with(Instant::now);
+        if self.plan.is_none() {
+            match CachePlan::begin(engine, &self.request, scope) {
+                Begun::Done(result) => return Step::Done(result),
+                Begun::Send(plan) => self.plan = Some(plan),
+            }
+        }
+        loop {
+            let answer = match self.attempt(engine, scope) {
+                Attempted::Answer(answer) => answer,
+                Attempted::Wait { until } => return Step::Wait { until },
+                Attempted::Failed(error, response) => {
+                    if let (Some(plan), Some(response)) = (&self.plan, &response) {
+                        plan.store_failure(engine, &self.request, response);
+                    }
+                    return Step::Done(Err(error));
+                }
+            };
+            let Some(plan) = self.plan.as_mut() else {
+                return Step::Done(Ok(answer));
+            };
+            match plan.finish(engine, &self.request, answer, self.attempts, scope) {
+                CacheFinished::Done(result) => return Step::Done(result),
+                // A 304 about another version: ask again for the whole.
+                CacheFinished::Again => {}
+            }
+        }
+    }
+
+    /// One attempt, if its host lets it go now.
+    fn attempt(&mut self, engine: &Engine, scope: &Scope<'_>) -> Attempted {
+        let request = &self.request;
+        if let Err(kind) = scope.stop.check() {
+            return Attempted::Failed(self.stopped(kind, None), None);
+        }
+        let governor = &engine.governor;
+        let now = governor.now();
+        if self.not_before > now {
+            return Attempted::Wait {
+                until: Some(self.not_before),
+            };
+        }
+        if request.timeout_override().is_some_and(|t| t.is_zero()) {
+            let error = request.refused("its timeout is zero: no attempt could finish");
+            return Attempted::Failed(error, None);
+        }
+        let host = if let Some(host) = &self.host {
+            Arc::clone(host)
+        } else {
+            let Some(origin) = OriginRef::of_url(request.url()) else {
+                let error = request.refused("the URL has no http(s) host");
+                return Attempted::Failed(error, None);
+            };
+            let host = engine.hosts.get(&origin);
+            self.host = Some(Arc::clone(&host));
+            host
+        };
+        let permit = match governor.admit(&host, self.attempts == 0) {
+            Admission::Go(permit) => permit,
+            Admission::Wait { until } => {
+                // A wait that would pass the deadline ends the request now.
+                if let Some(until) = until {
+                    if scope.stop.passes_deadline(until.saturating_sub(now)) {
+                        let error = self.stopped(ErrorKind::DeadlineExceeded, None);
+                        return Attempted::Failed(error, None);
+                    }
+                }
+                self.held_since.get_or_insert_with(Instant::now);
+                return Attempted::Wait { until };
+            }
+            Admission::Refuse { cause } => {
+                // A request whose own failures brought this about ends with
+                // the last of them; one that never sent says why not.
+                let error = match self.last_error.take() {
+                    Some(last) => last,
+                    None => request
+                        .error(ErrorKind::CircuitOpen)
+                        .with_detail(Detail::Breaker {
+                            host: host.origin.to_string(),
+                            cause,
+                        }),
+                };
+                return Attempted::Failed(error, None);
+            }
+        };
+        if let Some(since) = self.held_since.take() {
+            engine.record(scope, |stats| stats.gate_wait(since.elapsed()));
+        }
+        let settings = &engine.settings;
+        let needs = self.plan.as_ref().map(CachePlan::needs).unwrap_or_default();
+        let http =
+            match crate::transport::attempt::http_request(request, &settings.transport, needs) {
+                Ok(http) => http,
+                Err(error) => return Attempted::Failed(error, None),
+            };
+        // The attempt may not outlast the batch's deadline.
+        let timeout = request
+            .timeout_override()
+            .map_or(settings.transport.timeout, crate::clock::capped);
+        let clipped = scope.stop.clip(timeout);
+        if clipped.is_zero() {
+            let error = self.stopped(ErrorKind::DeadlineExceeded, None);
+            return Attempted::Failed(error, None);
+        }
+        // The agent's own timeout is the fetcher's: only another one needs
+        // the request to carry it.
+        let own_timeout = (clipped != settings.transport.timeout).then_some(clipped);
+        self.attempts = self.attempts.saturating_add(1);
+        let attempts = self.attempts;
+        engine.record(scope, |stats| stats.attempt(attempts > 1));
+        let on_stale = || engine.record(scope, Recorder::stale_connection);
+        let exchange = Attempt {
+            agents: &engine.agents,
+            settings: &settings.transport,
+            jar: engine.jar.as_ref(),
+            cancel: scope.stop.cancel,
+            on_stale: &on_stale,
+        };
+        let started = Instant::now();
+        let failure = match exchange.run(request, http, own_timeout, clipped, needs) {
+            Ok(Received {
+                status,
+                body,
+                headers,
+                labels,
+                head,
+            }) => {
+                permit.report(governor, Answer::Answered { head: Some(head) }, String::new);
+                engine.record(scope, |stats| stats.bytes(body.len()));
+                log::debug!(
+                    "{} {}: attempt {attempts} got {} bytes in {:?}",
+                    request.method_name(),
+                    request.redacted_url(),
+                    body.len(),
+                    started.elapsed()
+                );
+                self.last_error = None;
+                return Attempted::Answer(Body {
+                    bytes: body,
+                    status,
+                    headers,
+                    labels,
+                });
+            }
+            Err(failure) => failure,
+        };
+        let response = failure.response().map(|(status, start, headers)| Body {
+            bytes: start.to_vec(),
+            status,
+            headers: Some(headers.clone()),
+            labels: BodyLabels::default(),
+        });
+        let error = failure.into_error(request, attempts, clipped, &settings.transport);
+        log::debug!(
+            "{} {}: attempt {attempts} failed in {:?}: {error}",
+            request.method_name(),
+            request.redacted_url(),
+            started.elapsed()
+        );
+        // A failure the batch's stop brought about (a clipped timeout, a
+        // cancelled read) says nothing of the host, and ends the request
+        // as the stop, with the failure as its cause.
+        let stopped = error.is_retryable() && scope.stop.check().is_err();
+        let (kind, status) = (error.kind(), error.status());
+        let asked = retry::asked_to_wait(status, error.retry_after());
+        let answer = match classify::host_verdict(kind, status) {
+            _ if stopped => Answer::Nothing,
+            HostVerdict::Answered => Answer::Answered { head: None },
+            HostVerdict::Throttled => Answer::Throttled { retry_after: asked },
+            HostVerdict::Overloaded => Answer::Overloaded { retry_after: asked },
+            HostVerdict::Failed => Answer::Failed,
+            HostVerdict::Nothing => Answer::Nothing,
+        };
+        permit.report(governor, answer, || error.summary());
+        if stopped {
+            if let Err(kind) = scope.stop.check() {
+                return Attempted::Failed(self.stopped(kind, Some(error)), None);
+            }
+        }
+        let failed = FailedAttempt {
+            kind,
+            status,
+            attempts,
+            idempotent: request.is_idempotent(),
+            retry_after: error.retry_after(),
+        };
+        let delays = self.delays.get_or_insert_with(|| settings.retry.delays());
+        let (after, asked) = match settings.retry.decide(&failed, delays, fastrand::f64()) {
+            Decision::GiveUp => return Attempted::Failed(error, response),
+            Decision::Retry { after, asked } => (after, asked),
+        };
+        if !governor.may_retry(&host, asked) {
+            log::debug!(
+                "{} {}: {} 's retry budget is spent; not retried",
+                request.method_name(),
+                request.redacted_url(),
+                host.origin
+            );
+            return Attempted::Failed(error, response);
+        }
+        if scope.stop.passes_deadline(after) {
+            let error = self.stopped(ErrorKind::DeadlineExceeded, Some(error));
+            return Attempted::Failed(error, None);
+        }
+        log::warn!("{error}; retrying in {after:?}");
+        self.not_before = governor.now().saturating_add(after);
+        self.last_error = Some(error);
+        Attempted::Wait {
+            until: Some(self.not_before),
+        }
+    }
+
+    /// The error of a request stopped by its batch (deadline or cancel),
+    /// with the failure that was last, if any, as its cause.
+    fn stopped(&mut self, kind: ErrorKind, failure: Option<Error>) -> Error {
+        let error = self.request.error(kind).with_attempts(self.attempts);
+        match failure.or_else(|| self.last_error.take()) {
+            Some(last) => error.with_source(last.into_cause()),
+            None => error,
+        }
+    }
+}
