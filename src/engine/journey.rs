@@ -67,6 +67,9 @@ pub(crate) struct Journey {
     not_before: Duration,
     /// Since when it has waited for its host, for the stats.
     held_since: Option<Instant>,
+    /// Until when (the clock's time) it waits for its host's breaker to
+    /// close: what its remaining retries would have taken.
+    patience: Option<Duration>,
     host: Option<Arc<Host>>,
 }
 
@@ -92,6 +95,7 @@ impl Journey {
             last_error: None,
             not_before: Duration::ZERO,
             held_since: None,
+            patience: None,
             host: None,
         }
     }
@@ -168,7 +172,7 @@ impl Journey {
         };
         let permit = match governor.admit(&host, self.attempts == 0) {
             Admission::Go(permit) => permit,
-            Admission::Wait { until } => {
+            Admission::Wait { until, breaker } => {
                 // A wait that would pass the deadline ends the request now.
                 if let Some(until) = until {
                     if scope.stop.passes_deadline(until.saturating_sub(now)) {
@@ -177,23 +181,27 @@ impl Journey {
                     }
                 }
                 self.held_since.get_or_insert_with(Instant::now);
-                return Attempted::Wait { until };
+                if !breaker {
+                    return Attempted::Wait { until };
+                }
+                // An outage of unknown length is waited out within what
+                // the request's retries would have taken.
+                let settings = &engine.settings.retry;
+                let patience = *self
+                    .patience
+                    .get_or_insert_with(|| now.saturating_add(settings.patience(self.attempts)));
+                if now >= patience {
+                    let cause = crate::policy::host::Governor::breaker_cause(&host);
+                    return Attempted::Failed(self.held_back(&host, cause), None);
+                }
+                let until = until.map_or(patience, |until| until.min(patience));
+                return Attempted::Wait { until: Some(until) };
             }
             Admission::Refuse { cause } => {
-                // A request whose own failures brought this about ends with
-                // the last of them; one that never sent says why not.
-                let error = match self.last_error.take() {
-                    Some(last) => last,
-                    None => request
-                        .error(ErrorKind::CircuitOpen)
-                        .with_detail(Detail::Breaker {
-                            host: host.origin.to_string(),
-                            cause,
-                        }),
-                };
-                return Attempted::Failed(error, None);
+                return Attempted::Failed(self.held_back(&host, cause), None);
             }
         };
+        self.patience = None;
         if let Some(since) = self.held_since.take() {
             engine.record(scope, |stats| stats.gate_wait(since.elapsed()));
         }
@@ -318,6 +326,22 @@ impl Journey {
         self.last_error = Some(error);
         Attempted::Wait {
             until: Some(self.not_before),
+        }
+    }
+
+    /// The error of a request its host's breaker holds back for good: the
+    /// last of its own failures, if it has any (they brought this about);
+    /// if it never sent, `CircuitOpen`, with what opened the breaker.
+    fn held_back(&mut self, host: &Host, cause: String) -> Error {
+        match self.last_error.take() {
+            Some(last) => last,
+            None => self
+                .request
+                .error(ErrorKind::CircuitOpen)
+                .with_detail(Detail::Breaker {
+                    host: host.origin.to_string(),
+                    cause,
+                }),
         }
     }
 

@@ -348,38 +348,54 @@ mod tests {
     }
 
     #[test]
-    fn an_open_breaker_holds_requests_for_its_probe() {
+    fn an_open_breaker_holds_requests_within_their_patience() {
         let clock = Arc::new(ManualClock::default());
         let url = server(UNAVAILABLE);
+        // One retry of 1 s: a request waits at most 1 s for the breaker.
         let fetcher = builder(&clock)
-            .max_retries(0)
+            .max_retries(1)
             .breaker_threshold(2)
             .build()
             .unwrap();
+        let secs = |s: &[u64]| {
+            s.iter()
+                .map(|&s| Duration::from_secs(s))
+                .collect::<Vec<_>>()
+        };
         // The breaker is the host's: its URL, or its `host:port`, finds it.
         let host = url
             .trim_start_matches("http://")
             .trim_end_matches("/doc.json");
-        for _ in 0..2 {
-            let error = fetcher.get_bytes(&url).unwrap_err();
-            assert_eq!(
-                (error.kind(), error.status()),
-                (ErrorKind::Status, Some(503))
-            );
-        }
+        // Two 503s in a row (one request and its retry) open it for 1 s.
+        let first = fetcher.get_bytes(&url).unwrap_err();
+        assert_eq!((first.status(), first.attempts()), (Some(503), 2));
         assert_eq!(fetcher.breaker_state(host), BreakerState::Open);
         assert_eq!(fetcher.breaker_state(&url), BreakerState::Open);
-        // The next request waits out the first second, goes as the probe,
-        // and fails with its own 503 (not CircuitOpen): reopened for 2 s.
-        let probe = fetcher.get_bytes(&url).unwrap_err();
-        assert_eq!((probe.kind(), probe.attempts()), (ErrorKind::Status, 1));
-        assert_eq!(clock.sleeps(), [Duration::from_secs(1)]);
-        assert_eq!(fetcher.breaker_state(host), BreakerState::Open);
+        // The next waits out that second, goes as the probe (503: open 2 s
+        // more), retries after 1 s, waits 1 s more, probes again: it ends
+        // with its own 503, never CircuitOpen.
+        let held = fetcher.get_bytes(&url).unwrap_err();
+        assert_eq!((held.status(), held.attempts()), (Some(503), 2));
+        assert_eq!(clock.sleeps(), secs(&[1, 1, 1, 1]));
+        // Open for 4 s now: a new request waits its second of patience and
+        // ends unsent, saying what opened the breaker.
+        let unsent = fetcher.get_bytes(&url).unwrap_err();
+        assert_eq!(
+            (unsent.kind(), unsent.attempts()),
+            (ErrorKind::CircuitOpen, 0)
+        );
+        let message = unsent.to_string();
+        assert!(
+            message.contains("is open (2 failures in a row, the last: 503 Service Unavailable")
+                && message.ends_with("; nothing was sent"),
+            "{message}"
+        );
+        assert_eq!(clock.sleeps(), secs(&[1, 1, 1, 1, 1]));
         let stats = fetcher.stats();
-        assert_eq!(stats.failures_of(ErrorKind::CircuitOpen), 0);
+        assert_eq!(stats.failures_of(ErrorKind::CircuitOpen), 1);
         assert_eq!(stats.hosts.len(), 1);
         assert_eq!(stats.hosts[0].breaker, BreakerState::Open);
-        assert_eq!(stats.hosts[0].breaker_opened, 2);
+        assert_eq!(stats.hosts[0].breaker_opened, 3);
         fetcher.reset_breakers();
         assert_eq!(fetcher.breaker_state(host), BreakerState::Closed);
     }

@@ -85,6 +85,30 @@ impl RetryPolicy {
         Delays { backoff }
     }
 
+    /// How long a request that has made `attempts` attempts may still wait
+    /// for its host to come back: what its remaining retries would take,
+    /// their backoff delays and jitter (10 s with the defaults, for a
+    /// request yet to be sent).
+    pub(crate) fn patience(&self, attempts: u32) -> Duration {
+        let done = attempts.saturating_sub(1);
+        let mut total = Duration::ZERO;
+        let mut delay = self.initial_delay;
+        for retry in 0..self.max_retries {
+            if delay >= self.max_delay {
+                // Capped from here on: the rest at once.
+                let left = self.max_retries - retry.max(done);
+                let each = self.max_delay.saturating_add(self.jitter);
+                return total.saturating_add(each.checked_mul(left).unwrap_or(Duration::MAX));
+            }
+            if retry >= done {
+                total = total.saturating_add(delay.saturating_add(self.jitter));
+            }
+            delay = Duration::try_from_secs_f64(delay.as_secs_f64() * self.multiplier)
+                .unwrap_or(Duration::MAX);
+        }
+        total
+    }
+
     /// Decides the follow-up of a failed attempt. `random` is a number in
     /// `[0, 1)` for the jitter.
     pub(crate) fn decide(
@@ -375,6 +399,25 @@ mod tests {
             ..policy()
         };
         assert!(sequence(&policy, ErrorKind::Network, None, None, 0.0).is_empty());
+    }
+
+    #[test]
+    fn patience_is_what_the_remaining_retries_would_take() {
+        let policy = policy();
+        assert_eq!(
+            policy.patience(0),
+            Duration::from_secs(10),
+            "1+2+4 and jitter"
+        );
+        assert_eq!(policy.patience(1), Duration::from_secs(10));
+        assert_eq!(policy.patience(2), Duration::from_secs(8), "2+4 and jitter");
+        assert_eq!(policy.patience(4), Duration::ZERO);
+        let huge = RetryPolicy {
+            max_retries: u32::MAX,
+            multiplier: 1e300,
+            ..policy
+        };
+        assert!(huge.patience(0) >= Duration::from_secs(60));
     }
 
     #[test]

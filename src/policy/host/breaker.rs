@@ -2,8 +2,11 @@
 //! probe at a time instead of the rest of the batch.
 //!
 //! After `threshold` consecutive failures (5xx, timeouts, network errors;
-//! never a 4xx, nor a 429: a host that says "later" is well) the breaker
-//! opens. While it is open, requests to the host **wait** for it to close,
+//! never a 4xx, nor a 429: a host that says "later" is well), when at least
+//! half of the host's recent answers failed too (`health.rs`), the breaker
+//! opens. Consecutive failures alone are a poor sign under concurrency: a
+//! host one request in four fails for (a few broken URLs) shows five in a
+//! row now and then while it serves the rest well. While it is open, requests to the host **wait** for it to close,
 //! within their own time (a batch's deadline, a request's); they do not
 //! fail unsent, because a short outage (a deploy, a cold cache) must cost
 //! time, not results: measured before, a third of a second of 503s at the
@@ -158,12 +161,14 @@ impl Breaker {
         true
     }
 
-    /// The host failed (5xx, timeout, network error) at `now`; `describe`
-    /// says how, in words, if this opens the breaker.
+    /// The host failed (5xx, timeout, network error) at `now`; `failing`
+    /// when at least half of its recent answers failed; `describe` says
+    /// how, in words, if this opens the breaker.
     pub(crate) fn failed(
         &self,
         settings: &BreakerSettings,
         probe: bool,
+        failing: bool,
         now: Duration,
         describe: impl FnOnce() -> String,
     ) -> Failed {
@@ -185,7 +190,8 @@ impl Breaker {
             self.open(HALF_OPEN | PROBING, now, open_for);
             return Failed::Opened;
         }
-        if failures < settings.threshold || self.state.load(Ordering::Acquire) != CLOSED {
+        if failures < settings.threshold || !failing || self.state.load(Ordering::Acquire) != CLOSED
+        {
             return Failed::Counted;
         }
         *self.cause.lock() = Some(
@@ -320,7 +326,8 @@ mod tests {
                     if matches!(step, Ok) {
                         breaker.succeeded(probe);
                     } else {
-                        breaker.failed(&settings, probe, now, || "503 Service Unavailable".into());
+                        let describe = || "503 Service Unavailable".into();
+                        breaker.failed(&settings, probe, true, now, describe);
                     }
                 }
                 Says(verdict) => assert_eq!(breaker.admit(&settings, now), verdict, "step {i}"),
@@ -458,6 +465,20 @@ mod tests {
     }
 
     #[test]
+    fn a_host_that_mostly_answers_is_not_broken() {
+        let breaker = Breaker::default();
+        let now = Duration::ZERO;
+        for _ in 0..10 {
+            let opened = breaker.failed(&WAITING, false, false, now, String::new);
+            assert_eq!(opened, Failed::Counted);
+        }
+        assert_eq!(breaker.state(now), BreakerState::Closed);
+        // Once its recent answers are mostly failures, it opens.
+        let opened = breaker.failed(&WAITING, false, true, now, String::new);
+        assert_eq!(opened, Failed::Opened);
+    }
+
+    #[test]
     fn the_cause_names_the_failures() {
         let breaker = run(WAITING, &[Fail, Fail, Fail]);
         assert_eq!(
@@ -483,10 +504,10 @@ mod tests {
         let breaker = Breaker::default();
         let now = Duration::from_secs(5);
         assert!(breaker.is_settled(now));
-        breaker.failed(&WAITING, false, now, String::new);
+        breaker.failed(&WAITING, false, true, now, String::new);
         assert!(!breaker.is_settled(now), "a failure to remember");
-        breaker.failed(&WAITING, false, now, String::new);
-        breaker.failed(&WAITING, false, now, String::new);
+        breaker.failed(&WAITING, false, true, now, String::new);
+        breaker.failed(&WAITING, false, true, now, String::new);
         assert!(!breaker.is_settled(now), "open");
         assert!(breaker.is_settled(now + SHORTEST), "open long enough");
     }

@@ -396,7 +396,10 @@ mod tests {
         assert_eq!(rounds(20), (32, 64));
         let (before, after) = rounds(40);
         assert_eq!(before, 32);
-        assert!((50..64).contains(&after), "grew within the round, then 0.9x: {after}");
+        assert!(
+            (50..64).contains(&after),
+            "grew within the round, then 0.9x: {after}"
+        );
         // Fixed: the same rise is within what a chosen number tolerates.
         let mut f = fixed(32);
         answer(&mut f, 32, ms(20), ms(0));

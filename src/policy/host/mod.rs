@@ -13,8 +13,9 @@
 //! - **A circuit breaker** (`breaker.rs`): a host that keeps failing gets
 //!   one probe at a time while the others wait.
 //! - **A rate limit** (`rate.rs`, optional).
-//! - **A retry budget** (`budget.rs`): during an outage, retries are a
-//!   share of the host's recent requests.
+//! - **A retry budget** (`budget.rs`): during an outage (`health.rs`: at
+//!   least half of its recent answers failed), retries are a share of the
+//!   host's recent requests.
 //!
 //! The governor never makes a thread wait: [`Governor::admit`] says "go"
 //! (a [`Permit`]) or "not yet" (until when, if known), and the engine sets
@@ -37,6 +38,7 @@
 
 mod breaker;
 mod budget;
+mod health;
 mod limit;
 mod rate;
 mod table;
@@ -57,6 +59,7 @@ pub(crate) use self::table::Hosts;
 
 use self::breaker::{Breaker, Verdict};
 use self::budget::Budget;
+use self::health::Health;
 use self::limit::{Controller, Sent};
 use self::rate::Rate;
 use crate::clock::{self, Clock};
@@ -111,6 +114,7 @@ pub(crate) struct Host {
 #[derive(Debug)]
 struct Control {
     limit: Controller,
+    health: Health,
     budget: Budget,
     figures: HostFigures,
 }
@@ -148,8 +152,13 @@ pub(crate) enum Admission {
     /// Send it.
     Go(Permit),
     /// Not yet: try again at the clock's `until`, or (`None`) when a
-    /// request to the host comes back.
-    Wait { until: Option<Duration> },
+    /// request to the host comes back. `breaker` when its breaker holds it
+    /// (an outage of unknown length, waited out within the request's
+    /// patience).
+    Wait {
+        until: Option<Duration>,
+        breaker: bool,
+    },
     /// Do not send it: the host is down (or its breaker fails fast). The
     /// words say what opened the breaker.
     Refuse { cause: String },
@@ -201,6 +210,7 @@ impl Governor {
     pub(crate) fn new_host(&self, origin: Origin) -> Host {
         let control = Control {
             limit: Controller::new(self.settings.limit),
+            health: Health::default(),
             budget: Budget::default(),
             figures: HostFigures::default(),
         };
@@ -235,17 +245,23 @@ impl Governor {
     pub(crate) fn admit(&self, host: &Arc<Host>, first: bool) -> Admission {
         let now = self.clock.now();
         if let Some(until) = host.paused_until(now) {
-            return Admission::Wait { until: Some(until) };
+            return Admission::Wait {
+                until: Some(until),
+                breaker: false,
+            };
         }
         let probe = match host.breaker.admit(&self.settings.breaker, now) {
             Verdict::Pass { probe } => probe,
-            Verdict::Wait { until } => return Admission::Wait { until },
+            Verdict::Wait { until } => {
+                return Admission::Wait {
+                    until,
+                    breaker: true,
+                }
+            }
             Verdict::Refuse => {
-                let cause = host
-                    .breaker
-                    .cause()
-                    .unwrap_or_else(|| "repeated failures".to_owned());
-                return Admission::Refuse { cause };
+                return Admission::Refuse {
+                    cause: Governor::breaker_cause(host),
+                }
             }
         };
         let limit = host.limit.load(Ordering::Acquire).max(1);
@@ -258,7 +274,10 @@ impl Governor {
             if probe {
                 host.breaker.probe_abandoned();
             }
-            return Admission::Wait { until: None };
+            return Admission::Wait {
+                until: None,
+                breaker: false,
+            };
         };
         if let Some(rate) = &host.rate {
             if let Err(wait) = rate.take(now) {
@@ -268,6 +287,7 @@ impl Governor {
                 }
                 return Admission::Wait {
                     until: Some(now.saturating_add(wait)),
+                    breaker: false,
                 };
             }
         }
@@ -301,17 +321,28 @@ impl Governor {
     }
 
     /// Whether a request to `host` may be retried: `asked` when the server
-    /// asked for the wait (Retry-After), which the budget does not count.
+    /// asked for the wait (Retry-After), which the budget does not count,
+    /// nor a retry while the host mostly answers.
     pub(crate) fn may_retry(&self, host: &Host, asked: bool) -> bool {
         if asked {
             return true;
         }
         let mut control = host.control.lock();
+        if !control.health.is_failing() {
+            return true;
+        }
         let allowed = control.budget.withdraw(self.clock.now());
         if !allowed {
             control.figures.retries_refused += 1;
         }
         allowed
+    }
+
+    /// What opened `host`'s breaker, in words.
+    pub(crate) fn breaker_cause(host: &Host) -> String {
+        host.breaker
+            .cause()
+            .unwrap_or_else(|| "repeated failures".to_owned())
     }
 
     /// The state of `host`'s breaker now.
@@ -403,6 +434,11 @@ impl Permit {
         if self.first {
             control.budget.deposit(now);
         }
+        match answer {
+            Answer::Answered { .. } | Answer::Throttled { .. } => control.health.note(false),
+            Answer::Overloaded { .. } | Answer::Failed => control.health.note(true),
+            Answer::Nothing => {}
+        }
         let retry_after = match answer {
             Answer::Answered { head } => {
                 host.breaker.succeeded(self.probe);
@@ -456,10 +492,11 @@ impl Permit {
         describe: impl FnOnce() -> String,
     ) {
         let settings = &governor.settings.breaker;
+        let failing = control.health.is_failing();
         if let breaker::Failed::Opened = self
             .host
             .breaker
-            .failed(settings, self.probe, now, describe)
+            .failed(settings, self.probe, failing, now, describe)
         {
             control.figures.breaker_opened += 1;
             control.limit.restart();
