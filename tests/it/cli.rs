@@ -23,22 +23,50 @@ const AMBIENT: [&str; 10] = [
     "SSL_CERT_DIR",
 ];
 
+/// Prefixes of the variables that set the command's options (its own and
+/// a job scheduler's): a test sets the ones it means.
+const SETTINGS: [&str; 5] = [
+    "PARFETCH_",
+    "JOB_COMPLETION_INDEX",
+    "CLOUD_RUN_",
+    "AWS_BATCH_",
+    "SLURM_",
+];
+
 fn parfetch(args: &[&str], stdin: Option<&str>) -> Output {
     parfetch_with_env(args, &[], stdin)
 }
 
-/// Runs the command with `vars` as the only proxy and certificate settings
-/// of its environment.
+/// The command, with none of the test's proxy, certificate, `PARFETCH_*`
+/// or scheduler variables in its environment.
+pub(crate) fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parfetch"));
+    clean_env(&mut command);
+    command
+}
+
+/// Takes the test's proxy, certificate, `PARFETCH_*` and scheduler
+/// variables out of `command`'s environment (its children's too).
+pub(crate) fn clean_env(command: &mut Command) {
+    for name in AMBIENT {
+        command.env_remove(name);
+    }
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if SETTINGS.iter().any(|prefix| text.starts_with(prefix)) {
+            command.env_remove(&name);
+        }
+    }
+}
+
+/// Runs the command with `vars` as the only proxy, certificate and
+/// option variables of its environment.
 pub(crate) fn parfetch_with_env(
     args: &[&str],
     vars: &[(&str, &str)],
     stdin: Option<&str>,
 ) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_parfetch"));
-    for name in AMBIENT {
-        command.env_remove(name);
-    }
-    let mut child = command
+    let mut child = command()
         .envs(vars.iter().copied())
         .args(args)
         .stdin(Stdio::piped())
@@ -411,7 +439,7 @@ fn ctrl_c_stops_new_requests_flushes_and_exits_130() {
         input.push_str(&server.url(&format!("/slow/{i}")));
         input.push('\n');
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parfetch"))
+    let mut child = command()
         .args(["-c", "4", "--timeout", "1", "--ordered"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -421,7 +449,12 @@ fn ctrl_c_stops_new_requests_flushes_and_exits_130() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input.as_bytes()).unwrap();
     drop(stdin);
-    std::thread::sleep(Duration::from_millis(500));
+    // Ready for Ctrl-C: its handler is set before the batch starts, and
+    // /fast is done once a fifth request comes, as only its worker (of 4)
+    // is free for one.
+    crate::support::wait_for("the fifth request", Duration::from_secs(20), || {
+        server.requests() >= 5
+    });
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
