@@ -23,22 +23,50 @@ const AMBIENT: [&str; 10] = [
     "SSL_CERT_DIR",
 ];
 
+/// Prefixes of the variables that set the command's options (its own and
+/// a job scheduler's): a test sets the ones it means.
+const SETTINGS: [&str; 5] = [
+    "PARFETCH_",
+    "JOB_COMPLETION_INDEX",
+    "CLOUD_RUN_",
+    "AWS_BATCH_",
+    "SLURM_",
+];
+
 fn parfetch(args: &[&str], stdin: Option<&str>) -> Output {
     parfetch_with_env(args, &[], stdin)
 }
 
-/// Runs the command with `vars` as the only proxy and certificate settings
-/// of its environment.
+/// The command, with none of the test's proxy, certificate, `PARFETCH_*`
+/// or scheduler variables in its environment.
+pub(crate) fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parfetch"));
+    clean_env(&mut command);
+    command
+}
+
+/// Takes the test's proxy, certificate, `PARFETCH_*` and scheduler
+/// variables out of `command`'s environment (its children's too).
+pub(crate) fn clean_env(command: &mut Command) {
+    for name in AMBIENT {
+        command.env_remove(name);
+    }
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if SETTINGS.iter().any(|prefix| text.starts_with(prefix)) {
+            command.env_remove(&name);
+        }
+    }
+}
+
+/// Runs the command with `vars` as the only proxy, certificate and
+/// option variables of its environment.
 pub(crate) fn parfetch_with_env(
     args: &[&str],
     vars: &[(&str, &str)],
     stdin: Option<&str>,
 ) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_parfetch"));
-    for name in AMBIENT {
-        command.env_remove(name);
-    }
-    let mut child = command
+    let mut child = command()
         .envs(vars.iter().copied())
         .args(args)
         .stdin(Stdio::piped())
@@ -228,6 +256,66 @@ fn out_dir_writes_bodies_inside_the_directory_only() {
 }
 
 #[test]
+fn out_dir_names_two_urls_with_one_stem_get_two_files() {
+    let server = TestServer::start(|request| Reply::json(200, format!("{:?}", request.path)));
+    let dir = temp_dir("mirror-names");
+    let mirror = dir.join("mirror");
+    // Signed URLs: one long path, then a query that differs.
+    let long = server.url(&format!("/{}", "segment/".repeat(20)));
+    let urls = [format!("{long}?sig=1"), format!("{long}?sig=2")];
+    let mut args = vec!["--out-dir", mirror.to_str().unwrap(), "-q", "-c", "1"];
+    args.extend(urls.iter().map(String::as_str));
+    for _ in 0..2 {
+        // A second run replaces the files of its own URLs.
+        assert_exit(&parfetch(&args, None), 0);
+        let mut names: Vec<String> = std::fs::read_dir(&mirror)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names[0][..120], names[1][..120], "one stem");
+        // Each URL's body under a name of its own.
+        let bodies: std::collections::BTreeSet<String> = names
+            .iter()
+            .map(|name| serde_json::from_slice(&std::fs::read(mirror.join(name)).unwrap()).unwrap())
+            .collect();
+        let want = ["sig=1", "sig=2"].map(|q| format!("/{}?{q}", "segment/".repeat(20)));
+        assert_eq!(bodies, want.into_iter().collect());
+    }
+    // Two URLs that differ only in user info want one name: the second is
+    // an error for that URL, never an overwrite.
+    let secret = |who: &str| {
+        server
+            .url("/x")
+            .replace("http://", &format!("http://{who}@"))
+    };
+    let (first, second) = (secret("a:1"), secret("b:2"));
+    let output = parfetch(
+        &[
+            "--out-dir",
+            mirror.to_str().unwrap(),
+            "-q",
+            "-c",
+            "1",
+            &first,
+            &second,
+        ],
+        None,
+    );
+    assert_exit(&output, 2);
+    let mut lines = lines(&output);
+    lines.sort_by_key(|l| l["index"].as_u64());
+    assert_eq!(lines[0]["ok"], true);
+    assert_eq!(
+        (&lines[1]["ok"], &lines[1]["error"]["kind"]),
+        (&false.into(), &"NameCollision".into())
+    );
+    assert!(lines[1].get("file").is_none());
+    assert_eq!(std::fs::read_dir(&mirror).unwrap().count(), 3);
+}
+
+#[test]
 fn failures_exit_2_and_bad_lines_are_reported_in_place() {
     let server = server();
     let input = format!(
@@ -375,7 +463,7 @@ fn help_names_the_options() {
         "-c, --concurrency <N>",
         "--rate <PER_SECOND>",
         "-H, --header <HEADER>",
-        "--shard <K/N>",
+        "--shard <K/N|auto>",
         "--out-dir <DIR>",
         "--ordered",
         "--cache-dir <DIR>",
@@ -411,7 +499,7 @@ fn ctrl_c_stops_new_requests_flushes_and_exits_130() {
         input.push_str(&server.url(&format!("/slow/{i}")));
         input.push('\n');
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parfetch"))
+    let mut child = command()
         .args(["-c", "4", "--timeout", "1", "--ordered"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -421,7 +509,12 @@ fn ctrl_c_stops_new_requests_flushes_and_exits_130() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input.as_bytes()).unwrap();
     drop(stdin);
-    std::thread::sleep(Duration::from_millis(500));
+    // Ready for Ctrl-C: its handler is set before the batch starts, and
+    // /fast is done once a fifth request comes, as only its worker (of 4)
+    // is free for one.
+    crate::support::wait_for("the fifth request", Duration::from_secs(20), || {
+        server.requests() >= 5
+    });
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -578,4 +671,36 @@ fn durations_take_units() {
     let output = parfetch(&["--timeout", "soon", &server.url("/doc/1")], None);
     assert_exit(&output, 1);
     assert!(String::from_utf8_lossy(&output.stderr).contains("500ms"));
+}
+
+#[test]
+fn devices_are_written_to_never_replaced() {
+    // From a run of the review4 bar test: `-o /dev/null` could not be
+    // flushed to disk, and a summary renamed over /dev/null would replace it.
+    let server = server();
+    let output = parfetch(
+        &[
+            &server.url("/doc/1"),
+            &server.url("/missing"),
+            "--retry",
+            "0",
+            "-q",
+            "-o",
+            "/dev/null",
+            "--failed",
+            "/dev/null",
+            "--summary-json",
+            "/dev/stdout",
+        ],
+        None,
+    );
+    assert_exit(&output, 2);
+    let figures: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((&figures["ok"], &figures["failed"]), (&1.into(), &1.into()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let null = std::fs::metadata("/dev/null").unwrap().file_type();
+        assert!(null.is_char_device(), "/dev/null was replaced");
+    }
 }

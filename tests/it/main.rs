@@ -17,6 +17,11 @@ mod batch;
 mod breaker;
 mod cache;
 mod cli;
+// The command split in files by behaviour, as cli.rs grew past 600 lines:
+// settings and curl-style flags, shards and schedulers, resumable runs.
+mod cli_flags;
+mod cli_resume;
+mod cli_shards;
 mod conformance;
 mod connections;
 mod cookies;

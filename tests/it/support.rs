@@ -170,3 +170,13 @@ pub(crate) fn assert_user_info_never_shown(urls: &[&str]) {
         }
     }
 }
+
+/// Waits until `done` holds, looking every 10 ms: an event, not a guess at
+/// how long it takes. Fails the test, naming `what`, after `limit`.
+pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,46 +1,20 @@
-//! The command line: what it accepts and how it maps to the library.
+//! The command line: what it accepts. Flags read like curl's where curl
+//! has one (`--retry`, `--connect-timeout`, `-A`, `-k`, `-v`); each setting
+//! the library reads from a `PARFETCH_*` variable can be given by one, and
+//! the flag wins (`fetcher.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{ArgAction, Parser};
 
-const EXAMPLES: &str = "\
-Examples:
-  Fetch a few URLs, one JSON line each on standard output:
-    parfetch https://cdn.example/a.json https://cdn.example/b.json
-  Fetch a list (one URL per line; '#' comments), 64 at a time, into a file:
-    parfetch -i urls.txt -c 64 -o results.jsonl
-  Mirror the documents into a directory, at most 50 requests/s per host:
-    parfetch -i urls.txt --out-dir mirror/ --rate 50
-  Split one list across 4 jobs (this is job 0), in input order:
-    parfetch -i urls.txt --shard 0/4 --ordered > part-0.jsonl
-  Cache responses, then read them back without the network:
-    parfetch -i urls.txt --cache-dir ~/.cache/parfetch
-    parfetch -i urls.txt --cache-dir ~/.cache/parfetch --offline
-  Behind a company proxy, trusting its CA:
-    parfetch -i urls.txt --proxy http://proxy.corp:3128 --cacert corp-ca.pem
-  Give up after 10 minutes, and keep figures for a script:
-    parfetch -i urls.txt --deadline 10m --summary-json summary.json
-  Shell completions:
-    parfetch completions bash > ~/.local/share/bash-completion/completions/parfetch
-    (also zsh, fish, elvish, powershell)
-
-Output: one JSON line per URL, in completion order (--ordered: input order):
-  {\"index\",\"url\",\"ok\",\"status\",\"attempts\",\"elapsed_ms\",\"error\",\"body\"}
-  the body is the JSON as the server sent it, on one line.
-Progress and the summary go to standard error (a bar with an ETA when the
-number of URLs is known); NO_COLOR turns colour off.
-Proxies: http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY are read as curl
-reads them, unless --proxy or --no-proxy says otherwise. Certificates are
-checked against Mozilla's roots and the machine's store (--no-system-roots:
-not the machine's store), plus SSL_CERT_FILE / SSL_CERT_DIR and --cacert.
-Exit status: 0 all succeeded, 2 some failed, 1 usage or I/O error, 130 interrupted.";
+use crate::help::AFTER_HELP;
+use crate::shard::{By, Spec};
 
 /// Fetch many JSON documents over HTTP in parallel, as JSON Lines.
 #[derive(Debug, Parser)]
 #[allow(clippy::struct_excessive_bools)] // each is one flag
-#[command(name = "parfetch", version, after_help = EXAMPLES)]
+#[command(name = "parfetch", version, after_help = AFTER_HELP)]
 pub(crate) struct Args {
     /// URLs to fetch; without any, URLs are read from --input or standard input
     pub(crate) urls: Vec<String>,
@@ -50,21 +24,36 @@ pub(crate) struct Args {
     #[arg(short = 'i', long = "input", value_name = "FILE")]
     pub(crate) input: Option<PathBuf>,
 
-    /// Requests in flight at once
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 20)]
-    pub(crate) concurrency: usize,
+    /// Requests in flight at once [default: 20, or PARFETCH_CONCURRENCY]
+    #[arg(short = 'c', long, value_name = "N")]
+    pub(crate) concurrency: Option<usize>,
 
-    /// How long one attempt may take: 30, 2.5, 500ms, 1.5s, 2m [default: 30s]
+    /// How long one attempt may take: 30, 2.5, 500ms, 1.5s, 2m [default:
+    /// 30s, or PARFETCH_TIMEOUT]
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) timeout: Option<Duration>,
 
-    /// Retries of a failed attempt, for failures worth retrying [default: 3]
-    #[arg(long, value_name = "N")]
-    pub(crate) retries: Option<u32>,
+    /// How long setting up a connection (TCP and TLS) may take, within
+    /// --timeout [default: 10s, or PARFETCH_CONNECT_TIMEOUT]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) connect_timeout: Option<Duration>,
+
+    /// Retries of a failed attempt, for failures worth retrying [default:
+    /// 3, or PARFETCH_RETRIES]
+    #[arg(long = "retry", visible_alias = "retries", value_name = "N")]
+    pub(crate) retry: Option<u32>,
+
+    /// The User-Agent header [default: parfetch/VERSION, or PARFETCH_USER_AGENT]
+    #[arg(short = 'A', long, value_name = "NAME")]
+    pub(crate) user_agent: Option<String>,
 
     /// At most this many requests per second to any one host
     #[arg(long, value_name = "PER_SECOND")]
     pub(crate) rate: Option<u32>,
+
+    /// At most this many requests in flight to any one host, whatever -c says
+    #[arg(long, value_name = "N")]
+    pub(crate) max_per_host: Option<usize>,
 
     /// A header for every request, as 'Name: value' (repeatable)
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
@@ -74,15 +63,31 @@ pub(crate) struct Args {
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) deadline: Option<Duration>,
 
-    /// Take only input lines whose index modulo N is K (split one list across N jobs)
-    #[arg(long, value_name = "K/N", value_parser = shard)]
-    pub(crate) shard: Option<Shard>,
+    /// Fetch only part K of N of the list (K from 0), to split one list
+    /// across N jobs; 'auto' takes K and N from the job scheduler (see
+    /// below)
+    #[arg(long, value_name = "K/N|auto", value_parser = crate::shard::spec)]
+    pub(crate) shard: Option<Spec>,
+
+    /// With --shard auto: how many parts, where the scheduler does not say
+    /// (a Kubernetes Indexed Job: its completions) [default: PARFETCH_SHARDS]
+    #[arg(long, value_name = "N", requires = "shard", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) shards: Option<u64>,
+
+    /// How --shard deals out URLs: by line number; by a hash of the URL
+    /// (reordering the list moves nothing); by a hash of its host (every
+    /// URL of a host in one part, so --rate and --max-per-host hold across
+    /// all jobs)
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = By::Line, requires = "shard")]
+    pub(crate) shard_by: By,
 
     /// Cache responses in DIR (HTTP caching rules; see the library docs)
+    /// [default: PARFETCH_CACHE_DIR]
     #[arg(long, value_name = "DIR")]
     pub(crate) cache_dir: Option<PathBuf>,
 
-    /// Answer from the cache only, never touching the network (needs --cache-dir)
+    /// Answer from the cache only, never touching the network (needs
+    /// --cache-dir) [default: PARFETCH_OFFLINE]
     #[arg(long)]
     pub(crate) offline: bool,
 
@@ -90,8 +95,19 @@ pub(crate) struct Args {
     #[arg(short = 'o', long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
 
-    /// Write each body to a file in DIR (named safely from its URL); the
-    /// JSON lines then name the file instead of holding the body
+    /// Carry on with the -o FILE of an earlier run (one that was killed,
+    /// say): skip the URLs it holds, append the others; a torn last line
+    /// is cut off
+    #[arg(long, requires = "output")]
+    pub(crate) resume: bool,
+
+    /// Write the URLs that failed to FILE, one per line (as -i takes them)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) failed: Option<PathBuf>,
+
+    /// Write each body to a file in DIR, named from its URL and a 64-bit
+    /// hash of it; the JSON lines then name the file instead of holding
+    /// the body
     #[arg(long, value_name = "DIR")]
     pub(crate) out_dir: Option<PathBuf>,
 
@@ -103,7 +119,14 @@ pub(crate) struct Args {
     #[arg(short, long)]
     pub(crate) quiet: bool,
 
-    /// Also write the summary's figures to FILE, as JSON (even with --quiet)
+    /// Show the library's warnings as the run goes (retries, circuit
+    /// breakers); -vv: its debug lines too. Secrets are not shown
+    #[arg(short, long, action = ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    /// Also write the summary's figures to FILE, as JSON (even with
+    /// --quiet), when the run ends: there and "complete" once the part is
+    /// done
     #[arg(long, value_name = "FILE")]
     pub(crate) summary_json: Option<PathBuf>,
 
@@ -140,15 +163,8 @@ pub(crate) struct Args {
 
     /// DANGER: do not check TLS certificates at all; anyone on the way can
     /// then read and change what is fetched
-    #[arg(long)]
+    #[arg(short = 'k', long, visible_alias = "insecure")]
     pub(crate) danger_accept_invalid_certs: bool,
-}
-
-/// Every `n`th line, starting at line `k`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Shard {
-    pub(crate) k: usize,
-    pub(crate) n: usize,
 }
 
 /// A duration, as `PARFETCH_TIMEOUT` takes it (one parser for both).
@@ -158,19 +174,6 @@ fn duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| {
             format!("{text:?} is not a duration above zero: say 30, 2.5, 500ms, 1.5s, 2m or 1h")
         })
-}
-
-fn shard(text: &str) -> Result<Shard, String> {
-    let (k, n) = text
-        .split_once('/')
-        .ok_or_else(|| format!("{text:?} is not of the form K/N, such as 0/4"))?;
-    let (k, n) = (k.trim().parse::<usize>(), n.trim().parse::<usize>());
-    match (k, n) {
-        (Ok(k), Ok(n)) if n > 0 && k < n => Ok(Shard { k, n }),
-        _ => Err(format!(
-            "{text:?}: K and N must be whole numbers with 0 <= K < N"
-        )),
-    }
 }
 
 /// Splits `Name: value`.
@@ -184,15 +187,6 @@ pub(crate) fn header(text: &str) -> Result<(&str, &str), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shards() {
-        assert_eq!(shard("0/4"), Ok(Shard { k: 0, n: 4 }));
-        assert_eq!(shard("3/4"), Ok(Shard { k: 3, n: 4 }));
-        assert!(shard("4/4").is_err());
-        assert!(shard("1/0").is_err());
-        assert!(shard("x").is_err());
-    }
 
     #[test]
     fn headers_and_seconds() {

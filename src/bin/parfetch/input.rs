@@ -6,7 +6,7 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::args::Shard;
+use crate::shard::{By, Shard};
 
 /// The URLs to fetch, with the first read error kept for the end.
 pub(crate) struct Urls {
@@ -42,29 +42,41 @@ pub(crate) fn open(urls: Vec<String>, input: Option<&Path>) -> io::Result<Urls> 
 }
 
 /// How many URLs the file at `path` holds for `shard` (the lines [`urls`]
-/// keeps), counted before the run so that the progress bar knows its end;
-/// `None` for standard input or anything that is not a regular file, which
-/// cannot be read twice.
-pub(crate) fn count(path: &Path, shard: Option<Shard>) -> io::Result<Option<u64>> {
+/// numbers and the shard keeps), counted before the run so that the
+/// progress bar knows its end; `None` for standard input or anything that
+/// is not a regular file, which cannot be read twice. By line, only line
+/// starts are looked at; by URL or host, each URL is hashed.
+pub(crate) fn count(path: &Path, shard: Shard) -> io::Result<Option<u64>> {
     if path == Path::new("-") || !std::fs::metadata(path)?.is_file() {
         return Ok(None);
     }
-    let (k, n) = shard.map_or((0, 1), |s| (s.k as u64, s.n as u64));
-    crate::count::url_lines(File::open(path)?, k, n).map(Some)
+    if shard.by == By::Line {
+        let (k, n) = (shard.index as u64, shard.count as u64);
+        return crate::count::url_lines(File::open(path)?, k, n).map(Some);
+    }
+    let lines = BufReader::new(File::open(path)?)
+        .split(b'\n')
+        .map(|line| line.map(|line| String::from_utf8_lossy(&line).into_owned()));
+    let mut count = 0;
+    let mut error = None;
+    let lines = lines.map_while(|line| line.map_err(|e| error = Some(e)).ok());
+    for (line, url) in urls(lines) {
+        count += u64::from(shard.keeps(line, &url));
+    }
+    match error {
+        Some(error) => Err(error),
+        None => Ok(Some(count)),
+    }
 }
 
-/// The URL lines (blank lines and `#` comments skipped), numbered, and cut
-/// down to one shard.
-pub(crate) fn urls(
-    lines: impl Iterator<Item = String>,
-    shard: Option<Shard>,
-) -> impl Iterator<Item = (usize, String)> {
-    let (k, n) = shard.map_or((0, 1), |s| (s.k, s.n));
+/// The URL lines (blank lines and `#` comments skipped), trimmed and
+/// numbered from 0: a URL's number is its place in the whole list, the
+/// same in every shard.
+pub(crate) fn urls(lines: impl Iterator<Item = String>) -> impl Iterator<Item = (usize, String)> {
     lines
         .map(|line| line.trim().to_owned())
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .enumerate()
-        .filter(move |(index, _)| index % n == k)
 }
 
 #[cfg(test)]
@@ -72,20 +84,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn comments_blanks_and_shards() {
+    fn comments_and_blanks_are_not_numbered() {
         let lines = ["# list", "a", "", "  b  ", "#c", "c", "d", "e"].map(String::from);
-        let all: Vec<_> = urls(lines.clone().into_iter(), None).collect();
+        let all: Vec<_> = urls(lines.into_iter()).collect();
         assert_eq!(
             all,
             [(0, "a"), (1, "b"), (2, "c"), (3, "d"), (4, "e")].map(|(i, s)| (i, s.to_owned()))
         );
-        let shard = |k, n| -> Vec<usize> {
-            urls(lines.clone().into_iter(), Some(Shard { k, n }))
-                .map(|(i, _)| i)
-                .collect()
-        };
-        assert_eq!(shard(0, 2), [0, 2, 4]);
-        assert_eq!(shard(1, 2), [1, 3]);
     }
 
     #[test]
@@ -96,17 +101,35 @@ mod tests {
         let mut text = String::from("# list\n\n  \t\nhttp://a/1\n   # indented comment\n");
         text.push_str("\u{a0}\n\u{a0}http://b/\r\nhttp://c/\n\n");
         for i in 0..3000 {
-            text += &["http://h/", &i.to_string(), "\n"].concat();
+            text += &["http://h", &(i % 13).to_string(), "/", &i.to_string(), "\n"].concat();
         }
         text.push_str("http://last-without-newline/");
         std::fs::write(&path, &text).unwrap();
-        for shard in [None, Some(Shard { k: 0, n: 1 }), Some(Shard { k: 2, n: 7 })] {
+        let shards = [
+            Shard::ALL,
+            Shard {
+                index: 2,
+                count: 7,
+                by: By::Line,
+            },
+            Shard {
+                index: 1,
+                count: 3,
+                by: By::Url,
+            },
+            Shard {
+                index: 0,
+                count: 3,
+                by: By::Host,
+            },
+        ];
+        for shard in shards {
             let lines = text.lines().map(str::to_owned);
-            let read = urls(lines, shard).count() as u64;
+            let read = urls(lines).filter(|(i, url)| shard.keeps(*i, url)).count() as u64;
             assert_eq!(count(&path, shard).unwrap(), Some(read), "{shard:?}");
         }
-        assert_eq!(count(Path::new("-"), None).unwrap(), None);
-        assert!(count(&dir.join("missing"), None).is_err());
+        assert_eq!(count(Path::new("-"), Shard::ALL).unwrap(), None);
+        assert!(count(&dir.join("missing"), Shard::ALL).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

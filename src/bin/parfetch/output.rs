@@ -1,12 +1,21 @@
-//! Where results go: JSON lines (in completion or input order) and, with
-//! `--out-dir`, one file per body.
+//! Where the results go: the JSON lines (in completion or input order),
+//! and with them the counts of the summary and the `--failed` list, so that
+//! a URL is counted (and listed) exactly when its line is written.
+//!
+//! With `--resume`, each line goes to the file in one `write` as soon as it
+//! is ready (`resume.rs` says why), and a URL the run stopped before
+//! finishing gets no line; with `--ordered` too, no line after such a URL
+//! is written either, so the file stays in input order across resumes.
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+
+use crate::failed::FailedList;
+use crate::summary::Summary;
 
 /// One JSON line: what became of one URL (its body, JSON as sent, is
 /// added last by [`Output::write`]).
@@ -47,33 +56,25 @@ impl ErrorLine {
     }
 }
 
-/// Writes JSON lines, holding back lines that arrive early in input order.
-pub(crate) struct Output {
-    writer: Box<dyn Write>,
-    ordered: bool,
-    /// With `ordered`: lines waiting for an earlier one, by position.
-    waiting: BTreeMap<usize, Vec<u8>>,
-    next: usize,
+/// A line ready to be written, and what it counts as.
+pub(crate) struct Ready {
+    /// The JSON line, newline included.
+    bytes: Vec<u8>,
+    /// The error kind, if the URL failed.
+    failure: Option<String>,
+    /// The URL as listed, if it failed (for `--failed`).
+    failed_url: Option<String>,
 }
 
-impl Output {
-    pub(crate) fn new(writer: Box<dyn Write>, ordered: bool) -> Output {
-        Output {
-            writer,
-            ordered,
-            waiting: BTreeMap::new(),
-            next: 0,
-        }
-    }
-
-    /// Writes the line of the request at `position` in the batch, with
-    /// `body` (JSON text, already checked) as its last field.
-    pub(crate) fn write(
-        &mut self,
-        position: usize,
+impl Ready {
+    /// `line` with `body` (JSON text, already checked) as its last field.
+    /// `url` is the URL as listed, `failure` the kind of its error.
+    pub(crate) fn new(
         line: &Line<'_>,
         body: Option<&str>,
-    ) -> io::Result<()> {
+        url: &str,
+        failure: Option<String>,
+    ) -> io::Result<Ready> {
         let mut bytes = serde_json::to_vec(line).map_err(io::Error::other)?;
         if let Some(body) = body {
             // The line ends with its object's '}': the body goes before it.
@@ -83,116 +84,121 @@ impl Output {
             bytes.push(b'}');
         }
         bytes.push(b'\n');
-        if !self.ordered {
-            return self.writer.write_all(&bytes);
+        Ok(Ready {
+            bytes,
+            failed_url: failure.as_ref().map(|_| url.to_owned()),
+            failure,
+        })
+    }
+}
+
+/// Writes lines, and counts and lists what it writes.
+pub(crate) struct Output {
+    writer: Box<dyn Write>,
+    /// The output file, to be flushed to disk at the end.
+    file: Option<File>,
+    /// With `--ordered`: lines waiting for an earlier one.
+    order: Option<Order>,
+    pub(crate) summary: Summary,
+    failed: Option<Arc<Mutex<FailedList>>>,
+}
+
+/// Lines held back until the earlier ones are written.
+#[derive(Default)]
+struct Order {
+    /// By batch position.
+    waiting: BTreeMap<usize, Ready>,
+    /// The next position to write.
+    next: usize,
+    /// The first position that will have no line (`--resume`): nothing
+    /// from it on is written.
+    hole: Option<usize>,
+}
+
+impl Output {
+    /// Lines to `writer` (with `file`, the same file, to flush to disk at
+    /// the end), in input order if `ordered`; failed URLs to `failed`.
+    pub(crate) fn new(
+        writer: Box<dyn Write>,
+        file: Option<File>,
+        ordered: bool,
+        failed: Option<Arc<Mutex<FailedList>>>,
+    ) -> Output {
+        Output {
+            writer,
+            file,
+            order: ordered.then(Order::default),
+            summary: Summary::default(),
+            failed,
         }
-        self.waiting.insert(position, bytes);
-        while let Some(bytes) = self.waiting.remove(&self.next) {
-            self.writer.write_all(&bytes)?;
-            self.next += 1;
+    }
+
+    /// Writes the line of the request at batch `position` (once the
+    /// earlier ones are written, if in order).
+    pub(crate) fn write(&mut self, position: usize, ready: Ready) -> io::Result<()> {
+        let Some(order) = &mut self.order else {
+            return self.commit(ready);
+        };
+        if order.hole.is_some_and(|hole| position > hole) {
+            self.summary.unfinished += 1;
+            return Ok(());
+        }
+        order.waiting.insert(position, ready);
+        loop {
+            let Some(order) = &mut self.order else {
+                return Ok(());
+            };
+            let Some(ready) = order.waiting.remove(&order.next) else {
+                return Ok(());
+            };
+            order.next += 1;
+            self.commit(ready)?;
+        }
+    }
+
+    /// Notes that the request at `position` gets no line: the run stopped
+    /// before it finished, and `--resume` will fetch it.
+    pub(crate) fn leave_unfinished(&mut self, position: usize) {
+        self.summary.unfinished += 1;
+        if let Some(order) = &mut self.order {
+            if order.hole.is_none_or(|hole| position < hole) {
+                order.hole = Some(position);
+                // Lines after it will not be written: let them go now.
+                let later = order.waiting.split_off(&position);
+                self.summary.unfinished += later.len() as u64;
+            }
+        }
+    }
+
+    fn commit(&mut self, ready: Ready) -> io::Result<()> {
+        // One write per line: with --resume the writer is the file itself.
+        self.writer.write_all(&ready.bytes)?;
+        self.summary.add(ready.failure);
+        if let (Some(list), Some(url)) = (&self.failed, ready.failed_url) {
+            crate::lock(list).add(&url);
         }
         Ok(())
     }
 
-    /// Writes any lines still waiting (after an interrupted batch) and flushes.
+    /// Writes what is still waiting (the lines after a request that never
+    /// ended, if any: an interrupted run without `--resume`), flushes, and
+    /// puts the file on disk.
     pub(crate) fn finish(&mut self) -> io::Result<()> {
-        for bytes in std::mem::take(&mut self.waiting).into_values() {
-            self.writer.write_all(&bytes)?;
-        }
-        self.writer.flush()
-    }
-}
-
-/// The file name for `url`'s body: the URL without its scheme and user
-/// info (a secret), every character but letters, digits, `.`, `-` and `_`
-/// turned into `_`, no leading dot, at most 120 characters, then a hash of
-/// the whole URL (so that URLs differing only in replaced characters, or in
-/// credentials, do not collide). It can never name a path outside the
-/// directory.
-pub(crate) fn file_name(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let rest = match rest[..authority_end].rfind('@') {
-        Some(at) => &rest[at + 1..],
-        None => rest,
-    };
-    let safe: String = rest
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
+        if let Some(order) = &mut self.order {
+            let waiting = std::mem::take(&mut order.waiting);
+            if order.hole.is_some() {
+                self.summary.unfinished += waiting.len() as u64;
             } else {
-                '_'
+                for ready in waiting.into_values() {
+                    self.commit(ready)?;
+                }
             }
-        })
-        .collect();
-    let stem = safe.trim_end_matches(".json").trim_matches(['.', '_']);
-    let stem: String = stem.chars().take(120).collect();
-    format!("{stem}-{:08x}.json", fnv1a(url.as_bytes()) >> 32)
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Writes `body` to `dir` under its URL's file name, atomically (a reader
-/// never sees half a file). Returns the path.
-pub(crate) fn save(dir: &Path, url: &str, position: usize, body: &[u8]) -> io::Result<PathBuf> {
-    let path = dir.join(file_name(url));
-    let temporary = dir.join(format!(".parfetch-{}-{position}.tmp", std::process::id()));
-    fs::write(&temporary, body)?;
-    fs::rename(&temporary, &path)?;
-    Ok(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names_are_safe_and_distinct() {
-        let cases = [
-            "https://cdn.example/laps/VER.json",
-            "https://cdn.example/laps/VER?lap=1",
-            "http://h/../../etc/passwd",
-            "http://h/%2e%2e%2fx",
-            "http://h/a b/ü/ç",
-            "...",
-            "",
-        ];
-        let names: Vec<String> = cases.iter().map(|url| file_name(url)).collect();
-        for name in &names {
-            assert!(!name.starts_with('.'), "{name}");
-            assert!(!name.contains('/') && !name.contains('\\'), "{name}");
-            assert!(
-                name.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
-                "{name}"
-            );
-            assert!(
-                Path::new(name).extension().is_some_and(|e| e == "json"),
-                "{name}"
-            );
-            assert!(name.len() <= 120 + 14, "{name}");
         }
-        assert!(
-            names[0].starts_with("cdn.example_laps_VER-"),
-            "{}",
-            names[0]
-        );
-        let mut unique = names.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(unique.len(), names.len());
-        // Same characters after replacement, different URLs: different names.
-        assert_ne!(file_name("http://h/a?b"), file_name("http://h/a&b"));
-        // Credentials never name a file.
-        let secret = file_name("https://me:SECRET@h/x");
-        assert!(
-            secret.starts_with("h_x-") && !secret.contains("SECRET"),
-            "{secret}"
-        );
+        self.writer.flush()?;
+        match &self.file {
+            // A device or a pipe (`-o /dev/null`) has nothing to put on disk.
+            Some(file) if file.metadata()?.is_file() => file.sync_data(),
+            _ => Ok(()),
+        }
     }
 }

@@ -14,15 +14,21 @@ pub(crate) struct Line {
     bar: Option<ProgressBar>,
 }
 
+/// Whether a line is drawn: not `quiet`, and standard error is a terminal.
+pub(crate) fn shown(quiet: bool) -> bool {
+    !quiet && io::stderr().is_terminal()
+}
+
 impl Line {
-    /// A line for `total` URLs (when known), unless `quiet` or standard
-    /// error is not a terminal; coloured unless `color` is false.
+    /// A line for `total` URLs (when known), if [`shown`]; coloured unless
+    /// `color` is false. Log lines go above it.
     pub(crate) fn new(total: Option<u64>, quiet: bool, color: bool) -> Line {
-        if quiet || !io::stderr().is_terminal() {
+        if !shown(quiet) {
             return Line { bar: None };
         }
         let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
         bar.set_style(style(total.is_some(), color));
+        crate::logger::above(&bar);
         Line { bar: Some(bar) }
     }
 

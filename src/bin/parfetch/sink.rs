@@ -1,0 +1,118 @@
+//! What becomes of each result: its line (its place in the whole list,
+//! its URL without secrets, its body or the file holding it) and, with
+//! `--out-dir`, its file. A URL a `--resume` run stopped before finishing
+//! gets no line (the next run fetches it).
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use parfetch::{CancelToken, ErrorKind, Report};
+
+use crate::lock;
+use crate::outdir::{OutDir, SaveError};
+use crate::output::{ErrorLine, Line, Output, Ready};
+use crate::places::Places;
+
+/// Turns reports into lines (and files, with `--out-dir`).
+pub(crate) struct Sink<'a> {
+    pub(crate) output: Output,
+    pub(crate) places: Places,
+    pub(crate) out_dir: Option<Arc<Mutex<OutDir>>>,
+    /// With `--resume`: unfinished URLs get no line.
+    pub(crate) resume: bool,
+    /// The first output error: it stops the run.
+    pub(crate) write_error: Option<io::Error>,
+    pub(crate) cancel: &'a CancelToken,
+}
+
+impl Sink<'_> {
+    /// With `--out-dir`: saves the body, then writes the line naming it.
+    pub(crate) fn save_and_emit(&mut self, position: usize, report: &Report<Vec<u8>>) {
+        let (Ok(body), Some(dir)) = (&report.result, &self.out_dir) else {
+            return self.emit(position, report, None, None, None);
+        };
+        let saved = lock(dir).save(
+            &report.request.redacted_url(),
+            report.request.url(),
+            position,
+            body,
+        );
+        match saved {
+            Ok(path) => self.emit(
+                position,
+                report,
+                None,
+                Some(path.display().to_string()),
+                None,
+            ),
+            Err(SaveError::Collision(message)) => {
+                let error = ErrorLine {
+                    kind: "NameCollision".to_owned(),
+                    message,
+                };
+                self.emit(position, report, None, None, Some(error));
+            }
+            Err(SaveError::Io(error)) => {
+                let message = format!("cannot write into the --out-dir: {error}");
+                self.fail(&message, error);
+            }
+        }
+    }
+
+    /// Writes the line of the request at batch `position`: its result, or
+    /// `error` in its stead (a body that could not be saved).
+    pub(crate) fn emit<T>(
+        &mut self,
+        position: usize,
+        report: &Report<T>,
+        body: Option<&str>,
+        file: Option<String>,
+        error: Option<ErrorLine>,
+    ) {
+        let index = self.places.take(position);
+        let kind = report.result.as_ref().err().map(parfetch::Error::kind);
+        if self.resume
+            && matches!(
+                kind,
+                Some(ErrorKind::Cancelled | ErrorKind::DeadlineExceeded)
+            )
+        {
+            // Not done: the next run with --resume fetches it.
+            self.output.leave_unfinished(position);
+            return;
+        }
+        let error = error.or_else(|| report.result.as_ref().err().map(ErrorLine::new));
+        let failure = error.as_ref().map(|error| error.kind.clone());
+        let line = Line {
+            // The URL's place in the whole list, so shards' outputs merge.
+            index,
+            // User info (`https://TOKEN@host/`) is a secret: never written.
+            url: &report.request.redacted_url(),
+            ok: error.is_none(),
+            status: report.status,
+            attempts: report.attempts,
+            elapsed_ms: (report.elapsed.as_secs_f64() * 1e5).round() / 100.0,
+            error,
+            file,
+        };
+        let written = Ready::new(
+            &line,
+            body.filter(|_| line.ok),
+            report.request.url(),
+            failure,
+        )
+        .and_then(|ready| self.output.write(position, ready));
+        if let Err(error) = written {
+            self.fail(&format!("cannot write the results: {error}"), error);
+        }
+    }
+
+    /// Stops the run after an output error: nothing more can be written.
+    fn fail(&mut self, message: &str, error: io::Error) {
+        if self.write_error.is_none() {
+            eprintln!("parfetch: {message}");
+            self.write_error = Some(error);
+        }
+        self.cancel.cancel();
+    }
+}
