@@ -123,10 +123,10 @@ impl FetcherBuilder {
     /// fetcher's own thread pool. Must be at least 1 and at most 16,384.
     ///
     /// Each host gets at most this many, and fewer when it pushes back: its
-    /// own limit drops on 429, 503, timeouts, refused connections and a
-    /// latency that says it queues, and climbs back gradually while its
-    /// answers are good (see [`adaptive_concurrency`](Self::adaptive_concurrency)),
-    /// so a number set too high costs little.
+    /// own limit drops on 429, 503, timeouts and refused connections, and
+    /// climbs back gradually while its answers are good (see
+    /// [`adaptive_concurrency`](Self::adaptive_concurrency) for a limit that
+    /// also watches latency), so a number set too high costs little.
     ///
     /// Defaults to 20.
     #[must_use]
@@ -144,9 +144,9 @@ impl FetcherBuilder {
     /// `concurrency` (say 256) as the ceiling. Each host's limit is in
     /// [`Stats::hosts`](crate::Stats::hosts) once it has pushed back.
     ///
-    /// Defaults to false: each host starts at the concurrency, and only
-    /// push-back (or a latency twice its unloaded time and 20 ms more)
-    /// brings its limit down.
+    /// Defaults to false: each host starts at the concurrency, and only its
+    /// explicit push-back (429, 503, timeouts, refused connections) brings
+    /// its limit down.
     #[must_use]
     pub fn adaptive_concurrency(mut self, adaptive: bool) -> Self {
         self.adaptive_concurrency = adaptive;

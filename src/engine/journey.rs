@@ -263,6 +263,7 @@ impl Journey {
             }
             Err(failure) => failure,
         };
+        let after_head = failure.after_head();
         let response = failure.response().map(|(status, start, headers)| Body {
             bytes: start.to_vec(),
             status,
@@ -284,6 +285,9 @@ impl Journey {
         let asked = retry::asked_to_wait(status, error.retry_after());
         let answer = match classify::host_verdict(kind, status) {
             _ if stopped => Answer::Nothing,
+            // A body cut short after a whole head: the host answered, and
+            // failed; not a sign it is overloaded (a stalled body is).
+            HostVerdict::Overloaded if after_head && kind == ErrorKind::Network => Answer::Failed,
             HostVerdict::Answered => Answer::Answered { head: None },
             HostVerdict::Throttled => Answer::Throttled { retry_after: asked },
             HostVerdict::Overloaded => Answer::Overloaded { retry_after: asked },

@@ -366,19 +366,21 @@ mod tests {
         let host = url
             .trim_start_matches("http://")
             .trim_end_matches("/doc.json");
-        // Two 503s in a row (one request and its retry) open it for 1 s.
+        // A request and its retry fail: one request failed, the breaker
+        // stays closed.
         let first = fetcher.get_bytes(&url).unwrap_err();
         assert_eq!((first.status(), first.attempts()), (Some(503), 2));
+        assert_eq!(fetcher.breaker_state(host), BreakerState::Closed);
+        // A second request fails: two in a row open it for 1 s. Its retry
+        // waits that second and goes as the probe: it fails with its own
+        // 503 (the breaker reopens for 2 s).
+        let second = fetcher.get_bytes(&url).unwrap_err();
+        assert_eq!((second.status(), second.attempts()), (Some(503), 2));
         assert_eq!(fetcher.breaker_state(host), BreakerState::Open);
         assert_eq!(fetcher.breaker_state(&url), BreakerState::Open);
-        // The next waits out that second, goes as the probe (503: open 2 s
-        // more), retries after 1 s, waits 1 s more, probes again: it ends
-        // with its own 503, never CircuitOpen.
-        let held = fetcher.get_bytes(&url).unwrap_err();
-        assert_eq!((held.status(), held.attempts()), (Some(503), 2));
-        assert_eq!(clock.sleeps(), secs(&[1, 1, 1, 1]));
-        // Open for 4 s now: a new request waits its second of patience and
-        // ends unsent, saying what opened the breaker.
+        assert_eq!(clock.sleeps(), secs(&[1, 1]));
+        // A new request waits its second of patience and ends unsent,
+        // saying what opened the breaker.
         let unsent = fetcher.get_bytes(&url).unwrap_err();
         assert_eq!(
             (unsent.kind(), unsent.attempts()),
@@ -390,14 +392,50 @@ mod tests {
                 && message.ends_with("; nothing was sent"),
             "{message}"
         );
-        assert_eq!(clock.sleeps(), secs(&[1, 1, 1, 1, 1]));
+        assert_eq!(clock.sleeps(), secs(&[1, 1, 1]));
         let stats = fetcher.stats();
         assert_eq!(stats.failures_of(ErrorKind::CircuitOpen), 1);
         assert_eq!(stats.hosts.len(), 1);
         assert_eq!(stats.hosts[0].breaker, BreakerState::Open);
-        assert_eq!(stats.hosts[0].breaker_opened, 3);
+        assert_eq!(stats.hosts[0].breaker_opened, 2);
         fetcher.reset_breakers();
         assert_eq!(fetcher.breaker_state(host), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_blip_costs_time_not_results() {
+        let clock = Arc::new(ManualClock::default());
+        // 503 to the first two requests, then 200 to every one.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/doc.json", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for (n, mut stream) in listener.incoming().flatten().enumerate() {
+                let mut request = [0; 4096];
+                let _ = stream.read(&mut request);
+                let reply = if n < 2 {
+                    UNAVAILABLE
+                } else {
+                    "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}"
+                };
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        let fetcher = builder(&clock)
+            .concurrency(1)
+            .breaker_threshold(2)
+            .build()
+            .unwrap();
+        // Two requests fail and open the breaker for 1 s; the third waits
+        // for it; the first's retry goes as the probe, and succeeds.
+        let results = fetcher.fetch_many_bytes([&url, &url, &url]);
+        for result in &results {
+            assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]));
+        }
+        let stats = fetcher.stats();
+        assert_eq!(stats.hosts.len(), 1, "{stats:?}");
+        assert_eq!(stats.hosts[0].breaker_opened, 1);
+        assert_eq!(stats.hosts[0].breaker, BreakerState::Closed);
+        assert_eq!(stats.attempts, 5);
     }
 
     #[test]

@@ -86,6 +86,10 @@ pub(crate) struct BodyLabels {
 pub(crate) enum AttemptError {
     /// No response, or no whole one: connect, TLS, timeout, reset, limit.
     Transport(ureq::Error),
+    /// The body's read failed after a whole head came: `true` in
+    /// [`AttemptError::after_head`], for the host's governor (a body cut
+    /// short is a failure, not a sign of overload).
+    BodyRead(ureq::Error),
     /// The server answered with a status that is not a success.
     Status {
         status: u16,
@@ -332,7 +336,7 @@ impl Attempt<'_> {
         }
         .take(limit.saturating_add(1))
         .read_to_end(&mut body)
-        .map_err(|io| AttemptError::Transport(ureq::Error::from(io)))?;
+        .map_err(|io| AttemptError::BodyRead(ureq::Error::from(io)))?;
         if body.len() as u64 > limit {
             return Err(AttemptError::Transport(ureq::Error::BodyExceedsLimit(
                 limit,
@@ -394,6 +398,12 @@ impl Attempt<'_> {
 }
 
 impl AttemptError {
+    /// Whether the attempt failed after a whole response head came (its
+    /// body was cut short or stalled).
+    pub(crate) fn after_head(&self) -> bool {
+        matches!(self, AttemptError::BodyRead(_))
+    }
+
     /// The response a failed attempt got, for the cache: its status, body
     /// start and headers (when the cache asked for them).
     pub(crate) fn response(&self) -> Option<(u16, &[u8], &HeaderMap)> {
@@ -418,7 +428,7 @@ impl AttemptError {
         settings: &TransportSettings,
     ) -> Error {
         match self {
-            AttemptError::Transport(error) => {
+            AttemptError::Transport(error) | AttemptError::BodyRead(error) => {
                 let kind = classify::classify_transport(&error);
                 let detail = match (kind, &error) {
                     // Which limit ran out: the connect timeout's is ureq's.

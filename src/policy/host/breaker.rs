@@ -1,10 +1,11 @@
 //! One circuit breaker per host: when a host keeps failing, send it one
 //! probe at a time instead of the rest of the batch.
 //!
-//! After `threshold` consecutive failures (5xx, timeouts, network errors;
-//! never a 4xx, nor a 429: a host that says "later" is well), when at least
-//! half of the host's recent answers failed too (`health.rs`), the breaker
-//! opens. Consecutive failures alone are a poor sign under concurrency: a
+//! After `threshold` requests in a row failed (5xx, timeouts, network
+//! errors; never a 4xx, nor a 429: a host that says "later" is well; a
+//! request counts by its first attempt, its retries say nothing new), when
+//! at least half of the host's recent requests failed too (`health.rs`),
+//! the breaker opens. Consecutive failures alone are a poor sign under concurrency: a
 //! host one request in four fails for (a few broken URLs) shows five in a
 //! row now and then while it serves the rest well. While it is open, requests to the host **wait** for it to close,
 //! within their own time (a batch's deadline, a request's); they do not

@@ -30,15 +30,17 @@
 //!   last 10 to 20 s, so that a host that becomes slower for good is
 //!   learned anew); well above it, the limit decreases as for a push-back
 //!   (Vegas and Gradient2 do this; Vector's ARC too). "Well above" is 1.5
-//!   times and 2 ms more with adaptive concurrency, where finding the
-//!   knee is the point; with a fixed concurrency, where the user chose a
-//!   number, it is twice and 20 ms more: a loopback server's time is a
-//!   fraction of a millisecond, and a busy client's own scheduling must not
+//!   times and 2 ms more (a loopback server's time is a fraction of a
+//!   millisecond, and noise of that size is not a queue). This is adaptive
+//!   concurrency's alone: with a fixed concurrency the user chose the
+//!   number, and a busy client's own scheduling (measured: spikes of 20 ms
+//!   and more on a loaded 2-core machine, 16 threads on loopback) must not
 //!   read as a server queueing.
 //!
-//! With a fixed concurrency the limit starts at the ceiling and only a
-//! push-back moves it; with adaptive concurrency it starts at [`INITIAL`]
-//! and slow-starts up. Either way it stays within 1 and the ceiling.
+//! With a fixed concurrency the limit starts at the ceiling and only an
+//! explicit push-back moves it; with adaptive concurrency it starts at
+//! [`INITIAL`] and slow-starts up. Either way it stays within 1 and the
+//! ceiling.
 
 use std::time::Duration;
 
@@ -232,15 +234,11 @@ impl Controller {
 
     /// Whether a round trip's mean time to the head says the host queues.
     fn is_queueing(&self, mean: Duration) -> bool {
-        let Some(baseline) = self.baseline.least() else {
+        let Some(baseline) = self.baseline.least().filter(|_| self.adaptive) else {
             return false;
         };
-        let (factor, margin) = if self.adaptive {
-            (1.5, Duration::from_millis(2))
-        } else {
-            (2.0, Duration::from_millis(20))
-        };
-        mean > baseline.mul_f64(factor) && mean.saturating_sub(baseline) > margin
+        mean > baseline.saturating_add(baseline / 2)
+            && mean.saturating_sub(baseline) > Duration::from_millis(2)
     }
 
     /// Keeps the limit within [1, ceiling], and notes its range.
@@ -400,14 +398,11 @@ mod tests {
             (50..64).contains(&after),
             "grew within the round, then 0.9x: {after}"
         );
-        // Fixed: the same rise is within what a chosen number tolerates.
+        // Fixed: the number chosen is kept, whatever the latency.
         let mut f = fixed(32);
         answer(&mut f, 32, ms(20), ms(0));
-        answer(&mut f, 32, ms(39), ms(100));
+        answer(&mut f, 32, ms(2000), ms(100));
         assert_eq!(f.limit(), 32);
-        // ... but a queue of seconds is not.
-        answer(&mut f, 32, ms(2000), ms(200));
-        assert_eq!(f.limit(), 28);
     }
 
     #[test]

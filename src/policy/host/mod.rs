@@ -434,10 +434,14 @@ impl Permit {
         if self.first {
             control.budget.deposit(now);
         }
-        match answer {
-            Answer::Answered { .. } | Answer::Throttled { .. } => control.health.note(false),
-            Answer::Overloaded { .. } | Answer::Failed => control.health.note(true),
-            Answer::Nothing => {}
+        // The host's health counts requests, not attempts: the retries of
+        // a broken URL say nothing new about its host.
+        if self.first {
+            match answer {
+                Answer::Answered { .. } | Answer::Throttled { .. } => control.health.note(false),
+                Answer::Overloaded { .. } | Answer::Failed => control.health.note(true),
+                Answer::Nothing => {}
+            }
         }
         let retry_after = match answer {
             Answer::Answered { head } => {
@@ -482,8 +486,9 @@ impl Permit {
         host.epoch.store(control.limit.epoch(), Ordering::Release);
     }
 
-    /// A failure for the breaker; if it opens, the limit starts again from
-    /// one.
+    /// A failure for the breaker (a request's first attempt, or the probe:
+    /// a retry of a URL that failed already says nothing new); if it opens
+    /// the breaker, the limit starts again from one.
     fn failed(
         &self,
         governor: &Governor,
@@ -491,6 +496,9 @@ impl Permit {
         now: Duration,
         describe: impl FnOnce() -> String,
     ) {
+        if !(self.first || self.probe) {
+            return;
+        }
         let settings = &governor.settings.breaker;
         let failing = control.health.is_failing();
         if let breaker::Failed::Opened = self
