@@ -1,6 +1,7 @@
 //! The on-disk cache: HTTP rules, offline mode, damage, concurrency, safety.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -419,4 +420,149 @@ fn two_processes_writing_at_once_corrupt_nothing() {
         assert_eq!(doc["path"], format!("/doc/{i}"));
     }
     assert_eq!(offline.cache().unwrap().entries().unwrap(), 1000);
+}
+
+/// A server whose answer names the caller (by Authorization) and says it
+/// varies on Authorization.
+fn per_user_server() -> TestServer {
+    TestServer::start(|request| {
+        let user = request
+            .header("authorization")
+            .unwrap_or("nobody")
+            .to_owned();
+        Reply::json(200, format!("{user:?}"))
+            .with_header("cache-control", "private, max-age=3600")
+            .with_header("vary", "Authorization")
+    })
+}
+
+fn as_user(url: &str, user: &str) -> Request {
+    Request::get(url).header("authorization", user)
+}
+
+// From review 1 (issue 12).
+/// Held (baseline): with the normal rules, `Vary: Authorization` keeps one
+/// user's answer from another.
+#[test]
+fn vary_authorization_keeps_users_apart() {
+    let server = per_user_server();
+    let dir = temp_dir("vary-normal");
+    let fetcher = crate::quick().cache_dir(&dir).build().unwrap();
+    let url = server.url("/me");
+    let alice: String = fetcher.get_json(as_user(&url, "alice")).unwrap();
+    let bob: String = fetcher.get_json(as_user(&url, "bob")).unwrap();
+    assert_eq!((alice.as_str(), bob.as_str()), ("alice", "bob"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From review 1 (issue 12).
+/// Failed before the fix: with `cache_always_fresh(true)` the cache serves Alice's
+/// `Vary: Authorization` response to Bob: `rules::lookup` returns
+/// `Lookup::Fresh` before looking at Vary (src/cache/rules.rs, the
+/// `settings.always_fresh` early return). The docs say the switches
+/// "replace the freshness rules, never the others"; Vary is not a
+/// freshness rule, and here it is what keeps one user's data from another.
+#[test]
+fn always_fresh_still_honours_vary() {
+    let server = per_user_server();
+    let dir = temp_dir("vary-always");
+    let fetcher = crate::quick()
+        .cache_dir(&dir)
+        .cache_always_fresh(true)
+        .build()
+        .unwrap();
+    let url = server.url("/me");
+    let alice: String = fetcher.get_json(as_user(&url, "alice")).unwrap();
+    let bob: String = fetcher.get_json(as_user(&url, "bob")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(alice, "alice");
+    assert_eq!(bob, "bob", "Bob was served Alice's private response");
+}
+
+// From review 1 (issue 12).
+/// Failed before the fix: the same with `cache_max_age` (the early return just after).
+#[test]
+fn cache_max_age_still_honours_vary() {
+    let server = per_user_server();
+    let dir = temp_dir("vary-maxage");
+    let fetcher = crate::quick()
+        .cache_dir(&dir)
+        .cache_max_age(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let url = server.url("/me");
+    let alice: String = fetcher.get_json(as_user(&url, "alice")).unwrap();
+    let bob: String = fetcher.get_json(as_user(&url, "bob")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(alice, "alice");
+    assert_eq!(bob, "bob", "Bob was served Alice's private response");
+}
+
+// From review 1 (issue 12).
+/// Held: `Vary: *` and odd spellings of Vary (case, spaces, several
+/// fields) never serve one user's answer to another.
+#[test]
+fn odd_vary_spellings_keep_users_apart() {
+    for vary in [
+        "*",
+        "  AUTHORIZATION  ",
+        "accept,authorization",
+        "Accept, *",
+    ] {
+        let server = TestServer::start(move |request| {
+            let user = request
+                .header("authorization")
+                .unwrap_or("nobody")
+                .to_owned();
+            Reply::json(200, format!("{user:?}"))
+                .with_header("cache-control", "max-age=3600")
+                .with_header("vary", vary)
+        });
+        let dir = temp_dir("vary-odd");
+        let fetcher = crate::quick().cache_dir(&dir).build().unwrap();
+        let url = server.url("/me");
+        let alice: String = fetcher.get_json(as_user(&url, "alice")).unwrap();
+        let bob: String = fetcher.get_json(as_user(&url, "bob")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            (alice.as_str(), bob.as_str()),
+            ("alice", "bob"),
+            "vary: {vary}"
+        );
+    }
+}
+
+// From review 1 (issue 12).
+/// Failed before the fix (minor): a POST invalidates only the stored GET of the URL spelt
+/// byte for byte the same. Here the GET went to `http://localhost:P/item`
+/// and the POST to `http://LOCALHOST:P/item` (the same resource: host names
+/// are case-insensitive); the stale GET is still served. The cache key is
+/// "the URL as the caller wrote it" (src/cache/mod.rs `path`), and
+/// `invalidate` uses the POST's spelling. Normalise the key (scheme and host
+/// lower-cased, default port dropped, user info out) for both.
+#[test]
+fn a_post_invalidates_the_get_however_the_host_is_spelt() {
+    let version = Arc::new(AtomicUsize::new(1));
+    let server = TestServer::start({
+        let version = Arc::clone(&version);
+        move |request| {
+            if request.method == "POST" {
+                version.fetch_add(1, Ordering::SeqCst);
+                return Reply::json(200, "{}");
+            }
+            Reply::json(200, version.load(Ordering::SeqCst).to_string())
+                .with_header("cache-control", "max-age=3600")
+        }
+    });
+    let dir = temp_dir("invalidate-spelling");
+    let fetcher = crate::quick().cache_dir(&dir).build().unwrap();
+    let get = server.url("/item").replace("127.0.0.1", "localhost");
+    let post = get.replace("localhost", "LOCALHOST");
+    assert_eq!(fetcher.get_json::<u64>(get.as_str()).unwrap(), 1);
+    fetcher
+        .get_bytes(Request::post_json(&post, &serde_json::json!({"v": 2})))
+        .unwrap();
+    let after = fetcher.get_json::<u64>(get.as_str()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(after, 2, "the POST left the old GET to be served");
 }

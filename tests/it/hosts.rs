@@ -73,3 +73,55 @@ fn idle_connections_stay_bounded_across_hosts() {
     }
     assert!(live() <= 20, "{} connections still open", live());
 }
+
+// From review 1 (issue 12).
+/// Failed before the fix: a host is its origin (scheme, lower-cased name,
+/// effective port; src/host.rs) for every per-host rule, the breaker
+/// included. The breaker, the Retry-After gate, the rate limit and
+/// `max_per_host` are keyed by `Request::host()`, the authority as written
+/// (src/request.rs `host`): `LOCALHOST:P` escapes the open breaker of
+/// `localhost:P` (and `http://h/` and `https://h/` share one). Key them by
+/// the normalised origin.
+#[test]
+fn the_breaker_is_keyed_by_origin_not_spelling() {
+    let server = TestServer::start(|_| Reply::status(500));
+    let fetcher = crate::quick()
+        .max_retries(0)
+        .breaker_threshold(1)
+        .breaker_open_time(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let lower = server.url("/x").replace("127.0.0.1", "localhost");
+    let upper = lower.replace("localhost", "LOCALHOST");
+    assert_eq!(
+        fetcher.get_bytes(lower.as_str()).unwrap_err().kind(),
+        ErrorKind::Status
+    );
+    assert_eq!(
+        fetcher.get_bytes(lower.as_str()).unwrap_err().kind(),
+        ErrorKind::CircuitOpen
+    );
+    let sent_before = server.requests();
+    let error = fetcher.get_bytes(upper.as_str()).unwrap_err();
+    assert_eq!(
+        (error.kind(), server.requests()),
+        (ErrorKind::CircuitOpen, sent_before),
+        "the open breaker was bypassed by spelling the host in upper case"
+    );
+}
+
+// From review 1 (issue 12).
+/// Held: two ports of one name resolve to their own ports, and the name's
+/// cache does not mix them up.
+#[test]
+fn the_resolver_keeps_ports_apart() {
+    let one = TestServer::start(|_| Reply::json(200, "1"));
+    let two = TestServer::start(|_| Reply::json(200, "2"));
+    let fetcher = crate::quick().build().unwrap();
+    for _ in 0..3 {
+        for (server, want) in [(&one, 1u64), (&two, 2)] {
+            let url = server.url("/n").replace("127.0.0.1", "localhost");
+            assert_eq!(fetcher.get_json::<u64>(url.as_str()).unwrap(), want);
+        }
+    }
+}

@@ -12,7 +12,6 @@
     clippy::redundant_closure_for_method_calls
 )]
 
-mod adversarial;
 mod batch;
 mod breaker;
 mod cache;
@@ -21,23 +20,29 @@ mod conformance;
 mod connections;
 mod cookies;
 mod errors;
+mod extremes;
 mod faults;
 mod hardening;
 mod hosts;
 mod logs;
 mod messages;
 mod mocked;
+mod nesting;
 mod pki;
 mod proxy;
+mod redirects;
 mod retry;
 mod review2;
 mod review3;
 mod review4;
 mod review5;
+mod secrets;
 mod server;
 mod streaming;
 mod support;
+mod timeouts;
 mod tls;
+mod urls;
 
 use std::time::Duration;
 

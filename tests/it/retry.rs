@@ -158,3 +158,39 @@ fn post_is_retried_only_when_marked_idempotent() {
     assert_eq!(error.attempts(), 4);
     assert_eq!(server.requests(), 5);
 }
+
+// From review 1 (issue 12).
+/// Held: a Retry-After past max_backoff (seconds, a far date, u64::MAX)
+/// ends the request at once with `retry_after()` set, no panic.
+#[test]
+fn retry_after_past_max_backoff_gives_up_at_once() {
+    for value in [
+        "3600",
+        "18446744073709551615",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        let server =
+            TestServer::start(move |_| Reply::status(503).with_header("retry-after", value));
+        let fetcher = crate::quick()
+            .max_retries(5)
+            .max_backoff(Duration::from_secs(2))
+            .breaker_threshold(0)
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let error = fetcher.get_bytes(server.url("/busy")).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10), "{value}");
+        assert_eq!(
+            (error.status(), error.attempts()),
+            (Some(503), 1),
+            "{value}"
+        );
+        assert!(
+            error
+                .retry_after()
+                .is_some_and(|wait| wait > Duration::from_secs(2)),
+            "{value}: {:?}",
+            error.retry_after()
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Batches: completion order, bounded look-ahead, progress, deadline,
 //! cancellation, per-host rate and concurrency limits, the 429 host gate.
 
+use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use parfetch::{CancelToken, ErrorKind, Progress, Request};
 
 use crate::server::{Reply, TestServer};
+use crate::support::{scripted, within};
 
 fn index_of(path: &str) -> usize {
     path.rsplit('/')
@@ -428,4 +430,54 @@ fn reports_carry_the_request_status_attempts_and_time() {
         ]
     );
     assert!(reports.iter().all(|(_, r)| r.elapsed > Duration::ZERO));
+}
+
+// From review 1 (issue 12).
+/// Failed before the fix: a cancel does not stop a body read that is blocked in the socket:
+/// `Batch::cancel_token` says "waits and body reads stop", the README "after
+/// ... a cancel ... waits end at once"; `CancellableReader`
+/// (src/exchange.rs) checks the token only between reads, so a stalled body
+/// holds the request (and the CLI's Ctrl-C) for the whole attempt timeout.
+/// Here: timeout 20 s, cancel at 0.3 s, the batch ends only after ~20 s.
+/// Fix: while a batch has a cancel token, let `Timed::await_input`
+/// (src/agent.rs) wait in short slices (say 100 ms) and check the token (a
+/// thread-local set by the attempt) between them, or shut the socket down
+/// on cancel.
+#[test]
+fn cancel_during_a_stalled_body_ends_soon() {
+    let base = scripted(|stream, _| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n[1,");
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    let fetcher = crate::quick()
+        .timeout(Duration::from_secs(20))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let token = CancelToken::new();
+    let canceller = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            token.cancel();
+        })
+    };
+    let started = Instant::now();
+    let outcome = within(Duration::from_secs(40), move || {
+        let mut kinds = Vec::new();
+        fetcher
+            .batch([base + "/"])
+            .cancel_token(token)
+            .for_each_bytes(|_, result| kinds.push(result.map(|_| ()).map_err(|e| e.kind())));
+        kinds
+    });
+    canceller.join().unwrap();
+    let kinds = outcome.expect("the cancelled batch never ended");
+    let elapsed = started.elapsed();
+    assert_eq!(kinds.len(), 1);
+    assert_eq!(kinds, [Err(ErrorKind::Cancelled)]);
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "cancelled at 0.3 s, ended after {elapsed:?}"
+    );
 }

@@ -1,0 +1,273 @@
+//! A timeout bounds everything it names: an attempt ends within its
+//! timeout whatever the server sends (DNS, connect, TLS, a head or a body
+//! sent a byte at a time, informational responses, redirect chains), and a
+//! per-request timeout does the same.
+//!
+//! Every time bound here is generous: each only tells "bounded" from
+//! "unbounded" on a loaded 2-core machine.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use parfetch::{ErrorKind, Request};
+
+use crate::support::{assert_bounded, one_second, scripted, trickle, trickling};
+
+/// A server that accepts connections and then runs `script` on them without
+/// reading anything first.
+fn raw(script: impl Fn(TcpStream) + Send + Sync + 'static) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let script = Arc::new(script);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let script = Arc::clone(&script);
+            std::thread::spawn(move || script(stream));
+        }
+    });
+    addr
+}
+
+/// Writes `bytes` one at a time, `every` apart, once.
+fn trickle_once(stream: &mut TcpStream, bytes: &[u8], every: Duration) -> bool {
+    for byte in bytes {
+        if stream.write_all(&[*byte]).is_err() {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+    true
+}
+
+// From review 1 (issue 12).
+/// Held: a chunked body sent one byte every 100 ms.
+#[test]
+fn timeout_bounds_a_trickling_chunked_body() {
+    let base = trickling(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+        b"1\r\n \r\n",
+    );
+    let error = assert_bounded(one_second(), Request::get(base + "/"));
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
+}
+
+// From review 1 (issue 12).
+/// Held: a gzip body whose compressed bytes trickle.
+#[test]
+fn timeout_bounds_a_trickling_gzip_body() {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder
+        .write_all(format!("[{}1]", "1,".repeat(200_000)).as_bytes())
+        .unwrap();
+    let gzip = Arc::new(encoder.finish().unwrap());
+    let base = scripted(move |stream, _| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: {}\r\n\r\n",
+            gzip.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = trickle_once(stream, &gzip, Duration::from_millis(100));
+    });
+    let error = assert_bounded(one_second(), Request::get(base + "/"));
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
+}
+
+// From review 1 (issue 12).
+/// Held: a server that accepts the connection and never reads, while a
+/// 32 MiB POST body is sent (the socket buffers fill up).
+#[test]
+fn timeout_bounds_a_post_to_a_server_that_never_reads() {
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let addr = raw({
+        let held = Arc::clone(&held);
+        move |stream| held.lock().unwrap().push(stream)
+    });
+    let body = "x".repeat(32 << 20);
+    let request = Request::post_json(format!("http://{addr}/upload"), &body);
+    let error = assert_bounded(one_second(), request);
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
+}
+
+// From review 1 (issue 12).
+/// Held: endless informational responses (103 Early Hints), one every 50 ms.
+#[test]
+fn timeout_bounds_endless_informational_responses() {
+    let base = scripted(|stream, _| {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if stream
+                .write_all(b"HTTP/1.1 103 Early Hints\r\nlink: </a>; rel=preload\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let error = assert_bounded(one_second(), Request::get(base + "/"));
+    assert!(
+        matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Network),
+        "{error:?}"
+    );
+}
+
+// From review 1 (issue 12).
+/// Held: `Expect: 100-continue` answered with an endless stream of
+/// `100 Continue`, byte by byte, while the body is never read.
+#[test]
+fn timeout_bounds_a_100_continue_game() {
+    let base = scripted(|stream, _| {
+        trickle(
+            stream,
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            Duration::from_millis(20),
+            Duration::from_secs(60),
+        );
+    });
+    let request =
+        Request::post_json(base + "/", &"y".repeat(1 << 20)).header("expect", "100-continue");
+    let error = assert_bounded(one_second(), request);
+    assert!(
+        matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Network),
+        "{error:?}"
+    );
+}
+
+// From review 1 (issue 12).
+/// Held: an endless redirect chain whose every hop sends its head one byte
+/// at a time (each hop takes ~0.6 s, well within the timeout alone).
+#[test]
+fn timeout_bounds_a_chain_of_trickling_redirects() {
+    let hops = Arc::new(AtomicUsize::new(0));
+    let base = scripted({
+        let hops = Arc::clone(&hops);
+        move |stream, _| {
+            let n = hops.fetch_add(1, Ordering::SeqCst);
+            let head = format!(
+                "HTTP/1.1 302 Found\r\nlocation: /hop/{n}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+            );
+            let _ = trickle_once(stream, head.as_bytes(), Duration::from_millis(12));
+        }
+    });
+    let fetcher = crate::quick()
+        .timeout(Duration::from_secs(1))
+        .max_retries(0)
+        .max_redirects(1000)
+        .build()
+        .unwrap();
+    let error = assert_bounded(fetcher, Request::get(base + "/hop/start"));
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
+    assert!(hops.load(Ordering::SeqCst) >= 2, "the chain was followed");
+}
+
+// From review 1 (issue 12).
+/// Held: connecting to a listener whose accept queue is full (SYNs are
+/// dropped: the connect hangs) ends with the 1 s timeout, though
+/// connect_timeout is 10 s.
+#[test]
+fn timeout_bounds_a_connect_that_hangs() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Fill the accept queue; never accept.
+    let mut filled = Vec::new();
+    for _ in 0..400 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => filled.push(stream),
+            Err(_) => break,
+        }
+    }
+    let error = assert_bounded(one_second(), Request::get(format!("http://{addr}/")));
+    assert!(
+        matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Network),
+        "{error:?}"
+    );
+    drop((listener, filled));
+}
+
+// From review 1 (issue 12).
+/// Held: a TLS server that reads the ClientHello and never answers.
+#[test]
+fn timeout_bounds_a_tls_handshake_that_stalls() {
+    let addr = raw(|mut stream| {
+        let mut hello = [0u8; 512];
+        let _ = stream.read(&mut hello);
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    let error = assert_bounded(one_second(), Request::get(format!("https://{addr}/")));
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
+}
+
+// From review 1 (issue 12).
+/// Held: a TLS server that answers the ClientHello with a handshake record
+/// whose 16 KiB trickle in one byte every 50 ms.
+#[test]
+fn timeout_bounds_a_tls_handshake_that_trickles() {
+    let addr = raw(|mut stream| {
+        let mut hello = [0u8; 512];
+        let _ = stream.read(&mut hello);
+        let _ = stream.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00, 0x02]);
+        trickle(
+            &mut stream,
+            &[0],
+            Duration::from_millis(50),
+            Duration::from_secs(60),
+        );
+    });
+    let error = assert_bounded(one_second(), Request::get(format!("https://{addr}/")));
+    assert!(
+        matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Tls),
+        "{error:?}"
+    );
+}
+
+// From review 1 (issue 12).
+/// Held: a 429 with Retry-After whose error body trickles (slow-loris on
+/// the error path), with retries left.
+#[test]
+fn timeout_bounds_a_trickling_429_body() {
+    let base = trickling(
+        b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 0\r\ncontent-length: 100000\r\n\r\n",
+        b"slow ",
+    );
+    let fetcher = crate::quick()
+        .timeout(Duration::from_secs(1))
+        .max_retries(1)
+        .breaker_threshold(0)
+        .build()
+        .unwrap();
+    assert_bounded(fetcher, Request::get(base + "/"));
+}
+
+// From review 1 (issue 12).
+/// Held: a per-request timeout (the `own_timeout` path) on a head that
+/// trickles after one redirect.
+#[test]
+fn a_request_timeout_bounds_a_redirect_then_a_trickle() {
+    let base = scripted(|stream, head| {
+        if head.starts_with("GET /start") {
+            let _ = stream
+                .write_all(b"HTTP/1.1 302 Found\r\nlocation: /slow\r\ncontent-length: 0\r\n\r\n");
+            return;
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n");
+        trickle(
+            stream,
+            b"x-slow: 1\r\n",
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        );
+    });
+    let fetcher = crate::quick()
+        .timeout(Duration::from_secs(300))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let error = assert_bounded(
+        fetcher,
+        Request::get(base + "/start").timeout(Duration::from_secs(1)),
+    );
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
+}
