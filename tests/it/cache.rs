@@ -566,3 +566,70 @@ fn a_post_invalidates_the_get_however_the_host_is_spelt() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(after, 2, "the POST left the old GET to be served");
 }
+
+// From the hardening (issue 12).
+#[test]
+fn a_post_is_never_answered_from_the_cache() {
+    let posts = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::start({
+        let posts = Arc::clone(&posts);
+        move |request| {
+            if request.method == "POST" {
+                posts.fetch_add(1, Ordering::SeqCst);
+            }
+            Reply::json(200, request.body.clone()).with_header("cache-control", "max-age=3600")
+        }
+    });
+    let dir = temp_dir("post");
+    let fetcher = crate::quick()
+        .cache_dir(&dir)
+        .cache_always_fresh(true)
+        .build()
+        .unwrap();
+    let url = server.url("/orders");
+    for n in 1..=2 {
+        let sent = serde_json::json!({ "order": n });
+        let echoed: serde_json::Value = fetcher.get_json(Request::post_json(&url, &sent)).unwrap();
+        assert_eq!(echoed, sent, "POST {n} got another POST's answer");
+    }
+    assert_eq!(
+        posts.load(Ordering::SeqCst),
+        2,
+        "every POST reached the server"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From the hardening (issue 12).
+#[test]
+fn a_post_invalidates_the_cached_get() {
+    let version = Arc::new(AtomicUsize::new(1));
+    let server = TestServer::start({
+        let version = Arc::clone(&version);
+        move |request| {
+            if request.method == "POST" {
+                version.fetch_add(1, Ordering::SeqCst);
+                return Reply::json(200, "{}");
+            }
+            let body = format!(r#"{{"version":{}}}"#, version.load(Ordering::SeqCst));
+            Reply::json(200, body).with_header("cache-control", "max-age=3600")
+        }
+    });
+    let dir = temp_dir("invalidate");
+    let fetcher = crate::quick().cache_dir(&dir).build().unwrap();
+    let url = server.url("/item");
+    let get = |fetcher: &Fetcher| {
+        fetcher.get_json::<serde_json::Value>(url.as_str()).unwrap()["version"].clone()
+    };
+    assert_eq!(get(&fetcher), 1);
+    assert_eq!(get(&fetcher), 1, "the fresh entry answers");
+    fetcher
+        .get_bytes(Request::post_json(&url, &serde_json::json!({"v": 2})))
+        .unwrap();
+    assert_eq!(
+        get(&fetcher),
+        2,
+        "the POST made the stored GET stale (RFC 9111 §4.4)"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -328,3 +328,55 @@ fn a_trickling_body_hits_the_attempt_timeout() {
         started.elapsed()
     );
 }
+
+/// A document type whose `Deserialize` panics on one value: a stand-in
+/// for any panic on a request's way.
+#[derive(Debug)]
+struct Touchy(u64);
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Touchy, D::Error> {
+        let n = u64::deserialize(deserializer)?;
+        assert!(n != 13, "unlucky number");
+        Ok(Touchy(n))
+    }
+}
+
+// From the hardening (issue 12).
+#[test]
+fn a_panic_on_one_request_is_that_requests_error() {
+    let server = TestServer::start(|request| {
+        Reply::json(200, request.path.trim_start_matches('/').to_owned())
+    });
+    let fetcher = crate::quick().concurrency(4).build().unwrap();
+    let urls: Vec<String> = (0..20).map(|i| server.url(&i.to_string())).collect();
+    let check = |index: usize, result: &Result<Touchy, parfetch::Error>| match result {
+        Ok(Touchy(n)) => assert_eq!((*n, index), (index as u64, index)),
+        Err(error) => {
+            assert_eq!(
+                (index, error.kind()),
+                (13, ErrorKind::Internal),
+                "{error:?}"
+            );
+            assert!(error.to_string().contains("unlucky number"), "{error}");
+            assert_eq!(error.url(), Some(urls[13].as_str()));
+        }
+    };
+    let results = fetcher.fetch_many::<Touchy>(&urls);
+    assert_eq!(results.len(), 20);
+    for (index, result) in results.iter().enumerate() {
+        check(index, result);
+    }
+    let mut seen = 0;
+    let stats = fetcher.batch(&urls).for_each::<Touchy>(|index, result| {
+        check(index, &result);
+        seen += 1;
+    });
+    assert_eq!(
+        (seen, stats.stats.failures_of(ErrorKind::Internal)),
+        (20, 1)
+    );
+    let alone = fetcher.get_json::<Touchy>(urls[13].as_str()).unwrap_err();
+    assert_eq!(alone.kind(), ErrorKind::Internal);
+    assert!(!alone.is_retryable());
+}

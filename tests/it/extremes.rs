@@ -2,12 +2,17 @@
 //! `u64::MAX`, dates in year 9999): taken in stride, never a panic, an
 //! overflow or a hang.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use parfetch::{CancelToken, ErrorKind, Fetcher, Request};
+use parfetch::{CancelToken, ErrorKind, Fetcher, Request, Value};
 
 use crate::server::{Reply, TestServer};
 use crate::support::within;
+
+fn temp_dir(name: &str) -> PathBuf {
+    crate::scratch_dir(&format!("extremes-{name}"))
+}
 
 // From review 1 (issue 12).
 /// Held: extreme settings all at once either build and work, and a
@@ -69,4 +74,68 @@ fn extreme_settings_work_or_are_refused() {
     assert!(ok);
     assert_eq!(kinds, [ErrorKind::DeadlineExceeded, ErrorKind::Cancelled]);
     assert!(matches!(tiny, Ok(()) | Err(ErrorKind::Timeout)), "{tiny:?}");
+}
+
+// From the hardening (issue 12).
+#[test]
+fn hostile_cache_headers_never_panic_and_lose_nothing() {
+    let heads: &[(&str, &str)] = &[
+        ("cache-control", "max-age=9999999999999999999"),
+        (
+            "cache-control",
+            "max-age=18446744073709551615, stale-while-revalidate=99999999999999999999",
+        ),
+        ("age", "18446744073709551615"),
+        ("age", "99999999999999999999999999"),
+        ("expires", "Fri, 31 Dec 9999 23:59:59 GMT"),
+        ("date", "Mon, 01 Jan 0001 00:00:00 GMT"),
+        ("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT"),
+        ("retry-after", "18446744073709551615"),
+    ];
+    let server = TestServer::start(move |request| {
+        let index: usize = request.path.trim_start_matches('/').parse().unwrap_or(0);
+        let (name, value) = heads[index % heads.len()];
+        Reply::json(200, r#"{"ok":true}"#)
+            .with_header(name, value)
+            .with_header("date", "Sun, 29 Nov 2026 08:00:00 GMT")
+    });
+    let dir = temp_dir("overflow");
+    let fetcher = crate::quick().cache_dir(&dir).build().unwrap();
+    let urls: Vec<String> = (0..heads.len() * 2)
+        .map(|i| server.url(&i.to_string()))
+        .collect();
+    for round in 0..2 {
+        let results = fetcher.fetch_many::<Value>(&urls);
+        assert_eq!(results.len(), urls.len());
+        for (url, result) in urls.iter().zip(&results) {
+            assert!(result.is_ok(), "round {round}, {url}: {result:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From the hardening (issue 12).
+#[test]
+fn durations_up_to_the_maximum_work() {
+    let server = TestServer::start(|_| Reply::json(200, "[1]"));
+    let dir = temp_dir("max-durations");
+    let fetcher = Fetcher::builder()
+        .timeout(Duration::MAX)
+        .connect_timeout(Duration::MAX)
+        .max_backoff(Duration::MAX)
+        .jitter(Duration::MAX)
+        .breaker_open_time(Duration::MAX)
+        .cache_dir(&dir)
+        .cache_max_age(Duration::MAX)
+        .build()
+        .unwrap();
+    let one = fetcher.get_json::<Value>(Request::get(server.url("/a")).timeout(Duration::MAX));
+    assert!(one.is_ok(), "{one:?}");
+    let mut results = Vec::new();
+    fetcher
+        .batch([server.url("/b"), server.url("/c")])
+        .deadline(Duration::MAX)
+        .for_each::<Value>(|_, result| results.push(result));
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,7 +22,6 @@ mod cookies;
 mod errors;
 mod extremes;
 mod faults;
-mod hardening;
 mod hosts;
 mod logs;
 mod messages;

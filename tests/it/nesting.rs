@@ -3,7 +3,7 @@
 //! it finishes (never a deadlock or a stack overflow) and loses no result,
 //! down to the nesting limit, where it is refused at once.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use parfetch::{ErrorKind, Fetcher, Value};
@@ -308,4 +308,71 @@ fn a_refused_batch_still_delivers_every_result_after_a_callback_panic() {
         seen
     });
     assert_eq!(outcome, Some(3), "results lost after the callback's panic");
+}
+
+// From the hardening (issue 12).
+#[test]
+fn a_batch_inside_a_batch_finishes() {
+    let server = TestServer::start(|request| Reply::json(200, format!("{:?}", request.path)));
+    let fetcher = crate::quick().concurrency(4).build().unwrap();
+    let urls: Vec<String> = (0..40)
+        .map(|i| server.url(&format!("/outer/{i}")))
+        .collect();
+    let outcome = within(Duration::from_secs(60), move || {
+        let inner_ok = Arc::new(Mutex::new(0usize));
+        let mut outer = 0;
+        fetcher.batch(urls).for_each::<Value>(|i, result| {
+            assert!(result.is_ok(), "{result:?}");
+            outer += 1;
+            let inner: Vec<String> = (0..8)
+                .map(|j| server.url(&format!("/inner/{i}/{j}")))
+                .collect();
+            let ok = if i % 2 == 0 {
+                fetcher
+                    .fetch_many::<Value>(&inner)
+                    .iter()
+                    .filter(|r| r.is_ok())
+                    .count()
+            } else {
+                fetcher
+                    .batch(inner)
+                    .collect::<Value>()
+                    .iter()
+                    .filter(|r| r.is_ok())
+                    .count()
+            };
+            *inner_ok.lock().unwrap() += ok;
+        });
+        let inner_ok = *inner_ok.lock().unwrap();
+        (outer, inner_ok)
+    });
+    assert_eq!(
+        outcome,
+        Some((40, 320)),
+        "the nested batches hung or lost results"
+    );
+}
+
+// From the hardening (issue 12).
+#[test]
+fn a_batch_started_from_a_progress_callback_finishes() {
+    let server = TestServer::start(|_| Reply::json(200, "1"));
+    let fetcher = crate::quick().concurrency(2).build().unwrap();
+    let urls: Vec<String> = (0..30).map(|i| server.url(&i.to_string())).collect();
+    let outcome = within(Duration::from_secs(60), move || {
+        let mut inner = 0;
+        let mut outer = 0;
+        fetcher
+            .batch(&urls)
+            .on_progress(|_| {
+                inner += fetcher
+                    .fetch_many::<Value>(&urls[..3])
+                    .iter()
+                    .filter(|r| r.is_ok())
+                    .count();
+            })
+            .for_each::<Value>(|_, result| outer += usize::from(result.is_ok()));
+        (outer, inner > 0 && inner % 3 == 0)
+    });
+    assert_eq!(outcome, Some((30, true)));
 }

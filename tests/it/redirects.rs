@@ -118,3 +118,57 @@ fn sensitive_headers_do_not_cross_origins_however_spelled() {
         "same origin keeps its headers"
     );
 }
+
+// From the hardening (issue 12).
+#[test]
+fn sensitive_headers_stay_with_their_origin_on_a_redirect() {
+    type Seen = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+    let seen: Seen = Arc::default();
+    let landing = TestServer::start({
+        let seen = Arc::clone(&seen);
+        move |request| {
+            seen.lock().unwrap().push(request.headers.clone());
+            Reply::json(200, "{}")
+        }
+    });
+    // Another host: "localhost" rather than "127.0.0.1".
+    let elsewhere = landing.url("/landing").replace("127.0.0.1", "localhost");
+    let start = TestServer::start(move |request| match request.path.as_str() {
+        "/same" => Reply::status(307).with_header("location", "/here"),
+        "/here" => Reply::status(302).with_header("location", elsewhere.clone()),
+        _ => Reply::json(200, "{}"),
+    });
+    let fetcher = crate::quick()
+        .header("x-api-key", "KEY")
+        .sensitive_header("X-Partner")
+        .build()
+        .unwrap();
+    fetcher
+        .get_bytes(
+            Request::get(start.url("/same"))
+                .header("authorization", "Bearer TOKEN")
+                .header("proxy-authorization", "Basic PROXY")
+                .header("cookie", "session=COOKIE")
+                .header("x-partner", "PARTNER")
+                .sensitive_header("x-signed", "SIGNED")
+                .header("x-trace", "t1"),
+        )
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "the chain reached the other host once");
+    let names: Vec<&str> = seen[0].iter().map(|(name, _)| name.as_str()).collect();
+    for secret in [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+        "x-partner",
+        "x-signed",
+    ] {
+        assert!(
+            !names.contains(&secret),
+            "{secret} went to another host: {names:?}"
+        );
+    }
+    assert!(names.contains(&"x-trace"), "{names:?}");
+}

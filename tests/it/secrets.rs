@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parfetch::Request;
+use parfetch::{Fetcher, Request};
 
 use crate::server::{Reply, TestServer};
 use crate::support::{all_bytes, assert_user_info_never_shown, contains};
@@ -134,4 +134,78 @@ fn a_304_refresh_keeps_secrets_off_disk() {
     for secret in ["COOKIE-304", "TOKEN-304", "COOKIE-200", "AUTH-304"] {
         assert!(!contains(&stored, secret), "{secret} is on disk");
     }
+}
+
+// From the hardening (issue 12).
+#[test]
+fn credentials_are_never_written_to_the_cache() {
+    let server = TestServer::start(|_| {
+        Reply::json(200, r#"{"private":1}"#)
+            .with_header("cache-control", "max-age=3600")
+            .with_header("vary", "accept")
+    });
+    let dir = temp_dir("secrets");
+    let fetcher = crate::quick()
+        .cache_dir(&dir)
+        .header("x-api-key", "KEY-IN-BUILDER")
+        .build()
+        .unwrap();
+    let url = server
+        .url("/me")
+        .replace("http://", "http://USERTOKEN:PASSWORD@");
+    let request = Request::get(&url)
+        .header("authorization", "Bearer BEARER-TOKEN")
+        .header("x-auth-token", "AUTH-TOKEN")
+        .header("cookie", "session=COOKIE-VALUE");
+    fetcher.get_bytes(request.clone()).unwrap();
+    assert_eq!(fetcher.get_bytes(request).unwrap(), br#"{"private":1}"#);
+    assert_eq!(
+        fetcher.stats().cache_hits,
+        1,
+        "the entry was stored and served"
+    );
+    let stored = all_bytes(&dir);
+    for secret in [
+        "KEY-IN-BUILDER",
+        "USERTOKEN",
+        "PASSWORD",
+        "BEARER-TOKEN",
+        "AUTH-TOKEN",
+        "COOKIE-VALUE",
+    ] {
+        assert!(
+            !contains(&stored, secret),
+            "{secret} was written to the cache"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From the hardening (issue 12).
+#[test]
+fn user_info_never_shows_in_messages_or_debug() {
+    assert_user_info_never_shown(&[
+        "http://USERTOKEN@127.0.0.1:9/x",
+        "http://USERTOKEN:PASSWORD@127.0.0.1:9/x",
+    ]);
+}
+
+// From the hardening (issue 12).
+#[test]
+fn sensitive_headers_never_show() {
+    let request = Request::get("http://h/")
+        .sensitive_header("x-signed", "SIGNED")
+        .header("x-api-key", "KEY")
+        .header("x-trace", "t1");
+    let shown = format!("{request:?}");
+    assert!(
+        !shown.contains("SIGNED") && !shown.contains("KEY"),
+        "{shown}"
+    );
+    assert!(shown.contains("t1"), "{shown}");
+    let builder = Fetcher::builder()
+        .sensitive_header("x-partner")
+        .header("x-partner", "PARTNER");
+    let shown = format!("{builder:?}");
+    assert!(!shown.contains("PARTNER"), "{shown}");
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use parfetch::{ErrorKind, Request};
 
+use crate::server::{Reply, TestServer};
 use crate::support::{assert_bounded, one_second, scripted, trickle, trickling};
 
 /// A server that accepts connections and then runs `script` on them without
@@ -270,4 +271,74 @@ fn a_request_timeout_bounds_a_redirect_then_a_trickle() {
         Request::get(base + "/start").timeout(Duration::from_secs(1)),
     );
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
+}
+
+// From the hardening (issue 12).
+#[test]
+fn a_zero_request_timeout_is_refused_unsent() {
+    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick().build().unwrap();
+    let error = fetcher
+        .get_bytes(Request::get(server.url("/")).timeout(Duration::ZERO))
+        .unwrap_err();
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::InvalidRequest, 0)
+    );
+    assert!(error.to_string().contains("timeout is zero"), "{error}");
+    assert_eq!(server.requests(), 0);
+}
+
+// From the hardening (issue 12).
+#[test]
+fn a_response_head_sent_byte_by_byte_ends_with_the_timeout() {
+    let base = trickling(b"HTTP/1.1 200 OK\r\n", b"x-slow: 1\r\n");
+    let error = assert_bounded(one_second(), Request::get(base + "/"));
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
+}
+
+// From the hardening (issue 12).
+#[test]
+fn an_error_body_that_trickles_ends_with_the_timeout() {
+    let base = trickling(
+        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 100000\r\n\r\n",
+        b"busy ",
+    );
+    let error = assert_bounded(one_second(), Request::get(base + "/"));
+    assert!(
+        matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Status),
+        "{error:?}"
+    );
+}
+
+// From the hardening (issue 12).
+#[test]
+fn a_redirect_chain_shares_one_attempt_timeout() {
+    // Each hop answers within the timeout; the chain as a whole does not.
+    let server = TestServer::start(|request| {
+        let hop: usize = request
+            .path
+            .trim_start_matches("/hop/")
+            .parse()
+            .unwrap_or(0);
+        let reply = if hop >= 10 {
+            Reply::json(200, "{}")
+        } else {
+            Reply::status(302).with_header("location", format!("/hop/{}", hop + 1))
+        };
+        Reply::Delay(Duration::from_millis(700), Box::new(reply))
+    });
+    let fetcher = crate::quick()
+        .timeout(Duration::from_secs(1))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let error = fetcher.get_bytes(server.url("/hop/0")).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
 }
