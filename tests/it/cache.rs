@@ -8,6 +8,7 @@ use std::time::Duration;
 use parfetch::{CacheMode, ErrorKind, Fetcher, FetcherBuilder, Request, Value};
 
 use crate::server::{Reply, TestServer};
+use crate::support::{always, count};
 
 fn temp_dir(name: &str) -> PathBuf {
     crate::scratch_dir(&format!("cache-{name}"))
@@ -631,5 +632,209 @@ fn a_post_invalidates_the_cached_get() {
         2,
         "the POST made the stored GET stale (RFC 9111 §4.4)"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From review 2 (issues 13 and 14).
+/// Found (now fixed): README "The response cache": "a 5xx is never stored". A 501 with
+/// explicit freshness is stored (http-cache-semantics counts 501 among the
+/// statuses cacheable by default, and `rules::to_store` keeps what it
+/// allows), and the next request is answered by the stored 501 without
+/// asking the server. Was at fault: src/cache/rules.rs `to_store` (no status
+/// filter).
+#[test]
+fn a_501_is_never_stored() {
+    let dir = temp_dir("501");
+    let (server, asked) = always(501, r#"{"e":1}"#, &[("cache-control", "max-age=3600")]);
+    let fetcher = cached(&dir).max_retries(0).build().unwrap();
+    for _ in 0..2 {
+        let error = fetcher.get_bytes(server.url("/x")).unwrap_err();
+        assert_eq!(error.status(), Some(501));
+    }
+    assert_eq!(count(&asked), 2, "the second 501 came from the cache");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn one_kib() -> String {
+    format!("[{}1]", "1,".repeat(500))
+}
+
+// From review 2 (issues 13 and 14).
+/// Found (now fixed): README: "`cache_max_bytes(n)` keeps the entries under `n` bytes
+/// ... Processes sharing the directory each keep to it." Two fetchers
+/// (as two processes would) on one directory each count only their own
+/// writes (`Usage` is per `Cache::open`, re-measured only when an eviction
+/// runs), so each stays under its count while the directory holds nearly
+/// twice the limit. Was at fault: src/cache/mod.rs `written`/`enforce_limit`
+/// (re-measure the directory when local writes since the last measurement
+/// could have reached the limit, e.g. past half of the headroom; or keep
+/// the count in a shared file).
+#[test]
+fn cache_max_bytes_holds_with_two_writers() {
+    let dir = temp_dir("two-writers");
+    let body: &'static str = Box::leak(one_kib().into_boxed_str());
+    let (server, _) = always(200, body, &[("cache-control", "max-age=3600")]);
+    let probe = cached(&dir).max_retries(0).build().unwrap();
+    probe.get_bytes(server.url("/probe")).unwrap();
+    let one = probe.cache().unwrap().size_on_disk().unwrap();
+    probe.cache().unwrap().clear().unwrap();
+    let limit = one * 10;
+    let a = cached(&dir)
+        .max_retries(0)
+        .cache_max_bytes(limit)
+        .build()
+        .unwrap();
+    let b = cached(&dir)
+        .max_retries(0)
+        .cache_max_bytes(limit)
+        .build()
+        .unwrap();
+    for i in 0..8 {
+        a.get_bytes(server.url(&format!("/a{i}"))).unwrap();
+        b.get_bytes(server.url(&format!("/b{i}"))).unwrap();
+    }
+    let size = a.cache().unwrap().size_on_disk().unwrap();
+    assert!(size <= limit, "{size} bytes on disk, limit {limit}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From review 2 (issues 13 and 14).
+/// Found (now fixed): README: the size limit keeps the cache bounded, and `clear()`
+/// "leaves no ... empty directory behind" — but eviction removes only the
+/// entry files: every URL ever stored keeps its directory (a 4 KiB block on
+/// most file systems, and an inode). A crawl of 100,000 URLs with
+/// `cache_max_bytes(1 MB)` leaves 100,000 directories, ~400 MB the limit
+/// does not see. Was at fault: src/cache/mod.rs `enforce_limit` (remove the
+/// URL directory, and the shard directory, when they become empty, as
+/// `entry::remove_empty_dirs` does for `clear`).
+#[test]
+fn eviction_leaves_no_empty_directories() {
+    let dir = temp_dir("evicted-dirs");
+    let body: &'static str = Box::leak(one_kib().into_boxed_str());
+    let (server, _) = always(200, body, &[("cache-control", "max-age=3600")]);
+    let probe = cached(&dir).max_retries(0).build().unwrap();
+    probe.get_bytes(server.url("/probe")).unwrap();
+    let one = probe.cache().unwrap().size_on_disk().unwrap();
+    probe.cache().unwrap().clear().unwrap();
+    let fetcher = cached(&dir)
+        .max_retries(0)
+        .cache_max_bytes(one * 3)
+        .build()
+        .unwrap();
+    for i in 0..40 {
+        fetcher.get_bytes(server.url(&format!("/{i}"))).unwrap();
+    }
+    let entries = fetcher.cache().unwrap().entries().unwrap();
+    let mut url_dirs = 0;
+    for shard in std::fs::read_dir(&dir).unwrap().flatten() {
+        if shard.file_type().unwrap().is_dir() {
+            url_dirs += std::fs::read_dir(shard.path()).unwrap().count();
+        }
+    }
+    assert!(
+        url_dirs as u64 <= entries + 1,
+        "{entries} entries kept in {url_dirs} URL directories"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs writers on `dir` while `clearers` caches clear it over and over;
+/// the errors `clear()` returned, and what is left after a last clear.
+fn clear_while_writing(dir: &Path, clearers: usize) -> (Vec<String>, Vec<String>) {
+    let (server, _) = always(200, r#"{"v":1}"#, &[("cache-control", "max-age=3600")]);
+    let fetcher = cached(dir).max_retries(0).concurrency(4).build().unwrap();
+    let others: Vec<Fetcher> = (0..clearers)
+        .map(|_| cached(dir).max_retries(0).build().unwrap())
+        .collect();
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for round in 0..20 {
+                let urls: Vec<String> = (0..20)
+                    .map(|i| server.url(&format!("/{round}/{i}")))
+                    .collect();
+                let _ = fetcher.fetch_many_bytes(&urls);
+            }
+        });
+        for other in &others {
+            let errors = &errors;
+            s.spawn(move || {
+                for _ in 0..40 {
+                    if let Err(error) = other.cache().unwrap().clear() {
+                        errors.lock().unwrap().push(error.to_string());
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            });
+        }
+    });
+    fetcher.cache().unwrap().clear().unwrap();
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "key")
+        .collect();
+    (errors.into_inner().unwrap(), left)
+}
+
+// From review 2 (issues 13 and 14).
+/// Held: `clear()` racing writers neither fails nor leaves anything once
+/// all are done.
+#[test]
+fn clear_races_writers() {
+    let dir = temp_dir("clear-race");
+    let (errors, left) = clear_while_writing(&dir, 1);
+    assert!(
+        errors.is_empty() && left.is_empty(),
+        "errors {errors:?}, left {left:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From review 2 (issues 13 and 14).
+/// Found (now fixed): README "Threads and processes can share a directory". Two
+/// `clear()`s at once (two processes, or two threads) fail with
+/// "No such file or directory": `entry::for_each_entry` and
+/// `entry::remove_empty_dirs` list a URL directory, then `read_dir` it
+/// with `?` after the other clear removed it. The same race makes
+/// `size_on_disk`/`entries` fail, and makes `enforce_limit` give up
+/// ("cannot size the cache") when another process clears or a POST
+/// invalidates (`remove` is `remove_dir_all`) during its scan. At fault:
+/// src/cache/entry.rs `for_each_entry`, `remove_empty_dirs`,
+/// `subdirectories` (treat NotFound on a directory as empty).
+#[test]
+fn two_clears_at_once_both_succeed() {
+    let dir = temp_dir("clear-twice");
+    let (errors, left) = clear_while_writing(&dir, 2);
+    assert!(
+        errors.is_empty() && left.is_empty(),
+        "{} errors, e.g. {:?}; left {left:?}",
+        errors.len(),
+        errors.first()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From review 2 (issues 13 and 14).
+/// Held: RFC 9111 §4.4: a successful POST removes the stored GET of its
+/// URL, however the URL is spelled (host case, default port).
+#[test]
+fn rfc9111_4_4_post_invalidates_every_spelling() {
+    let dir = temp_dir("post-spellings");
+    let (server, asked) = always(200, r#"{"v":1}"#, &[("cache-control", "max-age=3600")]);
+    let fetcher = cached(&dir).max_retries(0).build().unwrap();
+    let url = server.url("/doc");
+    fetcher.get_bytes(url.as_str()).unwrap();
+    let shouting = url.replace("http://", "HTTP://");
+    fetcher.get_bytes(Request::post_json(shouting, &1)).unwrap();
+    fetcher.get_bytes(url.as_str()).unwrap();
+    let gets = asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a.0 == "GET")
+        .count();
+    assert_eq!(gets, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use parfetch::prelude::*;
 use parfetch::{ErrorKind, Fetcher, FetcherBuilder, RawJson, Value};
 
 use crate::server::{Reply, TestServer};
+use crate::support::{always, count, recording};
 
 fn temp_dir(name: &str) -> PathBuf {
     crate::scratch_dir(&format!("conformance-{name}"))
@@ -397,4 +398,285 @@ fn an_error_names_its_request_once() {
     }
     assert_eq!(chain.matches(url.as_str()).count(), 1, "{chain}");
     assert!(chain.contains("503"), "{chain}");
+}
+
+fn http_date(at: SystemTime) -> String {
+    httpdate::fmt_http_date(at)
+}
+
+// From review 2 (issues 13 and 14).
+/// Found (now fixed): RFC 9111 §5.2 (directive arguments may be quoted-strings, which
+/// may hold commas). `ext="a, max-age=3600"` is one extension directive:
+/// the response has no max-age and no other freshness, so it is stale at
+/// once. `rules::directives` splits the field on every comma, turns the
+/// quoted text's `max-age=3600"` into a directive and makes the response
+/// fresh for an hour. Was at fault: src/cache/rules.rs `directives` (split on
+/// ',' outside quotes only).
+#[test]
+fn rfc9111_5_2_a_quoted_comma_is_not_a_directive() {
+    let dir = temp_dir("quoted");
+    let (server, asked) = always(
+        200,
+        r#"{"v":1}"#,
+        &[("cache-control", "ext=\"a, max-age=3600\"")],
+    );
+    let fetcher = cached(&dir).max_retries(0).build().unwrap();
+    for _ in 0..2 {
+        fetcher.get_bytes(server.url("/x")).unwrap();
+    }
+    assert_eq!(
+        count(&asked),
+        2,
+        "a max-age inside a quoted string made it fresh"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From review 2 (issues 13 and 14).
+/// Found (now fixed): RFC 9111 §4.2.3: the age of a response counts from its `Date`
+/// (apparent_age = response_time - date_value). A response dated a day ago
+/// with `max-age=3600` (or `Expires` an hour after its `Date`) is already
+/// a day old: stale. http-cache-semantics counts age from when it was
+/// received (plus `Age`), never from `Date`, so both are served fresh for
+/// an hour. Was at fault: src/cache/rules.rs `stored_response` (could add the
+/// apparent age to `Age`, as §4.2.3 computes corrected_initial_age).
+#[test]
+fn rfc9111_4_2_3_age_counts_from_date() {
+    let dir = temp_dir("date-past");
+    let day_ago = SystemTime::now() - Duration::from_secs(86_400);
+    let date: &'static str = Box::leak(http_date(day_ago).into_boxed_str());
+    let expires: &'static str =
+        Box::leak(http_date(day_ago + Duration::from_secs(3600)).into_boxed_str());
+    let max_age: &'static [(&str, &str)] = Box::leak(Box::new([
+        ("date", date),
+        ("cache-control", "max-age=3600"),
+    ]));
+    let by_expires: &'static [(&str, &str)] =
+        Box::leak(Box::new([("date", date), ("expires", expires)]));
+    let fetcher = cached(&dir).max_retries(0).build().unwrap();
+    let mut seen = Vec::new();
+    for headers in [max_age, by_expires] {
+        let (server, asked) = always(200, r#"{"v":1}"#, headers);
+        for _ in 0..2 {
+            fetcher.get_bytes(server.url("/x")).unwrap();
+        }
+        seen.push(count(&asked));
+    }
+    assert_eq!(
+        seen,
+        [2, 2],
+        "a response a day old served as fresh (max-age, Expires)"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From review 2 (issues 13 and 14).
+/// Found (now fixed): RFC 9111 §4.3.4: "If the new response contains a strong
+/// validator ... If none of the stored responses contain the same strong
+/// validator, then the cache MUST NOT use the new response to update any
+/// stored responses." A 304 carrying ETag "v2" for an entry stored with
+/// "v1" rewrites the entry: the old body is now filed under "v2" (and its
+/// policy becomes the 304's own headers with status 304). The next
+/// revalidation asks If-None-Match "v2", so a server whose current version
+/// is "v2" answers 304 and the "v1" body is served as if it were "v2".
+/// Was at fault: src/cache/rules.rs `refreshed` (takes
+/// `AfterResponse::Modified` as well as `NotModified`); the existing test
+/// tests/it/conformance.rs `rfc9111_4_3_4_a_304_updates_the_validators`
+/// asserts this wrong behaviour.
+#[test]
+fn rfc9111_4_3_4_a_304_with_another_strong_etag_updates_nothing() {
+    let dir = temp_dir("304-etag");
+    let (server, asked) = recording(|_, request| match request.header("if-none-match") {
+        None => Reply::json(200, r#"{"v":1}"#)
+            .with_header("cache-control", "no-cache")
+            .with_header("etag", "\"v1\""),
+        Some(_) => Reply::status(304)
+            .with_header("cache-control", "no-cache")
+            .with_header("etag", "\"v2\""),
+    });
+    let fetcher = cached(&dir).max_retries(0).build().unwrap();
+    for _ in 0..3 {
+        let _ = fetcher.get_bytes(server.url("/doc"));
+    }
+    let sent: Vec<Option<String>> = asked.lock().unwrap().iter().map(|a| a.2.clone()).collect();
+    assert_ne!(
+        sent.get(2).cloned().flatten().as_deref(),
+        Some("\"v2\""),
+        "the v1 body was filed under v2: {sent:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From review 2 (issues 13 and 14).
+/// Found (now fixed): RFC 9111 §3.3/§3.4: a cache that does not implement ranges must
+/// not store a 206 as the whole response. `cache_always_fresh` "applies to
+/// successful responses", and 206 counts as one (`rules::to_store`:
+/// `is_success()`): a server answering a plain GET with a 206 (a part of
+/// the document) gets that part stored and served as the document ever
+/// after. Was at fault: src/cache/rules.rs `to_store` (`overridden` should
+/// exclude 206, or require a status http-cache-semantics understands).
+#[test]
+fn rfc9111_3_3_a_206_is_never_stored() {
+    let dir = temp_dir("206");
+    let (server, asked) = recording(|n, _| {
+        if n == 0 {
+            Reply::json(206, r#"{"part":1}"#).with_header("content-range", "bytes 0-9/40")
+        } else {
+            Reply::json(200, r#"{"whole":1}"#)
+        }
+    });
+    let fetcher = cached(&dir)
+        .max_retries(0)
+        .cache_always_fresh(true)
+        .build()
+        .unwrap();
+    let _ = fetcher.get_bytes(server.url("/x"));
+    let second = fetcher.get_bytes(server.url("/x"));
+    assert_eq!(
+        count(&asked),
+        2,
+        "the 206 part was served from the cache: {second:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From review 2 (issues 13 and 14).
+/// Found (now fixed): RFC 9111 §5.2.2.2 (must-revalidate): "if a cache is
+/// disconnected, the cache MUST generate an error response rather than
+/// reuse the stale response." Offline mode serves a stale
+/// `must-revalidate` entry as if it were good. (README: offline serves
+/// "stale entries included"; RFC 9111 §4.2.4 forbids that where a
+/// directive says so.) Was at fault: src/engine.rs `fetch_through_cache`,
+/// `Lookup::Stale(entry, _) if offline` (should check the stored
+/// must-revalidate / no-cache, which `Meta` would need to carry).
+#[test]
+fn rfc9111_5_2_2_2_must_revalidate_is_not_served_stale_offline() {
+    let dir = temp_dir("must-revalidate");
+    let (server, _) = always(
+        200,
+        r#"{"v":1}"#,
+        &[
+            ("cache-control", "max-age=0, must-revalidate"),
+            ("etag", "\"e\""),
+        ],
+    );
+    cached(&dir)
+        .max_retries(0)
+        .build()
+        .unwrap()
+        .get_bytes(server.url("/x"))
+        .unwrap();
+    let offline = Fetcher::builder()
+        .cache_dir(&dir)
+        .offline(true)
+        .build()
+        .unwrap();
+    let result = offline.get_bytes(server.url("/x"));
+    assert!(
+        result.is_err(),
+        "a stale must-revalidate entry served offline: {result:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// From review 2 (issues 13 and 14).
+/// Held: the rules a conformance suite tries first. Each row: the headers,
+/// whether the second request must reach the server.
+#[test]
+fn rfc9111_rules_that_hold() {
+    let ten_days_ago: &'static str =
+        Box::leak(http_date(SystemTime::now() - Duration::from_secs(10 * 86_400)).into_boxed_str());
+    let heuristic: &'static [(&str, &str)] = Box::leak(Box::new([("last-modified", ten_days_ago)]));
+    /// Status, headers, whether the second request reaches the server, name.
+    type Row<'a> = (u16, &'a [(&'a str, &'a str)], bool, &'a str);
+    let rows: [Row<'_>; 9] = [
+        // §5.2.2.10: s-maxage is for shared caches; a private one ignores it.
+        (200, &[("cache-control", "s-maxage=3600")], true, "s-maxage"),
+        // §4.2.3: an Age past max-age is stale at once.
+        (
+            200,
+            &[("cache-control", "max-age=60"), ("age", "120")],
+            true,
+            "age > max-age",
+        ),
+        // §4.2.1: duplicate directives: the first (0) counts, or stale.
+        (
+            200,
+            &[("cache-control", "max-age=0, max-age=3600")],
+            true,
+            "duplicate max-age",
+        ),
+        (
+            200,
+            &[
+                ("cache-control", "max-age=0"),
+                ("cache-control", "MAX-AGE=3600"),
+            ],
+            true,
+            "duplicate lines",
+        ),
+        // §5.2.2.4: a qualified no-cache may be taken as unqualified.
+        (
+            200,
+            &[("cache-control", "no-cache=\"set-cookie\", max-age=3600")],
+            true,
+            "no-cache=field",
+        ),
+        // §4.1: Vary: * never matches.
+        (
+            200,
+            &[("cache-control", "max-age=3600"), ("vary", "*")],
+            true,
+            "vary *",
+        ),
+        // §4.2.2: heuristic freshness for a 200 with Last-Modified.
+        (200, heuristic, false, "heuristic 200"),
+        // a 500 is not heuristically cacheable.
+        (500, heuristic, true, "heuristic 500"),
+        // §5.2.2.5 no-store.
+        (
+            200,
+            &[("cache-control", "no-store, max-age=3600")],
+            true,
+            "no-store",
+        ),
+    ];
+    let dir = temp_dir("held");
+    let fetcher = cached(&dir).max_retries(0).build().unwrap();
+    let mut wrong = Vec::new();
+    for (status, headers, asks_again, name) in rows {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        let (server, asked) = recording(move |_, _| {
+            let mut reply = Reply::json(status, r#"{"v":1}"#);
+            for (n, v) in &headers {
+                reply = reply.with_header(n.clone(), v.clone());
+            }
+            reply
+        });
+        for _ in 0..2 {
+            let _ = fetcher.get_bytes(server.url("/x"));
+        }
+        if (count(&asked) == 2) != asks_again {
+            wrong.push(format!("{name}: {} requests", count(&asked)));
+        }
+    }
+    // A 404 without freshness, with cache_always_fresh: the switch is for
+    // successes only.
+    let (gone, asked) = always(404, "{}", &[]);
+    let always_fresh = cached(&dir)
+        .max_retries(0)
+        .cache_always_fresh(true)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let _ = always_fresh.get_bytes(gone.url("/gone"));
+    }
+    if count(&asked) != 2 {
+        wrong.push("always_fresh 404 served from the cache".into());
+    }
+    assert!(wrong.is_empty(), "{wrong:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

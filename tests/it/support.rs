@@ -4,10 +4,12 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use parfetch::{Fetcher, Request};
+
+use crate::server::{Reply, TestServer};
 
 /// A raw server: reads each request head (byte by byte) and then runs
 /// `script` on the connection, one thread per connection.
@@ -169,4 +171,48 @@ pub(crate) fn assert_user_info_never_shown(urls: &[&str]) {
             );
         }
     }
+}
+
+/// What each request asked: method, path and If-None-Match.
+pub(crate) type Recorded = Arc<Mutex<Vec<(String, String, Option<String>)>>>;
+
+/// A server answering `reply(n)` to the n-th request (0-based), recording
+/// what each asked.
+pub(crate) fn recording(
+    reply: impl Fn(usize, &crate::server::Request) -> Reply + Send + Sync + 'static,
+) -> (TestServer, Recorded) {
+    let asked: Recorded = Arc::default();
+    let server = TestServer::start({
+        let asked = Arc::clone(&asked);
+        move |request| {
+            let inm = request.header("if-none-match").map(str::to_owned);
+            let n = {
+                let mut asked = asked.lock().unwrap();
+                asked.push((request.method.clone(), request.path.clone(), inm));
+                asked.len() - 1
+            };
+            reply(n, request)
+        }
+    });
+    (server, asked)
+}
+
+/// A server whose every answer is `status` with `body` and `headers`.
+pub(crate) fn always(
+    status: u16,
+    body: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+) -> (TestServer, Recorded) {
+    recording(move |_, _| {
+        let mut reply = Reply::json(status, body);
+        for (name, value) in headers {
+            reply = reply.with_header(*name, *value);
+        }
+        reply
+    })
+}
+
+/// How many requests `asked` recorded.
+pub(crate) fn count(asked: &Recorded) -> usize {
+    asked.lock().unwrap().len()
 }
