@@ -32,7 +32,6 @@ mod pki;
 mod proxy;
 mod redirects;
 mod retry;
-mod review3;
 mod review4;
 mod review5;
 mod secrets;
