@@ -1,6 +1,7 @@
 //! Helpers the test modules share: raw scripted servers, a clock for hangs,
 //! and byte scans.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -215,4 +216,25 @@ pub(crate) fn always(
 /// How many requests `asked` recorded.
 pub(crate) fn count(asked: &Recorded) -> usize {
     asked.lock().unwrap().len()
+}
+
+/// A server answering each path of `table` with its reply (404 for others).
+pub(crate) fn serve(table: Vec<(&str, Reply)>) -> TestServer {
+    let table: Arc<HashMap<String, Reply>> = Arc::new(
+        table
+            .into_iter()
+            .map(|(path, reply)| (path.to_owned(), reply))
+            .collect(),
+    );
+    TestServer::start(move |request| {
+        table
+            .get(&request.path)
+            .cloned()
+            .unwrap_or_else(|| Reply::status(404))
+    })
+}
+
+/// A `status` response with `body` sent in `coding`.
+pub(crate) fn encoded(status: u16, coding: &str, body: Vec<u8>) -> Reply {
+    Reply::json(status, body).with_header("content-encoding", coding)
 }
