@@ -275,3 +275,56 @@ fn a_run_of_no_urls_has_finite_figures() {
     assert_eq!(figures["latency_ms"]["max"], 0.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// From review 5.
+/// Found (now fixed): `--summary-json` on the URL list through another name (a hard
+/// link or a symlink) truncates the list before the run: `parfetch -i
+/// urls.txt --summary-json link.txt` fetches nothing, exits 0 and leaves
+/// urls.txt holding the summary. review4's fix was to refuse a summary
+/// file that is the input or output ("compare canonical paths, or the
+/// device and inode once both exist"); only the parent directory is
+/// canonicalized, so two names of one file are taken for two files.
+/// At fault: src/bin/parfetch/main.rs:282-294 (`same_file` joins the
+/// canonical parent with the file name, never resolving the file itself
+/// nor comparing dev/inode), then :161 `File::create` truncates.
+#[test]
+fn summary_json_through_a_link_does_not_destroy_the_url_list() {
+    let server = TestServer::start(|_| Reply::json(200, br#"{"ok":true}"#.to_vec()));
+    let dir = crate::scratch_dir("cli-io-summary-link");
+    let urls = dir.join("urls.txt");
+    let url = server.url("/a");
+    let mut wrong = Vec::new();
+    let mut links = vec![("hard", dir.join("hard.txt"))];
+    #[cfg(unix)]
+    links.push(("sym", dir.join("sym.txt")));
+    for (kind, link) in links {
+        std::fs::write(&urls, format!("{url}\n")).unwrap();
+        let _ = std::fs::remove_file(&link);
+        if kind == "hard" {
+            std::fs::hard_link(&urls, &link).unwrap();
+        } else {
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(&urls, &link).unwrap();
+        }
+        let output = crate::cli::parfetch_with_env(
+            &[
+                "-q",
+                "-i",
+                urls.to_str().unwrap(),
+                "--summary-json",
+                link.to_str().unwrap(),
+            ],
+            &[],
+            None,
+        );
+        let left = std::fs::read_to_string(&urls).unwrap_or_default();
+        if !left.contains(&url) {
+            wrong.push(format!(
+                "{kind} link: exit {:?}, urls.txt now holds:\n{left}",
+                output.status.code()
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

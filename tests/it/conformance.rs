@@ -2,6 +2,7 @@
 //! RFC 9110's dates, RFC 8259's JSON. Each test names its section.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -679,4 +680,109 @@ fn rfc9111_rules_that_hold() {
     }
     assert!(wrong.is_empty(), "{wrong:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A server answering every request with `reply`, counting the requests.
+fn counting(reply: Reply) -> (TestServer, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::start({
+        let count = Arc::clone(&count);
+        move |_| {
+            count.fetch_add(1, Ordering::SeqCst);
+            reply.clone()
+        }
+    });
+    (server, count)
+}
+
+// From review 5.
+/// Found (regression of 810b48d; now fixed): a stray quote at the end of a
+/// Cache-Control line now drops a well-formed `no-cache="a, b"` before it.
+/// `Cache-Control: no-cache="set-cookie, x-id", max-age=60, ext="x` is
+/// split at every comma (`no-cache="set-cookie`, ` x-id"`, ...), both halves
+/// are dropped as malformed, and the response is served from the cache for
+/// 60 s without revalidation; before 810b48d (and per RFC 9111 §5.2.2.4,
+/// no-cache with field names: at least the listed fields must not be
+/// reused unvalidated, and this cache applies it to the whole response,
+/// rules.rs:457-462) it was revalidated. The commit's own promise, "a stray
+/// quote hides no directive", is broken for every quoted list.
+/// At fault: src/cache/rules.rs:563-565 (`split_list`: `if quoted {
+/// members = value.split(',') }` re-splits the well-quoted members too);
+/// the `no-store` safety net at :474-485 covers only `no-store`.
+#[test]
+fn a_stray_quote_does_not_drop_a_quoted_no_cache() {
+    let dir = crate::scratch_dir("conformance-stray-quote-no-cache");
+    let (server, count) = counting(
+        Reply::json(200, br#"{"ok":true}"#.to_vec())
+            .with_header(
+                "cache-control",
+                r#"no-cache="set-cookie, x-id", max-age=60, ext="x"#,
+            )
+            .with_header("etag", "\"v1\""),
+    );
+    let fetcher = crate::quick().cache_dir(&dir).build().unwrap();
+    let url = server.url("/doc");
+    let _: Value = fetcher.get_json(url.as_str()).unwrap();
+    let _: Value = fetcher.get_json(url.as_str()).unwrap();
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        2,
+        "no-cache: the second fetch must revalidate, not be served from the cache"
+    );
+}
+
+// From review 5.
+/// Found (now fixed): offline, a stale entry whose response said `must-revalidate` is
+/// served once a 304 without a Cache-Control field has refreshed it. The
+/// 200 said `Cache-Control: max-age=1, must-revalidate`; the 304 carried
+/// only ETag and Expires. RFC 9111 §4.3.4: the stored response's fields are
+/// updated with the 304's, those it does not carry are kept, so
+/// `must-revalidate` still holds, and §4.2.4 / §5.2.2.2: such a response
+/// must not be served stale (engine.rs:285-288 honours it, from
+/// `meta.must_revalidate`). http-cache-semantics' merged policy keeps it;
+/// the meta does not.
+/// At fault: src/cache/rules.rs:274-284 (`refreshed`: `..fresh` takes
+/// `must_revalidate` from the 304's fields alone, where content_type,
+/// undone and the validators fall back to the entry's).
+#[test]
+fn must_revalidate_survives_a_304_refresh() {
+    let dir = crate::scratch_dir("conformance-must-revalidate-304");
+    let server = TestServer::start(|request| {
+        if request.header("if-none-match").is_some() {
+            let expires =
+                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(1));
+            Reply::status(304)
+                .with_header("etag", "\"v1\"")
+                .with_header("expires", expires)
+        } else {
+            Reply::json(200, br#"{"ok":true}"#.to_vec())
+                .with_header("cache-control", "max-age=1, must-revalidate")
+                .with_header("etag", "\"v1\"")
+        }
+    });
+    let url = server.url("/doc");
+    let online = crate::quick().cache_dir(&dir).build().unwrap();
+    let _: Value = online.get_json(url.as_str()).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _: Value = online.get_json(url.as_str()).unwrap(); // revalidated: 304
+    assert_eq!(server.requests(), 2);
+    std::thread::sleep(Duration::from_millis(2500));
+    let offline = crate::quick()
+        .cache_dir(&dir)
+        .offline(true)
+        .build()
+        .unwrap();
+    let answer = offline.get_json::<Value>(url.as_str());
+    assert!(
+        answer
+            .as_ref()
+            .is_err_and(|e| e.kind() == ErrorKind::Offline),
+        "a stale must-revalidate entry was served offline: {:?}",
+        answer.map_err(|e| e.to_string())
+    );
+    let message = answer.unwrap_err().to_string();
+    assert!(
+        message.contains("must not be served stale (must-revalidate)"),
+        "{message}"
+    );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use parfetch::{ErrorKind, Value};
 
-use crate::server::Reply;
+use crate::server::{Reply, TestServer};
 use crate::support::{encoded, gzip, once, serve, zlib};
 
 // From review 4 (issue 15).
@@ -188,4 +188,72 @@ fn bombs_stop_at_the_limit_and_odd_lists_decode() {
         let value: Value = fetcher.get_json(server.url(path)).unwrap();
         assert_eq!(value["ok"], true, "{path}");
     }
+}
+
+// From review 5.
+/// Found (now fixed): the excerpt of an error body sent with two content codings is
+/// the compressed bytes. A 503 with `Content-Encoding: gzip, gzip` (or the
+/// same coding on two header lines, or `deflate, gzip`) gives
+/// `body_excerpt()` = `"\u{1f}\u{fffd}\u{8}..."`, while the same body on a
+/// 200 is decoded (encoding.rs `decode` undoes every layer), and curl
+/// (`--compressed`) and requests show `{"error":"database down"}` for both
+/// (RFC 9110 §8.4: codings are listed in the order applied, all to undo).
+/// At fault: src/encoding.rs:76-79 (`decode_start`: `let [coding] =
+/// codings.as_slice() else { return start }` gives up on any list of more
+/// than one coding).
+#[test]
+fn error_body_with_stacked_codings_is_decoded_for_the_excerpt() {
+    let words = br#"{"error":"database down"}"#;
+    let server = TestServer::start(move |request| {
+        let (lines, body): (&[&str], Vec<u8>) = match request.path.as_str() {
+            "/one-line" => (&["gzip, gzip"], gzip(&gzip(words))),
+            "/two-lines" => (&["gzip", "gzip"], gzip(&gzip(words))),
+            _ => (&["deflate, gzip"], gzip(&zlib(words))),
+        };
+        let mut reply = Reply::json(503, body);
+        for line in lines {
+            reply = reply.with_header("content-encoding", *line);
+        }
+        reply
+    });
+    let fetcher = once();
+    let mut wrong = Vec::new();
+    for path in ["/one-line", "/two-lines", "/deflate-gzip"] {
+        let error = fetcher.get_json::<Value>(server.url(path)).unwrap_err();
+        if !error
+            .body_excerpt()
+            .is_some_and(|e| e.contains("database down"))
+        {
+            wrong.push(format!("{path}: {error}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+// From review 5.
+/// Found (now fixed): gzip followed by bytes that start with the gzip magic but are
+/// not a whole member (a stream cut inside a second member's header, or
+/// padding that happens to start 1f 8b) fails the whole response, though
+/// its first member decoded whole: "the body is sent gzip-encoded but does
+/// not decode". urllib3's GzipDecoder (requests) returns the first
+/// member's data ("Allow trailing garbage acceptable in other gzip
+/// clients": any error after the first member is swallowed), and curl
+/// stops at the end of the first member. The module doc
+/// (src/encoding.rs:8-9) promises bytes after a gzip stream that do not
+/// start another are ignored "as curl does".
+/// At fault: src/encoding.rs:117-135 (`gzip`: an error in a later member
+/// is returned as `Damaged`, like one in the first).
+#[test]
+fn gzip_with_a_broken_second_member_reads_as_urllib3_reads_it() {
+    let mut body = gzip(br#"{"ok":true}"#);
+    body.extend_from_slice(b"\x1f\x8b\x08\x00");
+    let server = TestServer::start(move |_| {
+        Reply::json(200, body.clone()).with_header("content-encoding", "gzip")
+    });
+    let value = once().get_json::<Value>(server.url("/x"));
+    assert!(
+        value.as_ref().is_ok_and(|v| v["ok"] == true),
+        "{:?}",
+        value.map_err(|e| e.to_string())
+    );
 }

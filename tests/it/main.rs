@@ -34,7 +34,6 @@ mod pki;
 mod proxy;
 mod redirects;
 mod retry;
-mod review5;
 mod secrets;
 mod server;
 mod streaming;

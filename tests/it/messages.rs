@@ -550,3 +550,25 @@ fn typed_found_holds_through_options_enums_and_maps() {
         assert!(error.to_string().contains(found), "{error}");
     }
 }
+
+// From review 5.
+/// Found (now fixed): after a UTF-8 BOM (skipped, src/json.rs:89-100), the NDJSON
+/// message contradicts itself: `\u{feff}{"a":1}\n{"a":2}\n` reads "more than
+/// one JSON value ...: the first ends at byte 7, then comes ... at byte 11".
+/// The first value ends at byte 10 of the body (bytes 0-2 are the BOM);
+/// json.rs says "offsets still count from the body's first byte", and the
+/// trailing "at byte 11" does. (Python's json.loads on the text without BOM
+/// says "Extra data: line 2 column 1 (char 8)", consistently relative.)
+/// At fault: src/json.rs:91-99 shifts only `error.offset` by the BOM, not
+/// the byte numbers written into `problem` by src/json_error.rs:40-44 and
+/// :56-58 (`at + 1`, `end`), which count from after the BOM.
+#[test]
+fn ndjson_after_a_bom_names_one_byte_offset() {
+    let error = parfetch::RawJson::from_json(b"\xEF\xBB\xBF{\"a\":1}\n{\"a\":2}\n").unwrap_err();
+    let message = error.to_string();
+    assert_eq!(error.json_offset(), Some(11), "{message}");
+    assert!(
+        message.contains("the first ends at byte 10"),
+        "the first value ends at byte 10 of the body (3 BOM bytes + 7): {message}"
+    );
+}

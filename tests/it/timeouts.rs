@@ -342,3 +342,44 @@ fn a_redirect_chain_shares_one_attempt_timeout() {
         started.elapsed()
     );
 }
+
+// From review 5.
+/// Found (1990578's wording; now fixed): a connect-phase timeout is reported as the
+/// attempt's. With `connect_timeout(300 ms)` and `timeout(5 s)`, an https
+/// server that never answers the ClientHello ends the attempt after
+/// 300 ms with "timed out (5s per attempt)": the 5 s named did not run
+/// out, and the limit that did (connect_timeout) is not named. curl says
+/// "Connection timed out after 300 milliseconds" (its --connect-timeout).
+/// At fault: src/attempt.rs:411-428 (`into_error`: every Timeout gets
+/// `Detail::Timeout(timeout)`, the attempt's, and the source
+/// `ureq::Error::Timeout(Timeout::Connect)`, which says which, is dropped).
+#[test]
+fn a_connect_timeout_names_the_connect_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream); // accepted, never answered
+        }
+    });
+    let fetcher = crate::quick()
+        .connect_timeout(Duration::from_millis(300))
+        .timeout(Duration::from_secs(5))
+        .max_retries(0)
+        .breaker_threshold(0)
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let error = fetcher
+        .get_bytes(format!("https://127.0.0.1:{port}/x"))
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    let message = error.to_string();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{message}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}: {message}");
+    assert!(
+        !message.contains("5s per attempt") && message.contains("300ms"),
+        "ended after {elapsed:?} by the 300 ms connect timeout, yet: {message}"
+    );
+}
