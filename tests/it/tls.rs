@@ -1,12 +1,10 @@
 //! TLS and redirects: certificates are verified unless turned off by name,
 //! trusted roots add up (Mozilla's, the machine's, yours), client
 //! certificates open the servers that ask for one, https never redirects
-//! down to http, credentials do not follow redirects to another host.
-
-use std::sync::{Arc, Mutex};
+//! down to http. (Credentials and redirects to another host: redirects.rs.)
 
 use parfetch::prelude::*;
-use parfetch::{ErrorKind, Fetcher, Request, Value};
+use parfetch::{ErrorKind, Fetcher, Value};
 
 use crate::pki::{self, Ca, TlsServer};
 use crate::server::{Reply, TestServer};
@@ -82,45 +80,6 @@ fn https_never_redirects_down_to_http() {
         "{error:?}"
     );
     assert_eq!(plain.requests(), 0, "nothing was sent over plain http");
-}
-
-#[test]
-fn credentials_do_not_follow_a_redirect_to_another_host() {
-    type Seen = Arc<Mutex<Vec<(Option<String>, Option<String>, Option<String>)>>>;
-    let seen: Seen = Arc::default();
-    let other = TestServer::start({
-        let seen = Arc::clone(&seen);
-        move |request| {
-            seen.lock().unwrap().push((
-                request.header("authorization").map(str::to_owned),
-                request.header("cookie").map(str::to_owned),
-                request.header("x-trace").map(str::to_owned),
-            ));
-            Reply::json(200, "{}")
-        }
-    });
-    // Another host: "localhost" rather than "127.0.0.1".
-    let target = other.url("/landing").replace("127.0.0.1", "localhost");
-    let first =
-        TestServer::start(move |_| Reply::status(302).with_header("location", target.clone()));
-    let fetcher = crate::quick()
-        .header("authorization", "Bearer SECRET")
-        .build()
-        .unwrap();
-    fetcher
-        .get_bytes(
-            Request::get(first.url("/start"))
-                .header("cookie", "session=SECRET")
-                .header("x-trace", "t1"),
-        )
-        .unwrap();
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 1);
-    assert_eq!(
-        seen[0],
-        (None, None, Some("t1".to_owned())),
-        "credentials were dropped, the rest kept"
-    );
 }
 
 /// A "public" and a "company" authority, each with a host of its own that
