@@ -16,15 +16,22 @@ fn temp_dir(name: &str) -> PathBuf {
     crate::scratch_dir(&format!("secrets-{name}"))
 }
 
-// From review 1 (issue 12).
-/// Failed before the fix: a URL whose user info is not preceded by "://" (`http:USER:PW@h`,
-/// which the WHATWG URL parser, browsers and curl read as user info) is
-/// shown whole in the error message and in `Debug`: `redact::url` only
-/// looks for user info after "://" (src/redact.rs `user_info_span`), and
-/// `to_http` rejects such a URL with a message that quotes it.
+// From the hardening (issue 12) and review 1 (issue 12).
+/// URL user info, a name alone or a name and password, never shows in an
+/// error's message, its `Debug`, or the request's `Debug`, however the URL
+/// spells it.
+///
+/// Failed before the fix (review 1): a URL whose user info is not preceded
+/// by "://" (`http:USER:PW@h`, which the WHATWG URL parser, browsers and
+/// curl read as user info) was shown whole in the error message and in
+/// `Debug`: `redact::url` only looked for user info after "://"
+/// (src/redact.rs `user_info_span`), and `to_http` rejected such a URL
+/// with a message that quoted it.
 #[test]
-fn user_info_without_double_slash_is_never_shown() {
+fn user_info_is_never_shown_however_spelt() {
     assert_user_info_never_shown(&[
+        "http://USERTOKEN@127.0.0.1:9/x",
+        "http://USERTOKEN:PASSWORD@127.0.0.1:9/x",
         "http:USERTOKEN:PASSWORD@127.0.0.1:1/x",
         "http:/USERTOKEN:PASSWORD@127.0.0.1:1/x",
         "http:\\\\USERTOKEN:PASSWORD@127.0.0.1:1/x",
@@ -179,15 +186,6 @@ fn credentials_are_never_written_to_the_cache() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-// From the hardening (issue 12).
-#[test]
-fn user_info_never_shows_in_messages_or_debug() {
-    assert_user_info_never_shown(&[
-        "http://USERTOKEN@127.0.0.1:9/x",
-        "http://USERTOKEN:PASSWORD@127.0.0.1:9/x",
-    ]);
 }
 
 // From the hardening (issue 12).
