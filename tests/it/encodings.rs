@@ -38,34 +38,54 @@ fn an_empty_body_with_a_content_encoding_is_no_content() {
     }
 }
 
-// From review 4 (issue 15).
-/// Found (now fixed): `body_excerpt()` is "the start of the error response's body ...
-/// (servers often say there why they refused)", and "A Content-Encoding the
-/// server sent unasked is decoded (deflate, raw or zlib, x-gzip, upper case,
-/// several in a row)" (README). For an error response it is not: a 500 sent
-/// with `Content-Encoding: deflate` shows `(body: "x��VJ-*�/R�RJI,...")`, a
-/// 404 with `x-gzip` shows the gzip header bytes; with plain `gzip` (decoded
-/// by ureq) the same body reads `{"error":"database down"}`. Fault:
-/// src/attempt.rs:285-292 reads the error body raw and never calls
-/// `encoding::decode`. Fix: pass the start through `encoding::decode` (with
-/// the same 64 KiB cap on what it decodes to) before `status_error`.
+// From review 4 (issue 15) and review 5.
+/// `body_excerpt()` is "the start of the error response's body ... (servers
+/// often say there why they refused)", decoded as a success's body would
+/// be: every layer, on one header line or two (RFC 9110 §8.4: codings are
+/// listed in the order applied, all to undo), as curl (`--compressed`) and
+/// requests show it.
+///
+/// Found (now fixed), review 4: an error body was not decoded at all: a
+/// 500 sent with `Content-Encoding: deflate` showed `(body:
+/// "x��VJ-*�/R�RJI,...")`, a 404 with `x-gzip` the gzip header bytes.
+/// Fault: src/attempt.rs read the error body raw and never called
+/// `encoding::decode`.
+///
+/// Found (now fixed), review 5: with two codings (`gzip, gzip`, the same on
+/// two lines, `deflate, gzip`) the excerpt was the compressed bytes
+/// (`"\u{1f}\u{fffd}\u{8}..."`). At fault: src/encoding.rs `decode_start`
+/// (`let [coding] = codings.as_slice() else { return start }` gave up on
+/// any list of more than one coding).
 #[test]
 fn error_bodies_are_decoded_for_the_excerpt() {
-    let server = serve(vec![
-        (
-            "/500",
-            encoded(500, "deflate", zlib(br#"{"error":"database down"}"#)),
-        ),
-        (
-            "/404",
-            encoded(404, "x-gzip", gzip(br#"{"error":"no such lap"}"#)),
-        ),
-    ]);
+    const WORDS: &str = r#"{"error":"database down"}"#;
+    let server = TestServer::start(|request| {
+        let words = WORDS.as_bytes();
+        let (status, lines, body): (u16, &[&str], Vec<u8>) = match request.path.as_str() {
+            "/deflate" => (500, &["deflate"], zlib(words)),
+            "/x-gzip" => (404, &["x-gzip"], gzip(words)),
+            "/one-line" => (503, &["gzip, gzip"], gzip(&gzip(words))),
+            "/two-lines" => (503, &["gzip", "gzip"], gzip(&gzip(words))),
+            _ => (503, &["deflate, gzip"], gzip(&zlib(words))),
+        };
+        let mut reply = Reply::json(status, body);
+        for line in lines {
+            reply = reply.with_header("content-encoding", *line);
+        }
+        reply
+    });
     let fetcher = once();
-    for (path, words) in [("/500", "database down"), ("/404", "no such lap")] {
+    for (path, status) in [
+        ("/deflate", 500),
+        ("/x-gzip", 404),
+        ("/one-line", 503),
+        ("/two-lines", 503),
+        ("/deflate-gzip", 503),
+    ] {
         let error = fetcher.get_json::<Value>(server.url(path)).unwrap_err();
-        assert!(
-            error.body_excerpt().is_some_and(|e| e.contains(words)),
+        assert_eq!(
+            (error.status(), error.body_excerpt()),
+            (Some(status), Some(WORDS)),
             "{path}: {error}"
         );
     }
@@ -106,75 +126,119 @@ fn a_body_that_does_not_decompress_is_said_so_and_not_retried() {
     );
 }
 
-// From review 4 (issue 15).
-/// Found (now fixed): gzip with bytes after its end (padding some servers and proxies
-/// append) is read by curl (`--compressed`) and by requests (urllib3's
-/// GzipDecoder: "Allow trailing garbage acceptable in other gzip
-/// clients"); both were run against such a body for this review. parfetch,
-/// decoding `x-gzip` (or `GZIP`) itself, fails it as a network error after
-/// every retry: "io: invalid gzip header". Was at fault: src/encoding.rs:40,
-/// `MultiGzDecoder` takes whatever follows a member for another member.
-/// Fix: decode members while the next bytes start with the gzip magic
-/// (1f 8b), and ignore the rest, as urllib3 does. (ureq's own `gzip` fails
-/// the same way: decoding every coding in encoding.rs would fix both.)
+// From review 4 (issue 15) and review 5.
+/// Bytes after a whole gzip member that do not make another whole one are
+/// ignored, as curl (`--compressed`, which stops after the first member)
+/// and requests (urllib3's GzipDecoder: "Allow trailing garbage acceptable
+/// in other gzip clients") read them: padding some servers and proxies
+/// append, and a second member cut inside its header (or padding that
+/// happens to start 1f 8b).
+///
+/// Found (now fixed), review 4: `x-gzip` with padding failed as a network
+/// error after every retry ("io: invalid gzip header"): `MultiGzDecoder`
+/// took whatever followed a member for another member.
+///
+/// Found (now fixed), review 5: bytes that start with the gzip magic failed
+/// the whole response ("the body is sent gzip-encoded but does not
+/// decode"), though its first member decoded whole. At fault:
+/// src/encoding.rs `gzip` (an error in a later member was returned as
+/// `Damaged`, like one in the first).
 #[test]
-fn gzip_with_trailing_bytes_is_read_as_curl_and_requests_read_it() {
-    let mut body = gzip(br#"{"ok":true}"#);
-    body.extend_from_slice(b"\n\n\0\0");
-    let server = serve(vec![("/x-gzip", encoded(200, "x-gzip", body))]);
-    let value = once().get_json::<Value>(server.url("/x-gzip"));
-    assert!(
-        value.as_ref().is_ok_and(|v| v["ok"] == true),
-        "{:?}",
-        value.map_err(|e| e.to_string())
-    );
+fn gzip_with_bytes_after_a_whole_member_reads_as_curl_and_urllib3_read_it() {
+    let mut padded = gzip(br#"{"ok":true}"#);
+    padded.extend_from_slice(b"\n\n\0\0");
+    let mut cut = gzip(br#"{"ok":true}"#);
+    cut.extend_from_slice(b"\x1f\x8b\x08\x00");
+    let server = serve(vec![
+        ("/padded", encoded(200, "x-gzip", padded)),
+        ("/cut", encoded(200, "gzip", cut)),
+    ]);
+    for path in ["/padded", "/cut"] {
+        let value = once().get_json::<Value>(server.url(path));
+        assert!(
+            value.as_ref().is_ok_and(|v| v["ok"] == true),
+            "{path}: {:?}",
+            value.map_err(|e| e.to_string())
+        );
+    }
 }
 
-// From review 4 (issue 15).
-/// Found (now fixed): "several [codings] in a row" are decoded (README), and
-/// `Content-Encoding: gzip, gzip` on one line is. The same list on two
-/// header lines (RFC 9110 §5.3: field lines combine into one list) is
+// From messages.rs, with the lists of review 4 (issue 15).
+/// Codings a server sends unasked are undone, every layer: deflate (zlib),
+/// `gzip, gzip` on one line or on two (RFC 9110 §5.3: field lines combine
+/// into one list, as curl and requests read them), `identity, gzip`
+/// (identity skipped), an unknown coding over a body that is JSON anyway.
+/// One parfetch cannot decode (zstd) is named in the message, and
+/// `get_bytes` returns the body as it was sent.
+///
+/// Found (now fixed), review 4: the same list on two header lines was
 /// decoded once: "invalid UTF-8 (it looks gzip-compressed)", and no word of
-/// an encoding. curl and requests decode both layers (both run for this
-/// review). Was at fault: src/attempt.rs:322-328 reads `headers().get()`, the first
-/// line only (as ureq does for its own decoding). Fix: join
-/// `headers().get_all(CONTENT_ENCODING)` with ", " before deciding, and let
-/// encoding.rs undo all of it (with ureq's decoding off).
+/// an encoding. Was at fault: src/attempt.rs read `headers().get()`, the
+/// first line only.
 #[test]
-fn content_encoding_on_two_lines_is_one_list() {
+fn codings_sent_unasked_are_decoded_or_named() {
     let doc = br#"{"ok":true}"#;
-    let server = serve(vec![(
-        "/two",
-        Reply::Respond {
-            status: 200,
-            headers: vec![
-                ("content-type".into(), "application/json".into()),
-                ("content-encoding".into(), "gzip".into()),
-                ("content-encoding".into(), "gzip".into()),
-            ],
-            body: gzip(&gzip(doc)),
-        },
-    )]);
-    let value = once().get_json::<Value>(server.url("/two"));
-    assert!(
-        value.as_ref().is_ok_and(|v| v["ok"] == true),
-        "{:?}",
-        value.map_err(|e| e.to_string())
+    let zstd = b"\x28\xb5\x2f\xfd\x00\x00".to_vec();
+    let server = serve(vec![
+        ("/deflate", encoded(200, "deflate", zlib(doc))),
+        ("/gzip-twice", encoded(200, "gzip, gzip", gzip(&gzip(doc)))),
+        (
+            "/two-lines",
+            Reply::Respond {
+                status: 200,
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("content-encoding".into(), "gzip".into()),
+                    ("content-encoding".into(), "gzip".into()),
+                ],
+                body: gzip(&gzip(doc)),
+            },
+        ),
+        ("/identity-gzip", encoded(200, "identity, gzip", gzip(doc))),
+        ("/utf-8", encoded(200, "utf-8", doc.to_vec())),
+        ("/zstd", encoded(200, "zstd", zstd.clone())),
+    ]);
+    let fetcher = once();
+    for path in [
+        "/deflate",
+        "/gzip-twice",
+        "/two-lines",
+        "/identity-gzip",
+        "/utf-8",
+    ] {
+        let value = fetcher.get_json::<Value>(server.url(path));
+        assert!(
+            value.as_ref().is_ok_and(|v| v["ok"] == true),
+            "{path}: {:?}",
+            value.map_err(|e| e.to_string())
+        );
+    }
+    let error = fetcher.get_json::<Value>(server.url("/zstd")).unwrap_err();
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::InvalidJson, 1)
     );
+    let message = error.to_string();
+    for words in ["zstd-encoded", "which parfetch does not decode"] {
+        assert!(message.contains(words), "{message}");
+    }
+    assert!(
+        std::error::Error::source(&error).is_none(),
+        "the words are the message"
+    );
+    // As bytes, the body that could not be decoded comes as it was sent.
+    assert_eq!(fetcher.get_bytes(server.url("/zstd")).unwrap(), zstd);
 }
 
 // From review 4 (issue 15).
 /// Held: a deflate bomb (4 MiB of spaces in a few kB) stops at the body
-/// limit as BodyTooLarge, at once; `identity, gzip` is decoded (identity
-/// skipped); an unknown coding over a body that is JSON anyway parses.
+/// limit as BodyTooLarge, at once.
 #[test]
-fn bombs_stop_at_the_limit_and_odd_lists_decode() {
-    let doc = br#"{"ok":true}"#;
-    let server = serve(vec![
-        ("/bomb", encoded(200, "deflate", zlib(&vec![b' '; 4 << 20]))),
-        ("/identity-gzip", encoded(200, "identity, gzip", gzip(doc))),
-        ("/utf-8", encoded(200, "utf-8", doc.to_vec())),
-    ]);
+fn a_deflate_bomb_stops_at_the_body_limit() {
+    let server = serve(vec![(
+        "/bomb",
+        encoded(200, "deflate", zlib(&vec![b' '; 4 << 20])),
+    )]);
     let fetcher = crate::quick()
         .max_retries(0)
         .body_limit(1 << 20)
@@ -182,78 +246,10 @@ fn bombs_stop_at_the_limit_and_odd_lists_decode() {
         .unwrap();
     let started = std::time::Instant::now();
     let bomb = fetcher.get_json::<Value>(server.url("/bomb")).unwrap_err();
-    assert_eq!(bomb.kind(), ErrorKind::BodyTooLarge, "{bomb}");
-    assert!(started.elapsed() < Duration::from_secs(3));
-    for path in ["/identity-gzip", "/utf-8"] {
-        let value: Value = fetcher.get_json(server.url(path)).unwrap();
-        assert_eq!(value["ok"], true, "{path}");
-    }
-}
-
-// From review 5.
-/// Found (now fixed): the excerpt of an error body sent with two content codings is
-/// the compressed bytes. A 503 with `Content-Encoding: gzip, gzip` (or the
-/// same coding on two header lines, or `deflate, gzip`) gives
-/// `body_excerpt()` = `"\u{1f}\u{fffd}\u{8}..."`, while the same body on a
-/// 200 is decoded (encoding.rs `decode` undoes every layer), and curl
-/// (`--compressed`) and requests show `{"error":"database down"}` for both
-/// (RFC 9110 §8.4: codings are listed in the order applied, all to undo).
-/// At fault: src/encoding.rs:76-79 (`decode_start`: `let [coding] =
-/// codings.as_slice() else { return start }` gives up on any list of more
-/// than one coding).
-#[test]
-fn error_body_with_stacked_codings_is_decoded_for_the_excerpt() {
-    let words = br#"{"error":"database down"}"#;
-    let server = TestServer::start(move |request| {
-        let (lines, body): (&[&str], Vec<u8>) = match request.path.as_str() {
-            "/one-line" => (&["gzip, gzip"], gzip(&gzip(words))),
-            "/two-lines" => (&["gzip", "gzip"], gzip(&gzip(words))),
-            _ => (&["deflate, gzip"], gzip(&zlib(words))),
-        };
-        let mut reply = Reply::json(503, body);
-        for line in lines {
-            reply = reply.with_header("content-encoding", *line);
-        }
-        reply
-    });
-    let fetcher = once();
-    let mut wrong = Vec::new();
-    for path in ["/one-line", "/two-lines", "/deflate-gzip"] {
-        let error = fetcher.get_json::<Value>(server.url(path)).unwrap_err();
-        if !error
-            .body_excerpt()
-            .is_some_and(|e| e.contains("database down"))
-        {
-            wrong.push(format!("{path}: {error}"));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-}
-
-// From review 5.
-/// Found (now fixed): gzip followed by bytes that start with the gzip magic but are
-/// not a whole member (a stream cut inside a second member's header, or
-/// padding that happens to start 1f 8b) fails the whole response, though
-/// its first member decoded whole: "the body is sent gzip-encoded but does
-/// not decode". urllib3's GzipDecoder (requests) returns the first
-/// member's data ("Allow trailing garbage acceptable in other gzip
-/// clients": any error after the first member is swallowed), and curl
-/// stops at the end of the first member. The module doc
-/// (src/encoding.rs:8-9) promises bytes after a gzip stream that do not
-/// start another are ignored "as curl does".
-/// At fault: src/encoding.rs:117-135 (`gzip`: an error in a later member
-/// is returned as `Damaged`, like one in the first).
-#[test]
-fn gzip_with_a_broken_second_member_reads_as_urllib3_reads_it() {
-    let mut body = gzip(br#"{"ok":true}"#);
-    body.extend_from_slice(b"\x1f\x8b\x08\x00");
-    let server = TestServer::start(move |_| {
-        Reply::json(200, body.clone()).with_header("content-encoding", "gzip")
-    });
-    let value = once().get_json::<Value>(server.url("/x"));
-    assert!(
-        value.as_ref().is_ok_and(|v| v["ok"] == true),
-        "{:?}",
-        value.map_err(|e| e.to_string())
+    assert_eq!(
+        (bomb.kind(), bomb.attempts()),
+        (ErrorKind::BodyTooLarge, 1),
+        "{bomb}"
     );
+    assert!(started.elapsed() < Duration::from_secs(3));
 }

@@ -1,7 +1,8 @@
 //! What a person reads when a body is not the JSON asked for: each kind of
 //! failure said in words (asserted on the kind and on key words, not whole
-//! strings), the same in the library's `Display` and the CLI's lines; and
-//! content encodings a server sends unasked.
+//! strings), the same in the library's `Display` and the CLI's lines:
+//! where, what was expected, what came instead, quoted as sent. (Content
+//! encodings: encodings.rs.)
 
 use std::io::Write;
 
@@ -9,7 +10,7 @@ use parfetch::{ErrorKind, RawJson, Value};
 use serde::Deserialize;
 
 use crate::server::{Reply, TestServer};
-use crate::support::{gzip, once, serve};
+use crate::support::{once, serve};
 
 /// A server answering `/<name>` with the body and headers of that case.
 fn server() -> TestServer {
@@ -33,10 +34,6 @@ fn server() -> TestServer {
             "/typed" => json(br#"{"laps":[{"time":90.5},{"time":"slow"}]}"#),
             "/deflate" => Reply::json(200, deflate(br#"{"deflated":true}"#))
                 .with_header("content-encoding", "deflate"),
-            "/zstd" => Reply::json(200, b"\x28\xb5\x2f\xfd\x00\x00".to_vec())
-                .with_header("content-encoding", "zstd"),
-            "/gzip-twice" => Reply::json(200, gzip(&gzip(br#"{"twice":true}"#)))
-                .with_header("content-encoding", "gzip, gzip"),
             _ => Reply::status(404),
         }
     })
@@ -133,23 +130,6 @@ fn a_typed_target_says_what_it_expected_and_where() {
             "at \"laps[1].time\"",
         ],
     );
-}
-
-#[test]
-fn encodings_sent_unasked_are_decoded_or_named() {
-    let server = server();
-    let fetcher = crate::quick().build().unwrap();
-    let value: Value = fetcher.get_json(server.url("/deflate")).unwrap();
-    assert_eq!(value["deflated"], true);
-    let value: Value = fetcher.get_json(server.url("/gzip-twice")).unwrap();
-    assert_eq!(value["twice"], true);
-    assert_words(
-        &message(&server, "/zstd"),
-        &["zstd-encoded", "which parfetch does not decode"],
-    );
-    // As bytes, the body that could not be decoded comes as it was sent.
-    let bytes = fetcher.get_bytes(server.url("/zstd")).unwrap();
-    assert!(bytes.starts_with(b"\x28\xb5\x2f\xfd"));
 }
 
 /// The command's JSON lines carry the same words, and nothing else after
