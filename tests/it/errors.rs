@@ -292,43 +292,6 @@ fn garbage_responses_are_errors_not_panics() {
     }
 }
 
-#[test]
-fn a_trickling_body_hits_the_attempt_timeout() {
-    // Every read gets a byte well within the timeout; the attempt as a
-    // whole does not.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut request = [0u8; 1024];
-                let _ = std::io::Read::read(&mut stream, &mut request);
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n[");
-                for _ in 0..100 {
-                    std::thread::sleep(Duration::from_millis(30));
-                    if stream.write_all(b"1").is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    let fetcher = crate::quick()
-        .timeout(Duration::from_millis(300))
-        .max_retries(0)
-        .build()
-        .unwrap();
-    let started = std::time::Instant::now();
-    let error = fetcher.get_bytes(format!("http://{addr}/")).unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
-    // Without the attempt deadline this would take the full 3 s trickle.
-    assert!(
-        started.elapsed() < Duration::from_millis(2900),
-        "{:?}",
-        started.elapsed()
-    );
-}
-
 /// A document type whose `Deserialize` panics on one value: a stand-in
 /// for any panic on a request's way.
 #[derive(Debug)]
