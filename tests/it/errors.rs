@@ -274,6 +274,9 @@ fn redirects_are_followed() {
     assert_eq!(value["moved"], true);
 }
 
+/// What is not an HTTP response at all (no status line, a status that is
+/// not a number, a negative length, a bad chunk, binary) is a network
+/// error, retried like a broken connection, never a panic.
 #[test]
 fn garbage_responses_are_errors_not_panics() {
     let cases: Vec<&'static [u8]> = vec![
@@ -287,8 +290,15 @@ fn garbage_responses_are_errors_not_panics() {
     for raw in cases {
         let server =
             TestServer::start(move |_| Reply::CloseAfter(Box::new(Reply::Raw(raw.to_vec()))));
-        let result = fetcher.get_json::<Value>(server.url("/"));
-        assert!(result.is_err(), "{raw:?} gave {result:?}");
+        let error = fetcher
+            .get_json::<Value>(server.url("/"))
+            .expect_err("garbage was taken for a response");
+        assert_eq!(
+            (error.kind(), error.attempts()),
+            (ErrorKind::Network, 2),
+            "{raw:?}: {error}"
+        );
+        assert!(std::error::Error::source(&error).is_some(), "{raw:?}");
     }
 }
 
