@@ -135,14 +135,14 @@ fn a_latin1_comment_does_not_end_the_list() {
 /// (`line.trim()`). Fix: use one definition of white space in both, e.g.
 /// `matches!(b, b' ' | b'\t'..=b'\r')` for ASCII in count.rs (VT is
 /// 0x0B, in that range). Drawn under a pseudo-terminal made by
-/// util-linux `script`; where `script` is missing the test says so and
-/// passes.
+/// util-linux `script`, which the test needs (it fails without it).
 #[test]
 fn the_bar_ends_where_the_list_ends() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("util-linux `script` is not installed: the bar cannot be drawn here");
-        return;
-    }
+    assert!(
+        Command::new("script").arg("--version").output().is_ok(),
+        "util-linux `script` is needed to draw the bar under a pseudo-terminal \
+         (Debian: apt-get install bsdutils)"
+    );
     let server = TestServer::start(|_| {
         Reply::Delay(
             Duration::from_millis(150),

@@ -285,8 +285,11 @@ fn one_oversized_cookie_does_not_brick_its_host() {
     });
     let fetcher = crate::quick().cookie_store(true).build().unwrap();
     fetcher.get_bytes(server.url("/set")).unwrap();
-    let after = fetcher.get_json::<Value>(server.url("/after"));
-    assert!(after.is_ok(), "{:?}", after.map(|_| ()).unwrap_err());
+    let after = fetcher
+        .get_json::<Value>(server.url("/after"))
+        .map_err(|e| e.to_string());
+    // Ignored, as a browser ignores it: the host works, no cookie sent.
+    assert_eq!(after.map(|v| v["cookie"].clone()), Ok(Value::from("")));
 }
 
 // From review 3 (issue 16).
