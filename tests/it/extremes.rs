@@ -3,12 +3,13 @@
 //! overflow or a hang.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parfetch::{CancelToken, ErrorKind, Fetcher, Request, Value};
 
 use crate::server::{Reply, TestServer};
-use crate::support::within;
+use crate::support::{wait_until, within};
 
 fn temp_dir(name: &str) -> PathBuf {
     crate::scratch_dir(&format!("extremes-{name}"))
@@ -20,7 +21,7 @@ fn temp_dir(name: &str) -> PathBuf {
 /// timeout times out.
 #[test]
 fn extreme_settings_build_and_work() {
-    let fails = TestServer::start(|_| Reply::status(500));
+    let fails = Arc::new(TestServer::start(|_| Reply::status(500)));
     let works = TestServer::start(|_| Reply::json(200, "[1]"));
     let fetcher = Fetcher::builder()
         .no_proxy()
@@ -51,8 +52,12 @@ fn extreme_settings_build_and_work() {
             .for_each_bytes(|_, r| kinds.push(r.unwrap_err().kind()));
         let token = CancelToken::new();
         let cancel = token.clone();
+        // Cancelled once /c was sent: the delay after it is forever.
+        let sent = Arc::clone(&fails);
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(500));
+            wait_until(Duration::from_secs(30), "the request to /c", || {
+                sent.requests() >= 2
+            });
             cancel.cancel();
         });
         fetcher

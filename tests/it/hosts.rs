@@ -1,7 +1,6 @@
 //! What a host is (scheme, name, port), and what the fetcher keeps per host.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use parfetch::{BreakerState, ErrorKind};
@@ -144,21 +143,33 @@ fn the_resolver_keeps_ports_apart() {
 /// against a stalling host is the common case) is evicted by the sweep a
 /// new host triggers; its failure is then counted in the orphaned record,
 /// and the next request gets a fresh, closed breaker. Here two attempts
-/// that each take 17 s fail with 500 against `breaker_threshold(2)`: the
-/// breaker should be open; the host's record says Closed and the next
-/// request goes out. (For the same reason a host whose every attempt
-/// times out after more than 15 s never opens its breaker.) At fault:
-/// src/host.rs `Host::is_idle` / src/limit.rs `Gate::is_idle` (count
-/// attempts in flight always, not only under a per-host cap; or touch the
-/// record when an attempt ends).
+/// still in flight 16 s after they started fail with 500 against
+/// `breaker_threshold(2)`: the breaker should be open; the host's record
+/// said Closed and the next request went out. (For the same reason a host
+/// whose every attempt times out after more than 15 s never opened its
+/// breaker.) At fault: src/host.rs `Host::is_idle` / src/limit.rs
+/// `Gate::is_idle` (count attempts in flight always, not only under a
+/// per-host cap; or touch the record when an attempt ends).
 #[test]
 fn a_record_is_not_evicted_under_an_attempt_in_flight() {
-    let slow_first = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::clone(&slow_first);
-    let slow = TestServer::start(move |_| {
-        if seen.fetch_add(1, Ordering::SeqCst) < 2 {
-            Reply::Delay(Duration::from_secs(17), Box::new(Reply::status(500)))
-        } else {
+    // The first two requests are held until the test lets them go, so
+    // that they are in flight when the sweep runs, however slow the
+    // machine.
+    let held = Arc::new((Mutex::new((0usize, false)), Condvar::new()));
+    let slow = TestServer::start({
+        let held = Arc::clone(&held);
+        move |_| {
+            let (state, changed) = &*held;
+            let mut state = state.lock().unwrap();
+            if state.0 < 2 {
+                state.0 += 1;
+                changed.notify_all();
+                drop(
+                    changed
+                        .wait_while(state, |(_, released)| !*released)
+                        .unwrap(),
+                );
+            }
             Reply::status(500)
         }
     });
@@ -178,10 +189,21 @@ fn a_record_is_not_evicted_under_an_attempt_in_flight() {
                 assert_eq!(error.status(), Some(500));
             });
         }
-        // A new host after IDLE: the sweep it runs finds the slow host's
-        // record unused for 16 s.
+        let (state, changed) = &*held;
+        let arrived = changed
+            .wait_timeout_while(state.lock().unwrap(), Duration::from_secs(30), |(n, _)| {
+                *n < 2
+            })
+            .unwrap();
+        assert_eq!(arrived.0 .0, 2, "the two slow requests never arrived");
+        drop(arrived);
+        // A new host past IDLE (15 s) after both attempts started: the
+        // sweep it runs finds the slow host's record unused for 16 s or
+        // more, with both attempts still in flight.
         std::thread::sleep(Duration::from_secs(16));
         fetcher.get_bytes(other.url("/")).unwrap();
+        state.lock().unwrap().1 = true;
+        changed.notify_all();
     });
     let state = fetcher.breaker_state(&slow.url("/"));
     let next = fetcher.get_bytes(slow.url("/x")).unwrap_err();

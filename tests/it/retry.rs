@@ -93,9 +93,22 @@ fn retry_after_http_date_is_honoured() {
         .max_backoff(Duration::from_secs(5))
         .build()
         .unwrap();
-    // HTTP dates have whole seconds: 2 s from now is at least 1 s away.
-    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
-    let (server, arrivals) = once_then_ok(Reply::status(503).with_header("retry-after", date));
+    // The date is made as the 503 is sent, not before the server starts:
+    // HTTP dates have whole seconds, so 2 s from then is more than 1 s
+    // after the first request arrived, however slow the machine.
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let server = TestServer::start({
+        let arrivals = Arc::clone(&arrivals);
+        move |_| {
+            let mut arrivals = arrivals.lock().unwrap();
+            arrivals.push(Instant::now());
+            if arrivals.len() > 1 {
+                return Reply::json(200, "{}");
+            }
+            let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+            Reply::status(503).with_header("retry-after", date)
+        }
+    });
     fetcher.get_bytes(server.url("/")).unwrap();
     assert!(
         gap(&arrivals) >= Duration::from_millis(990),

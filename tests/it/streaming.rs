@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use parfetch::{CancelToken, ErrorKind, Progress, Request};
 
 use crate::server::{Reply, TestServer};
-use crate::support::{scripted, within};
+use crate::support::{scripted, wait_until, within};
 
 fn index_of(path: &str) -> usize {
     path.rsplit('/')
@@ -226,7 +226,7 @@ fn a_deadline_ends_a_batch_against_a_server_that_never_answers() {
 
 #[test]
 fn cancel_ends_a_batch_and_marks_every_unfinished_request() {
-    let server = TestServer::start(|_| Reply::Stall(Duration::from_secs(20)));
+    let server = Arc::new(TestServer::start(|_| Reply::Stall(Duration::from_secs(20))));
     let fetcher = crate::quick()
         .concurrency(4)
         .timeout(Duration::from_secs(1))
@@ -234,10 +234,14 @@ fn cancel_ends_a_batch_and_marks_every_unfinished_request() {
         .unwrap();
     let urls: Vec<String> = (0..40).map(|i| server.url(&format!("/{i}"))).collect();
     let token = CancelToken::new();
+    // Cancelled once the first round is in flight (all four workers'
+    // requests arrived), not at a guessed time.
     let canceller = {
-        let token = token.clone();
+        let (token, server) = (token.clone(), Arc::clone(&server));
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
+            wait_until(Duration::from_secs(30), "four requests in flight", || {
+                server.requests() >= 4
+            });
             token.cancel();
         })
     };
@@ -263,17 +267,23 @@ fn cancel_ends_a_batch_and_marks_every_unfinished_request() {
 
 #[test]
 fn a_cancel_cuts_a_retry_delay_short() {
-    let server = TestServer::start(|_| Reply::status(503));
+    let server = Arc::new(TestServer::start(|_| Reply::status(503)));
     let fetcher = crate::quick()
         .initial_backoff(Duration::from_secs(30))
         .max_backoff(Duration::from_secs(30))
         .build()
         .unwrap();
     let token = CancelToken::new();
+    // Cancelled once the first attempt has reached the server, and a
+    // second after (its empty 503 is read in microseconds): inside the
+    // 30 s delay, however slow the machine was to send it.
     let canceller = {
-        let token = token.clone();
+        let (token, server) = (token.clone(), Arc::clone(&server));
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
+            wait_until(Duration::from_secs(30), "the first attempt", || {
+                server.requests() >= 1
+            });
+            std::thread::sleep(Duration::from_secs(1));
             token.cancel();
         })
     };
@@ -468,8 +478,11 @@ fn reports_carry_the_request_status_attempts_and_time() {
 /// on cancel.
 #[test]
 fn cancel_during_a_stalled_body_ends_soon() {
-    let base = scripted(|stream, _| {
+    let (stalled, stalls) = std::sync::mpsc::channel();
+    let stalled = Mutex::new(stalled);
+    let base = scripted(move |stream, _| {
         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n[1,");
+        let _ = stalled.lock().unwrap().send(());
         std::thread::sleep(Duration::from_secs(60));
     });
     let fetcher = crate::quick()
@@ -478,14 +491,18 @@ fn cancel_during_a_stalled_body_ends_soon() {
         .build()
         .unwrap();
     let token = CancelToken::new();
+    // Cancelled once the server has sent the start and stalls: the read
+    // that waits for the rest is blocked in the socket.
     let canceller = {
         let token = token.clone();
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
+            stalls
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the server never answered");
             token.cancel();
+            Instant::now()
         })
     };
-    let started = Instant::now();
     let outcome = within(Duration::from_secs(40), move || {
         let mut kinds = Vec::new();
         fetcher
@@ -494,13 +511,12 @@ fn cancel_during_a_stalled_body_ends_soon() {
             .for_each_bytes(|_, result| kinds.push(result.map(|_| ()).map_err(|e| e.kind())));
         kinds
     });
-    canceller.join().unwrap();
+    let cancelled_at = canceller.join().unwrap();
     let kinds = outcome.expect("the cancelled batch never ended");
-    let elapsed = started.elapsed();
-    assert_eq!(kinds.len(), 1);
+    let elapsed = cancelled_at.elapsed();
     assert_eq!(kinds, [Err(ErrorKind::Cancelled)]);
     assert!(
         elapsed < Duration::from_secs(10),
-        "cancelled at 0.3 s, ended after {elapsed:?}"
+        "ended {elapsed:?} after the cancel (timeout 20 s)"
     );
 }

@@ -62,6 +62,17 @@ pub(crate) fn within<T: Send + 'static>(
     receive.recv_timeout(limit).ok()
 }
 
+/// Waits until `ready` holds, looking every 10 ms; fails the test with
+/// `what` after `limit`. Tests wait for an event this way, never for a
+/// guessed time.
+pub(crate) fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The bytes of every file under `dir`, concatenated (for scanning a cache
 /// directory for secrets).
 pub(crate) fn all_bytes(dir: &Path) -> Vec<u8> {
