@@ -385,6 +385,7 @@ fn cache_writer_child() {
         return;
     };
     let fetcher = Fetcher::builder()
+        .no_proxy()
         .concurrency(8)
         .cache_dir(dir)
         .build()

@@ -162,6 +162,7 @@ fn rfc9111_4_2_2_a_404_is_stored_and_answers_offline() {
     );
     // Known to be gone, even with no network at all.
     let offline = Fetcher::builder()
+        .no_proxy()
         .cache_dir(&dir)
         .offline(true)
         .build()

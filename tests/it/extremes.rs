@@ -123,6 +123,7 @@ fn durations_up_to_the_maximum_work() {
     let server = TestServer::start(|_| Reply::json(200, "[1]"));
     let dir = temp_dir("max-durations");
     let fetcher = Fetcher::builder()
+        .no_proxy()
         .timeout(Duration::MAX)
         .connect_timeout(Duration::MAX)
         .max_backoff(Duration::MAX)

@@ -1,11 +1,13 @@
 //! Helpers the test modules share: raw scripted servers, a clock for hangs,
-//! and byte scans.
+//! waits for events, byte scans, servers that record what they were asked,
+//! and a per-thread capture of log lines.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use parfetch::{Fetcher, Request};
@@ -248,4 +250,91 @@ pub(crate) fn serve(table: Vec<(&str, Reply)>) -> TestServer {
 /// A `status` response with `body` sent in `coding`.
 pub(crate) fn encoded(status: u16, coding: &str, body: Vec<u8>) -> Reply {
     Reply::json(status, body).with_header("content-encoding", coding)
+}
+
+/// The log lines of one thread, recorded while a [`LogCapture`] of it lives.
+type Lines = Vec<(log::Level, String)>;
+
+thread_local! {
+    /// This thread's lines, while it captures them.
+    static CAPTURED: RefCell<Option<Lines>> = const { RefCell::new(None) };
+}
+
+/// How many captures are running: while none is, the log level is off and
+/// a log line costs the other tests nothing.
+static CAPTURES: Mutex<usize> = Mutex::new(0);
+
+/// Whether the calling thread captures its log lines.
+fn capturing() -> bool {
+    CAPTURED.with(|captured| captured.try_borrow().is_ok_and(|lines| lines.is_some()))
+}
+
+/// The binary's one logger: it records the lines of the threads that
+/// capture, as "target: message", and nothing of the others (so that
+/// ureq-proto's trace-level dump of every byte is not even formatted for
+/// them).
+struct PerThread;
+
+impl log::Log for PerThread {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        capturing()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !capturing() {
+            return;
+        }
+        // Formatted outside the borrow: formatting may log in turn.
+        let line = format!("{}: {}", record.target(), record.args());
+        CAPTURED.with(|captured| {
+            if let Ok(mut captured) = captured.try_borrow_mut() {
+                if let Some(lines) = captured.as_mut() {
+                    lines.push((record.level(), line));
+                }
+            }
+        });
+    }
+
+    fn flush(&self) {}
+}
+
+/// Records every log line the calling thread emits, at every level, until
+/// it is dropped. A fetch made on this thread (`get_bytes`, `get_json`)
+/// logs on it; a batch's workers do not.
+pub(crate) struct LogCapture {
+    /// A capture belongs to its thread.
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+impl LogCapture {
+    pub(crate) fn start() -> LogCapture {
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            static LOGGER: PerThread = PerThread;
+            log::set_logger(&LOGGER).expect("the test binary's only logger");
+        });
+        CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+        let mut captures = CAPTURES.lock().unwrap_or_else(PoisonError::into_inner);
+        *captures += 1;
+        log::set_max_level(log::LevelFilter::Trace);
+        LogCapture {
+            _thread: std::marker::PhantomData,
+        }
+    }
+
+    /// The lines recorded so far.
+    pub(crate) fn lines(&self) -> Lines {
+        CAPTURED.with(|captured| captured.borrow().clone().unwrap_or_default())
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURED.with(|captured| *captured.borrow_mut() = None);
+        let mut captures = CAPTURES.lock().unwrap_or_else(PoisonError::into_inner);
+        *captures -= 1;
+        if *captures == 0 {
+            log::set_max_level(log::LevelFilter::Off);
+        }
+    }
 }
