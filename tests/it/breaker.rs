@@ -77,6 +77,41 @@ fn breaker_opens_fails_fast_probes_and_closes() {
     assert_eq!(server.requests(), 8);
 }
 
+/// A pooled connection the server closed while idle is resent at once on a
+/// new one; that is no breaker failure (README, Errors). Against a
+/// threshold of 2, a request whose pooled connection went stale and whose
+/// resend got a 500 counts one failure, not two.
+#[test]
+fn a_stale_pooled_connection_is_not_a_breaker_failure() {
+    // Every reuse of a connection finds it closed; a new one answers.
+    let server = TestServer::start(|request| {
+        if request.index_on_connection > 0 {
+            Reply::ResetNow
+        } else if request.path == "/fail" {
+            Reply::status(500)
+        } else {
+            Reply::json(200, "{}")
+        }
+    });
+    let fetcher = crate::quick()
+        .max_retries(0)
+        .breaker_threshold(2)
+        .build()
+        .unwrap();
+    let host = server.host();
+    fetcher.get_bytes(server.url("/ok")).unwrap();
+    for (n, state) in [(1, BreakerState::Closed), (2, BreakerState::Open)] {
+        let error = fetcher.get_bytes(server.url("/fail")).unwrap_err();
+        assert_eq!(
+            (error.status(), error.attempts()),
+            (Some(500), 1),
+            "failure {n}: {error}"
+        );
+        assert_eq!(fetcher.stats().stale_connections, n, "failure {n}");
+        assert_eq!(fetcher.breaker_state(&host), state, "after failure {n}");
+    }
+}
+
 #[test]
 fn client_errors_never_trip_the_breaker() {
     let server = TestServer::start(|_| Reply::status(404));

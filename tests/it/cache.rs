@@ -201,6 +201,37 @@ fn offline_serves_hits_and_fails_misses_without_the_network() {
     assert_eq!(server.requests(), 1, "offline sent nothing");
 }
 
+/// Offline, a request that is not a GET (or HEAD) is refused unsent, with
+/// a message that says why (README, Errors: "or not a GET: the message
+/// says which"), even when its URL has a stored GET.
+#[test]
+fn offline_refuses_a_post_saying_why() {
+    let dir = temp_dir("offline-post");
+    let (server, _) = server(&[("cache-control", "max-age=3600")], false);
+    let url = server.url("/orders");
+    cached(&dir)
+        .build()
+        .unwrap()
+        .get_bytes(url.as_str())
+        .unwrap();
+    let offline = cached(&dir).offline(true).build().unwrap();
+    let error = offline
+        .get_bytes(Request::post_json(&url, &serde_json::json!({"n": 1})))
+        .unwrap_err();
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::Offline, 0),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("POST {url}: "))
+            && message.contains("only GET and HEAD are answered from the cache"),
+        "{message}"
+    );
+    assert_eq!(server.requests(), 1, "offline sent nothing");
+}
+
 #[test]
 fn per_request_modes() {
     let dir = temp_dir("modes");

@@ -270,26 +270,75 @@ fn cookies_on_errors_and_under_concurrency() {
 /// value exceed 4096 bytes in `store` (6265bis), cap the jar's line (leave
 /// out the cookies past a budget, e.g. 8 KiB, with a warning), and classify
 /// `OutputOverflow` as `InvalidRequest` (not retried).
+///
+/// README: "a cookie whose name and value pass 4096 bytes is ignored":
+/// one of exactly 4096 is kept, one of 4097 is not, nor one of 20 KB, and
+/// the host goes on working.
 #[test]
-fn one_oversized_cookie_does_not_brick_its_host() {
-    let server = TestServer::start(|r| {
-        if r.path == "/set" {
-            Reply::json(200, "{}")
-                .with_header("set-cookie", format!("big={}; Path=/", "x".repeat(20_000)))
-        } else {
-            Reply::json(
-                200,
-                format!(r#"{{"cookie":{:?}}}"#, r.header("cookie").unwrap_or("")),
-            )
-        }
+fn a_cookie_past_4096_bytes_is_ignored() {
+    let server = TestServer::start(|r| match r.path.as_str() {
+        // Name and value: 4 + 4092 = 4096 bytes, and 4 + 4093 = 4097.
+        "/set" => Reply::json(200, "{}")
+            .with_header("set-cookie", format!("fits={}; Path=/", "f".repeat(4092)))
+            .with_header("set-cookie", format!("over={}; Path=/", "o".repeat(4093))),
+        "/set-big" => Reply::json(200, "{}")
+            .with_header("set-cookie", format!("big={}; Path=/", "x".repeat(20_000))),
+        _ => Reply::json(
+            200,
+            format!(r#"{{"cookie":{:?}}}"#, r.header("cookie").unwrap_or("")),
+        ),
     });
     let fetcher = crate::quick().cookie_store(true).build().unwrap();
-    fetcher.get_bytes(server.url("/set")).unwrap();
+    fetcher.get_bytes(server.url("/set-big")).unwrap();
     let after = fetcher
         .get_json::<Value>(server.url("/after"))
         .map_err(|e| e.to_string());
     // Ignored, as a browser ignores it: the host works, no cookie sent.
     assert_eq!(after.map(|v| v["cookie"].clone()), Ok(Value::from("")));
+    fetcher.get_bytes(server.url("/set")).unwrap();
+    let after: Value = fetcher.get_json(server.url("/after")).unwrap();
+    assert_eq!(
+        after["cookie"],
+        format!("fits={}", "f".repeat(4092)),
+        "the 4096-byte cookie alone"
+    );
+}
+
+/// README: "a `Cookie` line stops at 8 KiB": two cookies whose line makes
+/// exactly 8,192 bytes both go; two whose line would make 8,194 do not:
+/// the first (by path, then name) goes alone.
+#[test]
+fn a_cookie_line_stops_at_8_kib() {
+    let server = TestServer::start(|r| {
+        if let Some(len) = r.path.strip_prefix("/set/") {
+            let value = "v".repeat(len.parse().unwrap());
+            return Reply::json(200, "{}")
+                .with_header("set-cookie", format!("a={value}; Path=/"))
+                .with_header("set-cookie", format!("b={value}; Path=/"));
+        }
+        Reply::json(
+            200,
+            format!(r#"{{"cookie":{:?}}}"#, r.header("cookie").unwrap_or("")),
+        )
+    });
+    // "a=" + 4093 bytes, "; ", "b=" + 4093 bytes: 8,192.
+    for (len, want) in [
+        (4093, format!("a={0}; b={0}", "v".repeat(4093))),
+        (4094, format!("a={}", "v".repeat(4094))),
+    ] {
+        let fetcher = crate::quick().cookie_store(true).build().unwrap();
+        fetcher
+            .get_bytes(server.url(&format!("/set/{len}")))
+            .unwrap();
+        let sent: Value = fetcher.get_json(server.url("/echo")).unwrap();
+        let sent = sent["cookie"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            sent == want,
+            "values of {len} bytes: a Cookie line of {} bytes, {} wanted",
+            sent.len(),
+            want.len()
+        );
+    }
 }
 
 // From review 3 (issue 16).

@@ -227,6 +227,31 @@ fn body_over_the_limit() {
     assert_eq!(error.kind(), ErrorKind::BodyTooLarge);
 }
 
+/// A response head over 28 KiB is `BodyTooLarge`, not retried; one just
+/// under it is read. (The limit sits below ureq's 32 KiB input buffer:
+/// src/agent.rs.)
+#[test]
+fn a_response_head_over_28_kib_is_too_large() {
+    /// A 200 whose head (blank line included) is `len` bytes long.
+    fn head_of(len: usize) -> Vec<u8> {
+        let start = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-pad: ";
+        let end = "\r\n\r\n";
+        let pad = "p".repeat(len - start.len() - end.len());
+        format!("{start}{pad}{end}{{}}").into_bytes()
+    }
+    let fetcher = crate::quick().build().unwrap();
+    let under = TestServer::start(|_| Reply::Raw(head_of((28 << 10) - 100)));
+    assert_eq!(fetcher.get_bytes(under.url("/")).unwrap(), b"{}");
+    let over = TestServer::start(|_| Reply::Raw(head_of((28 << 10) + 100)));
+    let error = fetcher.get_bytes(over.url("/")).unwrap_err();
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::BodyTooLarge, 1),
+        "{error}"
+    );
+    assert_eq!(over.requests(), 1, "not retried");
+}
+
 #[test]
 fn invalid_requests_send_nothing() {
     let server = TestServer::start(|_| Reply::json(200, "{}"));
@@ -246,21 +271,6 @@ fn invalid_requests_send_nothing() {
         );
     }
     assert_eq!(server.requests(), 0);
-}
-
-#[test]
-fn redirect_loop_is_reported() {
-    let server = TestServer::start(|request| {
-        let next = if request.path == "/a" { "/b" } else { "/a" };
-        Reply::status(302).with_header("location", next)
-    });
-    let fetcher = crate::quick().max_redirects(3).build().unwrap();
-    let error = fetcher.get_bytes(server.url("/a")).unwrap_err();
-    assert_eq!(
-        (error.kind(), error.attempts()),
-        (ErrorKind::Redirect, 1),
-        "{error:?}"
-    );
 }
 
 #[test]

@@ -4,9 +4,57 @@
 
 use std::sync::{Arc, Mutex};
 
-use parfetch::Request;
+use parfetch::{ErrorKind, Request};
 
 use crate::server::{Reply, TestServer};
+
+/// What `error` says: its message, its `Debug`, and every cause under it.
+fn whole_story(error: &parfetch::Error) -> String {
+    let mut story = format!("{error} {error:?}");
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        story.push_str(": ");
+        story.push_str(&error.to_string());
+        cause = error.source();
+    }
+    story
+}
+
+// With redirect_loop_is_reported of errors.rs.
+/// More than `max_redirects` hops end the request with `Redirect`, after
+/// one attempt, saying how many were allowed; a loop is named as one
+/// (README, Errors), an endless chain that never comes back is not. (The
+/// reason is in the error's `Debug` today: its `Display` says only
+/// "redirect not followed".)
+#[test]
+fn too_many_redirects_are_counted_and_a_loop_is_named() {
+    let server = TestServer::start(|request| {
+        if let Some(n) = request.path.strip_prefix("/hop/") {
+            let next = n.parse::<u32>().unwrap() + 1;
+            return Reply::status(302).with_header("location", format!("/hop/{next}"));
+        }
+        let next = if request.path == "/a" { "/b" } else { "/a" };
+        Reply::status(302).with_header("location", next)
+    });
+    let fetcher = crate::quick().max_redirects(3).build().unwrap();
+    for (path, looped) in [("/a", true), ("/hop/0", false)] {
+        let error = fetcher.get_bytes(server.url(path)).unwrap_err();
+        assert_eq!(
+            (error.kind(), error.attempts()),
+            (ErrorKind::Redirect, 1),
+            "{error:?}"
+        );
+        let story = whole_story(&error);
+        assert!(story.contains("more than 3 redirects"), "{story}");
+        assert_eq!(
+            story.contains("they go round in a loop"),
+            looped,
+            "{path}: {story}"
+        );
+    }
+    // 1 + 3 hops each, and no more.
+    assert_eq!(server.requests(), 8);
+}
 
 type Seen = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
 

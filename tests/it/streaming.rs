@@ -172,16 +172,33 @@ fn progress_adds_up_to_the_batch() {
 
 #[test]
 fn a_panicking_callback_loses_no_results() {
-    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    // 50 requests of 20 ms or more, four at a time: the batch lasts more
+    // than 250 ms, so progress is reported more than once (every 100 ms,
+    // and at the end).
+    let server = TestServer::start(|_| {
+        Reply::Delay(Duration::from_millis(20), Box::new(Reply::json(200, "{}")))
+    });
     let fetcher = crate::quick().concurrency(4).build().unwrap();
     let urls: Vec<String> = (0..50).map(|i| server.url(&format!("/{i}"))).collect();
+    let mut reports = 0;
+    fetcher
+        .batch(&urls)
+        .on_progress(|_| reports += 1)
+        .for_each_bytes(|_, _| {});
+    assert!(reports >= 2, "{reports} progress reports");
 
-    // A progress callback that panics is dropped; the batch carries on.
+    // A progress callback that panics is dropped, never called again; the
+    // batch carries on.
+    let mut calls = 0;
     let results = fetcher
         .batch(&urls)
-        .on_progress(|_| panic!("progress bug"))
+        .on_progress(|_| {
+            calls += 1;
+            panic!("progress bug");
+        })
         .collect::<parfetch::Value>();
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 50);
+    assert_eq!(calls, 1, "the panicking progress callback was called again");
 
     // A result callback that panics still gets every other result, and the
     // panic comes back once the batch is over.
@@ -194,6 +211,53 @@ fn a_panicking_callback_loses_no_results() {
     }));
     assert!(outcome.is_err(), "the panic was resumed");
     assert_eq!(delivered, 50);
+}
+
+/// Callbacks run on the calling thread (they need not be `Send`): the
+/// result callback, the report callback and the progress callback, while
+/// the requests run on the fetcher's workers.
+#[test]
+fn callbacks_run_on_the_calling_thread() {
+    let server = TestServer::start(|_| {
+        Reply::Delay(Duration::from_millis(20), Box::new(Reply::json(200, "{}")))
+    });
+    let fetcher = crate::quick().concurrency(4).build().unwrap();
+    let urls: Vec<String> = (0..30).map(|i| server.url(&format!("/{i}"))).collect();
+    let caller = std::thread::current().id();
+    // Not Send: these callbacks could not run on another thread.
+    let threads = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = |callback: &'static str| {
+        let threads = std::rc::Rc::clone(&threads);
+        move || {
+            threads
+                .borrow_mut()
+                .push((callback, std::thread::current().id()))
+        }
+    };
+    let (on_result, on_progress) = (seen("for_each"), seen("on_progress"));
+    fetcher
+        .batch(&urls)
+        .on_progress(|_| on_progress())
+        .for_each_bytes(|_, result| {
+            assert!(result.is_ok(), "{result:?}");
+            on_result();
+        });
+    let on_report = seen("for_each_report");
+    fetcher
+        .batch(&urls)
+        .for_each_report::<parfetch::Value>(|_, report| {
+            assert!(report.result.is_ok(), "{:?}", report.result);
+            on_report();
+        });
+    let threads = threads.borrow();
+    let count = |name: &str| threads.iter().filter(|(n, _)| *n == name).count();
+    assert_eq!((count("for_each"), count("for_each_report")), (30, 30));
+    assert!(count("on_progress") >= 1);
+    let elsewhere: Vec<_> = threads.iter().filter(|(_, id)| *id != caller).collect();
+    assert!(
+        elsewhere.is_empty(),
+        "called on other threads: {elsewhere:?}"
+    );
 }
 
 #[test]

@@ -43,6 +43,70 @@ fn trickle_once(stream: &mut TcpStream, bytes: &[u8], every: Duration) -> bool {
     true
 }
 
+/// An attempt ends within 1.125 times its timeout (src/agent.rs: the time
+/// left is rounded up onto a grid at most an eighth coarser before it
+/// reaches the socket), whatever the server does: say nothing after the
+/// request, send its head a byte at a time forever, or trickle a body for
+/// a while and then fall silent. Each attempt's own elapsed time (its
+/// report's, measured by the worker that ran it, so the hand-over to the
+/// caller does not count) is at least the timeout, and at most 1.125
+/// times it plus an allowance.
+///
+/// The allowance, 500 ms (an eighth of the 4 s timeout), is for what a
+/// loaded 2-core runner may take to wake the worker once its socket's wait
+/// is over, and to finish the attempt in a debug build; every other bound
+/// in this file is 4 to 10 times the timeout. An attempt that overran by a
+/// quarter (a grid twice as coarse, or one wait not clipped to the
+/// attempt's end) still fails it.
+#[test]
+fn an_attempt_ends_within_an_eighth_more_than_its_timeout() {
+    const TIMEOUT: Duration = Duration::from_secs(4);
+    const ALLOWANCE: Duration = Duration::from_millis(500);
+    let silent = scripted(|_, _| std::thread::sleep(Duration::from_secs(60)));
+    let head = trickling(b"HTTP/1.1 200 OK\r\n", b"x-slow: 1\r\n");
+    let body_then_silence = scripted(|stream, _| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n[");
+        trickle(
+            stream,
+            b"1,",
+            Duration::from_millis(100),
+            Duration::from_secs(2),
+        );
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    let urls = [
+        silent + "/silent",
+        head + "/head",
+        body_then_silence + "/body-then-silence",
+    ];
+    let fetcher = crate::quick()
+        .concurrency(urls.len())
+        .timeout(TIMEOUT)
+        .max_retries(0)
+        .breaker_threshold(0)
+        .build()
+        .unwrap();
+    let mut reports = Vec::new();
+    fetcher.batch(&urls).for_each_report_bytes(|index, report| {
+        let outcome = report
+            .result
+            .map(|_| ())
+            .map_err(|e| (e.kind(), e.attempts()));
+        reports.push((index, outcome, report.elapsed));
+    });
+    reports.sort_by_key(|(index, ..)| *index);
+    assert_eq!(reports.len(), urls.len());
+    let most = TIMEOUT + TIMEOUT / 8 + ALLOWANCE;
+    for (index, outcome, elapsed) in reports {
+        let url = &urls[index];
+        assert_eq!(outcome, Err((ErrorKind::Timeout, 1)), "{url}");
+        assert!(
+            TIMEOUT <= elapsed && elapsed <= most,
+            "{url}: the attempt took {elapsed:?}, timeout {TIMEOUT:?} (at most {most:?})"
+        );
+    }
+}
+
 // From review 1 (issue 12), the hardening (issue 12) and errors.rs.
 /// A response sent a byte at a time, each byte well within any read's
 /// wait, ends with the attempt's timeout wherever it trickles: the head,
