@@ -1,4 +1,5 @@
-//! Batches and single fetches that succeed: results, order, types, stats.
+//! Batches and single fetches that succeed: results, order, types, stats
+//! and latency percentiles.
 
 use std::time::Duration;
 

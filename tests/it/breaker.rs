@@ -1,6 +1,6 @@
-//! The circuit breaker's full cycle, with real time: its states waited
-//! for, never slept for. (Its exact transitions: the unit tests in
-//! src/breaker.rs, on a manual clock.)
+//! The circuit breaker's full cycle, with real time (its states waited
+//! for, never slept for), and what counts against it. (Its exact
+//! transitions: the unit tests in src/breaker.rs, on a manual clock.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

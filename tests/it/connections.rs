@@ -1,4 +1,6 @@
-//! Keep-alive: connections are reused, and a stale one is replaced unseen.
+//! Keep-alive: connections are reused, and a stale one is replaced unseen
+//! (on a redirect hop too). (That a stale one is no breaker failure:
+//! breaker.rs.)
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,6 @@
 //! The cookie jar: off by default; on, it sends each cookie back only where
-//! RFC 6265 scopes it, and never writes one to the cache.
+//! RFC 6265 scopes it, within the size limits browsers keep (4096 bytes a
+//! cookie, 8 KiB a line), and never writes one to the cache.
 
 use std::sync::{Arc, Mutex};
 

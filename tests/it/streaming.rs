@@ -1,5 +1,6 @@
-//! Batches: completion order, bounded look-ahead, progress, deadline,
-//! cancellation, per-host rate and concurrency limits, the 429 host gate.
+//! Batches: completion order, bounded look-ahead, progress, callbacks on
+//! the calling thread, deadline, cancellation, per-host rate and
+//! concurrency limits, the 429 host gate.
 
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -231,7 +232,7 @@ fn callbacks_run_on_the_calling_thread() {
         move || {
             threads
                 .borrow_mut()
-                .push((callback, std::thread::current().id()))
+                .push((callback, std::thread::current().id()));
         }
     };
     let (on_result, on_progress) = (seen("for_each"), seen("on_progress"));
