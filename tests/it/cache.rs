@@ -655,7 +655,9 @@ fn a_5xx_is_never_stored() {
     let ten_days_ago: &'static str =
         Box::leak(http_date(SystemTime::now() - Duration::from_secs(10 * 86_400)).into_boxed_str());
     let heuristic: &'static [(&str, &str)] = Box::leak(Box::new([("last-modified", ten_days_ago)]));
-    let rows: [(u16, &'static [(&'static str, &'static str)], bool); 3] = [
+    // Status, headers, whether cache_always_fresh is on.
+    type Row = (u16, &'static [(&'static str, &'static str)], bool);
+    let rows: [Row; 3] = [
         (501, &[("cache-control", "max-age=3600")], false),
         (500, &[], true),
         (500, heuristic, false),

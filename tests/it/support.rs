@@ -322,7 +322,10 @@ impl LogCapture {
         }
     }
 
-    /// The lines recorded so far.
+    /// The lines recorded so far (on this capture's thread).
+    // A method, though the lines live in the thread: they are read while
+    // the capture lives.
+    #[allow(clippy::unused_self)]
     pub(crate) fn lines(&self) -> Lines {
         CAPTURED.with(|captured| captured.borrow().clone().unwrap_or_default())
     }
