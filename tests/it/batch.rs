@@ -1,4 +1,7 @@
-//! Batches and single fetches that succeed: results, order, types, stats.
+//! Batches and single fetches that succeed: results, order, types, stats
+//! and latency percentiles.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -206,4 +209,47 @@ fn stats_count_attempts_and_latency() {
     assert!(stats.latency.p50 > std::time::Duration::ZERO);
     assert!(stats.latency.p50 <= stats.latency.p95 && stats.latency.p95 <= stats.latency.max);
     assert!(stats.reuse_ratio() >= 0.85, "{stats:?}");
+}
+
+// From review 4 (issue 15).
+/// Held: over a concurrent batch of varied latencies, p50 <= p95 <= p99 <=
+/// max, the maximum equals the slowest report's time exactly (fetch_max
+/// under 8 racing workers), and each percentile is within 0.4% of the true
+/// nearest-rank value (plus a nanosecond of rounding); the fetcher's
+/// lifetime figures agree.
+#[test]
+#[allow(clippy::cast_precision_loss, clippy::cast_sign_loss)] // small counts and nanoseconds
+fn percentiles_are_ordered_close_and_the_maximum_exact() {
+    let server = TestServer::start(|request| {
+        let n: u64 = request.path.trim_start_matches('/').parse().unwrap_or(0);
+        Reply::Delay(
+            Duration::from_millis(1 + (n * 7) % 23),
+            Box::new(Reply::json(200, b"{}".to_vec())),
+        )
+    });
+    let fetcher = crate::quick().concurrency(8).build().unwrap();
+    let urls: Vec<String> = (0..60).map(|i| server.url(&format!("/{i}"))).collect();
+    let mut elapsed = Vec::new();
+    let stats = fetcher
+        .batch(urls)
+        .for_each_report::<Value>(|_, report| elapsed.push(report.elapsed));
+    elapsed.sort();
+    let latency = stats.stats.latency;
+    assert!(latency.p50 <= latency.p95 && latency.p95 <= latency.p99 && latency.p99 <= latency.max);
+    assert_eq!(latency.max, *elapsed.last().unwrap());
+    assert_eq!(fetcher.stats().latency.max, latency.max);
+    for (quantile, got) in [
+        (0.50, latency.p50),
+        (0.95, latency.p95),
+        (0.99, latency.p99),
+    ] {
+        let rank = ((quantile * elapsed.len() as f64).ceil() as usize).clamp(1, elapsed.len());
+        let want = elapsed[rank - 1].as_nanos() as f64;
+        let got = got.as_nanos() as f64;
+        assert!(
+            (got - want).abs() <= want * 0.004 + 1.0,
+            "p{}: {got} ns, true {want} ns",
+            quantile * 100.0
+        );
+    }
 }

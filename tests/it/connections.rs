@@ -1,9 +1,14 @@
-//! Keep-alive: connections are reused, and a stale one is replaced unseen.
+//! Keep-alive: connections are reused, and a stale one is replaced unseen
+//! (on a redirect hop too). (That a stale one is no breaker failure:
+//! breaker.rs.)
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::server::{json_doc, Reply, TestServer};
+use crate::support::scripted;
 
 #[test]
 fn two_thousand_requests_at_concurrency_16_open_at_most_18_connections() {
@@ -74,4 +79,43 @@ fn a_fresh_connection_dropped_is_a_real_failure() {
     let error = fetcher.get_bytes(server.url("/")).unwrap_err();
     assert_eq!(error.kind(), parfetch::ErrorKind::Network);
     assert_eq!(fetcher.stats().stale_connections, 0);
+}
+
+// From review 1 (issue 12).
+/// Failed before the fix: a redirect hop that lands on a pooled connection the server has
+/// just closed fails the whole attempt with a `Network` error (a retry, a
+/// breaker failure; with `max_retries(0)`, the request's result), where the
+/// same race on a plain request is resent silently. The stale check in
+/// `fetch_body` (src/exchange.rs, `let stale = ...`) compares the thread's
+/// connection count across the whole attempt: once the chain's first hop
+/// opened a connection, a stale pooled one on a later hop no longer counts
+/// as stale. Fix: detect staleness per hop inside `attempt` (count opened
+/// connections around each `agent.run`) and resend that hop.
+///
+/// The server answers `/start` with a 302 (keep-alive, no `connection:
+/// close`), then closes the connection 100 ms later without reading the
+/// next request: the client reuses it at once for the hop.
+#[test]
+fn a_stale_pooled_connection_on_a_redirect_hop_is_resent() {
+    let base = scripted(|stream, head| {
+        if head.starts_with("GET /start") {
+            let _ = stream
+                .write_all(b"HTTP/1.1 302 Found\r\nlocation: /end\r\ncontent-length: 0\r\n\r\n");
+            std::thread::sleep(Duration::from_millis(100));
+            return; // closes, the hop's request unread
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]");
+    });
+    let fetcher = crate::quick().max_retries(0).build().unwrap();
+    // Baseline: the same race without a redirect is resent silently.
+    let plain = scripted(|stream, _| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]");
+        std::thread::sleep(Duration::from_millis(100));
+    });
+    for _ in 0..2 {
+        let result = fetcher.get_bytes(plain.clone() + "/plain");
+        assert!(result.is_ok(), "baseline: {result:?}");
+    }
+    let result = fetcher.get_bytes(base + "/start");
+    assert!(result.is_ok(), "{result:?}");
 }

@@ -227,6 +227,10 @@ fn server() -> &'static (TestServer, String) {
     })
 }
 
+/// The stalls' own timeout: a fifth of how long they stall, so that they
+/// time out however slow the machine, and quickly.
+const STALL_TIMEOUT: Duration = Duration::from_secs(1);
+
 fn request(fault: Fault, id: usize) -> Request {
     let (server, refused) = server();
     let index = ALL.iter().position(|f| *f == fault).unwrap();
@@ -234,6 +238,7 @@ fn request(fault: Fault, id: usize) -> Request {
     match fault {
         Refused => Request::get(format!("{refused}{path}")),
         HeaderInjection => Request::get(server.url(&path)).header("x-note", "a\r\nx-injected: 1"),
+        HeadersNeverFinish | BodyStalls => Request::get(server.url(&path)).timeout(STALL_TIMEOUT),
         _ => Request::get(server.url(&path)),
     }
 }
@@ -242,8 +247,9 @@ fn fetcher(concurrency: usize) -> Fetcher {
     crate::quick()
         .concurrency(concurrency)
         // Long enough that no healthy request times out on a loaded
-        // machine; the stalls last longer.
-        .timeout(Duration::from_secs(1))
+        // machine, at 32 in flight in a debug build (a 10 MB gzip bomb
+        // among them); the stalls have a timeout of their own.
+        .timeout(Duration::from_secs(10))
         .max_backoff(Duration::from_millis(50))
         .body_limit(LIMIT)
         // The breaker is tested on its own; here it would turn the host's
@@ -253,18 +259,25 @@ fn fetcher(concurrency: usize) -> Fetcher {
         .unwrap()
 }
 
-/// Checks that `results` are one per fault, in order, as documented.
-fn check(faults: &[Fault], results: &[Result<Value, parfetch::Error>]) {
+/// Checks that `results` are one per fault, in order, as documented, each
+/// with the attempts counted for it (an error's own count, or the one its
+/// report or the stats gave), successes included.
+fn check(faults: &[Fault], results: &[(Result<Value, parfetch::Error>, u32)]) {
     assert_eq!(results.len(), faults.len());
-    for (i, (fault, result)) in faults.iter().zip(results).enumerate() {
+    for (i, (fault, (result, attempts))) in faults.iter().zip(results).enumerate() {
         let outcome = result.as_ref().map(|_| ()).map_err(parfetch::Error::kind);
         assert!(
             fault.expected().contains(&outcome),
             "request {i} ({fault:?}): {result:?}"
         );
+        assert!(
+            fault.attempts().contains(attempts),
+            "request {i} ({fault:?}): {attempts} attempts: {result:?}"
+        );
         if let Err(error) = result {
-            assert!(
-                fault.attempts().contains(&error.attempts()),
+            assert_eq!(
+                error.attempts(),
+                *attempts,
                 "request {i} ({fault:?}): {error:?}"
             );
             assert!(error.url().is_some());
@@ -272,12 +285,22 @@ fn check(faults: &[Fault], results: &[Result<Value, parfetch::Error>]) {
     }
 }
 
+/// The attempts `faults` take between them, as documented.
+fn attempts_of(faults: &[Fault]) -> u64 {
+    faults
+        .iter()
+        .map(|f| u64::from(*f.attempts().start()))
+        .sum()
+}
+
 #[test]
 fn each_fault_alone() {
     let fetcher = fetcher(4);
     for (id, fault) in ALL.iter().copied().enumerate() {
+        let before = fetcher.stats().attempts;
         let result = fetcher.get_json::<Value>(request(fault, 1_000_000 + id));
-        check(&[fault], &[result]);
+        let attempts = u32::try_from(fetcher.stats().attempts - before).unwrap();
+        check(&[fault], &[(result, attempts)]);
     }
 }
 
@@ -290,11 +313,23 @@ fn every_fault_mixed_into_a_batch_of_1000() {
         .enumerate()
         .map(|(i, f)| request(*f, 2_000_000 + i))
         .collect();
-    let results = fetcher.batch(requests).collect::<Value>();
+    let mut results: Vec<Option<(Result<Value, parfetch::Error>, u32)>> =
+        (0..faults.len()).map(|_| None).collect();
+    fetcher
+        .batch(requests)
+        .for_each_report::<Value>(|index, report| {
+            assert!(results[index].is_none(), "two reports for request {index}");
+            results[index] = Some((report.result, report.attempts));
+        });
+    let results: Vec<_> = results
+        .into_iter()
+        .map(|result| result.expect("one report per request"))
+        .collect();
     check(&faults, &results);
     let stats = fetcher.stats();
     assert_eq!(stats.requests, 1000);
     assert_eq!(stats.successes + stats.failures, 1000);
+    assert_eq!(stats.attempts, attempts_of(&faults));
 }
 
 proptest! {
@@ -305,7 +340,18 @@ proptest! {
         let faults: Vec<Fault> = picks.iter().map(|&n| ALL[n]).collect();
         let requests: Vec<Request> =
             faults.iter().enumerate().map(|(i, f)| request(*f, 10_000_000 + id * 100 + i)).collect();
-        let results = fetcher(16).fetch_many::<Value>(requests);
+        let fetcher = fetcher(16);
+        let results = fetcher.fetch_many::<Value>(requests);
+        // Each error counts its own attempts; the stats count them all.
+        let results: Vec<_> = results
+            .into_iter()
+            .zip(&faults)
+            .map(|(result, fault)| {
+                let attempts = result.as_ref().map_or_else(parfetch::Error::attempts, |_| *fault.attempts().start());
+                (result, attempts)
+            })
+            .collect();
         check(&faults, &results);
+        prop_assert_eq!(fetcher.stats().attempts, attempts_of(&faults));
     }
 }

@@ -1,7 +1,9 @@
 //! Integration tests: the fetcher against real loopback servers.
 //!
-//! One test binary (modules below), one shared server helper. Nothing here
-//! reaches beyond 127.0.0.1.
+//! One test binary (modules below), named by behaviour; shared helpers in
+//! server.rs, support.rs and pki.rs. Nothing here reaches beyond
+//! 127.0.0.1. How the suite is organised, and how to add a test:
+//! docs/testing.md.
 
 // Test code favours the plainest spelling over pedantic polish.
 #![allow(
@@ -12,39 +14,44 @@
     clippy::redundant_closure_for_method_calls
 )]
 
-mod adversarial;
-mod batch;
-mod breaker;
-mod cache;
-mod cli;
-// The command split in files by behaviour, as cli.rs grew past 600 lines:
-// settings and curl-style flags, shards and schedulers, resumable runs.
-mod cli_flags;
-mod cli_resume;
-mod cli_shards;
-mod conformance;
-mod connections;
-mod cookies;
+// Helpers, no tests of their own (docs/testing.md says how to use them).
+mod pki; // certificates made on the spot (rcgen), and a TLS server on loopback
+mod server; // the keep-alive loopback server most tests talk to
+mod support; // scripted servers, trickles, bounded fetches, event waits, log capture
+
+// One file per behaviour: a test goes where a reader looking for that
+// promise would look first.
+mod batch; // batches and single fetches that succeed: results in order, types, stats
+mod breaker; // the circuit breaker's cycle, and what counts against it
+mod cache; // the on-disk cache: what is stored and served, offline, damage, size, Vary, POST
+mod cli; // the command's flags and output, end to end (`cli` feature)
+mod cli_flags; // the command's settings: PARFETCH_* variables and curl-style flags (`cli` feature)
+mod cli_io; // the command's URL lists, files and terminal output at their edges (`cli` feature)
+mod cli_resume; // the command's resumable runs: kills, --resume, --failed (`cli` feature)
+mod cli_shards; // the command's shards: schedulers' variables, --shard-by, GNU parallel (`cli` feature)
+mod conformance; // RFC 9111, 9110 and 8259 rule by rule; each test names its section
+mod connections; // keep-alive: reuse, and a stale pooled connection resent unseen
+mod cookies; // the cookie jar: scope, size limits, redirects, sessions and the cache
 mod docs; // README and docs/: links resolve, named files exist
-mod errors;
-mod faults;
-mod hardening;
-mod hosts;
+mod encodings; // content encodings: every layer undone, bombs, empty and damaged bodies
+mod errors; // each row of the error table: kind, status, attempts, retried or not
+mod extremes; // settings and header values at their extremes: no panic, overflow or hang
+mod faults; // the fault matrix: every fault alone and mixed into large batches
+mod hosts; // what a host is, and what is kept per host: breakers, resolver, records
+mod json; // Value, RawJson and serde types read the same bodies alike
 mod layers; // what each layer of src/ may import, and no import loops
-mod logs;
-mod messages;
-mod mocked;
-mod pki;
-mod proxy;
-mod retry;
-mod review2;
-mod review3;
-mod review4;
-mod review5;
-mod server;
-mod streaming;
-mod support;
-mod tls;
+mod logs; // what is logged, and that no secret is
+mod messages; // the words of a bad body: what was expected, where, what came instead
+mod mocked; // exact request counts and shapes, as the server saw them
+mod nesting; // batches started from callbacks, Deserialize impls, other fetchers, rayon
+mod proxy; // proxies: forward and CONNECT, credentials, the environment as curl reads it
+mod redirects; // redirects: hop counts, loops, secrets left behind at another origin
+mod retry; // retries as the server sees them: counts, Retry-After, idempotency
+mod secrets; // user info, credentials, sensitive headers: never shown, never on disk
+mod streaming; // batches as streams: order, progress, callbacks, deadline, cancel, limits
+mod timeouts; // a timeout bounds everything it names, within 1.125 times
+mod tls; // certificates, roots, client certificates, https never down to http
+mod urls; // odd and malformed URLs: one result each
 
 use std::time::Duration;
 

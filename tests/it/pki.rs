@@ -50,9 +50,18 @@ impl Ca {
         self.leaf(ExtendedKeyUsagePurpose::ClientAuth)
     }
 
+    /// A server certificate for `names` only.
+    pub(crate) fn server_for(&self, names: &[&str]) -> Leaf {
+        self.leaf_for(names, ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
     fn leaf(&self, usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        self.leaf_for(&["127.0.0.1", "localhost"], usage)
+    }
+
+    fn leaf_for(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
+        let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
         params.extended_key_usages = vec![usage];
         let key = KeyPair::generate().unwrap();
         let certificate = params.signed_by(&key, &self.issuer).unwrap();

@@ -93,9 +93,22 @@ fn retry_after_http_date_is_honoured() {
         .max_backoff(Duration::from_secs(5))
         .build()
         .unwrap();
-    // HTTP dates have whole seconds: 2 s from now is at least 1 s away.
-    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
-    let (server, arrivals) = once_then_ok(Reply::status(503).with_header("retry-after", date));
+    // The date is made as the 503 is sent, not before the server starts:
+    // HTTP dates have whole seconds, so 2 s from then is more than 1 s
+    // after the first request arrived, however slow the machine.
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let server = TestServer::start({
+        let arrivals = Arc::clone(&arrivals);
+        move |_| {
+            let mut arrivals = arrivals.lock().unwrap();
+            arrivals.push(Instant::now());
+            if arrivals.len() > 1 {
+                return Reply::json(200, "{}");
+            }
+            let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+            Reply::status(503).with_header("retry-after", date)
+        }
+    });
     fetcher.get_bytes(server.url("/")).unwrap();
     assert!(
         gap(&arrivals) >= Duration::from_millis(990),
@@ -105,33 +118,48 @@ fn retry_after_http_date_is_honoured() {
 }
 
 /// A server asking for more than max_backoff is not retried early (that
-/// would be wasted, and rude): the error says how long it asked for.
+/// would be wasted, and rude): the request ends at once, retries left or
+/// not, and the error says how long it asked for, however it said so
+/// (seconds, `u64::MAX` seconds, an HTTP date in year 9999: no panic).
+/// The rows of review 1 (issue 12) are in the same table.
 #[test]
 fn retry_after_past_max_backoff_ends_the_request_at_once() {
+    const FAR: &str = "Fri, 31 Dec 9999 23:59:59 GMT";
+    let far = httpdate::parse_http_date(FAR).unwrap();
     let fetcher = crate::quick()
+        .max_retries(5)
         .max_backoff(Duration::from_secs(2))
+        .breaker_threshold(0)
         .build()
         .unwrap();
-    for (status, value, asked) in [
-        (429, "120".to_owned(), Duration::from_secs(120)),
-        (
-            503,
-            "18446744073709551615".to_owned(),
-            Duration::from_secs(u64::MAX),
-        ),
+    for (status, value) in [
+        (429, "120"),
+        (503, "3600"),
+        (503, "18446744073709551615"),
+        (503, FAR),
     ] {
         let (server, arrivals) =
             once_then_ok(Reply::status(status).with_header("retry-after", value));
-        let started = Instant::now();
+        let until_far = |now: SystemTime| far.duration_since(now).unwrap();
+        let (before, started) = (SystemTime::now(), Instant::now());
         let error = fetcher.get_bytes(server.url("/")).unwrap_err();
-        assert_eq!((error.status(), error.attempts()), (Some(status), 1));
-        assert_eq!(error.retry_after(), Some(asked));
-        assert_eq!(arrivals.lock().unwrap().len(), 1);
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
+        let (elapsed, after) = (started.elapsed(), SystemTime::now());
+        assert_eq!(
+            (error.status(), error.attempts()),
+            (Some(status), 1),
+            "{value}"
         );
+        let asked = error.retry_after().expect("the wait the server asked for");
+        match value.parse::<u64>() {
+            Ok(seconds) => assert_eq!(asked, Duration::from_secs(seconds), "{value}"),
+            // From the date, as it stood while the request was out.
+            Err(_) => assert!(
+                until_far(after) <= asked && asked <= until_far(before),
+                "{value}: {asked:?}"
+            ),
+        }
+        assert_eq!(arrivals.lock().unwrap().len(), 1, "{value}");
+        assert!(elapsed < Duration::from_secs(2), "{value}: {elapsed:?}");
     }
 }
 

@@ -1,6 +1,8 @@
-//! Batches: completion order, bounded look-ahead, progress, deadline,
-//! cancellation, per-host rate and concurrency limits, the 429 host gate.
+//! Batches: completion order, bounded look-ahead, progress, callbacks on
+//! the calling thread, deadline, cancellation, per-host rate and
+//! concurrency limits, the 429 host gate.
 
+use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 use parfetch::{CancelToken, ErrorKind, Progress, Request};
 
 use crate::server::{Reply, TestServer};
+use crate::support::{scripted, wait_until, within};
 
 fn index_of(path: &str) -> usize {
     path.rsplit('/')
@@ -132,7 +135,10 @@ fn progress_adds_up_to_the_batch() {
         .batch(lazy())
         .on_progress(|progress| totals.push(progress.total))
         .for_each_bytes(|_, _| {});
-    assert!(totals.iter().all(Option::is_none), "{totals:?}");
+    assert!(
+        !totals.is_empty() && totals.iter().all(Option::is_none),
+        "{totals:?}"
+    );
     let mut totals = Vec::new();
     fetcher
         .batch(lazy())
@@ -143,20 +149,57 @@ fn progress_adds_up_to_the_batch() {
         !totals.is_empty() && totals.iter().all(|t| *t == Some(200)),
         "{totals:?}"
     );
+    // What `total` says, even when wrong (as documented), to the end; the
+    // exact length of an iterator that knows it, over what `total` said
+    // (from review 4 (issue 15)).
+    let lazy = urls.iter().take(3).filter(|_| true);
+    let mut last = None;
+    fetcher
+        .batch(lazy)
+        .total(10)
+        .on_progress(|p| last = Some(*p))
+        .for_each_bytes(|_, _| {});
+    let last = last.expect("a final report");
+    assert_eq!((last.done, last.total), (3, Some(10)));
+    let mut last = None;
+    fetcher
+        .batch(&urls[..3])
+        .total(10)
+        .on_progress(|p| last = Some(*p))
+        .for_each_bytes(|_, _| {});
+    let last = last.expect("a final report");
+    assert_eq!((last.done, last.total), (3, Some(3)));
 }
 
 #[test]
 fn a_panicking_callback_loses_no_results() {
-    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    // 50 requests of 20 ms or more, four at a time: the batch lasts more
+    // than 250 ms, so progress is reported more than once (every 100 ms,
+    // and at the end).
+    let server = TestServer::start(|_| {
+        Reply::Delay(Duration::from_millis(20), Box::new(Reply::json(200, "{}")))
+    });
     let fetcher = crate::quick().concurrency(4).build().unwrap();
     let urls: Vec<String> = (0..50).map(|i| server.url(&format!("/{i}"))).collect();
+    let mut reports = 0;
+    fetcher
+        .batch(&urls)
+        .on_progress(|_| reports += 1)
+        .for_each_bytes(|_, _| {});
+    assert!(reports >= 2, "{reports} progress reports");
 
-    // A progress callback that panics is dropped; the batch carries on.
+    // A progress callback that panics is dropped, never called again; the
+    // batch carries on.
+    let mut calls = 0;
     let results = fetcher
         .batch(&urls)
-        .on_progress(|_| panic!("progress bug"))
+        .on_progress(|_| {
+            calls += 1;
+            panic!("progress bug");
+        })
         .collect::<parfetch::Value>();
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 50);
+    assert_eq!(calls, 1, "the panicking progress callback was called again");
 
     // A result callback that panics still gets every other result, and the
     // panic comes back once the batch is over.
@@ -169,6 +212,53 @@ fn a_panicking_callback_loses_no_results() {
     }));
     assert!(outcome.is_err(), "the panic was resumed");
     assert_eq!(delivered, 50);
+}
+
+/// Callbacks run on the calling thread (they need not be `Send`): the
+/// result callback, the report callback and the progress callback, while
+/// the requests run on the fetcher's workers.
+#[test]
+fn callbacks_run_on_the_calling_thread() {
+    let server = TestServer::start(|_| {
+        Reply::Delay(Duration::from_millis(20), Box::new(Reply::json(200, "{}")))
+    });
+    let fetcher = crate::quick().concurrency(4).build().unwrap();
+    let urls: Vec<String> = (0..30).map(|i| server.url(&format!("/{i}"))).collect();
+    let caller = std::thread::current().id();
+    // Not Send: these callbacks could not run on another thread.
+    let threads = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = |callback: &'static str| {
+        let threads = std::rc::Rc::clone(&threads);
+        move || {
+            threads
+                .borrow_mut()
+                .push((callback, std::thread::current().id()));
+        }
+    };
+    let (on_result, on_progress) = (seen("for_each"), seen("on_progress"));
+    fetcher
+        .batch(&urls)
+        .on_progress(|_| on_progress())
+        .for_each_bytes(|_, result| {
+            assert!(result.is_ok(), "{result:?}");
+            on_result();
+        });
+    let on_report = seen("for_each_report");
+    fetcher
+        .batch(&urls)
+        .for_each_report::<parfetch::Value>(|_, report| {
+            assert!(report.result.is_ok(), "{:?}", report.result);
+            on_report();
+        });
+    let threads = threads.borrow();
+    let count = |name: &str| threads.iter().filter(|(n, _)| *n == name).count();
+    assert_eq!((count("for_each"), count("for_each_report")), (30, 30));
+    assert!(count("on_progress") >= 1);
+    let elsewhere: Vec<_> = threads.iter().filter(|(_, id)| *id != caller).collect();
+    assert!(
+        elsewhere.is_empty(),
+        "called on other threads: {elsewhere:?}"
+    );
 }
 
 #[test]
@@ -201,7 +291,7 @@ fn a_deadline_ends_a_batch_against_a_server_that_never_answers() {
 
 #[test]
 fn cancel_ends_a_batch_and_marks_every_unfinished_request() {
-    let server = TestServer::start(|_| Reply::Stall(Duration::from_secs(20)));
+    let server = Arc::new(TestServer::start(|_| Reply::Stall(Duration::from_secs(20))));
     let fetcher = crate::quick()
         .concurrency(4)
         .timeout(Duration::from_secs(1))
@@ -209,10 +299,14 @@ fn cancel_ends_a_batch_and_marks_every_unfinished_request() {
         .unwrap();
     let urls: Vec<String> = (0..40).map(|i| server.url(&format!("/{i}"))).collect();
     let token = CancelToken::new();
+    // Cancelled once the first round is in flight (all four workers'
+    // requests arrived), not at a guessed time.
     let canceller = {
-        let token = token.clone();
+        let (token, server) = (token.clone(), Arc::clone(&server));
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
+            wait_until(Duration::from_secs(30), "four requests in flight", || {
+                server.requests() >= 4
+            });
             token.cancel();
         })
     };
@@ -238,17 +332,23 @@ fn cancel_ends_a_batch_and_marks_every_unfinished_request() {
 
 #[test]
 fn a_cancel_cuts_a_retry_delay_short() {
-    let server = TestServer::start(|_| Reply::status(503));
+    let server = Arc::new(TestServer::start(|_| Reply::status(503)));
     let fetcher = crate::quick()
         .initial_backoff(Duration::from_secs(30))
         .max_backoff(Duration::from_secs(30))
         .build()
         .unwrap();
     let token = CancelToken::new();
+    // Cancelled once the first attempt has reached the server, and a
+    // second after (its empty 503 is read in microseconds): inside the
+    // 30 s delay, however slow the machine was to send it.
     let canceller = {
-        let token = token.clone();
+        let (token, server) = (token.clone(), Arc::clone(&server));
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
+            wait_until(Duration::from_secs(30), "the first attempt", || {
+                server.requests() >= 1
+            });
+            std::thread::sleep(Duration::from_secs(1));
             token.cancel();
         })
     };
@@ -428,4 +528,60 @@ fn reports_carry_the_request_status_attempts_and_time() {
         ]
     );
     assert!(reports.iter().all(|(_, r)| r.elapsed > Duration::ZERO));
+}
+
+// From review 1 (issue 12).
+/// Failed before the fix: a cancel does not stop a body read that is blocked in the socket:
+/// `Batch::cancel_token` says "waits and body reads stop", the README "after
+/// ... a cancel ... waits end at once"; `CancellableReader`
+/// (src/exchange.rs) checks the token only between reads, so a stalled body
+/// holds the request (and the CLI's Ctrl-C) for the whole attempt timeout.
+/// Here: timeout 20 s, cancel at 0.3 s, the batch ends only after ~20 s.
+/// Fix: while a batch has a cancel token, let `Timed::await_input`
+/// (src/agent.rs) wait in short slices (say 100 ms) and check the token (a
+/// thread-local set by the attempt) between them, or shut the socket down
+/// on cancel.
+#[test]
+fn cancel_during_a_stalled_body_ends_soon() {
+    let (stalled, stalls) = std::sync::mpsc::channel();
+    let stalled = Mutex::new(stalled);
+    let base = scripted(move |stream, _| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n[1,");
+        let _ = stalled.lock().unwrap().send(());
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    let fetcher = crate::quick()
+        .timeout(Duration::from_secs(20))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let token = CancelToken::new();
+    // Cancelled once the server has sent the start and stalls: the read
+    // that waits for the rest is blocked in the socket.
+    let canceller = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            stalls
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the server never answered");
+            token.cancel();
+            Instant::now()
+        })
+    };
+    let outcome = within(Duration::from_secs(40), move || {
+        let mut kinds = Vec::new();
+        fetcher
+            .batch([base + "/"])
+            .cancel_token(token)
+            .for_each_bytes(|_, result| kinds.push(result.map(|_| ()).map_err(|e| e.kind())));
+        kinds
+    });
+    let cancelled_at = canceller.join().unwrap();
+    let kinds = outcome.expect("the cancelled batch never ended");
+    let elapsed = cancelled_at.elapsed();
+    assert_eq!(kinds, [Err(ErrorKind::Cancelled)]);
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "ended {elapsed:?} after the cancel (timeout 20 s)"
+    );
 }

@@ -1,13 +1,18 @@
 //! Helpers the test modules share: raw scripted servers, a clock for hangs,
-//! and byte scans.
+//! waits for events, byte scans, servers that record what they were asked,
+//! and a per-thread capture of log lines.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use parfetch::{Fetcher, Request};
+
+use crate::server::{Reply, TestServer};
 
 /// A raw server: reads each request head (byte by byte) and then runs
 /// `script` on the connection, one thread per connection.
@@ -57,6 +62,17 @@ pub(crate) fn within<T: Send + 'static>(
         let _ = send.send(f());
     });
     receive.recv_timeout(limit).ok()
+}
+
+/// Waits until `ready` holds, looking every 10 ms; fails the test with
+/// `what` after `limit`. Tests wait for an event this way, never for a
+/// guessed time.
+pub(crate) fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The bytes of every file under `dir`, concatenated (for scanning a cache
@@ -178,5 +194,160 @@ pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bo
     while !done() {
         assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What each request asked: method, path and If-None-Match.
+pub(crate) type Recorded = Arc<Mutex<Vec<(String, String, Option<String>)>>>;
+
+/// A server answering `reply(n)` to the n-th request (0-based), recording
+/// what each asked.
+pub(crate) fn recording(
+    reply: impl Fn(usize, &crate::server::Request) -> Reply + Send + Sync + 'static,
+) -> (TestServer, Recorded) {
+    let asked: Recorded = Arc::default();
+    let server = TestServer::start({
+        let asked = Arc::clone(&asked);
+        move |request| {
+            let inm = request.header("if-none-match").map(str::to_owned);
+            let n = {
+                let mut asked = asked.lock().unwrap();
+                asked.push((request.method.clone(), request.path.clone(), inm));
+                asked.len() - 1
+            };
+            reply(n, request)
+        }
+    });
+    (server, asked)
+}
+
+/// A server whose every answer is `status` with `body` and `headers`.
+pub(crate) fn always(
+    status: u16,
+    body: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+) -> (TestServer, Recorded) {
+    recording(move |_, _| {
+        let mut reply = Reply::json(status, body);
+        for (name, value) in headers {
+            reply = reply.with_header(*name, *value);
+        }
+        reply
+    })
+}
+
+/// How many requests `asked` recorded.
+pub(crate) fn count(asked: &Recorded) -> usize {
+    asked.lock().unwrap().len()
+}
+
+/// A server answering each path of `table` with its reply (404 for others).
+pub(crate) fn serve(table: Vec<(&str, Reply)>) -> TestServer {
+    let table: Arc<HashMap<String, Reply>> = Arc::new(
+        table
+            .into_iter()
+            .map(|(path, reply)| (path.to_owned(), reply))
+            .collect(),
+    );
+    TestServer::start(move |request| {
+        table
+            .get(&request.path)
+            .cloned()
+            .unwrap_or_else(|| Reply::status(404))
+    })
+}
+
+/// A `status` response with `body` sent in `coding`.
+pub(crate) fn encoded(status: u16, coding: &str, body: Vec<u8>) -> Reply {
+    Reply::json(status, body).with_header("content-encoding", coding)
+}
+
+/// The log lines of one thread, recorded while a [`LogCapture`] of it lives.
+type Lines = Vec<(log::Level, String)>;
+
+thread_local! {
+    /// This thread's lines, while it captures them.
+    static CAPTURED: RefCell<Option<Lines>> = const { RefCell::new(None) };
+}
+
+/// How many captures are running: while none is, the log level is off and
+/// a log line costs the other tests nothing.
+static CAPTURES: Mutex<usize> = Mutex::new(0);
+
+/// Whether the calling thread captures its log lines.
+fn capturing() -> bool {
+    CAPTURED.with(|captured| captured.try_borrow().is_ok_and(|lines| lines.is_some()))
+}
+
+/// The binary's one logger: it records the lines of the threads that
+/// capture, as "target: message", and nothing of the others (so that
+/// ureq-proto's trace-level dump of every byte is not even formatted for
+/// them).
+struct PerThread;
+
+impl log::Log for PerThread {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        capturing()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !capturing() {
+            return;
+        }
+        // Formatted outside the borrow: formatting may log in turn.
+        let line = format!("{}: {}", record.target(), record.args());
+        CAPTURED.with(|captured| {
+            if let Ok(mut captured) = captured.try_borrow_mut() {
+                if let Some(lines) = captured.as_mut() {
+                    lines.push((record.level(), line));
+                }
+            }
+        });
+    }
+
+    fn flush(&self) {}
+}
+
+/// Records every log line the calling thread emits, at every level, until
+/// it is dropped. A fetch made on this thread (`get_bytes`, `get_json`)
+/// logs on it; a batch's workers do not.
+pub(crate) struct LogCapture {
+    /// A capture belongs to its thread.
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+impl LogCapture {
+    pub(crate) fn start() -> LogCapture {
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            static LOGGER: PerThread = PerThread;
+            log::set_logger(&LOGGER).expect("the test binary's only logger");
+        });
+        CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+        let mut captures = CAPTURES.lock().unwrap_or_else(PoisonError::into_inner);
+        *captures += 1;
+        log::set_max_level(log::LevelFilter::Trace);
+        LogCapture {
+            _thread: std::marker::PhantomData,
+        }
+    }
+
+    /// The lines recorded so far (on this capture's thread).
+    // A method, though the lines live in the thread: they are read while
+    // the capture lives.
+    #[allow(clippy::unused_self)]
+    pub(crate) fn lines(&self) -> Lines {
+        CAPTURED.with(|captured| captured.borrow().clone().unwrap_or_default())
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURED.with(|captured| *captured.borrow_mut() = None);
+        let mut captures = CAPTURES.lock().unwrap_or_else(PoisonError::into_inner);
+        *captures -= 1;
+        if *captures == 0 {
+            log::set_max_level(log::LevelFilter::Off);
+        }
     }
 }
