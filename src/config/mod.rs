@@ -727,6 +727,7 @@ impl FetcherBuilder {
                     fail_fast: self.breaker_fail_fast,
                 },
                 rate,
+                longest_pause: clock::capped(self.retry.max_retry_after),
             },
             cache,
             cookie_store: self.cookie_store,

@@ -159,6 +159,15 @@ impl Journey {
             let error = request.refused("its timeout is zero: no attempt could finish");
             return Attempted::Failed(error, None);
         }
+        // The request as sent: a request it cannot be made into ends here,
+        // saying why, before its host is looked for.
+        let settings = &engine.settings;
+        let needs = self.plan.as_ref().map(CachePlan::needs).unwrap_or_default();
+        let http =
+            match crate::transport::attempt::http_request(request, &settings.transport, needs) {
+                Ok(http) => http,
+                Err(error) => return Attempted::Failed(error, None),
+            };
         let host = if let Some(host) = &self.host {
             Arc::clone(host)
         } else {
@@ -205,13 +214,6 @@ impl Journey {
         if let Some(since) = self.held_since.take() {
             engine.record(scope, |stats| stats.gate_wait(since.elapsed()));
         }
-        let settings = &engine.settings;
-        let needs = self.plan.as_ref().map(CachePlan::needs).unwrap_or_default();
-        let http =
-            match crate::transport::attempt::http_request(request, &settings.transport, needs) {
-                Ok(http) => http,
-                Err(error) => return Attempted::Failed(error, None),
-            };
         // The attempt may not outlast the batch's deadline.
         let timeout = request
             .timeout_override()
@@ -290,7 +292,10 @@ impl Journey {
             HostVerdict::Overloaded if after_head && kind == ErrorKind::Network => Answer::Failed,
             HostVerdict::Answered => Answer::Answered { head: None },
             HostVerdict::Throttled => Answer::Throttled { retry_after: asked },
-            HostVerdict::Overloaded => Answer::Overloaded { retry_after: asked },
+            HostVerdict::Overloaded => Answer::Overloaded {
+                refused: status.is_some(),
+                retry_after: asked,
+            },
             HostVerdict::Failed => Answer::Failed,
             HostVerdict::Nothing => Answer::Nothing,
         };

@@ -379,8 +379,42 @@ mod tests {
         assert_eq!(fetcher.breaker_state(host), BreakerState::Open);
         assert_eq!(fetcher.breaker_state(&url), BreakerState::Open);
         assert_eq!(clock.sleeps(), secs(&[1, 1]));
-        // A new request waits its second of patience and ends unsent,
-        // saying what opened the breaker.
+        // A new request waits for the next probe, and goes as it (fails:
+        // open 2 s now), its retry waits for the next and goes as that (a
+        // retry failing as the probe leaves the opening as it was): its own
+        // 503, again.
+        let third = fetcher.get_bytes(&url).unwrap_err();
+        assert_eq!((third.status(), third.attempts()), (Some(503), 2));
+        assert_eq!(clock.sleeps(), secs(&[1, 1, 1, 1, 1]));
+        let stats = fetcher.stats();
+        assert_eq!(stats.failures_of(ErrorKind::CircuitOpen), 0);
+        assert_eq!(stats.hosts.len(), 1);
+        assert_eq!(stats.hosts[0].breaker, BreakerState::Open);
+        assert_eq!(stats.hosts[0].breaker_opened, 4);
+        fetcher.reset_breakers();
+        assert_eq!(fetcher.breaker_state(host), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_host_down_refuses_requests_unsent_saying_why() {
+        let clock = Arc::new(ManualClock::default());
+        let url = server(UNAVAILABLE);
+        // The longest opening is the first: its probe failing says "down".
+        let fetcher = builder(&clock)
+            .max_retries(0)
+            .breaker_threshold(2)
+            .breaker_open_time(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            let error = fetcher.get_bytes(&url).unwrap_err();
+            assert_eq!((error.status(), error.attempts()), (Some(503), 1));
+        }
+        assert_eq!(
+            clock.sleeps(),
+            [Duration::from_secs(1)],
+            "the third waited for the probe"
+        );
         let unsent = fetcher.get_bytes(&url).unwrap_err();
         assert_eq!(
             (unsent.kind(), unsent.attempts()),
@@ -392,14 +426,8 @@ mod tests {
                 && message.ends_with("; nothing was sent"),
             "{message}"
         );
-        assert_eq!(clock.sleeps(), secs(&[1, 1, 1]));
-        let stats = fetcher.stats();
-        assert_eq!(stats.failures_of(ErrorKind::CircuitOpen), 1);
-        assert_eq!(stats.hosts.len(), 1);
-        assert_eq!(stats.hosts[0].breaker, BreakerState::Open);
-        assert_eq!(stats.hosts[0].breaker_opened, 2);
-        fetcher.reset_breakers();
-        assert_eq!(fetcher.breaker_state(host), BreakerState::Closed);
+        assert_eq!(clock.sleeps().len(), 1, "refused at once");
+        assert_eq!(fetcher.stats().failures_of(ErrorKind::CircuitOpen), 1);
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub(crate) struct RetryPolicy {
     pub(crate) jitter: Duration,
 }
 
+/// The least a request waits for its host's breaker: time for the first
+/// probe (1 s after it opens) and one more.
+pub(crate) const LEAST_PATIENCE: Duration = Duration::from_secs(3);
+
 /// What to do after a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Decision {
@@ -88,8 +92,14 @@ impl RetryPolicy {
     /// How long a request that has made `attempts` attempts may still wait
     /// for its host to come back: what its remaining retries would take,
     /// their backoff delays and jitter (10 s with the defaults, for a
-    /// request yet to be sent).
+    /// request yet to be sent), and at least [`LEAST_PATIENCE`], so that a
+    /// request with short or no retries still sees a probe or two.
     pub(crate) fn patience(&self, attempts: u32) -> Duration {
+        self.remaining_schedule(attempts).max(LEAST_PATIENCE)
+    }
+
+    /// What the retries left after `attempts` attempts would take.
+    fn remaining_schedule(&self, attempts: u32) -> Duration {
         let done = attempts.saturating_sub(1);
         let mut total = Duration::ZERO;
         let mut delay = self.initial_delay;
@@ -411,7 +421,13 @@ mod tests {
         );
         assert_eq!(policy.patience(1), Duration::from_secs(10));
         assert_eq!(policy.patience(2), Duration::from_secs(8), "2+4 and jitter");
-        assert_eq!(policy.patience(4), Duration::ZERO);
+        assert_eq!(policy.patience(4), LEAST_PATIENCE, "no retries left");
+        let quick = RetryPolicy {
+            initial_delay: Duration::from_millis(1),
+            jitter: Duration::ZERO,
+            ..policy.clone()
+        };
+        assert_eq!(quick.patience(0), LEAST_PATIENCE);
         let huge = RetryPolicy {
             max_retries: u32::MAX,
             multiplier: 1e300,

@@ -1,6 +1,7 @@
 //! The circuit breaker's full cycle, with real time (its states waited
 //! for, never slept for), and what counts against it. (Its exact
-//! transitions: the unit tests in src/breaker.rs, on a manual clock.)
+//! transitions: the unit tests in src/policy/host/breaker.rs and
+//! src/engine/mod.rs, on a manual clock.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,6 +32,7 @@ fn breaker_opens_fails_fast_probes_and_closes() {
         .max_retries(0)
         .breaker_threshold(5)
         .breaker_open_time(Duration::from_secs(2))
+        .breaker_fail_fast(true)
         .build()
         .unwrap();
     let url = server.url("/x");
@@ -75,6 +77,38 @@ fn breaker_opens_fails_fast_probes_and_closes() {
     assert_eq!(fetcher.breaker_state(&host), BreakerState::Closed);
     fetcher.get_bytes(&url).unwrap();
     assert_eq!(server.requests(), 8);
+}
+
+/// By default, an open breaker holds a request for the probe instead of
+/// failing it: a host that comes back within the request's patience (3 s
+/// here: its retries are quick) costs it time, not its result.
+#[test]
+fn an_open_breaker_holds_requests_for_the_probe() {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let server = TestServer::start({
+        let healthy = Arc::clone(&healthy);
+        move |_| {
+            if healthy.load(Ordering::SeqCst) {
+                Reply::json(200, "{}")
+            } else {
+                Reply::status(503)
+            }
+        }
+    });
+    let fetcher = crate::quick().max_retries(0).build().unwrap();
+    let (url, host) = (server.url("/x"), server.host());
+    for _ in 0..5 {
+        let error = fetcher.get_bytes(&url).unwrap_err();
+        assert_eq!((error.status(), error.attempts()), (Some(503), 1));
+    }
+    assert_eq!(fetcher.breaker_state(&host), BreakerState::Open);
+    // The host is back; the breaker does not know yet. The request waits
+    // for the open second to pass, goes as the probe, and succeeds.
+    healthy.store(true, Ordering::SeqCst);
+    assert_eq!(fetcher.get_bytes(&url).unwrap(), b"{}");
+    assert_eq!(fetcher.breaker_state(&host), BreakerState::Closed);
+    assert_eq!(server.requests(), 6);
+    assert_eq!(fetcher.stats().failures_of(ErrorKind::CircuitOpen), 0);
 }
 
 /// A pooled connection the server closed while idle is resent at once on a

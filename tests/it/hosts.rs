@@ -14,9 +14,12 @@ use crate::server::{Reply, TestServer};
 #[test]
 fn a_breaker_is_found_by_url_or_by_host() {
     let server = TestServer::start(|_| Reply::status(503));
+    // Open for its first second (the checks below take milliseconds), and
+    // failing fast: a request to it ends at once.
     let fetcher = crate::quick()
         .max_retries(0)
         .breaker_threshold(1)
+        .breaker_fail_fast(true)
         .build()
         .unwrap();
     let error = fetcher.get_bytes(server.url("/a")).unwrap_err();
@@ -98,6 +101,7 @@ fn the_breaker_is_keyed_by_origin_not_spelling() {
         .max_retries(0)
         .breaker_threshold(1)
         .breaker_open_time(Duration::from_secs(3600))
+        .breaker_fail_fast(true)
         .build()
         .unwrap();
     let lower = server.url("/x").replace("127.0.0.1", "localhost");
@@ -178,6 +182,7 @@ fn a_record_is_not_evicted_under_an_attempt_in_flight() {
         .max_retries(0)
         .breaker_threshold(2)
         .breaker_open_time(Duration::from_secs(600))
+        .breaker_fail_fast(true)
         .timeout(Duration::from_secs(60))
         .concurrency(4)
         .build()

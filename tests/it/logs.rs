@@ -30,9 +30,17 @@ fn retries_and_breaker_changes_are_logged_without_secrets() {
     let url = server
         .url("/private.json")
         .replace("http://", "http://QSECRETUSER:PASSWORD@");
-    let error = fetcher
-        .get_bytes(parfetch::Request::get(url).header("cookie", "session=SECRET-COOKIE"))
-        .unwrap_err();
+    let request = parfetch::Request::get(url).header("cookie", "session=SECRET-COOKIE");
+    let error = fetcher.get_bytes(request.clone()).unwrap_err();
+    assert_eq!(
+        (error.status(), error.attempts()),
+        (Some(503), 2),
+        "{error}"
+    );
+    // A second request failing in a row opens the breaker (a request's
+    // retries count once); its retry waits for the open second, goes as
+    // the probe, and fails too: its own 503.
+    let error = fetcher.get_bytes(request).unwrap_err();
     assert_eq!(
         (error.status(), error.attempts()),
         (Some(503), 2),

@@ -117,19 +117,18 @@ fn retry_after_http_date_is_honoured() {
     );
 }
 
-/// A server asking for more than max_backoff is not retried early (that
-/// would be wasted, and rude): the request ends at once, retries left or
-/// not, and the error says how long it asked for, however it said so
+/// A server asking for more than max_retry_after is not retried early
+/// (that would be wasted, and rude): the request ends at once, retries left
+/// or not, and the error says how long it asked for, however it said so
 /// (seconds, `u64::MAX` seconds, an HTTP date in year 9999: no panic).
 /// The rows of review 1 (issue 12) are in the same table.
 #[test]
-fn retry_after_past_max_backoff_ends_the_request_at_once() {
+fn retry_after_past_max_retry_after_ends_the_request_at_once() {
     const FAR: &str = "Fri, 31 Dec 9999 23:59:59 GMT";
     let far = httpdate::parse_http_date(FAR).unwrap();
     let fetcher = crate::quick()
         .max_retries(5)
-        .max_backoff(Duration::from_secs(2))
-        .breaker_threshold(0)
+        .max_retry_after(Duration::from_secs(2))
         .build()
         .unwrap();
     for (status, value) in [

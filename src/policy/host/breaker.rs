@@ -162,13 +162,15 @@ impl Breaker {
         true
     }
 
-    /// The host failed (5xx, timeout, network error) at `now`; `failing`
-    /// when at least half of its recent answers failed; `describe` says
-    /// how, in words, if this opens the breaker.
+    /// The host failed (5xx, timeout, network error) at `now`, for a
+    /// request's first attempt if `fresh` (else a retry of a URL that failed
+    /// before); `failing` when at least half of its recent requests failed;
+    /// `describe` says how, in words, if this opens the breaker.
     pub(crate) fn failed(
         &self,
         settings: &BreakerSettings,
         probe: bool,
+        fresh: bool,
         failing: bool,
         now: Duration,
         describe: impl FnOnce() -> String,
@@ -181,13 +183,19 @@ impl Breaker {
             .fetch_add(1, Ordering::Relaxed)
             .saturating_add(1);
         if probe {
-            // Open again, for twice as long; a failure at the longest open
-            // time says the host is down.
+            // Open again. A probe that was a retry of a URL that failed
+            // already says little of the host: as long again. A fresh one's
+            // failure: twice as long, and at the longest open time, the host
+            // is down.
             let was = self.open_for(settings);
-            if was >= settings.longest {
-                self.down.store(true, Ordering::Release);
-            }
-            let open_for = was.saturating_mul(2).min(settings.longest);
+            let open_for = if fresh {
+                if was >= settings.longest {
+                    self.down.store(true, Ordering::Release);
+                }
+                was.saturating_mul(2).min(settings.longest)
+            } else {
+                was
+            };
             self.open(HALF_OPEN | PROBING, now, open_for);
             return Failed::Opened;
         }
@@ -328,7 +336,7 @@ mod tests {
                         breaker.succeeded(probe);
                     } else {
                         let describe = || "503 Service Unavailable".into();
-                        breaker.failed(&settings, probe, true, now, describe);
+                        breaker.failed(&settings, probe, true, true, now, describe);
                     }
                 }
                 Says(verdict) => assert_eq!(breaker.admit(&settings, now), verdict, "step {i}"),
@@ -437,6 +445,22 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_that_fails_as_the_probe_does_not_lengthen_the_opening() {
+        let breaker = run(WAITING, &[Fail, Fail, Fail, After(1)]);
+        let now = Duration::from_secs(1001);
+        assert_eq!(breaker.admit(&WAITING, now), Verdict::Pass { probe: true });
+        let retry = breaker.failed(&WAITING, true, false, true, now, String::new);
+        assert_eq!(retry, Failed::Opened);
+        assert_eq!(
+            breaker.admit(&WAITING, now),
+            Verdict::Wait {
+                until: Some(Duration::from_secs(1002))
+            },
+            "open 1 s again, not 2"
+        );
+    }
+
+    #[test]
     fn a_probe_failing_at_the_longest_open_time_takes_the_host_as_down() {
         let settings = BreakerSettings {
             threshold: 1,
@@ -470,12 +494,12 @@ mod tests {
         let breaker = Breaker::default();
         let now = Duration::ZERO;
         for _ in 0..10 {
-            let opened = breaker.failed(&WAITING, false, false, now, String::new);
+            let opened = breaker.failed(&WAITING, false, true, false, now, String::new);
             assert_eq!(opened, Failed::Counted);
         }
         assert_eq!(breaker.state(now), BreakerState::Closed);
         // Once its recent answers are mostly failures, it opens.
-        let opened = breaker.failed(&WAITING, false, true, now, String::new);
+        let opened = breaker.failed(&WAITING, false, true, true, now, String::new);
         assert_eq!(opened, Failed::Opened);
     }
 
@@ -505,10 +529,10 @@ mod tests {
         let breaker = Breaker::default();
         let now = Duration::from_secs(5);
         assert!(breaker.is_settled(now));
-        breaker.failed(&WAITING, false, true, now, String::new);
+        breaker.failed(&WAITING, false, true, true, now, String::new);
         assert!(!breaker.is_settled(now), "a failure to remember");
-        breaker.failed(&WAITING, false, true, now, String::new);
-        breaker.failed(&WAITING, false, true, now, String::new);
+        breaker.failed(&WAITING, false, true, true, now, String::new);
+        breaker.failed(&WAITING, false, true, true, now, String::new);
         assert!(!breaker.is_settled(now), "open");
         assert!(breaker.is_settled(now + SHORTEST), "open long enough");
     }

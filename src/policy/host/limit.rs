@@ -19,11 +19,14 @@
 //!   and Vector use: gentle, so the limit hovers near what the host takes
 //!   rather than halving below it), at most once per round trip: an
 //!   answer to a request sent before the last decrease is old news.
-//! - **What is still out.** A push-back also brings the limit down to the
-//!   requests still in flight: when 48 of 64 requests come back `429` at
-//!   once, the 16 still out are what the host is taking, and the limit is
-//!   16 after the last of the 48, not 0.9 × 64. This is what makes a
-//!   limit set four times too high cost one round trip, not a dozen.
+//! - **What is still out.** A refusal (429, 503) of a request sent before
+//!   the last decrease, in the wave that caused it, brings the limit down to
+//!   the requests still in flight: when 48 of 64 requests come back `429`
+//!   at once, the 16 still out are what the host is taking, and the limit
+//!   is 16 after the last of the 48, not 0.9 × 64. This is what makes a
+//!   limit set four times too high cost one round trip, not a dozen. (A
+//!   timeout or a reset says nothing of how many the host takes: those
+//!   decrease by the factor only, once per round trip.)
 //! - **Latency.** A server that queues instead of refusing answers later as
 //!   more is asked of it. Each round trip's mean time to the response head
 //!   is compared with the host's unloaded time (the least seen over the
@@ -196,14 +199,18 @@ impl Controller {
         false
     }
 
-    /// The host pushed back on a request `sent` so (429, 503, a timeout, a
-    /// refused connection); `in_flight` requests are still out.
-    pub(crate) fn pushed_back(&mut self, sent: Sent, in_flight: u32) {
+    /// The host pushed back on a request `sent` so: `refused` it outright
+    /// (429, 503), or timed out, reset or refused the connection;
+    /// `in_flight` requests are still out.
+    pub(crate) fn pushed_back(&mut self, sent: Sent, refused: bool, in_flight: u32) {
         if sent.epoch == self.epoch {
             self.decrease();
+        } else if refused {
+            // Refused in the same wave as a refusal that has decreased the
+            // limit already: the requests still out are what the host takes.
+            self.limit = self.limit.min(f64::from(in_flight.max(1)));
+            self.settle();
         }
-        self.limit = self.limit.min(f64::from(in_flight.max(1)));
-        self.settle();
     }
 
     /// The host is down (its breaker opened): one request at a time when it
@@ -335,7 +342,7 @@ mod tests {
         let mut c = fixed(64);
         let sent = c.sent(64);
         for refused in 1..=48 {
-            c.pushed_back(sent, 64 - refused);
+            c.pushed_back(sent, true, 64 - refused);
         }
         assert_eq!(c.limit(), 16);
         assert_eq!(c.range(), (16, 64));
@@ -345,19 +352,28 @@ mod tests {
     fn one_decrease_per_round_trip() {
         let mut c = fixed(100);
         let sent = c.sent(10);
-        c.pushed_back(sent, 100);
-        c.pushed_back(sent, 100);
-        assert_eq!(c.limit(), 90, "the second answer of the round was old news");
+        c.pushed_back(sent, false, 5);
+        c.pushed_back(sent, false, 5);
+        assert_eq!(
+            c.limit(),
+            90,
+            "the second timeout of the round was old news"
+        );
         let later = c.sent(10);
-        c.pushed_back(later, 100);
-        assert_eq!(c.limit(), 81);
+        c.pushed_back(later, false, 5);
+        assert_eq!(
+            c.limit(),
+            81,
+            "a timeout does not bring it down to what is out"
+        );
     }
 
     #[test]
     fn after_a_fall_growth_is_fast_to_the_decrease_then_one_per_round_trip() {
         let mut c = fixed(64);
-        let sent = c.sent(20);
-        c.pushed_back(sent, 19);
+        let first = c.sent(20);
+        c.pushed_back(first, true, 40);
+        c.pushed_back(first, true, 19);
         assert_eq!(c.limit(), 19, "what was still out");
         let mut limits = Vec::new();
         for _ in 0..4 {
@@ -439,8 +455,15 @@ mod tests {
 
     #[derive(Clone, Debug)]
     enum Event {
-        Answered { in_flight: u32, head_ms: u64 },
-        PushedBack { in_flight: u32, old: bool },
+        Answered {
+            in_flight: u32,
+            head_ms: u64,
+        },
+        PushedBack {
+            in_flight: u32,
+            old: bool,
+            refused: bool,
+        },
         Restart,
     }
 
@@ -448,8 +471,13 @@ mod tests {
         prop_oneof![
             (0..300u32, 0..5_000u64)
                 .prop_map(|(in_flight, head_ms)| Event::Answered { in_flight, head_ms }),
-            (0..300u32, any::<bool>())
-                .prop_map(|(in_flight, old)| Event::PushedBack { in_flight, old }),
+            (0..300u32, any::<bool>(), any::<bool>()).prop_map(|(in_flight, old, refused)| {
+                Event::PushedBack {
+                    in_flight,
+                    old,
+                    refused,
+                }
+            }),
             Just(Event::Restart),
         ]
     }
@@ -472,9 +500,9 @@ mod tests {
                         let sent = c.sent(in_flight);
                         c.answered(sent, Some(ms(head_ms)), now);
                     }
-                    Event::PushedBack { in_flight, old: is_old } => {
+                    Event::PushedBack { in_flight, old: is_old, refused } => {
                         let sent = if is_old { old } else { c.sent(in_flight) };
-                        c.pushed_back(sent, in_flight);
+                        c.pushed_back(sent, refused, in_flight);
                     }
                     Event::Restart => c.restart(),
                 }

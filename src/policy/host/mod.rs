@@ -7,7 +7,9 @@
 //! the rules the [`Governor`] applies before and after every attempt:
 //!
 //! - **A limit on requests in flight** that moves with what the host says
-//!   (`limit.rs`): down on push-back, up while answers are good.
+//!   (`limit.rs`): down on push-back (429, 503 and 504 always; timeouts and
+//!   refused or reset connections during an outage), up while answers are
+//!   good.
 //! - **A pause** when the host asked for one: a Retry-After that meant the
 //!   whole host (below).
 //! - **A circuit breaker** (`breaker.rs`): a host that keeps failing gets
@@ -25,8 +27,8 @@
 //!
 //! **Which Retry-After means the host.** A 429 or 503 with Retry-After is
 //! always the request's wait (it is retried no sooner). It pauses the whole
-//! host only when the host refuses even one request at a time: the limit
-//! is at 1 when it comes. A server at its capacity refuses the requests
+//! host only when the host refuses even one request at a time: the request
+//! was the only one in flight to it, or the limit is at 1 when it comes. A server at its capacity refuses the requests
 //! beyond it while it serves the others; pausing the host then would stop
 //! those too, and the requests released together when the pause ends
 //! would overflow it again (measured: a 429 with `Retry-After: 1` per
@@ -71,6 +73,9 @@ pub(crate) struct GovernorSettings {
     pub(crate) limit: LimitSettings,
     pub(crate) breaker: BreakerSettings,
     pub(crate) rate: Option<RateSettings>,
+    /// The longest pause a host may ask for (`max_retry_after`): a request
+    /// is sent after that, and the host may say "later" again.
+    pub(crate) longest_pause: Duration,
 }
 
 /// The governor: the rules, and the clock they read.
@@ -187,9 +192,12 @@ pub(crate) enum Answer {
     Answered { head: Option<Duration> },
     /// It said "too many" (429): back off, but it is well.
     Throttled { retry_after: Option<Duration> },
-    /// It is overloaded: 503, 504, a timeout, a refused or reset
-    /// connection. Back off; a failure for its breaker.
-    Overloaded { retry_after: Option<Duration> },
+    /// It is overloaded: 503, 504 (`refused`: it said so), a timeout, a
+    /// refused or reset connection. Back off; a failure for its breaker.
+    Overloaded {
+        refused: bool,
+        retry_after: Option<Duration>,
+    },
     /// It failed otherwise (500, 502, ...): a failure for its breaker.
     Failed,
     /// Nothing about the host (a TLS or request error, a cancelled read).
@@ -452,12 +460,23 @@ impl Permit {
             Answer::Throttled { retry_after } => {
                 host.breaker.succeeded(self.probe);
                 control.figures.throttled += 1;
-                control.limit.pushed_back(self.sent, still_out);
+                control.limit.pushed_back(self.sent, true, still_out);
                 retry_after
             }
-            Answer::Overloaded { retry_after } => {
-                control.figures.overloaded += 1;
-                control.limit.pushed_back(self.sent, still_out);
+            Answer::Overloaded {
+                refused,
+                retry_after,
+            } => {
+                // A host that says it is overloaded (503, 504) is believed; a
+                // timeout or a reset only in an outage: a host that serves
+                // most requests well while some URLs time out is not asked
+                // for too much, and cutting its limit would only slow the
+                // rest (AIMD's old trouble with losses that are not
+                // congestion).
+                if refused || control.health.is_failing() {
+                    control.figures.overloaded += 1;
+                    control.limit.pushed_back(self.sent, refused, still_out);
+                }
                 self.failed(governor, &mut control, now, describe);
                 retry_after
             }
@@ -473,8 +492,9 @@ impl Permit {
             }
         };
         // Refused even one at a time: the Retry-After meant the host.
-        if let Some(wait) = retry_after {
-            if control.limit.limit() == 1 && host.pause(now, wait) {
+        if let Some(wait) = retry_after.map(|wait| wait.min(governor.settings.longest_pause)) {
+            let alone = self.sent.in_flight <= 1 || control.limit.limit() == 1;
+            if alone && host.pause(now, wait) {
                 control.figures.pauses += 1;
                 log::warn!(
                     "{} asked for a pause: requests to it wait {wait:?}",
@@ -504,7 +524,7 @@ impl Permit {
         if let breaker::Failed::Opened = self
             .host
             .breaker
-            .failed(settings, self.probe, failing, now, describe)
+            .failed(settings, self.probe, self.first, failing, now, describe)
         {
             control.figures.breaker_opened += 1;
             control.limit.restart();

@@ -75,6 +75,7 @@ impl Hosts {
                 fail_fast: false,
             },
             rate: None,
+            longest_pause: Duration::from_secs(300),
         };
         let clock = crate::clock::SystemClock::shared();
         Hosts::new(Arc::new(Governor::new(settings, clock)))
@@ -169,6 +170,7 @@ mod tests {
                 fail_fast: false,
             },
             rate: None,
+            longest_pause: Duration::from_secs(600),
         };
         Arc::new(Governor::new(settings, clock.clone()))
     }
