@@ -65,6 +65,7 @@ fn main() -> Result<()> {
         }
         Some("large") => large(),
         Some("latency") => latency(usize::try_from(arg(1, 2000))?),
+        Some("latency-auto") => latency_auto(usize::try_from(arg(1, 2000))?),
         Some("memory") => memory(usize::try_from(arg(1, 256))?),
         Some("memory-client") => memory_client(&args[1], usize::try_from(arg(2, 256))?),
         Some("stream") => stream(),
@@ -502,6 +503,67 @@ fn latency(n: usize) -> Result<()> {
         bytes / 3200.0 * 100.0,
         parsed / 3200.0 * 100.0
     );
+    Ok(())
+}
+
+/// `perf latency`'s workload at fixed concurrencies and with adaptive
+/// concurrency (up to 256), medians of 5 interleaved rounds: does `-c
+/// auto` find what the best fixed number gets? (`PERF_ROUNDS=n` for more
+/// or fewer rounds, `PERF_ONLY=128` for one fixed number alone.)
+fn latency_auto(n: usize) -> Result<()> {
+    println!(
+        "{n} GETs with 20 ms server latency, fixed concurrencies and adaptive (medians of 5):"
+    );
+    let configs: [(&str, Option<usize>); 5] = [
+        ("-c 32", Some(32)),
+        ("-c 64", Some(64)),
+        ("-c 128", Some(128)),
+        ("-c 256", Some(256)),
+        ("-c auto (up to 256)", None),
+    ];
+    let rounds = std::env::var("PERF_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let only: Option<usize> = std::env::var("PERF_ONLY").ok().and_then(|c| c.parse().ok());
+    let configs: Vec<(&str, Option<usize>)> = configs
+        .into_iter()
+        .filter(|(_, c)| only.is_none() || *c == only)
+        .collect();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    for _ in 0..rounds {
+        for (i, (label, concurrency)) in configs.iter().enumerate() {
+            let builder = parfetch::Fetcher::builder();
+            let fetcher = match concurrency {
+                Some(c) => builder.concurrency(*c),
+                None => builder.concurrency(256).adaptive_concurrency(true),
+            }
+            .build()?;
+            let rate = measure(label, 2048, 20, n, move |urls| {
+                fetcher
+                    .fetch_many::<parfetch::Value>(urls)
+                    .iter()
+                    .filter(|r| r.is_ok())
+                    .count()
+            })?;
+            rates[i].push(rate);
+        }
+    }
+    let medians: Vec<f64> = rates
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
+        .collect();
+    let fixed = configs.iter().filter(|(_, c)| c.is_some()).count();
+    let best = medians[..fixed].iter().copied().fold(0.0, f64::max);
+    for ((label, _), rate) in configs.iter().zip(&medians) {
+        println!(
+            "  {label:<22} {rate:>9.0} req/s  {:>5.2}x the best fixed",
+            rate / best
+        );
+    }
     Ok(())
 }
 

@@ -135,7 +135,7 @@ impl FetcherBuilder {
         self
     }
 
-    /// Starts each host at a few requests in flight (8) and lets its limit
+    /// Starts each host at a few requests in flight (32) and lets its limit
     /// find what the host takes, up to the [`concurrency`](Self::concurrency),
     /// which is then a ceiling: growing while answers are good (doubling
     /// each round trip at first, then one more per round trip), falling

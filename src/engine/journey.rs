@@ -203,8 +203,11 @@ impl Journey {
                     let cause = crate::policy::host::Governor::breaker_cause(&host);
                     return Attempted::Failed(self.held_back(&host, cause), None);
                 }
-                let until = until.map_or(patience, |until| until.min(patience));
-                return Attempted::Wait { until: Some(until) };
+                // Until the open time is over (or the patience), or, while
+                // the probe is out, until a request to the host comes back.
+                return Attempted::Wait {
+                    until: until.map(|until| until.min(patience)),
+                };
             }
             Admission::Refuse { cause } => {
                 return Attempted::Failed(self.held_back(&host, cause), None);

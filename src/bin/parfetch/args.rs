@@ -24,9 +24,12 @@ pub(crate) struct Args {
     #[arg(short = 'i', long = "input", value_name = "FILE")]
     pub(crate) input: Option<PathBuf>,
 
-    /// Requests in flight at once [default: 20, or PARFETCH_CONCURRENCY]
-    #[arg(short = 'c', long, value_name = "N")]
-    pub(crate) concurrency: Option<usize>,
+    /// Requests in flight at once, or `auto`: each host's limit starts at 32
+    /// and finds what the host takes, up to 256 [default: 20, or
+    /// PARFETCH_CONCURRENCY]. Either way a host that pushes back (429, 503,
+    /// timeouts) gets fewer, and more again gradually.
+    #[arg(short = 'c', long, value_name = "N|auto", value_parser = concurrency)]
+    pub(crate) concurrency: Option<Concurrency>,
 
     /// How long one attempt may take: 30, 2.5, 500ms, 1.5s, 2m [default:
     /// 30s, or PARFETCH_TIMEOUT]
@@ -167,6 +170,30 @@ pub(crate) struct Args {
     pub(crate) danger_accept_invalid_certs: bool,
 }
 
+/// How many requests may be in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Concurrency {
+    /// This many, at most, per host too.
+    Fixed(usize),
+    /// Each host's limit found from its answers, up to [`AUTO_CEILING`].
+    Auto,
+}
+
+/// The most requests in flight with `-c auto`: a ceiling, not a target.
+pub(crate) const AUTO_CEILING: usize = 256;
+
+fn concurrency(text: &str) -> Result<Concurrency, String> {
+    if text.trim().eq_ignore_ascii_case("auto") {
+        return Ok(Concurrency::Auto);
+    }
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Concurrency::Fixed(n)),
+        _ => Err(format!(
+            "{text:?} is not a number of requests above zero, nor `auto`"
+        )),
+    }
+}
+
 /// A duration, as `PARFETCH_TIMEOUT` takes it (one parser for both).
 fn duration(text: &str) -> Result<Duration, String> {
     parfetch::parse_duration(text)
@@ -187,6 +214,15 @@ pub(crate) fn header(text: &str) -> Result<(&str, &str), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrencies() {
+        assert_eq!(concurrency("32"), Ok(Concurrency::Fixed(32)));
+        assert_eq!(concurrency("auto"), Ok(Concurrency::Auto));
+        assert_eq!(concurrency("AUTO"), Ok(Concurrency::Auto));
+        assert!(concurrency("0").is_err());
+        assert!(concurrency("lots").is_err());
+    }
 
     #[test]
     fn headers_and_seconds() {

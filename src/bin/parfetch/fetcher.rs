@@ -16,8 +16,14 @@ use crate::args::{self, Args};
 /// library refuses (a bad `PARFETCH_*` variable among them, named).
 pub(crate) fn build(args: &Args) -> Result<Fetcher, String> {
     let mut builder = Fetcher::builder().from_env();
-    if let Some(concurrency) = args.concurrency {
-        builder = builder.concurrency(concurrency);
+    match args.concurrency {
+        Some(args::Concurrency::Fixed(concurrency)) => builder = builder.concurrency(concurrency),
+        Some(args::Concurrency::Auto) => {
+            builder = builder
+                .concurrency(args::AUTO_CEILING)
+                .adaptive_concurrency(true);
+        }
+        None => {}
     }
     if let Some(timeout) = args.timeout {
         builder = builder.timeout(timeout);

@@ -83,9 +83,32 @@ pub(crate) struct Figures {
     /// The share of attempts on a pooled connection, 0 to 1.
     connection_reuse: f64,
     latency_ms: LatencyMs,
+    /// The hosts that pushed back (429, 503, timeouts...) or whose breaker
+    /// opened, with their limit and what they did.
+    hosts: Vec<HostFigures>,
     interrupted: bool,
     #[serde(skip)]
     resumed: Option<PathBuf>,
+}
+
+/// A host that pushed back, as the summary shows it.
+#[derive(Serialize)]
+struct HostFigures {
+    host: String,
+    /// Requests it may have in flight at the end, and the least and most
+    /// it had during the run.
+    limit: u32,
+    lowest_limit: u32,
+    highest_limit: u32,
+    /// Its 429 answers.
+    throttled: u64,
+    /// Its other push-backs: 503, 504, timeouts, refused connections.
+    overloaded: u64,
+    pauses: u64,
+    breaker_opened: u64,
+    retries_refused: u64,
+    /// `Closed`, `Open` or `HalfOpen`.
+    breaker: String,
 }
 
 #[derive(Serialize)]
@@ -143,6 +166,22 @@ impl Summary {
                 p99: ms(latency.p99),
                 max: ms(latency.max),
             },
+            hosts: fetcher
+                .hosts
+                .iter()
+                .map(|host| HostFigures {
+                    host: host.host.clone(),
+                    limit: host.limit,
+                    lowest_limit: host.lowest_limit,
+                    highest_limit: host.highest_limit,
+                    throttled: host.throttled,
+                    overloaded: host.overloaded,
+                    pauses: host.pauses,
+                    breaker_opened: host.breaker_opened,
+                    retries_refused: host.retries_refused,
+                    breaker: format!("{:?}", host.breaker),
+                })
+                .collect(),
             interrupted,
             resumed: part.resumed,
         }
@@ -234,6 +273,34 @@ impl Figures {
             self.connections_opened,
             self.connection_reuse * 100.0,
         );
+        // The hosts that pushed back: `api.example:443: limit 16 (37 × 429)`.
+        for host in &self.hosts {
+            let mut did = Vec::new();
+            for (n, what) in [
+                (host.throttled, "429"),
+                (host.overloaded, "overloaded"),
+                (host.pauses, "paused"),
+                (host.breaker_opened, "breaker opened"),
+                (host.retries_refused, "retries refused"),
+            ] {
+                if n > 0 {
+                    did.push(format!("{n} × {what}"));
+                }
+            }
+            let _ = write!(
+                text,
+                "\n  {}: limit {} (lowest {}; {})",
+                host.host
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://"),
+                host.limit,
+                host.lowest_limit,
+                did.join(", ")
+            );
+            if host.breaker != "Closed" {
+                let _ = write!(text, ", breaker {}", host.breaker);
+            }
+        }
         text
     }
 }

@@ -13,8 +13,9 @@
 //! - **Additive increase.** While answers are good and the limit is in use,
 //!   it grows by one per round trip (`1/limit` per answer). Below the
 //!   *threshold* it grows by one per answer instead, doubling each round
-//!   trip (TCP's slow start): a host with room is found fast, and after a
-//!   fall the limit climbs back quickly to half of where it was.
+//!   trip (TCP's slow start; by 32 per round trip above 64, RFC 3742's
+//!   limited slow start): a host with room is found fast, and after a
+//!   fall the limit climbs back quickly to where it was.
 //! - **Multiplicative decrease** by [`BACKOFF`] (0.9, as Netflix's AIMD
 //!   and Vector use: gentle, so the limit hovers near what the host takes
 //!   rather than halving below it), at most once per round trip: an
@@ -27,14 +28,25 @@
 //!   limit set four times too high cost one round trip, not a dozen. (A
 //!   timeout or a reset says nothing of how many the host takes: those
 //!   decrease by the factor only, once per round trip.)
+//! - **Where the host said "too many".** A 429 also notes how many
+//!   requests were in flight when the refused one was sent, and for
+//!   [`HOLD`] the limit does not grow to that level again: a server at a
+//!   fixed capacity is found once, not probed every few round trips at the
+//!   price of a refusal each time (each one a request that waits out its
+//!   Retry-After, a second at the end of a batch is its whole tail). After
+//!   the hold the limit probes again, in case the host has room now
+//!   (CUBIC's plateau and BBR's probing rounds do the like).
 //! - **Latency.** A server that queues instead of refusing answers later as
 //!   more is asked of it. Each round trip's mean time to the response head
 //!   is compared with the host's unloaded time (the least seen over the
 //!   last 10 to 20 s, so that a host that becomes slower for good is
-//!   learned anew); well above it, the limit decreases as for a push-back
-//!   (Vegas and Gradient2 do this; Vector's ARC too). "Well above" is 1.5
-//!   times and 2 ms more (a loopback server's time is a fraction of a
-//!   millisecond, and noise of that size is not a queue). This is adaptive
+//!   learned anew); above 1.25 times it (and 2 ms more: a loopback
+//!   server's time is a fraction of a millisecond, and noise of that size
+//!   is not a queue), the limit decreases by the share of the mean that is
+//!   tolerated (Gradient2's gradient; Vegas and Vector's ARC read latency
+//!   too), at least by [`BACKOFF`], at most by half. Slow start also ends
+//!   at the first answer 1.5 times the unloaded time (HyStart's delay
+//!   rule), so that it does not double past a queue for a whole round. This is adaptive
 //!   concurrency's alone: with a fixed concurrency the user chose the
 //!   number, and a busy client's own scheduling (measured: spikes of 20 ms
 //!   and more on a loaded 2-core machine, 16 threads on loopback) must not
@@ -47,9 +59,16 @@
 
 use std::time::Duration;
 
-/// Where an adaptive limit starts: TCP's initial window is 10 segments;
-/// 8 requests find a host's room in a few round trips.
-pub(crate) const INITIAL: u32 = 8;
+/// Where an adaptive limit starts: low enough that a host with little room
+/// is refused little (an API that takes 16 refuses 16 once), high enough
+/// that a batch of a few thousand does not spend its length climbing.
+pub(crate) const INITIAL: u32 = 32;
+
+/// Above this, slow start adds half of it per round trip instead of
+/// doubling (RFC 3742's limited slow start): a few dozen new connections
+/// at once, not hundreds, which a server's listen queue (often 128) would
+/// drop, each dropped one a second lost to the SYN's resend.
+pub(crate) const LIMITED_ABOVE: f64 = 128.0;
 
 /// The factor of a decrease.
 pub(crate) const BACKOFF: f64 = 0.9;
@@ -57,6 +76,18 @@ pub(crate) const BACKOFF: f64 = 0.9;
 /// How long a least latency counts before it is forgotten (it lives one to
 /// two periods).
 const BASELINE_PERIOD: Duration = Duration::from_secs(10);
+
+/// How far a round trip's mean may rise over the unloaded time before it
+/// says the host queues (adaptive limits): a quarter, the queue of a
+/// quarter of the requests in flight.
+pub(crate) const TOLERANCE: f64 = 1.25;
+
+/// What latency must rise by besides, to count: noise on a loopback
+/// server's fraction of a millisecond is not a queue.
+const MARGIN: Duration = Duration::from_millis(2);
+
+/// How long a limit stays below the level a host refused at.
+pub(crate) const HOLD: Duration = Duration::from_secs(10);
 
 /// The fewest answers a latency window averages.
 const MIN_WINDOW: u32 = 4;
@@ -68,6 +99,18 @@ pub(crate) struct LimitSettings {
     pub(crate) ceiling: u32,
     /// Start low and find the limit (true), or start at the ceiling.
     pub(crate) adaptive: bool,
+}
+
+/// How a host pushed back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PushBack {
+    /// "Too many" (429): about our requests; the level it came at is held.
+    Throttled,
+    /// "Unavailable" (503, 504): overloaded, or down.
+    Refused,
+    /// A timeout, a refused or reset connection: it says nothing of how
+    /// many the host takes, only that it is not taking them well.
+    Lost,
 }
 
 /// What a request was sent under: for the answer's judgement.
@@ -89,6 +132,12 @@ pub(crate) struct Controller {
     adaptive: bool,
     baseline: Baseline,
     window: Window,
+    /// The requests in flight at which the host last said "too many", and
+    /// until when (the clock's time) the limit stays below that.
+    refused_at: Option<(u32, Duration)>,
+    /// The limit of the last good answer: where to climb back to, fast,
+    /// after the host has been down.
+    good: f64,
     lowest: u32,
     highest: u32,
 }
@@ -130,6 +179,8 @@ impl Controller {
             adaptive: settings.adaptive,
             baseline: Baseline::default(),
             window: Window::default(),
+            refused_at: None,
+            good: limit,
             lowest: whole(limit),
             highest: whole(limit),
         }
@@ -162,29 +213,47 @@ impl Controller {
 
     /// A good answer to a request `sent` so, whose head came `head` after it
     /// was sent (when that is known: not for an error answer), at `now` (the
-    /// clock's time).
-    pub(crate) fn answered(&mut self, sent: Sent, head: Option<Duration>, now: Duration) {
+    /// clock's time). Whether its round trip's latency decreased the limit.
+    pub(crate) fn answered(&mut self, sent: Sent, head: Option<Duration>, now: Duration) -> bool {
         if let Some(head) = head {
-            if self.latency_says_queueing(head, now) {
-                self.decrease();
-                return;
+            if let Some(factor) = self.latency_says_queueing(head, now) {
+                self.decrease_by(factor);
+                return true;
+            }
+            // Slow start ends at the first answer well above the unloaded
+            // time (as HyStart ends TCP's): doubling on would overshoot
+            // by a whole round trip before the round's mean is known.
+            if self.limit < self.threshold && self.is_well_above(head, 1.5) {
+                self.threshold = self.limit;
             }
         }
         // A limit not in use says nothing about the host: do not grow it.
         if f64::from(sent.in_flight) * 2.0 < self.limit {
-            return;
+            return false;
         }
-        self.limit += if self.limit < self.threshold {
-            1.0
-        } else {
-            1.0 / self.limit
+        let grown = self.limit
+            + if self.limit >= self.threshold {
+                1.0 / self.limit
+            } else if self.limit > LIMITED_ABOVE {
+                LIMITED_ABOVE / 2.0 / self.limit
+            } else {
+                1.0
+            };
+        // Not back up to where the host said "too many", for a while.
+        self.limit = match self.refused_at {
+            Some((level, until)) if now < until => {
+                grown.min(f64::from(level.saturating_sub(1).max(1)).max(self.limit))
+            }
+            _ => grown,
         };
         self.settle();
+        self.good = self.limit;
+        false
     }
 
     /// Notes a round trip's `head` time at `now`; whether it ends a window
     /// whose mean says the host queues.
-    fn latency_says_queueing(&mut self, head: Duration, now: Duration) -> bool {
+    fn latency_says_queueing(&mut self, head: Duration, now: Duration) -> Option<f64> {
         self.baseline.note(head, now);
         if self.window.epoch != self.epoch || self.window.length == 0 {
             self.window = self.new_window();
@@ -194,18 +263,26 @@ impl Controller {
         if self.window.answers >= self.window.length {
             let mean = self.window.total / self.window.answers;
             self.window = self.new_window();
-            return self.is_queueing(mean);
+            return self.queueing(mean);
         }
-        false
+        None
     }
 
-    /// The host pushed back on a request `sent` so: `refused` it outright
-    /// (429, 503), or timed out, reset or refused the connection;
+    /// The host pushed back on a request `sent` so, at `now`, as `how`;
     /// `in_flight` requests are still out.
-    pub(crate) fn pushed_back(&mut self, sent: Sent, refused: bool, in_flight: u32) {
+    pub(crate) fn pushed_back(&mut self, sent: Sent, how: PushBack, in_flight: u32, now: Duration) {
+        if how == PushBack::Throttled {
+            let level = match self.refused_at {
+                Some((level, until)) if now < until => level.min(sent.in_flight),
+                _ => sent.in_flight,
+            };
+            self.refused_at = Some((level.max(1), now.saturating_add(HOLD)));
+            // Past the hold, the level is probed a request at a time.
+            self.threshold = self.threshold.min(f64::from(level.max(1)));
+        }
         if sent.epoch == self.epoch {
             self.decrease();
-        } else if refused {
+        } else if how != PushBack::Lost {
             // Refused in the same wave as a refusal that has decreased the
             // limit already: the requests still out are what the host takes.
             self.limit = self.limit.min(f64::from(in_flight.max(1)));
@@ -214,9 +291,9 @@ impl Controller {
     }
 
     /// The host is down (its breaker opened): one request at a time when it
-    /// is back, climbing fast to half of where it was.
+    /// is back, climbing fast to half of where its last good answer was.
     pub(crate) fn restart(&mut self) {
-        self.threshold = (self.limit / 2.0).max(1.0);
+        self.threshold = (self.good.max(self.limit) / 2.0).max(1.0);
         self.limit = 1.0;
         self.epoch += 1;
         self.settle();
@@ -233,19 +310,36 @@ impl Controller {
     }
 
     fn decrease(&mut self) {
-        self.limit *= BACKOFF;
+        self.decrease_by(BACKOFF);
+    }
+
+    fn decrease_by(&mut self, factor: f64) {
+        self.limit *= factor;
         self.threshold = self.limit.max(1.0);
         self.epoch += 1;
         self.settle();
     }
 
     /// Whether a round trip's mean time to the head says the host queues.
-    fn is_queueing(&self, mean: Duration) -> bool {
+    /// If a round trip's mean time to the head says the host queues, the
+    /// factor to bring the limit down by: the share of the mean that is
+    /// the tolerated time (as Gradient2 does), between a half and
+    /// [`BACKOFF`], so that a deep queue is drained in a round trip or two.
+    fn queueing(&self, mean: Duration) -> Option<f64> {
+        if !self.is_well_above(mean, TOLERANCE) {
+            return None;
+        }
+        let tolerated = self.baseline.least()?.mul_f64(TOLERANCE);
+        Some((tolerated.as_secs_f64() / mean.as_secs_f64()).clamp(0.5, BACKOFF))
+    }
+
+    /// Whether `time` is above `factor` times the unloaded time, and 2 ms
+    /// more (adaptive limits only).
+    fn is_well_above(&self, time: Duration, factor: f64) -> bool {
         let Some(baseline) = self.baseline.least().filter(|_| self.adaptive) else {
             return false;
         };
-        mean > baseline.saturating_add(baseline / 2)
-            && mean.saturating_sub(baseline) > Duration::from_millis(2)
+        time > baseline.mul_f64(factor) && time.saturating_sub(baseline) > MARGIN
     }
 
     /// Keeps the limit within [1, ceiling], and notes its range.
@@ -317,6 +411,27 @@ mod tests {
     }
 
     #[test]
+    fn a_capacity_found_is_not_probed_again_for_a_while() {
+        // The first round overshoots a host that takes 16: the 17th in
+        // flight is refused, and the 15 others sent past it.
+        let mut c = adaptive(64);
+        let round = c.sent(32);
+        c.pushed_back(c.sent(17), PushBack::Throttled, 31, ms(100));
+        for still_out in (16..31).rev() {
+            c.pushed_back(round, PushBack::Throttled, still_out, ms(100));
+        }
+        assert_eq!(c.limit(), 16, "what was still out");
+        // Answers climb back to 16, never to 17, for the hold's length.
+        for round in 0..20 {
+            answer(&mut c, 16, ms(20), ms(100 + round * 20));
+        }
+        assert_eq!(c.limit(), 16);
+        // After it, the host is asked for one more again.
+        answer(&mut c, 17, ms(20), ms(100) + HOLD);
+        assert_eq!(c.limit(), 17);
+    }
+
+    #[test]
     fn fixed_starts_at_the_ceiling_and_adaptive_low() {
         assert_eq!(fixed(64).limit(), 64);
         assert_eq!(adaptive(64).limit(), INITIAL);
@@ -325,15 +440,17 @@ mod tests {
     }
 
     #[test]
-    fn slow_start_doubles_each_round_trip_up_to_the_ceiling() {
-        let mut c = adaptive(64);
+    fn slow_start_doubles_each_round_trip_then_adds_64() {
+        let mut c = adaptive(400);
         let mut limits = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..6 {
             let limit = c.limit();
             answer(&mut c, limit, ms(20), ms(0));
             limits.push(c.limit());
         }
-        assert_eq!(limits, [16, 32, 64, 64]);
+        // 32, doubled to 128; past it, about 64 more per round trip (a
+        // round of 128 answers adds 64 / 128 each, less as it grows).
+        assert_eq!(limits, [64, 128, 181, 236, 293, 351]);
     }
 
     #[test]
@@ -342,7 +459,7 @@ mod tests {
         let mut c = fixed(64);
         let sent = c.sent(64);
         for refused in 1..=48 {
-            c.pushed_back(sent, true, 64 - refused);
+            c.pushed_back(sent, PushBack::Throttled, 64 - refused, ms(0));
         }
         assert_eq!(c.limit(), 16);
         assert_eq!(c.range(), (16, 64));
@@ -352,15 +469,15 @@ mod tests {
     fn one_decrease_per_round_trip() {
         let mut c = fixed(100);
         let sent = c.sent(10);
-        c.pushed_back(sent, false, 5);
-        c.pushed_back(sent, false, 5);
+        c.pushed_back(sent, PushBack::Lost, 5, ms(0));
+        c.pushed_back(sent, PushBack::Lost, 5, ms(0));
         assert_eq!(
             c.limit(),
             90,
             "the second timeout of the round was old news"
         );
         let later = c.sent(10);
-        c.pushed_back(later, false, 5);
+        c.pushed_back(later, PushBack::Lost, 5, ms(0));
         assert_eq!(
             c.limit(),
             81,
@@ -369,27 +486,31 @@ mod tests {
     }
 
     #[test]
-    fn after_a_fall_growth_is_fast_to_the_decrease_then_one_per_round_trip() {
+    fn after_a_refusal_growth_is_one_request_per_round_trip() {
         let mut c = fixed(64);
         let first = c.sent(20);
-        c.pushed_back(first, true, 40);
-        c.pushed_back(first, true, 19);
+        c.pushed_back(first, PushBack::Throttled, 40, ms(0));
+        c.pushed_back(first, PushBack::Throttled, 19, ms(0));
         assert_eq!(c.limit(), 19, "what was still out");
+        // Below the level it refused at (20 in flight) while the hold lasts.
+        answer(&mut c, 19, ms(20), ms(0));
+        assert_eq!(c.limit(), 19);
         let mut limits = Vec::new();
         for _ in 0..4 {
             let limit = c.limit();
-            answer(&mut c, limit, ms(20), ms(0));
+            answer(&mut c, limit, ms(20), HOLD);
             limits.push(c.limit());
         }
-        // Doubling up to 0.9 x 64 = 57.6, then one per round trip.
-        assert_eq!(limits, [38, 58, 59, 60]);
+        // Then one more per round trip: the host refused at 20, where its
+        // room may be now is found a request at a time.
+        assert_eq!(limits, [20, 21, 22, 23]);
     }
 
     #[test]
     fn an_unused_limit_does_not_grow() {
         let mut c = adaptive(64);
         for _ in 0..100 {
-            let sent = c.sent(1);
+            let sent = c.sent(8);
             c.answered(sent, Some(ms(5)), ms(0));
         }
         assert_eq!(c.limit(), INITIAL);
@@ -400,19 +521,18 @@ mod tests {
         // Two hosts answer alike, but for one round trip at twice the
         // unloaded time: that one ends lower.
         let rounds = |slow: u64| {
-            let mut c = adaptive(64);
-            answer(&mut c, 8, ms(20), ms(0));
-            answer(&mut c, 16, ms(20), ms(0));
+            let mut c = adaptive(128);
+            answer(&mut c, 32, ms(20), ms(0));
             let before = c.limit();
             answer(&mut c, before, ms(slow), ms(100));
             (before, c.limit())
         };
-        assert_eq!(rounds(20), (32, 64));
+        assert_eq!(rounds(20), (64, 128));
         let (before, after) = rounds(40);
-        assert_eq!(before, 32);
+        assert_eq!(before, 64);
         assert!(
-            (50..64).contains(&after),
-            "grew within the round, then 0.9x: {after}"
+            (32..64).contains(&after),
+            "slow start ended at the first slow answer, then 25 ms / 40 ms of it: {after}"
         );
         // Fixed: the number chosen is kept, whatever the latency.
         let mut f = fixed(32);
@@ -423,10 +543,10 @@ mod tests {
 
     #[test]
     fn sub_millisecond_noise_is_not_queueing() {
-        let mut c = adaptive(64);
-        answer(&mut c, 8, Duration::from_micros(50), ms(0));
-        answer(&mut c, 16, Duration::from_micros(900), ms(1));
-        assert_eq!(c.limit(), 32, "18x a tiny time is still under 2 ms more");
+        let mut c = adaptive(256);
+        answer(&mut c, 32, Duration::from_micros(50), ms(0));
+        answer(&mut c, 64, Duration::from_micros(900), ms(1));
+        assert_eq!(c.limit(), 128, "18x a tiny time is still under 2 ms more");
     }
 
     #[test]
@@ -437,6 +557,27 @@ mod tests {
         assert_eq!(c.baseline.least(), Some(ms(5)));
         c.baseline.note(ms(50), BASELINE_PERIOD * 2);
         assert_eq!(c.baseline.least(), Some(ms(50)));
+    }
+
+    #[test]
+    fn after_an_outage_the_climb_is_fast_to_half_the_last_good_limit() {
+        // Answers at 20 in flight, then the host fails everything: the
+        // limit falls to 1 before its breaker opens.
+        let mut c = fixed(20);
+        answer(&mut c, 20, ms(10), ms(0));
+        let wave = c.sent(20);
+        for in_flight in (0..20).rev() {
+            c.pushed_back(wave, PushBack::Refused, in_flight, ms(5));
+        }
+        assert_eq!(c.limit(), 1);
+        c.restart();
+        let mut limits = Vec::new();
+        for _ in 0..5 {
+            let limit = c.limit();
+            answer(&mut c, limit, ms(10), ms(10));
+            limits.push(c.limit());
+        }
+        assert_eq!(limits, [2, 4, 8, 10, 11], "doubling to 10, half of 20");
     }
 
     #[test]
@@ -462,7 +603,7 @@ mod tests {
         PushedBack {
             in_flight: u32,
             old: bool,
-            refused: bool,
+            how: PushBack,
         },
         Restart,
     }
@@ -471,11 +612,13 @@ mod tests {
         prop_oneof![
             (0..300u32, 0..5_000u64)
                 .prop_map(|(in_flight, head_ms)| Event::Answered { in_flight, head_ms }),
-            (0..300u32, any::<bool>(), any::<bool>()).prop_map(|(in_flight, old, refused)| {
+            (0..300u32, any::<bool>(), 0..3u8).prop_map(|(in_flight, old, how)| {
+                let how =
+                    [PushBack::Throttled, PushBack::Refused, PushBack::Lost][usize::from(how)];
                 Event::PushedBack {
                     in_flight,
                     old,
-                    refused,
+                    how,
                 }
             }),
             Just(Event::Restart),
@@ -500,9 +643,9 @@ mod tests {
                         let sent = c.sent(in_flight);
                         c.answered(sent, Some(ms(head_ms)), now);
                     }
-                    Event::PushedBack { in_flight, old: is_old, refused } => {
+                    Event::PushedBack { in_flight, old: is_old, how } => {
                         let sent = if is_old { old } else { c.sent(in_flight) };
-                        c.pushed_back(sent, refused, in_flight);
+                        c.pushed_back(sent, how, in_flight, now);
                     }
                     Event::Restart => c.restart(),
                 }

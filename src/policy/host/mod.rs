@@ -62,7 +62,7 @@ pub(crate) use self::table::Hosts;
 use self::breaker::{Breaker, Verdict};
 use self::budget::Budget;
 use self::health::Health;
-use self::limit::{Controller, Sent};
+use self::limit::{Controller, PushBack, Sent};
 use self::rate::Rate;
 use crate::clock::{self, Clock};
 use crate::origin::Origin;
@@ -454,13 +454,17 @@ impl Permit {
         let retry_after = match answer {
             Answer::Answered { head } => {
                 host.breaker.succeeded(self.probe);
-                control.limit.answered(self.sent, head, now);
+                if control.limit.answered(self.sent, head, now) {
+                    control.figures.overloaded += 1;
+                }
                 None
             }
             Answer::Throttled { retry_after } => {
                 host.breaker.succeeded(self.probe);
                 control.figures.throttled += 1;
-                control.limit.pushed_back(self.sent, true, still_out);
+                control
+                    .limit
+                    .pushed_back(self.sent, PushBack::Throttled, still_out, now);
                 retry_after
             }
             Answer::Overloaded {
@@ -475,7 +479,12 @@ impl Permit {
                 // congestion).
                 if refused || control.health.is_failing() {
                     control.figures.overloaded += 1;
-                    control.limit.pushed_back(self.sent, refused, still_out);
+                    let how = if refused {
+                        PushBack::Refused
+                    } else {
+                        PushBack::Lost
+                    };
+                    control.limit.pushed_back(self.sent, how, still_out, now);
                 }
                 self.failed(governor, &mut control, now, describe);
                 retry_after
