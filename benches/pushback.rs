@@ -16,7 +16,11 @@
 //! `ROUNDS` times, interleaved, and the medians are printed.
 
 // Figures are printed, not computed on: float conversions are fine here.
-#![allow(clippy::cast_precision_loss)]
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 #[path = "../tests/it/server.rs"]
 mod server;
