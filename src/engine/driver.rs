@@ -152,7 +152,7 @@ where
             let ready = state
                 .held
                 .iter()
-                .position(|(_, journey)| stopped || engine.has_room(journey));
+                .position(|(_, journey)| stopped || engine.may_step(journey));
             if let Some((index, journey)) = ready.and_then(|at| state.held.remove(at)) {
                 state.running += 1;
                 return Some((index, journey));

@@ -85,6 +85,11 @@ enum Attempted {
 }
 
 impl Journey {
+    /// Whether it waits for its host's breaker and its patience is over.
+    pub(crate) fn has_waited_out(&self, now: Duration) -> bool {
+        self.patience.is_some_and(|patience| now >= patience)
+    }
+
     pub(crate) fn new(request: Request) -> Journey {
         Journey {
             request,

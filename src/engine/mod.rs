@@ -209,6 +209,14 @@ impl Engine {
             .is_none_or(|host| self.governor.has_room(host))
     }
 
+    /// Whether a request set aside until its host has room should step
+    /// now: its host has room, or its patience with the host's breaker is
+    /// over (a breaker that opens again and again would otherwise keep it
+    /// waiting from probe to probe, past what its retries would take).
+    pub(crate) fn may_step(&self, journey: &Journey) -> bool {
+        journey.has_waited_out(self.governor.now()) || self.has_room(journey)
+    }
+
     /// Whether header `name` of `request` is a secret: by default, or marked
     /// so on the builder or the request.
     fn is_sensitive(&self, request: &Request, name: &str) -> bool {

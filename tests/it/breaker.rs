@@ -178,3 +178,33 @@ fn an_open_breaker_spares_other_hosts_and_reset_closes_it() {
         ErrorKind::Status
     );
 }
+
+/// A request set aside while a dead host's probe is out still ends when
+/// its patience (what its retries would take, at least 3 s) is over: the
+/// breaker opening again after each probe (1, 2, 4 ... 60 s) does not
+/// keep it waiting from opening to opening.
+// From the fault matrix (issue 22): 20 requests to a dead port ended one
+// per opening, ten minutes for the last.
+#[test]
+fn requests_held_from_probe_to_probe_end_within_their_patience() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let fetcher = crate::quick().concurrency(4).build().unwrap();
+    let urls: Vec<String> = (0..24).map(|i| format!("{dead}/{i}")).collect();
+    let started = std::time::Instant::now();
+    let results = fetcher.fetch_many_bytes(&urls);
+    let elapsed = started.elapsed();
+    for result in &results {
+        let kind = result.as_ref().map_err(parfetch::Error::kind).err();
+        assert!(
+            matches!(kind, Some(ErrorKind::Network | ErrorKind::CircuitOpen)),
+            "{result:?}"
+        );
+    }
+    assert!(fetcher.stats().hosts[0].breaker_opened >= 1);
+    // Patience is 3 s here; openings alone would take 1 + 2 + 4 + ... s
+    // for each request released by a probe: minutes.
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
+}

@@ -460,7 +460,7 @@ fn help_names_the_options() {
     for line in [
         "Usage: parfetch [OPTIONS] [URLS]...",
         "-i, --input <FILE>",
-        "-c, --concurrency <N>",
+        "-c, --concurrency <N|auto>",
         "--rate <PER_SECOND>",
         "-H, --header <HEADER>",
         "--shard <K/N|auto>",

@@ -20,9 +20,10 @@
 //!   and Vector use: gentle, so the limit hovers near what the host takes
 //!   rather than halving below it), at most once per round trip: an
 //!   answer to a request sent before the last decrease is old news.
-//! - **What is still out.** A refusal (429, 503) of a request sent before
-//!   the last decrease, in the wave that caused it, brings the limit down to
-//!   the requests still in flight: when 48 of 64 requests come back `429`
+//! - **What is still out.** When refusals are many (half or more of the
+//!   last round trip's answers), a refusal (429, 503) of a request
+//!   sent before the last decrease, in the wave that caused it, brings the
+//!   limit down to the requests still in flight: when 48 of 64 requests come back `429`
 //!   at once, the 16 still out are what the host is taking, and the limit
 //!   is 16 after the last of the 48, not 0.9 × 64. This is what makes a
 //!   limit set four times too high cost one round trip, not a dozen. (A
@@ -33,8 +34,13 @@
 //!   [`HOLD`] the limit does not grow to that level again: a server at a
 //!   fixed capacity is found once, not probed every few round trips at the
 //!   price of a refusal each time (each one a request that waits out its
-//!   Retry-After, a second at the end of a batch is its whole tail). After
-//!   the hold the limit probes again, in case the host has room now
+//!   Retry-After, a second at the end of a batch is its whole tail). A
+//!   refusal below a level held, while most answers are good, ends the
+//!   hold instead: a server that refuses some URLs whatever the load (one
+//!   in ten, say) refuses at every level, and holding each level it refused
+//!   at would ratchet the limit down to 1 (measured: a batch of 1,000 with
+//!   such URLs ran 10 times longer); its refusals decrease the limit by the
+//!   factor, once per round trip, and no more. After the hold the limit probes again, in case the host has room now
 //!   (CUBIC's plateau and BBR's probing rounds do the like).
 //! - **Latency.** A server that queues instead of refusing answers later as
 //!   more is asked of it. Each round trip's mean time to the response head
@@ -92,6 +98,9 @@ pub(crate) const HOLD: Duration = Duration::from_secs(10);
 /// The fewest answers a latency window averages.
 const MIN_WINDOW: u32 = 4;
 
+/// The fewest answers over which refusals are counted as many or few.
+const MIN_RECENT: u32 = 16;
+
 /// What the controller is told once, for a host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LimitSettings {
@@ -138,8 +147,18 @@ pub(crate) struct Controller {
     /// The limit of the last good answer: where to climb back to, fast,
     /// after the host has been down.
     good: f64,
+    recent: Recent,
     lowest: u32,
     highest: u32,
+}
+
+/// Refusals and good answers over about the last round trip (at least
+/// [`MIN_RECENT`] answers): whether refusals are the host's capacity
+/// speaking.
+#[derive(Debug, Default)]
+struct Recent {
+    good: f64,
+    refused: f64,
 }
 
 /// The least time to a response head, over the current and the last
@@ -181,6 +200,7 @@ impl Controller {
             window: Window::default(),
             refused_at: None,
             good: limit,
+            recent: Recent::default(),
             lowest: whole(limit),
             highest: whole(limit),
         }
@@ -215,6 +235,7 @@ impl Controller {
     /// was sent (when that is known: not for an error answer), at `now` (the
     /// clock's time). Whether its round trip's latency decreased the limit.
     pub(crate) fn answered(&mut self, sent: Sent, head: Option<Duration>, now: Duration) -> bool {
+        self.count_answer(false);
         if let Some(head) = head {
             if let Some(factor) = self.latency_says_queueing(head, now) {
                 self.decrease_by(factor);
@@ -271,18 +292,28 @@ impl Controller {
     /// The host pushed back on a request `sent` so, at `now`, as `how`;
     /// `in_flight` requests are still out.
     pub(crate) fn pushed_back(&mut self, sent: Sent, how: PushBack, in_flight: u32, now: Duration) {
+        if how != PushBack::Lost {
+            self.count_answer(true);
+        }
+        let many = self.recent.are_many();
         if how == PushBack::Throttled {
+            let at = sent.in_flight.max(1);
             let level = match self.refused_at {
-                Some((level, until)) if now < until => level.min(sent.in_flight),
-                _ => sent.in_flight,
+                // Refused below a level it refused at, yet most answers
+                // are good: these refusals are not about how many.
+                Some((level, until)) if now < until && at < level && !many => None,
+                Some((level, until)) if now < until => Some(level.min(at)),
+                _ => Some(at),
             };
-            self.refused_at = Some((level.max(1), now.saturating_add(HOLD)));
-            // Past the hold, the level is probed a request at a time.
-            self.threshold = self.threshold.min(f64::from(level.max(1)));
+            self.refused_at = level.map(|level| (level, now.saturating_add(HOLD)));
+            if let Some(level) = level {
+                // Past the hold, the level is probed a request at a time.
+                self.threshold = self.threshold.min(f64::from(level));
+            }
         }
         if sent.epoch == self.epoch {
             self.decrease();
-        } else if how != PushBack::Lost {
+        } else if how != PushBack::Lost && many {
             // Refused in the same wave as a refusal that has decreased the
             // limit already: the requests still out are what the host takes.
             self.limit = self.limit.min(f64::from(in_flight.max(1)));
@@ -297,6 +328,38 @@ impl Controller {
         self.limit = 1.0;
         self.epoch += 1;
         self.settle();
+    }
+
+    /// The host refused a request sent alone and asked for a pause: after
+    /// it, one request at a time, climbing fast to half of today's limit
+    /// (as TCP restarts after a retransmission timeout).
+    pub(crate) fn paused(&mut self) {
+        self.threshold = (self.limit / 2.0).max(1.0);
+        self.limit = 1.0;
+        self.epoch += 1;
+        self.settle();
+    }
+
+    /// Whether at least half of the recent answers were refusals: a
+    /// request sent alone and refused then means the host, not the URL.
+    pub(crate) fn refusals_dominate(&self) -> bool {
+        self.recent.refused * 2.0 >= self.recent.good + self.recent.refused
+    }
+
+    /// Counts an answer, refused or good, among the recent ones.
+    fn count_answer(&mut self, refused: bool) {
+        let recent = &mut self.recent;
+        if refused {
+            recent.refused += 1.0;
+        } else {
+            recent.good += 1.0;
+        }
+        let window = f64::from(whole(self.limit).max(MIN_RECENT));
+        let total = recent.good + recent.refused;
+        if total > window {
+            recent.good *= window / total;
+            recent.refused *= window / total;
+        }
     }
 
     /// A window starting now: one round trip's answers at today's limit.
@@ -368,6 +431,14 @@ impl Baseline {
             (Some(a), Some(b)) => Some(a.min(b)),
             (one, other) => one.or(other),
         }
+    }
+}
+
+impl Recent {
+    /// Whether refusals are many: more than one, and half of the recent
+    /// answers or more (a limit twice what the host takes).
+    fn are_many(&self) -> bool {
+        self.refused >= 2.0 && self.refused * 2.0 >= self.good + self.refused
     }
 }
 
@@ -463,6 +534,41 @@ mod tests {
         }
         assert_eq!(c.limit(), 16);
         assert_eq!(c.range(), (16, 64));
+    }
+
+    #[test]
+    fn refusals_of_one_url_in_ten_do_not_ratchet_the_limit_down() {
+        // A server that refuses some URLs whatever the load: one answer in
+        // ten is a 429, at every level. AIMD settles where a decrease of a
+        // tenth per round trip meets the growth of one (about 10); holding
+        // each level refused at would bring it to 1.
+        let mut c = fixed(32);
+        for round in 0..200u64 {
+            let limit = c.limit();
+            let sent = c.sent(limit);
+            for answer in 0..limit {
+                if answer % 10 == 9 {
+                    c.pushed_back(sent, PushBack::Throttled, limit - 1, ms(round * 20));
+                } else {
+                    c.answered(sent, Some(ms(20)), ms(round * 20));
+                }
+            }
+        }
+        assert!((8..=16).contains(&c.limit()), "{}", c.limit());
+    }
+
+    #[test]
+    fn after_a_pause_one_request_then_a_fast_climb_to_half() {
+        let mut c = fixed(40);
+        c.paused();
+        assert_eq!(c.limit(), 1);
+        let mut limits = Vec::new();
+        for _ in 0..6 {
+            let limit = c.limit();
+            answer(&mut c, limit, ms(10), ms(0));
+            limits.push(c.limit());
+        }
+        assert_eq!(limits, [2, 4, 8, 16, 20, 21]);
     }
 
     #[test]
