@@ -76,12 +76,13 @@
 //!
 //! | setting | default |
 //! |---|---|
-//! | [`concurrency`](FetcherBuilder::concurrency) | 20 threads, so 20 requests in flight |
+//! | [`concurrency`](FetcherBuilder::concurrency) | 20 threads, so 20 requests in flight; each host's own limit falls when it pushes back (429, 503) and climbs back while answers are good; [`adaptive_concurrency`](FetcherBuilder::adaptive_concurrency) starts hosts at 32 and finds their limit |
 //! | [`timeout`](FetcherBuilder::timeout) | 30 s per attempt, redirects and body included; [`connect_timeout`](FetcherBuilder::connect_timeout) 10 s |
 //! | [`max_retries`](FetcherBuilder::max_retries) | 3, so at most 4 attempts |
 //! | backoff | ×2 from 1 s, plus up to 1 s of jitter, capped at 60 s |
-//! | Retry-After | honoured on 429 and 503 (seconds or HTTP date) up to [`max_backoff`](FetcherBuilder::max_backoff) (60 s); a longer one ends the request at once |
-//! | [`breaker_threshold`](FetcherBuilder::breaker_threshold) | opens after 5 consecutive failures of a host, for 60 s, then one probe |
+//! | Retry-After | honoured on 429 and 503 (seconds or HTTP date) up to [`max_retry_after`](FetcherBuilder::max_retry_after) (5 min); a longer one ends the request at once; it pauses the whole host only when the host refuses a request sent alone |
+//! | [`breaker_threshold`](FetcherBuilder::breaker_threshold) | opens after 5 consecutive failures of a host (when half its recent requests failed too); its requests wait for the probe, within what their retries would take; open 1 s, doubling while probes fail, up to [`breaker_open_time`](FetcherBuilder::breaker_open_time) (60 s) |
+//! | retry budget | while half of a host's recent requests fail, its retries are at most 20% of its requests (and 10 a second) |
 //! | [`body_limit`](FetcherBuilder::body_limit) | 64 MiB |
 //!
 //! # Errors and retries

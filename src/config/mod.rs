@@ -139,8 +139,8 @@ impl FetcherBuilder {
     /// find what the host takes, up to the [`concurrency`](Self::concurrency),
     /// which is then a ceiling: growing while answers are good (doubling
     /// each round trip at first, then one more per round trip), falling
-    /// on push-back and when its latency climbs to 1.5 times its unloaded
-    /// time. For a server whose capacity you do not know; give a generous
+    /// on push-back and when a round trip's latency climbs past 1.25 times
+    /// the host's unloaded time. For a server whose capacity you do not know; give a generous
     /// `concurrency` (say 256) as the ceiling. Each host's limit is in
     /// [`Stats::hosts`](crate::Stats::hosts) once it has pushed back.
     ///
@@ -325,7 +325,8 @@ impl FetcherBuilder {
     /// letting them wait for the probe: for callers who would rather have
     /// the error now than the result later.
     ///
-    /// Defaults to false: requests wait, within their batch's deadline.
+    /// Defaults to false: requests wait for the probe, within what their
+    /// retries would take (at least 3 s) and their batch's deadline.
     #[must_use]
     pub fn breaker_fail_fast(mut self, fail_fast: bool) -> Self {
         self.breaker_fail_fast = fail_fast;
