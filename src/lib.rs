@@ -61,7 +61,7 @@
 //! # });
 //! use parfetch::prelude::*;
 //!
-//! let fetcher = parfetch::Fetcher::builder().concurrency(8).build()?;
+//! let fetcher = parfetch::Fetcher::builder().concurrency(8).no_proxy().build()?;
 //! let urls = (1..=100).map(|lap| format!("http://{addr}/laps/{lap}"));
 //! let laps = fetcher.fetch_many::<parfetch::Value>(urls);
 //!

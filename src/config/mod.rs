@@ -875,6 +875,90 @@ mod tests {
         assert!(builder.offline);
     }
 
+    /// The crate docs' table of defaults says what `FetcherBuilder::default()`
+    /// holds: each row is written from the default value, so a default
+    /// changed without its row fails here.
+    #[test]
+    fn the_defaults_table_is_the_default_builder() {
+        let docs = include_str!("../lib.rs");
+        let table: Vec<&str> = docs
+            .split("# Defaults")
+            .nth(1)
+            .expect("the crate docs have a Defaults section")
+            .lines()
+            .filter(|line| line.starts_with("//! |"))
+            .collect();
+        let row = |setting: &str| {
+            table
+                .iter()
+                .find(|line| line.contains(setting))
+                .copied()
+                .unwrap_or_else(|| panic!("no row for {setting} in {table:#?}"))
+        };
+        let secs = |d: Duration| d.as_secs();
+        let b = FetcherBuilder::default();
+        let expected = [
+            (
+                "`concurrency`",
+                format!("{} threads, so {} requests", b.concurrency, b.concurrency),
+            ),
+            (
+                "`concurrency`",
+                format!("starts hosts at {}", crate::policy::host::INITIAL_LIMIT),
+            ),
+            ("`timeout`", format!("{} s per attempt", secs(b.timeout))),
+            (
+                "`timeout`",
+                format!(
+                    "(FetcherBuilder::connect_timeout) {} s",
+                    secs(b.connect_timeout)
+                ),
+            ),
+            (
+                "`max_retries`",
+                format!(
+                    "{}, so at most {} attempts",
+                    b.retry.max_retries,
+                    b.retry.max_retries + 1
+                ),
+            ),
+            (
+                "| backoff",
+                format!(
+                    "×{} from {} s, plus up to {} s of jitter, capped at {} s",
+                    b.retry.multiplier,
+                    secs(b.retry.initial_delay),
+                    secs(b.retry.jitter),
+                    secs(b.retry.max_delay)
+                ),
+            ),
+            (
+                "| Retry-After",
+                format!("({} min)", secs(b.retry.max_retry_after) / 60),
+            ),
+            (
+                "`breaker_threshold`",
+                format!("after {} consecutive failures", b.breaker_threshold),
+            ),
+            (
+                "`breaker_threshold`",
+                format!(
+                    "(FetcherBuilder::breaker_open_time) ({} s)",
+                    secs(b.breaker_open_time)
+                ),
+            ),
+            ("`body_limit`", format!("{} MiB", b.body_limit >> 20)),
+        ];
+        for (setting, words) in expected {
+            assert!(
+                row(setting).contains(&words),
+                "the {setting} row lacks {words:?}: {}",
+                row(setting)
+            );
+        }
+        assert!(!b.adaptive_concurrency && !b.breaker_fail_fast);
+    }
+
     #[test]
     fn debug_hides_header_secrets() {
         let builder = FetcherBuilder::default().header("Authorization", "Bearer t0k3n");

@@ -58,6 +58,8 @@ use ureq::unversioned::resolver::ResolvedSocketAddrs;
 pub(crate) use self::breaker::BreakerSettings;
 pub(crate) use self::breaker::BreakerState;
 pub(crate) use self::limit::LimitSettings;
+#[cfg(test)]
+pub(crate) use self::limit::INITIAL as INITIAL_LIMIT;
 pub(crate) use self::rate::RateSettings;
 pub(crate) use self::table::Hosts;
 
