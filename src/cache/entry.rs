@@ -451,7 +451,8 @@ pub(crate) fn secret(dir: &Path) -> io::Result<[u8; 32]> {
         Err(_) => {}
     }
     let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| io::Error::other(e.to_string()))?;
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .map_err(|_| io::Error::other("the system's random source failed"))?;
     // Written aside and linked into place: two processes starting at once
     // agree on whichever key landed first.
     let temporary = dir.join(format!(
