@@ -336,6 +336,24 @@ impl From<&String> for Request {
     }
 }
 
+impl From<&&str> for Request {
+    fn from(url: &&str) -> Request {
+        Request::get(*url)
+    }
+}
+
+impl From<url::Url> for Request {
+    fn from(url: url::Url) -> Request {
+        Request::get(String::from(url))
+    }
+}
+
+impl From<&url::Url> for Request {
+    fn from(url: &url::Url) -> Request {
+        Request::get(url.as_str())
+    }
+}
+
 impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let headers: Vec<(&str, &str)> = self

@@ -396,11 +396,17 @@ fn stored_response(response: &Response<'_>, now: SystemTime) -> http::Response<(
             continue;
         }
         let value = match name {
-            // §5.1: an Age that is not a delta-seconds is ignored.
-            n if n == header::AGE => match delta_seconds(value.as_bytes()) {
-                Some(seconds) => HeaderValue::from(seconds),
-                None => continue,
-            },
+            // §5.1: of a list (on one line or several) the first member
+            // counts; an Age that is not a delta-seconds is ignored.
+            n if n == header::AGE => {
+                let first = value.as_bytes().split(|&b| b == b',').next();
+                match first.and_then(delta_seconds) {
+                    Some(seconds) if !stored.contains_key(header::AGE) => {
+                        HeaderValue::from(seconds)
+                    }
+                    _ => continue,
+                }
+            }
             // All Cache-Control fields are read together, below.
             n if n == header::CACHE_CONTROL => continue,
             n if n == header::PRAGMA => lower_cased(value),

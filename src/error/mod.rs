@@ -57,6 +57,15 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// The kind's name, as the variant is spelled (`NotFound`, `Timeout`): the
+/// same word the command's JSON lines and summary use, stable across
+/// versions.
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
 impl ErrorKind {
     /// Every kind, in declaration order (used to index per-kind counters).
     pub(crate) const ALL: [ErrorKind; 15] = [

@@ -89,6 +89,35 @@ fn rfc9111_5_1_an_invalid_age_is_ignored() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// RFC 9111 §5.1: an Age sent as a list (`7200, 0`, on one line or two)
+/// counts by its first member: 7200 s is past max-age=3600, so the stored
+/// response is stale at once and the second request goes to the server.
+// From issue 26 (found from outside): the list was ignored, as fresh.
+#[test]
+fn rfc9111_5_1_a_list_of_ages_counts_its_first_member() {
+    for (name, age) in [
+        ("one-line", &[("age", "7200, 0")][..]),
+        ("two-lines", &[("age", "7200"), ("age", "0")][..]),
+    ] {
+        let dir = temp_dir(&format!("age-list-{name}"));
+        let headers: Vec<(&'static str, &'static str)> = age.to_vec();
+        let (server, asked) = server(move || {
+            let mut reply =
+                Reply::json(200, r#"{"v":1}"#).with_header("cache-control", "max-age=3600");
+            for (header, value) in &headers {
+                reply = reply.with_header(*header, *value);
+            }
+            reply
+        });
+        let fetcher = cached(&dir).build().unwrap();
+        for _ in 0..2 {
+            fetcher.get_bytes(server.url("/a")).unwrap();
+        }
+        assert_eq!(asked.lock().unwrap().len(), 2, "{name}: stale, asked again");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// RFC 9111 §5.3: an invalid Expires (irregular spacing, "0") is in the
 /// past; and RFC 9110 §5.6.7: all three date forms are understood.
 #[test]

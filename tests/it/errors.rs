@@ -363,3 +363,18 @@ fn a_panic_on_one_request_is_that_requests_error() {
     assert_eq!(alone.kind(), ErrorKind::Internal);
     assert!(!alone.is_retryable());
 }
+
+/// An `ErrorKind` displays as its name, the word the command's JSON uses.
+// From issue 26: `ErrorKind` had no `Display`.
+#[test]
+fn a_kind_displays_as_its_name() {
+    let shown: Vec<String> = [
+        ErrorKind::NotFound,
+        ErrorKind::Timeout,
+        ErrorKind::CircuitOpen,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(shown, ["NotFound", "Timeout", "CircuitOpen"]);
+}

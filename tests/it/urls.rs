@@ -72,3 +72,24 @@ fn odd_urls_in_a_batch_each_get_one_result() {
         }
     }
 }
+
+/// A batch takes what a caller has at hand: an array or a `Vec` of `&str`
+/// by reference, `String`s, and `url::Url`s, owned or borrowed.
+// From issue 26: `fetch_many(&["…"])` and `url::Url` did not compile.
+#[test]
+fn a_batch_takes_strs_strings_and_urls() {
+    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick().build().unwrap();
+    let (a, b) = (server.url("/a"), server.url("/b"));
+    let strs = [a.as_str(), b.as_str()];
+    let parsed: Vec<url::Url> = strs.iter().map(|s| url::Url::parse(s).unwrap()).collect();
+    let counts = [
+        fetcher.fetch_many_bytes(&strs).len(),
+        fetcher.fetch_many_bytes(&strs.to_vec()).len(),
+        fetcher.fetch_many_bytes(vec![a.clone(), b.clone()]).len(),
+        fetcher.fetch_many_bytes(&parsed).len(),
+        fetcher.fetch_many_bytes(parsed.clone()).len(),
+    ];
+    assert_eq!(counts, [2; 5]);
+    assert_eq!(server.requests(), 10);
+}
