@@ -184,8 +184,7 @@ pub(crate) fn to_store(
 }
 
 /// Whether a 304 with `headers` is about `entry` (RFC 9111 §4.3.4): its
-/// ETag, if it has one, is the entry's (a strong one compared strongly, a
-/// weak one weakly), else its Last-Modified, if it has one. A 304 that
+/// ETag, if it has one, is the entry's (compared weakly), else its Last-Modified, if it has one. A 304 that
 /// names no validator answers the conditional request made from the entry.
 /// One that names another version must not update it: the document is
 /// then fetched again, whole.
@@ -198,13 +197,13 @@ pub(crate) fn confirms(entry: &Entry, headers: &HeaderMap) -> bool {
     };
     let stored_etag = entry.meta.etag.as_deref().map(str::trim);
     match (text(header::ETAG), text(header::LAST_MODIFIED)) {
+        // Compared weakly, as If-None-Match is (RFC 9110 §13.1.2, §8.8.3.2):
+        // nginx with `gzip on` sends a weak ETag on the gzipped 200 and the
+        // strong one on its 304; a strong comparison would refetch every
+        // URL after each revalidation.
         (Some(new), _) => stored_etag.is_some_and(|old| {
             let opaque = |tag: &str| tag.strip_prefix("W/").unwrap_or(tag).to_owned();
-            if new.starts_with("W/") {
-                opaque(old) == opaque(new)
-            } else {
-                !old.starts_with("W/") && old == new
-            }
+            opaque(old) == opaque(new)
         }),
         (None, Some(new)) => entry
             .meta

@@ -118,6 +118,44 @@ fn rfc9111_5_1_a_list_of_ages_counts_its_first_member() {
     }
 }
 
+/// RFC 9110 §8.8.3.2 and §13.1.2: a 304 confirms the stored response when
+/// its ETag matches weakly, as nginx with `gzip on` answers: a weak ETag
+/// on the gzipped 200, the strong one on the 304. Each revalidation is one
+/// request, not a 304 and then the whole document again.
+// From issue 26 (found against nginx): every revalidation cost two requests.
+#[test]
+fn rfc9110_8_8_3_2_a_304_confirms_a_weakly_matching_etag() {
+    let dir = temp_dir("weak-304");
+    let asked: Asked = Arc::default();
+    let recorded = Arc::clone(&asked);
+    let nginx = TestServer::start(move |request| {
+        let inm = request.header("if-none-match").map(str::to_owned);
+        recorded
+            .lock()
+            .unwrap()
+            .push((request.path.clone(), inm.clone()));
+        if inm.is_some() {
+            Reply::status(304)
+                .with_header("etag", "\"abc\"")
+                .with_header("cache-control", "no-cache")
+        } else {
+            Reply::json(200, r#"{"v":1}"#)
+                .with_header("etag", "W/\"abc\"")
+                .with_header("cache-control", "no-cache")
+        }
+    });
+    let fetcher = cached(&dir).build().unwrap();
+    for _ in 0..3 {
+        assert_eq!(fetcher.get_bytes(nginx.url("/a")).unwrap(), br#"{"v":1}"#);
+    }
+    let asked = asked.lock().unwrap();
+    let validators: Vec<Option<&str>> = asked.iter().map(|(_, inm)| inm.as_deref()).collect();
+    // Three requests, each revalidation one; the 304's fields replace the
+    // stored ones (RFC 9111 §4.3.4), its strong ETag included.
+    assert_eq!(validators, [None, Some("W/\"abc\""), Some("\"abc\"")]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// RFC 9111 §5.3: an invalid Expires (irregular spacing, "0") is in the
 /// past; and RFC 9110 §5.6.7: all three date forms are understood.
 #[test]
