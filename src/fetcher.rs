@@ -72,8 +72,10 @@ impl Fetcher {
     ///
     /// # Errors
     ///
-    /// Any [`ErrorKind`](crate::ErrorKind) but `InvalidJson`, after the
-    /// retries the error allows.
+    /// Any [`ErrorKind`](crate::ErrorKind), after the retries the error
+    /// allows. The body is not parsed: `InvalidJson` here means a body that
+    /// does not decompress (a corrupt gzip, deflate, brotli or zstd
+    /// stream), which sending again would not change.
     pub fn get_bytes(&self, request: impl Into<Request>) -> Result<Vec<u8>, Error> {
         self.engine
             .fetch(request.into(), &Scope::default(), Ok)

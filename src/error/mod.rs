@@ -328,9 +328,15 @@ impl Error {
         }
     }
 
-    /// Whether the same request might succeed if sent again later, per the
-    /// retry rules in the crate docs. The fetcher has already retried such
-    /// errors up to its `max_retries`.
+    /// Whether the error is one the retry rules retry (see the crate docs):
+    /// a network failure, a timeout, a 5xx but 501, 408 or 429. The fetcher has
+    /// already retried it up to its `max_retries` (a POST only when marked
+    /// idempotent: a POST's 5xx is retryable here though it was sent once).
+    ///
+    /// False when nothing was sent (`CircuitOpen`, `Cancelled`,
+    /// `DeadlineExceeded`, `Offline`): sending the request later may well
+    /// succeed, but no retry would have helped; and for answers that the
+    /// same request would get again (4xx, `InvalidJson`, `Tls`).
     pub fn is_retryable(&self) -> bool {
         classify::is_retryable(self.inner.kind, self.inner.status)
     }
