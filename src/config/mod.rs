@@ -27,7 +27,7 @@ use crate::transport::proxy::{ProxySetting, Routes};
 use crate::transport::tls::TlsSettings;
 use crate::transport::TransportSettings;
 
-/// Builds a [`Fetcher`]: `Fetcher::builder()`, then setters, then
+/// Builds a [`Fetcher`](crate::Fetcher): `Fetcher::builder()`, then setters, then
 /// [`build`](FetcherBuilder::build).
 ///
 /// ```
