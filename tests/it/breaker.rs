@@ -208,3 +208,84 @@ fn requests_held_from_probe_to_probe_end_within_their_patience() {
     // for each request released by a probe: minutes.
     assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
 }
+
+// The tests below come from an adversarial review of the governor (issue 22).
+
+/// A probe that hangs until its timeout (10 s) does not keep the requests
+/// held for the breaker past their patience (3 s with the quick backoff):
+/// they end at it, each with its own cause.
+#[test]
+fn requests_held_behind_a_hanging_probe_end_at_their_patience() {
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let server = TestServer::start({
+        let seen = Arc::clone(&seen);
+        move |_| {
+            if seen.fetch_add(1, Ordering::SeqCst) < 8 {
+                Reply::status(500)
+            } else {
+                Reply::Stall(Duration::from_secs(60))
+            }
+        }
+    });
+    let fetcher = crate::quick()
+        .concurrency(4)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..40).map(|i| server.url(&format!("/{i}"))).collect();
+    let started = std::time::Instant::now();
+    let mut ends: Vec<(Duration, ErrorKind)> = Vec::new();
+    fetcher
+        .batch(urls.iter().map(|u| parfetch::Request::get(u.as_str())))
+        .for_each_bytes(|_, result| {
+            let kind = result.err().map_or(ErrorKind::Status, |e| e.kind());
+            ends.push((started.elapsed(), kind));
+        });
+    assert_eq!(ends.len(), 40);
+    // Most end long before the probe's 20 s timeout: patience is about
+    // 3 s after the breaker opens, which is about 1 s in.
+    let early = ends
+        .iter()
+        .filter(|(at, _)| *at < Duration::from_secs(10))
+        .count();
+    assert!(early >= 30, "{early} of 40 ended within 10 s: {ends:?}");
+}
+
+/// Odd open times (0, 1 ns, the maximum) with a host that 503s for 0.3 s:
+/// no panic, every request ends within a bound, and after the blip a
+/// request succeeds again (the breaker does not take the host as down for
+/// good).
+#[test]
+fn odd_breaker_open_times_end_every_request() {
+    for open_time in [Duration::ZERO, Duration::from_nanos(1), Duration::MAX] {
+        let started = std::time::Instant::now();
+        let server = TestServer::start(move |_| {
+            if started.elapsed() < Duration::from_millis(300) {
+                Reply::status(503)
+            } else {
+                Reply::json(200, "{}")
+            }
+        });
+        let fetcher = crate::quick()
+            .concurrency(4)
+            .breaker_open_time(open_time)
+            .build()
+            .unwrap();
+        let urls: Vec<String> = (0..100).map(|i| server.url(&format!("/{i}"))).collect();
+        let results = fetcher.fetch_many_bytes(&urls);
+        assert_eq!(results.len(), 100);
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(20),
+            "{open_time:?}: {elapsed:?}"
+        );
+        // After the blip, a new request gets through.
+        std::thread::sleep(Duration::from_millis(400));
+        let later = fetcher.get_bytes(server.url("/later"));
+        assert!(
+            later.is_ok(),
+            "{open_time:?}: {later:?} ({ok} of 100 ok in the batch)"
+        );
+    }
+}

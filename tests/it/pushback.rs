@@ -211,3 +211,498 @@ proptest! {
         prop_assert!(elapsed < deadline * 4, "{:?} {:?}", elapsed, kinds);
     }
 }
+
+// The tests below come from an adversarial review of the governor (issue 22).
+
+/// A server that serves everything (`work` each) once `healthy`, and until
+/// then answers `429` with `Retry-After: 1`; it notes when each request it
+/// served arrived.
+struct Switchable {
+    server: TestServer,
+    healthy: Arc<std::sync::atomic::AtomicBool>,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+}
+
+fn switchable(work: Duration) -> Switchable {
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let server = TestServer::start({
+        let healthy = Arc::clone(&healthy);
+        let arrivals = Arc::clone(&arrivals);
+        move |_| {
+            if !healthy.load(Ordering::SeqCst) {
+                return Reply::status(429).with_header("retry-after", "1");
+            }
+            arrivals.lock().unwrap().push(Instant::now());
+            std::thread::sleep(work);
+            Reply::json(200, "{}")
+        }
+    });
+    Switchable {
+        server,
+        healthy,
+        arrivals,
+    }
+}
+
+/// A host that refuses everything for 2 s (quota exhausted), then serves
+/// again, gets its full speed back soon after: nothing is lost, and the
+/// limit does not stay at 1 for the 10 s a refused level is held.
+#[test]
+#[ignore = "fails: after a 2 s storm of 429s the limit is held at 1 for 10 s: 143 of 800 served in the 3 s after recovery, 300 expected"]
+fn a_host_that_refused_everything_for_a_while_gets_its_speed_back() {
+    let s = switchable(Duration::from_millis(20));
+    let fetcher = crate::quick()
+        .concurrency(16)
+        .max_retries(20)
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..800).map(|i| s.server.url(&format!("/{i}"))).collect();
+    let healthy = Arc::clone(&s.healthy);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        healthy.store(true, Ordering::SeqCst);
+    });
+    let results = fetcher.fetch_many_bytes(&urls);
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
+    }
+    let arrivals = s.arrivals.lock().unwrap();
+    let first = arrivals[0];
+    // At 16 in flight, 20 ms each, 3 s holds 2,400; at 1 in flight, 150.
+    let soon = arrivals
+        .iter()
+        .filter(|t| **t < first + Duration::from_secs(3))
+        .count();
+    assert!(
+        soon >= 300,
+        "{soon} of 800 served in the 3 s after recovery"
+    );
+}
+
+/// A server whose capacity falls from 16 to 4 for a second and comes back
+/// to 16 is used at 16 again soon after (not after the 10 s hold).
+#[test]
+#[ignore = "fails: a capacity of 4 found once holds the limit below 4 for 10 s: 572 served in 3 s once the server takes 16 again, 1,200 expected"]
+fn a_capacity_that_comes_back_is_used_again() {
+    let capacity = Arc::new(AtomicU64::new(16));
+    let active = Arc::new(AtomicU64::new(0));
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let server = TestServer::start({
+        let capacity = Arc::clone(&capacity);
+        let arrivals = Arc::clone(&arrivals);
+        move |_| {
+            if active.fetch_add(1, Ordering::SeqCst) >= capacity.load(Ordering::SeqCst) {
+                active.fetch_sub(1, Ordering::SeqCst);
+                return Reply::status(429).with_header("retry-after", "1");
+            }
+            arrivals.lock().unwrap().push(Instant::now());
+            std::thread::sleep(Duration::from_millis(20));
+            active.fetch_sub(1, Ordering::SeqCst);
+            Reply::json(200, "{}")
+        }
+    });
+    let fetcher = crate::quick()
+        .concurrency(16)
+        .max_retries(20)
+        .build()
+        .unwrap();
+    let back = Arc::new(Mutex::new(None::<Instant>));
+    {
+        let capacity = Arc::clone(&capacity);
+        let back = Arc::clone(&back);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            capacity.store(4, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_secs(1));
+            capacity.store(16, Ordering::SeqCst);
+            *back.lock().unwrap() = Some(Instant::now());
+        });
+    }
+    let urls: Vec<String> = (0..2000).map(|i| server.url(&format!("/{i}"))).collect();
+    let results = fetcher.fetch_many_bytes(&urls);
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
+    }
+    let back = back
+        .lock()
+        .unwrap()
+        .expect("the capacity came back during the batch");
+    let arrivals = arrivals.lock().unwrap();
+    // From 1 s after the capacity is back, 3 s: 2,400 at 16, 450 at 3.
+    let window = arrivals
+        .iter()
+        .filter(|t| **t >= back + Duration::from_secs(1) && **t < back + Duration::from_secs(4))
+        .count();
+    let left = arrivals
+        .iter()
+        .filter(|t| **t >= back + Duration::from_secs(1))
+        .count();
+    assert!(
+        window >= left.min(1200),
+        "{window} served in 3 s at capacity 16 ({left} left)"
+    );
+}
+
+/// Retry-After values a server may send that are not a plain wait: each
+/// is a wait of at most a second (0, a date in the past, or ignored and
+/// replaced by the backoff), the request is retried and succeeds.
+#[test]
+fn odd_retry_after_values_are_retried_soon() {
+    for value in [
+        "0",
+        "-1",
+        "1.5",
+        "",
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+        "99999999999999999999999",
+    ] {
+        let seen = Arc::new(AtomicU64::new(0));
+        let server = TestServer::start({
+            let seen = Arc::clone(&seen);
+            let value = value.to_owned();
+            move |_| {
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Reply::status(429).with_header("retry-after", value.clone())
+                } else {
+                    Reply::json(200, "{}")
+                }
+            }
+        });
+        let fetcher = crate::quick().build().unwrap();
+        let started = Instant::now();
+        let result = fetcher.get_bytes(server.url("/x"));
+        assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "{value:?}");
+        assert_eq!(server.requests(), 2, "{value:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{value:?}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// A Retry-After past max_retry_after ends the request at once (its
+/// `retry_after()` says how long); the next request to the host is not
+/// made to wait out max_retry_after (5 minutes) unseen, it ends at once
+/// too, or is sent.
+#[test]
+#[ignore = "fails: a 429 Retry-After: 3600 on a request sent alone pauses the host for max_retry_after (5 min): the next request has no result after 10 s"]
+fn a_retry_after_past_the_longest_does_not_stall_the_next_request() {
+    let seen = Arc::new(AtomicU64::new(0));
+    let server = TestServer::start({
+        let seen = Arc::clone(&seen);
+        move |_| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                Reply::status(429).with_header("retry-after", "3600")
+            } else {
+                Reply::json(200, "{}")
+            }
+        }
+    });
+    let fetcher = Arc::new(crate::quick().build().unwrap());
+    let error = fetcher.get_bytes(server.url("/first")).unwrap_err();
+    assert_eq!(
+        (error.kind(), error.status(), error.attempts()),
+        (ErrorKind::Status, Some(429), 1)
+    );
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(3600)));
+    let url = server.url("/second");
+    let second = crate::support::within(Duration::from_secs(10), {
+        let fetcher = Arc::clone(&fetcher);
+        move || {
+            fetcher
+                .get_bytes(url)
+                .map_err(|e| (e.kind(), e.retry_after()))
+        }
+    });
+    assert!(second.is_some(), "the next request waited past 10 s");
+}
+
+/// One request at a time to the host, and the only one refused: it waits
+/// its Retry-After, and the rest go on after it; nothing lost.
+#[test]
+fn one_at_a_time_a_refusal_costs_its_wait_only() {
+    let seen = Arc::new(AtomicU64::new(0));
+    let server = TestServer::start({
+        let seen = Arc::clone(&seen);
+        move |_| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                Reply::status(429).with_header("retry-after", "1")
+            } else {
+                Reply::json(200, "{}")
+            }
+        }
+    });
+    let fetcher = crate::quick()
+        .concurrency(1)
+        .max_per_host(1)
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/{i}"))).collect();
+    let started = Instant::now();
+    let results = fetcher.fetch_many_bytes(&urls);
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
+    }
+    assert_eq!(server.requests(), 21);
+    // One pause of 1 s; not one per request.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Cancelling a batch whose requests are set aside for a host's long pause
+/// ends them at once, `Cancelled`, not after the pause.
+#[test]
+fn cancelling_ends_requests_set_aside_for_a_pause() {
+    let server = TestServer::start(|_| Reply::status(429).with_header("retry-after", "60"));
+    let fetcher = crate::quick().concurrency(4).build().unwrap();
+    // A request sent alone and refused: the host is paused for 60 s (the
+    // request itself ends at the deadline of its batch of one).
+    let mut first = 0;
+    fetcher
+        .batch(vec![Request::get(server.url("/alone"))])
+        .deadline(Duration::from_millis(300))
+        .for_each_bytes(|_, _| first += 1);
+    assert_eq!((first, server.requests()), (1, 1));
+    let token = parfetch::CancelToken::new();
+    let urls: Vec<Request> = (0..20)
+        .map(|i| Request::get(server.url(&format!("/{i}"))))
+        .collect();
+    {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            token.cancel();
+        });
+    }
+    let started = Instant::now();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    fetcher
+        .batch(urls)
+        .cancel_token(token)
+        .for_each_bytes(|_, result| {
+            let kind = result
+                .err()
+                .map_or("ok".to_owned(), |e| format!("{:?}", e.kind()));
+            *kinds.entry(kind).or_default() += 1;
+        });
+    let elapsed = started.elapsed();
+    assert_eq!(kinds.values().sum::<usize>(), 20, "{kinds:?}");
+    assert!(
+        kinds.get("Cancelled").copied().unwrap_or(0) >= 1,
+        "{kinds:?}"
+    );
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?} {kinds:?}");
+}
+
+/// Many hosts, one of them hanging (each request to it stalls until the
+/// timeout): the healthy hosts' requests are not kept waiting behind it.
+/// Its requests end each with its own cause (a timeout, or the breaker's).
+#[test]
+fn a_hanging_host_does_not_hold_up_the_others() {
+    let healthy: Vec<TestServer> = (0..4)
+        .map(|_| {
+            TestServer::start(|_| {
+                Reply::Delay(Duration::from_millis(20), Box::new(Reply::json(200, "{}")))
+            })
+        })
+        .collect();
+    let down = TestServer::start(|_| Reply::Stall(Duration::from_secs(60)));
+    let fetcher = crate::quick()
+        .concurrency(8)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut urls = Vec::new();
+    for i in 0..100 {
+        urls.push(down.url(&format!("/{i}")));
+        for server in &healthy {
+            urls.push(server.url(&format!("/{i}")));
+        }
+    }
+    let done_healthy: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let started = Instant::now();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    fetcher
+        .batch(urls.iter().map(|u| Request::get(u.as_str())))
+        .for_each_bytes(|i, result| {
+            if i % 5 == 0 {
+                let kind = result
+                    .err()
+                    .map_or("ok".to_owned(), |e| format!("{:?}", e.kind()));
+                *kinds.entry(kind).or_default() += 1;
+            } else {
+                assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
+                done_healthy.lock().unwrap().push(Instant::now());
+            }
+        });
+    let done = done_healthy.lock().unwrap();
+    assert_eq!(done.len(), 400);
+    let last = done.iter().max().unwrap().duration_since(started);
+    // 400 × 20 ms over 8 threads is 1 s, and the first wave of timeouts 1 s
+    // more; 100 requests to the hanging host one after another on the
+    // threads would be 12 s.
+    assert!(
+        last < Duration::from_secs(8),
+        "healthy hosts done after {last:?}"
+    );
+    assert_eq!(kinds.values().sum::<usize>(), 100, "{kinds:?}");
+    assert_eq!(kinds.get("ok"), None, "{kinds:?}");
+}
+
+/// A 503 storm with no retries: every request ends with its 503 (or, if
+/// the breaker held it unsent, `CircuitOpen`), soon; none hangs.
+#[test]
+#[ignore = "fails: each 503 Retry-After: 1 sent alone pauses the host again, and a pause's wait has no patience: over 60 s for 300 requests, bound 20 s"]
+fn a_503_storm_without_retries_ends_every_request() {
+    let server = TestServer::start(|_| Reply::status(503).with_header("retry-after", "1"));
+    let fetcher = crate::quick()
+        .concurrency(8)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..300).map(|i| server.url(&format!("/{i}"))).collect();
+    let started = Instant::now();
+    let results = fetcher.fetch_many_bytes(&urls);
+    let elapsed = started.elapsed();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for result in &results {
+        let error = result.as_ref().unwrap_err();
+        *kinds
+            .entry(format!("{:?} {:?}", error.kind(), error.status()))
+            .or_default() += 1;
+        assert!(error.attempts() <= 1, "{error:?}");
+    }
+    let allowed = ["Status Some(503)", "CircuitOpen None"];
+    assert!(
+        kinds.keys().all(|k| allowed.contains(&k.as_str())),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains_key("Status Some(503)"), "{kinds:?}");
+    // Held requests wait at most 3 s (their least patience) per opening.
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?} {kinds:?}");
+}
+
+/// A host that serves slowly (200 ms) but refuses fast: an adaptive limit
+/// does not read the fast refusals as an unloaded time and the slow
+/// answers as a queue; against a capacity of 8 it stays near 8, not 1.
+#[test]
+fn slow_answers_and_fast_refusals_keep_an_adaptive_limit_near_the_capacity() {
+    let active = Arc::new(AtomicU64::new(0));
+    let server = TestServer::start(move |_| {
+        if active.fetch_add(1, Ordering::SeqCst) >= 8 {
+            active.fetch_sub(1, Ordering::SeqCst);
+            return Reply::status(429);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        active.fetch_sub(1, Ordering::SeqCst);
+        Reply::json(200, "{}")
+    });
+    let fetcher = crate::quick()
+        .concurrency(32)
+        .adaptive_concurrency(true)
+        .max_retries(30)
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..200).map(|i| server.url(&format!("/{i}"))).collect();
+    let results = fetcher.fetch_many_bytes(&urls);
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
+    }
+    let stats = fetcher.stats();
+    let host = &stats.hosts[0];
+    assert!(host.limit >= 2, "{host:?}");
+}
+
+/// A host that asks every request to come back in 10 s, with many requests
+/// in the batch, does not stop the batch's other host: its requests wait
+/// set aside while the other host's go on at full speed.
+#[test]
+#[ignore = "fails: once 1,024 requests wait for the refusing host, workers take no new ones: the healthy host's last result came after 20.1 s, bound 5 s"]
+fn many_requests_waiting_for_one_host_do_not_stop_the_others() {
+    let refusing = TestServer::start(|_| Reply::status(429).with_header("retry-after", "10"));
+    let healthy = TestServer::start(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick()
+        .concurrency(8)
+        .max_retries(1)
+        .build()
+        .unwrap();
+    let mut urls = Vec::new();
+    for i in 0..1500 {
+        urls.push(refusing.url(&format!("/{i}")));
+        urls.push(healthy.url(&format!("/{i}")));
+    }
+    let started = Instant::now();
+    let healthy_done: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let mut refused = 0;
+    fetcher
+        .batch(urls.iter().map(|u| Request::get(u.as_str())))
+        .deadline(Duration::from_secs(25))
+        .for_each_bytes(|i, result| {
+            if i % 2 == 0 {
+                let error = result.unwrap_err();
+                assert!(
+                    error.status() == Some(429) || error.kind() == ErrorKind::DeadlineExceeded,
+                    "{error:?}"
+                );
+                refused += 1;
+            } else {
+                assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
+                healthy_done.lock().unwrap().push(started.elapsed());
+            }
+        });
+    assert_eq!(refused, 1500);
+    let done = healthy_done.lock().unwrap();
+    assert_eq!(done.len(), 1500);
+    let last = done.iter().max().copied().unwrap();
+    // 1,500 loopback requests over 8 threads take well under a second.
+    assert!(
+        last < Duration::from_secs(5),
+        "the healthy host's last after {last:?}"
+    );
+}
+
+/// A host that refuses every request with `Retry-After: 1` (out of quota):
+/// each request ends within about what its retries allow (2 attempts, a
+/// second apart, and the 3 s a held request waits at least), not after
+/// the host has been probed once a second for each request before it.
+#[test]
+#[ignore = "fails: a pause's wait has no patience; each pause lets one request out, refused alone, pausing the host again: 116 s for 60 requests, bound 15 s"]
+fn a_host_out_of_quota_ends_its_requests_within_their_retries() {
+    let server = TestServer::start(|_| Reply::status(429).with_header("retry-after", "1"));
+    let fetcher = crate::quick()
+        .concurrency(4)
+        .max_retries(1)
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..60).map(|i| server.url(&format!("/{i}"))).collect();
+    let started = Instant::now();
+    let outcome = crate::support::within(Duration::from_secs(120), move || {
+        let results = fetcher.fetch_many_bytes(&urls);
+        results
+            .iter()
+            .map(|r| r.as_ref().err().map(|e| (e.kind(), e.status())))
+            .collect::<Vec<_>>()
+    })
+    .expect("the batch ended within 120 s");
+    let elapsed = started.elapsed();
+    assert_eq!(outcome.len(), 60);
+    for (i, outcome) in outcome.iter().enumerate() {
+        assert!(
+            matches!(
+                outcome,
+                Some((ErrorKind::Status, Some(429)) | (ErrorKind::CircuitOpen, _))
+            ),
+            "request {i}: {outcome:?}"
+        );
+    }
+    // 2 attempts 1 s apart, and 3 s of patience: 15 s is 3x that.
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "{elapsed:?} for 60 requests"
+    );
+}
