@@ -24,7 +24,7 @@ use super::{Engine, Scope};
 use crate::error::classify::{self, HostVerdict};
 use crate::error::{Detail, Error, ErrorKind};
 use crate::origin::OriginRef;
-use crate::policy::host::{Admission, Answer, Host};
+use crate::policy::host::{Admission, Answer, Hold, Host};
 use crate::policy::retry::{self, Decision, Delays, FailedAttempt};
 use crate::request::Request;
 use crate::stats::Recorder;
@@ -85,7 +85,8 @@ enum Attempted {
 }
 
 impl Journey {
-    /// Whether it waits for its host's breaker and its patience is over.
+    /// Whether it waits for its host (a pause, its breaker) and its patience
+    /// is over.
     pub(crate) fn has_waited_out(&self, now: Duration) -> bool {
         self.patience.is_some_and(|patience| now >= patience)
     }
@@ -184,9 +185,10 @@ impl Journey {
             self.host = Some(Arc::clone(&host));
             host
         };
-        let permit = match governor.admit(&host, self.attempts == 0) {
+        let past_pause = self.has_waited_out(now);
+        let permit = match governor.admit(&host, self.attempts == 0, past_pause) {
             Admission::Go(permit) => permit,
-            Admission::Wait { until, breaker } => {
+            Admission::Wait { until, hold } => {
                 // A wait that would pass the deadline ends the request now.
                 if let Some(until) = until {
                     if scope.stop.passes_deadline(until.saturating_sub(now)) {
@@ -195,16 +197,17 @@ impl Journey {
                     }
                 }
                 self.held_since.get_or_insert_with(Instant::now);
-                if !breaker {
+                if hold == Hold::Room {
                     return Attempted::Wait { until };
                 }
-                // An outage of unknown length is waited out within what
-                // the request's retries would have taken.
+                // A pause or an outage is waited out within what the
+                // request's retries would have taken: past it, a pause is
+                // gone through (the next step), an outage ends the request.
                 let settings = &engine.settings.retry;
                 let patience = *self
                     .patience
                     .get_or_insert_with(|| now.saturating_add(settings.patience(self.attempts)));
-                if now >= patience {
+                if now >= patience && hold == Hold::Breaker {
                     let cause = crate::policy::host::Governor::breaker_cause(&host);
                     return Attempted::Failed(self.held_back(&host, cause), None);
                 }

@@ -124,15 +124,15 @@ fn after_a_pause_requests_resume_at_the_hosts_limit() {
     let arrivals = arrivals.lock().unwrap();
     // The retry waited out the whole pause.
     assert!(arrivals[1] >= paused_at + Duration::from_secs(1));
-    // The batch came after it at the limit the refusal left: one at a time
-    // (the host refused a request sent alone), so within the first
-    // answer's 100 ms, one request, not twenty.
+    // The batch came after it at the limit the pause left: one at a time,
+    // and one more for the retry's good answer (slow start), so within the
+    // first answer's 100 ms two requests, not twenty.
     let batch_start = arrivals[2];
     let first_round = arrivals[2..]
         .iter()
         .filter(|t| **t < batch_start + Duration::from_millis(50))
         .count();
-    assert_eq!(first_round, 1, "requests resumed all at once");
+    assert_eq!(first_round, 2, "requests resumed all at once");
 }
 
 /// During an outage, retries are a share of the host's recent requests
@@ -249,7 +249,6 @@ fn switchable(work: Duration) -> Switchable {
 /// again, gets its full speed back soon after: nothing is lost, and the
 /// limit does not stay at 1 for the 10 s a refused level is held.
 #[test]
-#[ignore = "fails: after a 2 s storm of 429s the limit is held at 1 for 10 s: 143 of 800 served in the 3 s after recovery, 300 expected"]
 fn a_host_that_refused_everything_for_a_while_gets_its_speed_back() {
     let s = switchable(Duration::from_millis(20));
     let fetcher = crate::quick()
@@ -387,7 +386,6 @@ fn odd_retry_after_values_are_retried_soon() {
 /// made to wait out max_retry_after (5 minutes) unseen, it ends at once
 /// too, or is sent.
 #[test]
-#[ignore = "fails: a 429 Retry-After: 3600 on a request sent alone pauses the host for max_retry_after (5 min): the next request has no result after 10 s"]
 fn a_retry_after_past_the_longest_does_not_stall_the_next_request() {
     let seen = Arc::new(AtomicU64::new(0));
     let server = TestServer::start({
@@ -557,7 +555,6 @@ fn a_hanging_host_does_not_hold_up_the_others() {
 /// A 503 storm with no retries: every request ends with its 503 (or, if
 /// the breaker held it unsent, `CircuitOpen`), soon; none hangs.
 #[test]
-#[ignore = "fails: each 503 Retry-After: 1 sent alone pauses the host again, and a pause's wait has no patience: 300 requests not done after 400 s, bound 20 s"]
 fn a_503_storm_without_retries_ends_every_request() {
     let server = TestServer::start(|_| Reply::status(503).with_header("retry-after", "1"));
     let fetcher = crate::quick()
@@ -671,7 +668,6 @@ fn many_requests_waiting_for_one_host_do_not_stop_the_others() {
 /// second apart, and the 3 s a held request waits at least), not after
 /// the host has been probed once a second for each request before it.
 #[test]
-#[ignore = "fails: a pause's wait has no patience; each pause lets one request out, refused alone, pausing the host again: 116 s for 60 requests, bound 15 s"]
 fn a_host_out_of_quota_ends_its_requests_within_their_retries() {
     let server = TestServer::start(|_| Reply::status(429).with_header("retry-after", "1"));
     let fetcher = crate::quick()

@@ -248,6 +248,14 @@ impl Controller {
                 self.threshold = self.limit;
             }
         }
+        // Served at the level held: the host takes that many again (a
+        // level learned while it refused everything, or a capacity back).
+        if self
+            .refused_at
+            .is_some_and(|(level, _)| sent.in_flight >= level)
+        {
+            self.refused_at = None;
+        }
         // A limit not in use says nothing about the host: do not grow it.
         if f64::from(sent.in_flight) * 2.0 < self.limit {
             return false;
@@ -331,10 +339,10 @@ impl Controller {
     }
 
     /// The host refused a request sent alone and asked for a pause: after
-    /// it, one request at a time, climbing fast to half of today's limit
-    /// (as TCP restarts after a retransmission timeout).
+    /// it, one request at a time, climbing fast to half of the last good
+    /// limit (as TCP restarts after a retransmission timeout).
     pub(crate) fn paused(&mut self) {
-        self.threshold = (self.limit / 2.0).max(1.0);
+        self.threshold = (self.good.max(self.limit) / 2.0).max(1.0);
         self.limit = 1.0;
         self.epoch += 1;
         self.settle();

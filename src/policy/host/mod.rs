@@ -38,7 +38,11 @@
 //! Its limit falls to what it serves instead. A server that has run out of
 //! quota refuses everything: its limit reaches 1 within a round trip, and
 //! the next refusal pauses the host. When a pause ends, requests resume
-//! at the host's limit, one at first, not all at once.
+//! at the host's limit, one at first, not all at once. A request held by a
+//! pause waits within its patience (what its retries would take), then
+//! goes anyway ([`Hold::Pause`]): a host out of quota costs each request
+//! its own retries, not one request per pause. A Retry-After past
+//! `max_retry_after` pauses nothing: its request ends at once.
 
 mod breaker;
 mod budget;
@@ -155,19 +159,29 @@ pub(crate) struct HostReport {
     pub(crate) figures: HostFigures,
 }
 
+/// What holds a request back from its host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// The host's limit or rate: a place frees up soon, waited for.
+    Room,
+    /// A pause the host asked for: waited out within the request's
+    /// patience, after which the request goes anyway and gets its own
+    /// answer (a host out of quota would otherwise let one request
+    /// through per pause).
+    Pause,
+    /// The host's breaker: an outage of unknown length, waited out within
+    /// the request's patience, after which the request ends.
+    Breaker,
+}
+
 /// What the governor says to a request that would be sent now.
 #[derive(Debug)]
 pub(crate) enum Admission {
     /// Send it.
     Go(Permit),
     /// Not yet: try again at the clock's `until`, or (`None`) when a
-    /// request to the host comes back. `breaker` when its breaker holds it
-    /// (an outage of unknown length, waited out within the request's
-    /// patience).
-    Wait {
-        until: Option<Duration>,
-        breaker: bool,
-    },
+    /// request to the host comes back; `hold` says what holds it.
+    Wait { until: Option<Duration>, hold: Hold },
     /// Do not send it: the host is down (or its breaker fails fast). The
     /// words say what opened the breaker.
     Refuse { cause: String },
@@ -251,15 +265,16 @@ impl Governor {
             .map_or(Duration::ZERO, RateSettings::refill)
     }
 
-    /// Whether a request to `host` may be sent now: its pause, its breaker,
-    /// its limit and its rate, in that order. `first` if it is the
-    /// request's first attempt.
-    pub(crate) fn admit(&self, host: &Arc<Host>, first: bool) -> Admission {
+    /// Whether a request to `host` may be sent now: its pause (unless the
+    /// request is `past_pause`: its patience is over), its breaker, its
+    /// limit and its rate, in that order. `first` if it is the request's
+    /// first attempt.
+    pub(crate) fn admit(&self, host: &Arc<Host>, first: bool, past_pause: bool) -> Admission {
         let now = self.clock.now();
-        if let Some(until) = host.paused_until(now) {
+        if let Some(until) = host.paused_until(now).filter(|_| !past_pause) {
             return Admission::Wait {
                 until: Some(until),
-                breaker: false,
+                hold: Hold::Pause,
             };
         }
         let probe = match host.breaker.admit(&self.settings.breaker, now) {
@@ -267,7 +282,7 @@ impl Governor {
             Verdict::Wait { until } => {
                 return Admission::Wait {
                     until,
-                    breaker: true,
+                    hold: Hold::Breaker,
                 }
             }
             Verdict::Refuse => {
@@ -288,7 +303,7 @@ impl Governor {
             }
             return Admission::Wait {
                 until: None,
-                breaker: false,
+                hold: Hold::Room,
             };
         };
         if let Some(rate) = &host.rate {
@@ -299,7 +314,7 @@ impl Governor {
                 }
                 return Admission::Wait {
                     until: Some(now.saturating_add(wait)),
-                    breaker: false,
+                    hold: Hold::Room,
                 };
             }
         }
@@ -505,7 +520,9 @@ impl Permit {
             }
         };
         // Refused even one at a time: the Retry-After meant the host.
-        if let Some(wait) = retry_after.map(|wait| wait.min(governor.settings.longest_pause)) {
+        // A wait past the longest ends the refused request at once; it
+        // does not hold the others for minutes.
+        if let Some(wait) = retry_after.filter(|wait| *wait <= governor.settings.longest_pause) {
             let alone = self.sent.in_flight <= 1 && control.limit.refusals_dominate();
             if alone && host.pause(now, wait) {
                 control.figures.pauses += 1;

@@ -190,7 +190,7 @@ mod tests {
         }
         // h7 refuses one request at a time, asking for 600 s: paused.
         let paused = hosts.get(&origin("http://h7/"));
-        let Admission::Go(permit) = governor.admit(&paused, true) else {
+        let Admission::Go(permit) = governor.admit(&paused, true, false) else {
             panic!("not admitted");
         };
         let asked = Some(Duration::from_secs(600));
@@ -203,7 +203,7 @@ mod tests {
         drop(paused);
         // h8 has a request in flight, held by its permit.
         let busy = hosts.get(&origin("http://h8/"));
-        let Admission::Go(in_flight) = governor.admit(&busy, true) else {
+        let Admission::Go(in_flight) = governor.admit(&busy, true, false) else {
             panic!("not admitted");
         };
         drop(busy);
