@@ -91,6 +91,11 @@ impl Journey {
         self.patience.is_some_and(|patience| now >= patience)
     }
 
+    /// Whether it waits for its host within a patience already set.
+    pub(crate) fn is_patient(&self) -> bool {
+        self.patience.is_some()
+    }
+
     pub(crate) fn new(request: Request) -> Journey {
         Journey {
             request,

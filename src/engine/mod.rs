@@ -30,7 +30,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{Detail, Error, ErrorKind};
 use crate::origin::OriginRef;
-use crate::policy::host::{BreakerState, Governor, HostReport, Hosts};
+use crate::policy::host::{BreakerState, Governor, Hold, HostReport, Hosts};
 use crate::request::Request;
 use crate::stats::{HostStats, Recorder};
 use crate::transport::agent::Agents;
@@ -201,20 +201,24 @@ impl Engine {
         }
     }
 
-    /// Whether `journey`'s host may take it now (a hint: another request
-    /// may take the room first).
-    pub(crate) fn has_room(&self, journey: &Journey) -> bool {
-        journey
-            .host()
-            .is_none_or(|host| self.governor.has_room(host))
-    }
-
     /// Whether a request set aside until its host has room should step
-    /// now: its host has room, or its patience with the host's breaker is
-    /// over (a breaker that opens again and again would otherwise keep it
-    /// waiting from probe to probe, past what its retries would take).
+    /// now (a hint: another request may take the room first): its host
+    /// has room; or its patience with the host is over (a breaker that
+    /// opens again and again would otherwise keep it waiting from probe to
+    /// probe); or it waited for room and the host is now paused or its
+    /// breaker open, so that it learns its patience (else it would wait for
+    /// room until a probe, each a minute apart, took it).
     pub(crate) fn may_step(&self, journey: &Journey) -> bool {
-        journey.has_waited_out(self.governor.now()) || self.has_room(journey)
+        let Some(host) = journey.host() else {
+            return true;
+        };
+        match self.governor.hold(host) {
+            None => true,
+            Some(Hold::Room) => false,
+            Some(Hold::Pause | Hold::Breaker) => {
+                !journey.is_patient() || journey.has_waited_out(self.governor.now())
+            }
+        }
     }
 
     /// Whether header `name` of `request` is a secret: by default, or marked

@@ -554,6 +554,9 @@ fn a_hanging_host_does_not_hold_up_the_others() {
 
 /// A 503 storm with no retries: every request ends with its 503 (or, if
 /// the breaker held it unsent, `CircuitOpen`), soon; none hangs.
+// With both cores busy (.ci/run), 128 requests set aside for room when the
+// breaker opened at its longest waited from probe to probe, a minute
+// apart: they now learn their patience when the breaker holds them.
 #[test]
 fn a_503_storm_without_retries_ends_every_request() {
     let server = TestServer::start(|_| Reply::status(503).with_header("retry-after", "1"));

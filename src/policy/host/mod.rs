@@ -334,17 +334,23 @@ impl Governor {
         })
     }
 
-    /// Whether `host` would let a request go now, as far as a look without
-    /// taking anything can tell: not paused, its breaker letting requests
-    /// through, a place free under its limit.
-    pub(crate) fn has_room(&self, host: &Host) -> bool {
+    /// What would hold a request to `host` back now, as far as a look
+    /// without taking anything can tell (`None`: it would go): a pause, its
+    /// breaker, or no place free under its limit.
+    pub(crate) fn hold(&self, host: &Host) -> Option<Hold> {
         let now = self.clock.now();
-        host.paused_until(now).is_none()
-            && matches!(
-                host.breaker.admit_look(&self.settings.breaker, now),
-                Verdict::Pass { .. }
-            )
-            && host.in_flight.load(Ordering::Acquire) < host.limit.load(Ordering::Acquire).max(1)
+        if host.paused_until(now).is_some() {
+            return Some(Hold::Pause);
+        }
+        if !matches!(
+            host.breaker.admit_look(&self.settings.breaker, now),
+            Verdict::Pass { .. }
+        ) {
+            return Some(Hold::Breaker);
+        }
+        let full =
+            host.in_flight.load(Ordering::Acquire) >= host.limit.load(Ordering::Acquire).max(1);
+        full.then_some(Hold::Room)
     }
 
     /// Whether a request to `host` may be retried: `asked` when the server
