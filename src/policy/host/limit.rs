@@ -348,12 +348,6 @@ impl Controller {
         self.settle();
     }
 
-    /// Whether at least half of the recent answers were refusals: a
-    /// request sent alone and refused then means the host, not the URL.
-    pub(crate) fn refusals_dominate(&self) -> bool {
-        self.recent.refused * 2.0 >= self.recent.good + self.recent.refused
-    }
-
     /// Counts an answer, refused or good, among the recent ones.
     fn count_answer(&mut self, refused: bool) {
         let recent = &mut self.recent;

@@ -28,9 +28,7 @@
 //! **Which Retry-After means the host.** A 429 or 503 with Retry-After is
 //! always the request's wait (it is retried no sooner). It pauses the whole
 //! host only when the host refuses even one request at a time: the request
-//! was the only one in flight to it, and refusals are at least half of the
-//! host's recent answers (a host that refuses one URL in ten whatever the
-//! load meant that URL). A server at its capacity refuses the requests
+//! was the only one in flight to it. A server at its capacity refuses the requests
 //! beyond it while it serves the others; pausing the host then would stop
 //! those too, and the requests released together when the pause ends
 //! would overflow it again (measured: a 429 with `Retry-After: 1` per
@@ -529,7 +527,7 @@ impl Permit {
         // A wait past the longest ends the refused request at once; it
         // does not hold the others for minutes.
         if let Some(wait) = retry_after.filter(|wait| *wait <= governor.settings.longest_pause) {
-            let alone = self.sent.in_flight <= 1 && control.limit.refusals_dominate();
+            let alone = self.sent.in_flight <= 1;
             if alone && host.pause(now, wait) {
                 control.figures.pauses += 1;
                 control.limit.paused();
