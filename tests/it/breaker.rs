@@ -227,8 +227,14 @@ fn requests_held_behind_a_hanging_probe_end_at_their_patience() {
             }
         }
     });
+    // At most 2 in flight to the host, of 8 threads: requests that hang
+    // hold their threads (each request in flight has one), and the held
+    // ones need a free thread to end. (With 4 threads and 4 hanging
+    // requests, sent before the breaker opened on a loaded machine,
+    // nothing ended before the first timeout.)
     let fetcher = crate::quick()
-        .concurrency(4)
+        .concurrency(8)
+        .max_per_host(2)
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
