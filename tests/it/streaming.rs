@@ -433,11 +433,20 @@ fn the_per_host_cap_bounds_requests_in_flight() {
 
 #[test]
 fn a_429_with_retry_after_pauses_its_host_and_not_the_others() {
-    let (limited, limited_arrivals) = recording_server(|n| {
-        if n == 1 {
-            Reply::status(429).with_header("retry-after", "1")
-        } else {
-            Reply::json(200, "{}")
+    // The request sent alone, `/first`, is the one refused (whichever
+    // arrives first: on a loaded machine another may overtake it, and a
+    // refusal of a request sent among others pauses nothing).
+    let limited_arrivals = Arc::new(Mutex::new(Vec::new()));
+    let refused = std::sync::atomic::AtomicBool::new(false);
+    let limited = TestServer::start({
+        let arrivals = Arc::clone(&limited_arrivals);
+        move |request| {
+            arrivals.lock().unwrap().push(Instant::now());
+            if request.path == "/first" && !refused.swap(true, Ordering::SeqCst) {
+                Reply::status(429).with_header("retry-after", "1")
+            } else {
+                Reply::json(200, "{}")
+            }
         }
     });
     let (other, other_arrivals) = recording_server(|_| {
@@ -449,9 +458,11 @@ fn a_429_with_retry_after_pauses_its_host_and_not_the_others() {
         .build()
         .unwrap();
     let mut requests = vec![Request::get(limited.url("/first"))];
-    for i in 0..40_usize {
+    // Enough for the other host to be busy past the pause (200 × 20 ms
+    // over 4 threads: a second at least).
+    for i in 0..200_usize {
         requests.push(Request::get(other.url(&format!("/{i}"))));
-        if i.is_multiple_of(4) {
+        if i.is_multiple_of(20) {
             requests.push(Request::get(limited.url(&format!("/{i}"))));
         }
     }
@@ -459,11 +470,12 @@ fn a_429_with_retry_after_pauses_its_host_and_not_the_others() {
         .batch(requests)
         .for_each_bytes(|_, result| assert!(result.is_ok(), "{result:?}"));
 
-    // Requests already sent when the 429 came back arrive just after it;
-    // after that, nothing until the pause is over.
+    // Requests already sent when the 429 came back arrive just after it
+    // (within 400 ms, however loaded the machine); after that, nothing
+    // until the pause is over.
     let limited_arrivals = limited_arrivals.lock().unwrap();
     let paused_at = limited_arrivals[0];
-    let window_start = paused_at + Duration::from_millis(100);
+    let window_start = paused_at + Duration::from_millis(400);
     let window_end = paused_at + Duration::from_millis(900);
     let in_window = |t: &&Instant| **t > window_start && **t < window_end;
     let during_pause = limited_arrivals.iter().filter(in_window).count();
