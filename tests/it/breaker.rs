@@ -12,8 +12,8 @@ use parfetch::{BreakerState, ErrorKind};
 use crate::server::{Reply, TestServer};
 use crate::support::wait_until;
 
-#[test]
-fn breaker_opens_fails_fast_probes_and_closes() {
+/// A server that answers `status` until `healthy` is set, then `200 {}`.
+fn failing_until_healthy(status: u16) -> (TestServer, Arc<AtomicBool>) {
     let healthy = Arc::new(AtomicBool::new(false));
     let server = TestServer::start({
         let healthy = Arc::clone(&healthy);
@@ -21,10 +21,16 @@ fn breaker_opens_fails_fast_probes_and_closes() {
             if healthy.load(Ordering::SeqCst) {
                 Reply::json(200, "{}")
             } else {
-                Reply::status(500)
+                Reply::status(status)
             }
         }
     });
+    (server, healthy)
+}
+
+#[test]
+fn breaker_opens_fails_fast_probes_and_closes() {
+    let (server, healthy) = failing_until_healthy(500);
     // Open for 2 s: the checks made while it is open take milliseconds,
     // so a loaded machine has more than 100 times the time they need;
     // the half-open state is waited for, not slept for.
@@ -84,17 +90,7 @@ fn breaker_opens_fails_fast_probes_and_closes() {
 /// here: its retries are quick) costs it time, not its result.
 #[test]
 fn an_open_breaker_holds_requests_for_the_probe() {
-    let healthy = Arc::new(AtomicBool::new(false));
-    let server = TestServer::start({
-        let healthy = Arc::clone(&healthy);
-        move |_| {
-            if healthy.load(Ordering::SeqCst) {
-                Reply::json(200, "{}")
-            } else {
-                Reply::status(503)
-            }
-        }
-    });
+    let (server, healthy) = failing_until_healthy(503);
     let fetcher = crate::quick().max_retries(0).build().unwrap();
     let (url, host) = (server.url("/x"), server.host());
     for _ in 0..5 {

@@ -36,6 +36,20 @@ fn at_capacity(capacity: u64, work: Duration) -> (TestServer, Arc<AtomicU64>) {
     (server, refused)
 }
 
+/// A server that answers its first request `429` with `Retry-After:
+/// retry_after`, and every other `200 {}`.
+fn refusing_the_first(retry_after: &str) -> TestServer {
+    let seen = AtomicU64::new(0);
+    let retry_after = retry_after.to_owned();
+    TestServer::start(move |_| {
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            Reply::status(429).with_header("retry-after", retry_after.clone())
+        } else {
+            Reply::json(200, "{}")
+        }
+    })
+}
+
 /// A concurrency four times what the host takes costs one wave of
 /// refusals, not one per request (before the governor, each 429 paused
 /// the host and released everyone at once into the next wave), and loses
@@ -356,18 +370,7 @@ fn odd_retry_after_values_are_retried_soon() {
         "Thu, 01 Jan 1970 00:00:00 GMT",
         "99999999999999999999999",
     ] {
-        let seen = Arc::new(AtomicU64::new(0));
-        let server = TestServer::start({
-            let seen = Arc::clone(&seen);
-            let value = value.to_owned();
-            move |_| {
-                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-                    Reply::status(429).with_header("retry-after", value.clone())
-                } else {
-                    Reply::json(200, "{}")
-                }
-            }
-        });
+        let server = refusing_the_first(value);
         let fetcher = crate::quick().build().unwrap();
         let started = Instant::now();
         let result = fetcher.get_bytes(server.url("/x"));
@@ -387,17 +390,7 @@ fn odd_retry_after_values_are_retried_soon() {
 /// too, or is sent.
 #[test]
 fn a_retry_after_past_the_longest_does_not_stall_the_next_request() {
-    let seen = Arc::new(AtomicU64::new(0));
-    let server = TestServer::start({
-        let seen = Arc::clone(&seen);
-        move |_| {
-            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-                Reply::status(429).with_header("retry-after", "3600")
-            } else {
-                Reply::json(200, "{}")
-            }
-        }
-    });
+    let server = refusing_the_first("3600");
     let fetcher = Arc::new(crate::quick().build().unwrap());
     let error = fetcher.get_bytes(server.url("/first")).unwrap_err();
     assert_eq!(
@@ -421,17 +414,7 @@ fn a_retry_after_past_the_longest_does_not_stall_the_next_request() {
 /// its Retry-After, and the rest go on after it; nothing lost.
 #[test]
 fn one_at_a_time_a_refusal_costs_its_wait_only() {
-    let seen = Arc::new(AtomicU64::new(0));
-    let server = TestServer::start({
-        let seen = Arc::clone(&seen);
-        move |_| {
-            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-                Reply::status(429).with_header("retry-after", "1")
-            } else {
-                Reply::json(200, "{}")
-            }
-        }
-    });
+    let server = refusing_the_first("1");
     let fetcher = crate::quick()
         .concurrency(1)
         .max_per_host(1)
