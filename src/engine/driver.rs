@@ -31,8 +31,11 @@ use crate::error::Error;
 use crate::request::Request;
 
 /// How many requests are set aside, at most, while workers go on with new
-/// ones; past that, workers wait for them.
-pub(crate) const MAX_SET_ASIDE: usize = 1024;
+/// ones; past that, workers wait for them. A request set aside is about
+/// 330 bytes and its URL and headers: a few megabytes at most, for a
+/// batch of any length; and room for thousands of requests to wait out one
+/// host's long Retry-After while the other hosts' requests go on.
+pub(crate) const MAX_SET_ASIDE: usize = 16_384;
 
 /// Where a batch's workers take their next request.
 pub(crate) struct Queue<I> {

@@ -296,7 +296,6 @@ fn a_host_that_refused_everything_for_a_while_gets_its_speed_back() {
 /// A server whose capacity falls from 16 to 4 for a second and comes back
 /// to 16 is used at 16 again soon after (not after the 10 s hold).
 #[test]
-#[ignore = "fails: a capacity of 4 found once holds the limit below 4 for 10 s: 572 served in 3 s once the server takes 16 again, 1,200 expected"]
 fn a_capacity_that_comes_back_is_used_again() {
     let capacity = Arc::new(AtomicU64::new(16));
     let active = Arc::new(AtomicU64::new(0));
@@ -605,7 +604,6 @@ fn slow_answers_and_fast_refusals_keep_an_adaptive_limit_near_the_capacity() {
 /// in the batch, does not stop the batch's other host: its requests wait
 /// set aside while the other host's go on at full speed.
 #[test]
-#[ignore = "fails: once 1,024 requests wait for the refusing host, workers take no new ones: the healthy host's last result came after 20.1 s, bound 5 s"]
 fn many_requests_waiting_for_one_host_do_not_stop_the_others() {
     let refusing = TestServer::start(|_| Reply::status(429).with_header("retry-after", "10"));
     let healthy = TestServer::start(|_| Reply::json(200, "{}"));

@@ -40,8 +40,13 @@
 //!   in ten, say) refuses at every level, and holding each level it refused
 //!   at would ratchet the limit down to 1 (measured: a batch of 1,000 with
 //!   such URLs ran 10 times longer); its refusals decrease the limit by the
-//!   factor, once per round trip, and no more. After the hold the limit probes again, in case the host has room now
-//!   (CUBIC's plateau and BBR's probing rounds do the like).
+//!   factor, once per round trip, and no more. A capacity can also come
+//!   back (another client left): after [`FIRST_PROBE`], one request is
+//!   sent at the level held; served, the hold ends and the limit grows
+//!   again; refused, the next probe waits twice as long, up to [`HOLD`]
+//!   (CUBIC's plateau and BBR's probing rounds do the like). Against a
+//!   fixed capacity that is one refusal after 1.25 s, 2.5 s, 5 s, then
+//!   every 10 s.
 //! - **Latency.** A server that queues instead of refusing answers later as
 //!   more is asked of it. Each round trip's mean time to the response head
 //!   is compared with the host's unloaded time (the least seen over the
@@ -92,8 +97,15 @@ pub(crate) const TOLERANCE: f64 = 1.25;
 /// server's fraction of a millisecond is not a queue.
 const MARGIN: Duration = Duration::from_millis(2);
 
-/// How long a limit stays below the level a host refused at.
+/// How long a limit stays below the level a host refused at, unless a
+/// probe finds the host takes it again.
 pub(crate) const HOLD: Duration = Duration::from_secs(10);
+
+/// When a level held is first probed: one request sent at it, to see
+/// whether the host takes it again (a capacity that comes back). Each
+/// probe refused doubles the wait, up to [`HOLD`]: against a fixed
+/// capacity, a refusal every few seconds at most.
+const FIRST_PROBE: Duration = Duration::from_millis(1250);
 
 /// The fewest answers a latency window averages.
 const MIN_WINDOW: u32 = 4;
@@ -141,15 +153,58 @@ pub(crate) struct Controller {
     adaptive: bool,
     baseline: Baseline,
     window: Window,
-    /// The requests in flight at which the host last said "too many", and
-    /// until when (the clock's time) the limit stays below that.
-    refused_at: Option<(u32, Duration)>,
+    /// Where the host last said "too many", while the limit stays below.
+    held: Option<Held>,
     /// The limit of the last good answer: where to climb back to, fast,
     /// after the host has been down.
     good: f64,
     recent: Recent,
     lowest: u32,
     highest: u32,
+}
+
+/// A level held: the requests in flight at which the host said "too many".
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    level: u32,
+    /// Until when (the clock's time) the limit stays below the level.
+    until: Duration,
+    /// When one request may be sent at the level again, to see whether the
+    /// host takes it now.
+    probe_at: Duration,
+    /// The wait before the next probe: doubled by each probe refused.
+    gap: Duration,
+}
+
+impl Held {
+    /// A level held from `now`, first probed after [`FIRST_PROBE`].
+    fn new(level: u32, now: Duration) -> Held {
+        Held {
+            level,
+            until: now.saturating_add(HOLD),
+            probe_at: now.saturating_add(FIRST_PROBE),
+            gap: FIRST_PROBE,
+        }
+    }
+
+    /// The most the limit may be at `now`: below the level, or at it while
+    /// a probe is due.
+    fn cap(&self, now: Duration) -> f64 {
+        let level = if now >= self.probe_at {
+            self.level
+        } else {
+            self.level.saturating_sub(1)
+        };
+        f64::from(level.max(1))
+    }
+
+    /// A probe was refused at `now`: the level stands, probed again after
+    /// twice the wait (at most [`HOLD`]).
+    fn probe_refused(&mut self, now: Duration) {
+        self.gap = self.gap.saturating_mul(2).min(HOLD);
+        self.probe_at = now.saturating_add(self.gap);
+        self.until = now.saturating_add(HOLD);
+    }
 }
 
 /// Refusals and good answers over about the last round trip (at least
@@ -198,7 +253,7 @@ impl Controller {
             adaptive: settings.adaptive,
             baseline: Baseline::default(),
             window: Window::default(),
-            refused_at: None,
+            held: None,
             good: limit,
             recent: Recent::default(),
             lowest: whole(limit),
@@ -250,11 +305,8 @@ impl Controller {
         }
         // Served at the level held: the host takes that many again (a
         // level learned while it refused everything, or a capacity back).
-        if self
-            .refused_at
-            .is_some_and(|(level, _)| sent.in_flight >= level)
-        {
-            self.refused_at = None;
+        if self.held.is_some_and(|held| sent.in_flight >= held.level) {
+            self.held = None;
         }
         // A limit not in use says nothing about the host: do not grow it.
         if f64::from(sent.in_flight) * 2.0 < self.limit {
@@ -269,10 +321,8 @@ impl Controller {
                 1.0
             };
         // Not back up to where the host said "too many", for a while.
-        self.limit = match self.refused_at {
-            Some((level, until)) if now < until => {
-                grown.min(f64::from(level.saturating_sub(1).max(1)).max(self.limit))
-            }
+        self.limit = match self.held {
+            Some(held) if now < held.until => grown.min(held.cap(now)).max(self.limit),
             _ => grown,
         };
         self.settle();
@@ -306,17 +356,30 @@ impl Controller {
         let many = self.recent.are_many();
         if how == PushBack::Throttled {
             let at = sent.in_flight.max(1);
-            let level = match self.refused_at {
+            self.held = match self.held.filter(|held| now < held.until) {
                 // Refused below a level it refused at, yet most answers
                 // are good: these refusals are not about how many.
-                Some((level, until)) if now < until && at < level && !many => None,
-                Some((level, until)) if now < until => Some(level.min(at)),
-                _ => Some(at),
+                Some(held) if at < held.level && !many => None,
+                Some(held) if at < held.level => Some(Held::new(at, now)),
+                // A probe (sent at the level since the last decrease) was
+                // refused: the host still takes no more. The limit goes
+                // back below the level, and no further: it was right.
+                Some(mut held) if sent.epoch == self.epoch => {
+                    held.probe_refused(now);
+                    self.held = Some(held);
+                    self.limit = self.limit.min(held.cap(now));
+                    self.settle();
+                    return;
+                }
+                Some(mut held) => {
+                    held.until = now.saturating_add(HOLD);
+                    Some(held)
+                }
+                None => Some(Held::new(at, now)),
             };
-            self.refused_at = level.map(|level| (level, now.saturating_add(HOLD)));
-            if let Some(level) = level {
+            if let Some(held) = self.held {
                 // Past the hold, the level is probed a request at a time.
-                self.threshold = self.threshold.min(f64::from(level));
+                self.threshold = self.threshold.min(f64::from(held.level));
             }
         }
         if sent.epoch == self.epoch {
@@ -502,6 +565,58 @@ mod tests {
         // After it, the host is asked for one more again.
         answer(&mut c, 17, ms(20), ms(100) + HOLD);
         assert_eq!(c.limit(), 17);
+    }
+
+    /// A host held at 16 (it refused the 17th).
+    fn held_at_16() -> Controller {
+        let mut c = fixed(64);
+        c.pushed_back(c.sent(17), PushBack::Throttled, 16, ms(100));
+        // As after the wave: the 16 still out are what it takes.
+        c.limit = 16.0;
+        c.threshold = 16.0;
+        c.settle();
+        c
+    }
+
+    /// Answers requests sent at 16 in flight at `now` until the limit is
+    /// 17 (a probe may go), or a round trip and more has not made it so.
+    fn grows_to_17(c: &mut Controller, now: Duration) -> bool {
+        for _ in 0..40 {
+            c.answered(c.sent(16), Some(ms(20)), now);
+            if c.limit() == 17 {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn a_level_held_is_probed_and_a_refused_probe_costs_no_decrease() {
+        let mut c = held_at_16();
+        answer(&mut c, 64, ms(20), ms(100) + FIRST_PROBE - ms(1));
+        assert_eq!(c.limit(), 16, "no probe before its time");
+        assert!(grows_to_17(&mut c, ms(100) + FIRST_PROBE), "a probe is due");
+        let probe_refused_at = ms(100) + FIRST_PROBE;
+        c.pushed_back(c.sent(17), PushBack::Throttled, 16, probe_refused_at);
+        assert_eq!(c.limit(), 16, "back below the level, no further");
+        // The next probe waits twice as long.
+        answer(
+            &mut c,
+            64,
+            ms(20),
+            probe_refused_at + FIRST_PROBE * 2 - ms(1),
+        );
+        assert_eq!(c.limit(), 16);
+        assert!(grows_to_17(&mut c, probe_refused_at + FIRST_PROBE * 2));
+    }
+
+    #[test]
+    fn a_probe_served_ends_the_hold() {
+        let mut c = held_at_16();
+        assert!(grows_to_17(&mut c, ms(100) + FIRST_PROBE));
+        // Served at 17 in flight: the host takes 17 now, and more is tried.
+        answer(&mut c, 40, ms(20), ms(100) + FIRST_PROBE + ms(20));
+        assert!(c.limit() >= 18, "{}", c.limit());
     }
 
     #[test]
