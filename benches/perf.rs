@@ -12,7 +12,7 @@
 //! cargo run --release -p parfetch-benches --example perf -- large        # 400 × 256 KB at C=16
 //! cargo run --release -p parfetch-benches --example perf -- latency      # 2,000 with 20 ms latency at C=64
 //! cargo run --release -p parfetch-benches --example perf -- memory 256   # peak RSS, 10,000 requests at C=256
-//! cargo run --release -p parfetch-benches --example perf -- parse        # parse paths, one thread
+//! cargo run --release -p parfetch-benches --example perf -- parse        # parse paths, one thread (`parse "parfetch::Doc" 2`: one path, 2 MB)
 //! cargo run --release -p parfetch-benches --example perf -- stream       # peak RSS streaming 100,000 vs 1,000,000 at C=64
 //! cargo run --release -p parfetch-benches --example perf -- overhead     # batch (progress, gates) vs fetch_many, 5,000 docs
 //! cargo run --release -p parfetch-benches --example perf -- cache 10     # warm cache and 304 revalidation vs fetching, 5,000 docs, 10 ms latency
@@ -60,7 +60,7 @@ fn main() -> Result<()> {
         Some("cache") => cache(arg(1, 0)),
         Some("small") => small(),
         Some("parse") => {
-            parse();
+            parse(args.get(1).map(String::as_str), arg(2, 200));
             Ok(())
         }
         Some("large") => large(),
@@ -104,7 +104,7 @@ fn main() -> Result<()> {
             overhead()?;
             cache(0)?;
             cache(10)?;
-            parse();
+            parse(None, 200);
             Ok(())
         }
         Some(other) => Err(format!("unknown mode {other:?}").into()),
@@ -789,13 +789,19 @@ struct LapT {
 /// uses simd-json's owned value for `Value` and simd-json's serde path for
 /// typed targets, tracking the error path only after a failure. The
 /// simd-json paths reuse scratch buffers, as parfetch does per thread.
-fn parse() {
+/// `only`: one path by its label (`-` for all), for counting its
+/// instructions alone (callgrind); `megabytes`: how much each path parses.
+fn parse(only: Option<&str>, megabytes: u64) {
     println!("parse paths, one thread, lap-telemetry documents:");
+    let only = only.filter(|label| *label != "-");
     let buffers = std::cell::RefCell::new(simd_json::Buffers::new(16 << 10));
     for size in [2048usize, 256 << 10] {
         let doc = server::json_doc(1, size);
-        let iters = (200_000_000 / size).max(50);
+        let iters = (usize::try_from(megabytes).unwrap_or(200) * 1_000_000 / size).max(50);
         let time = |label: &str, f: &dyn Fn(&mut Vec<u8>) -> bool| {
+            if only.is_some_and(|only| only != label) {
+                return;
+            }
             let mut ok = 0;
             let started = Instant::now();
             for _ in 0..iters {
@@ -822,6 +828,9 @@ fn parse() {
         });
         time("simd borrowed", &|b| {
             simd_json::to_borrowed_value(b).is_ok()
+        });
+        time("parfetch::Doc", &|b| {
+            parfetch::Doc::parse(std::mem::take(b)).is_ok()
         });
         time("simd serde typed", &|b| {
             simd_json::Deserializer::from_slice_with_buffers(b, &mut buffers.borrow_mut())
@@ -928,7 +937,7 @@ fn hosts_client(port: &str, n: usize, one_host: bool) -> Result<()> {
 }
 
 /// The client's CPU time per request for `n` GETs of 2 KB at C=32, parsed
-/// into `Value` (`value`) or kept as bytes (`bytes`): steadier than a rate
+/// into `Value` (`value`) or `Doc` (`doc`), or kept as bytes (`bytes`): steadier than a rate
 /// on a shared machine, for comparing two builds side by side.
 fn cost(n: usize, mode: &str) -> Result<()> {
     let server = Server::start(2048, 0)?;
@@ -939,6 +948,12 @@ fn cost(n: usize, mode: &str) -> Result<()> {
     let ok = if mode == "bytes" {
         fetcher
             .fetch_many_bytes(&urls)
+            .iter()
+            .filter(|r| r.is_ok())
+            .count()
+    } else if mode == "doc" {
+        fetcher
+            .fetch_many::<parfetch::Doc>(&urls)
             .iter()
             .filter(|r| r.is_ok())
             .count()

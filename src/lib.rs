@@ -178,6 +178,7 @@ pub use crate::config::env::parse_duration;
 pub use crate::config::FetcherBuilder;
 pub use crate::error::{Error, ErrorKind};
 pub use crate::fetcher::Fetcher;
+pub use crate::parse::doc::{Doc, DocValue, Elements, Entries};
 pub use crate::parse::raw_json::RawJson;
 pub use crate::parse::Value;
 pub use crate::request::{CacheMode, Request};

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 
+use simd_json::tape::Tape;
 use simd_json::Buffers;
 
 /// Documents up to this size reuse the thread's scratch buffers; larger ones
@@ -11,6 +12,8 @@ pub(crate) const REUSE_LIMIT: usize = 4 << 20;
 
 thread_local! {
     static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::new(16 << 10));
+    /// A tape's list of nodes, empty between documents, kept for its room.
+    static TAPE: RefCell<Option<Tape<'static>>> = const { RefCell::new(None) };
 }
 
 /// Reads a UTF-8 byte order mark as whitespace, as RFC 8259 §8.1 allows
@@ -36,4 +39,33 @@ pub(crate) fn with_buffers<R>(len: usize, parse: impl FnOnce(&mut Buffers) -> R)
         // Re-entered (a Deserialize impl that fetches): use fresh buffers.
         Err(_) => parse(&mut Buffers::new(len)),
     })
+}
+
+/// Parses `body` into a tape, with the thread's scratch buffers and a tape
+/// whose room is kept from one document to the next (up to
+/// [`REUSE_LIMIT`] bytes' worth), and hands it to `read`.
+pub(crate) fn with_tape<R>(
+    body: &mut [u8],
+    read: impl FnOnce(Result<&Tape<'_>, simd_json::Error>) -> R,
+) -> R {
+    let kept = TAPE.with(|cell| cell.try_borrow_mut().ok().and_then(|mut kept| kept.take()));
+    let mut tape = kept.map_or_else(|| simd_json::tape::Tape(Vec::new()), Tape::reset);
+    let (result, tape) = with_buffers(body.len(), |buffers| {
+        match simd_json::fill_tape(body, buffers, &mut tape) {
+            Ok(()) => (read(Ok(&tape)), tape.reset()),
+            Err(error) => (read(Err(error)), tape.reset()),
+        }
+    });
+    let room = tape
+        .0
+        .capacity()
+        .saturating_mul(std::mem::size_of::<simd_json::Node<'_>>());
+    if room <= REUSE_LIMIT {
+        TAPE.with(|cell| {
+            if let Ok(mut kept) = cell.try_borrow_mut() {
+                *kept = Some(tape);
+            }
+        });
+    }
+    result
 }

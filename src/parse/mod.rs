@@ -19,6 +19,7 @@
 //! empty 200) is JSON `null` to the types that take it (`Option<T>`, `()`,
 //! [`Value`], [`RawJson`]) and "no content" to the others ([`no_content`]).
 
+pub(crate) mod doc;
 mod input;
 pub(crate) mod raw_json;
 pub(crate) mod words;
@@ -28,6 +29,7 @@ use std::any::Any;
 use serde::de::{Deserialize, DeserializeOwned};
 use simd_json::Buffers;
 
+use self::doc::Doc;
 use self::raw_json::RawJson;
 use self::words::JsonError;
 use crate::error::Error;
@@ -152,6 +154,11 @@ fn at_path<'v>(document: &'v Value, path: &serde_path_to_error::Path) -> Option<
 /// Parses a fetched body into a `T`: the one way a body becomes a value.
 pub(crate) fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Result<T, Error> {
     // No content at all (a 204, say) is HTTP's, not JSON's.
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Doc>() && !body.is_empty() {
+        return Doc::from_body(body)
+            .map(cast)
+            .map_err(JsonError::into_error);
+    }
     let parsed = if body.is_empty() {
         no_content()
     } else {

@@ -1,5 +1,6 @@
-//! JSON as the caller asks for it: `Value`, `RawJson` and a serde type
-//! accept and refuse the same bodies alike, and a `RawJson` inside a type
+//! JSON as the caller asks for it: `Value`, `Doc`, `RawJson` and a serde
+//! type accept and refuse the same bodies alike, a `Doc` reads as the
+//! `Value` of the same body, and a `RawJson` inside a type
 //! of the caller's is read as any other field. (The words of a bad body:
 //! messages.rs.)
 
@@ -84,6 +85,10 @@ fn json_paths_agree() {
         let value = fetcher.get_json::<parfetch::Value>(url.as_str()).is_ok();
         let raw = fetcher.get_json::<RawJson>(url.as_str());
         let typed = fetcher.get_json::<serde_json::Value>(url.as_str()).is_ok();
+        let doc = fetcher.get_json::<parfetch::Doc>(url.as_str()).is_ok();
+        if doc != value {
+            wrong.push(format!("{i}: value {value}, doc {doc}"));
+        }
         if let Ok(raw) = &raw {
             if serde_json::from_str::<serde::de::IgnoredAny>(raw.as_str()).is_err() && i != 8 {
                 wrong.push(format!("{i}: RawJson kept what is not JSON"));
@@ -97,4 +102,36 @@ fn json_paths_agree() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:?}");
+}
+
+/// A `Doc` is asked for as any other type, from one call, a list or a
+/// batch, and reads as the `Value` of the same body.
+#[test]
+fn a_doc_reads_as_the_value_of_its_body() {
+    let body = r#"{"id":7,"tags":["a","b\"c"],"nested":{"x":[1.5,null,true]}}"#;
+    let (server, _) = always(200, body, &[]);
+    let fetcher = crate::quick().build().unwrap();
+    let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/{i}"))).collect();
+    let expected = fetcher
+        .get_json::<parfetch::Value>(urls[0].as_str())
+        .unwrap();
+    let one = fetcher.get_json::<parfetch::Doc>(urls[0].as_str()).unwrap();
+    assert_eq!(one.to_value(), expected);
+    assert_eq!(
+        one.pointer("/tags/1").and_then(|t| t.as_str()),
+        Some("b\"c")
+    );
+    for doc in fetcher.fetch_many::<parfetch::Doc>(&urls) {
+        assert_eq!(doc.unwrap().to_value(), expected);
+    }
+    let mut seen = 0;
+    fetcher.batch(&urls).for_each::<parfetch::Doc>(|_, doc| {
+        let doc = doc.unwrap();
+        assert_eq!(
+            doc.pointer("/nested/x/0").and_then(|x| x.as_f64()),
+            Some(1.5)
+        );
+        seen += 1;
+    });
+    assert_eq!(seen, 20);
 }

@@ -322,7 +322,7 @@ impl Controller {
             };
         // Not back up to where the host said "too many", for a while.
         self.limit = match self.held {
-            Some(held) if now < held.until => grown.min(held.cap(now)).max(self.limit),
+            Some(level) if now < level.until => grown.min(level.cap(now)).max(self.limit),
             _ => grown,
         };
         self.settle();
@@ -593,7 +593,7 @@ mod tests {
     #[test]
     fn a_level_held_is_probed_and_a_refused_probe_costs_no_decrease() {
         let mut c = held_at_16();
-        answer(&mut c, 64, ms(20), ms(100) + FIRST_PROBE - ms(1));
+        answer(&mut c, 64, ms(20), ms(99) + FIRST_PROBE);
         assert_eq!(c.limit(), 16, "no probe before its time");
         assert!(grows_to_17(&mut c, ms(100) + FIRST_PROBE), "a probe is due");
         let probe_refused_at = ms(100) + FIRST_PROBE;
@@ -604,7 +604,9 @@ mod tests {
             &mut c,
             64,
             ms(20),
-            probe_refused_at + FIRST_PROBE * 2 - ms(1),
+            probe_refused_at
+                .saturating_add(FIRST_PROBE * 2)
+                .saturating_sub(ms(1)),
         );
         assert_eq!(c.limit(), 16);
         assert!(grows_to_17(&mut c, probe_refused_at + FIRST_PROBE * 2));
