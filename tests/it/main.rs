@@ -46,6 +46,7 @@ mod mocked; // exact request counts and shapes, as the server saw them
 mod nesting; // batches started from callbacks, Deserialize impls, other fetchers, rayon
 mod proxy; // proxies: forward and CONNECT, credentials, the environment as curl reads it
 mod pushback; // servers that push back: a host's limit, its pauses, its retry budget, deadlines
+mod real_servers; // Debian's nginx and tinyproxy, as users run them (`#[ignore]`d: .ci/run runs them)
 mod redirects; // redirects: hop counts, loops, secrets left behind at another origin
 mod retry; // retries as the server sees them: counts, Retry-After, idempotency
 mod secrets; // user info, credentials, sensitive headers: never shown, never on disk

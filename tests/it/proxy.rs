@@ -190,7 +190,7 @@ fn pipe(client: TcpStream, upstream: TcpStream, already: &[u8]) {
 }
 
 /// Base64, for the expected `Proxy-Authorization`.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
