@@ -98,8 +98,11 @@ fn an_adaptive_limit_finds_the_capacity() {
     let host = &stats.hosts[0];
     assert!(host.limit <= 4 && host.limit >= 1, "{host:?}");
     assert_eq!(host.highest_limit, 32, "it started at 32, not 64: {host:?}");
+    // The first wave refuses 28; a probe of the level now and then adds
+    // one each; a loaded machine's late answers a few more (51 seen, with
+    // a load of 6 on 2 cores). Without the controller it is hundreds.
     let refused = refused.load(Ordering::SeqCst);
-    assert!(refused <= 40, "{refused} refusals");
+    assert!(refused <= 80, "{refused} refusals");
 }
 
 /// A host that refuses a request sent alone asked for the whole host to
