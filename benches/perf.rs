@@ -937,7 +937,8 @@ fn hosts_client(port: &str, n: usize, one_host: bool) -> Result<()> {
 }
 
 /// The client's CPU time per request for `n` GETs of 2 KB at C=32, parsed
-/// into `Value` (`value`) or `Doc` (`doc`), or kept as bytes (`bytes`): steadier than a rate
+/// into `Value` (`value`), `Doc` (`doc`) or a struct (`typed`), or kept
+/// as bytes (`bytes`): steadier than a rate
 /// on a shared machine, for comparing two builds side by side.
 fn cost(n: usize, mode: &str) -> Result<()> {
     let server = Server::start(2048, 0)?;
@@ -948,6 +949,12 @@ fn cost(n: usize, mode: &str) -> Result<()> {
     let ok = if mode == "bytes" {
         fetcher
             .fetch_many_bytes(&urls)
+            .iter()
+            .filter(|r| r.is_ok())
+            .count()
+    } else if mode == "typed" {
+        fetcher
+            .fetch_many::<DocT>(&urls)
             .iter()
             .filter(|r| r.is_ok())
             .count()

@@ -109,14 +109,11 @@ impl Doc {
             ));
         }
         input::skip_bom(&mut body);
-        let base = body.as_ptr() as usize;
-        let nodes = input::with_tape(&mut body, |tape| {
-            tape.map(|tape| {
-                tape.0
-                    .iter()
-                    .map(|node| own(*node, base))
-                    .collect::<Option<Vec<Node>>>()
-            })
+        let nodes = input::with_tape(&mut body, |tape, base| {
+            tape.0
+                .iter()
+                .map(|node| own(*node, base))
+                .collect::<Option<Vec<Node>>>()
         });
         match nodes {
             Ok(Some(nodes)) if !nodes.is_empty() => Ok(Doc { body, nodes }),

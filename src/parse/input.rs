@@ -41,21 +41,28 @@ pub(crate) fn with_buffers<R>(len: usize, parse: impl FnOnce(&mut Buffers) -> R)
     })
 }
 
-/// Parses `body` into a tape, with the thread's scratch buffers and a tape
-/// whose room is kept from one document to the next (up to
-/// [`REUSE_LIMIT`] bytes' worth), and hands it to `read`.
+/// Parses `body` into a tape and hands it to `read`, with the address of
+/// the body's first byte (the tape's strings are in the body). It uses the
+/// thread's scratch buffers, and a tape whose room is kept from one
+/// document to the next (up to [`REUSE_LIMIT`] bytes' worth). The body
+/// grows by simd-json's padding while it is parsed, so that simd-json
+/// reads it in place instead of copying it (the transport reserves that
+/// room when it reads a body).
 pub(crate) fn with_tape<R>(
-    body: &mut [u8],
-    read: impl FnOnce(Result<&Tape<'_>, simd_json::Error>) -> R,
-) -> R {
+    body: &mut Vec<u8>,
+    read: impl FnOnce(&mut Tape<'_>, usize) -> R,
+) -> Result<R, simd_json::Error> {
     let kept = TAPE.with(|cell| cell.try_borrow_mut().ok().and_then(|mut kept| kept.take()));
-    let mut tape = kept.map_or_else(|| simd_json::tape::Tape(Vec::new()), Tape::reset);
-    let (result, tape) = with_buffers(body.len(), |buffers| {
-        match simd_json::fill_tape(body, buffers, &mut tape) {
-            Ok(()) => (read(Ok(&tape)), tape.reset()),
-            Err(error) => (read(Err(error)), tape.reset()),
-        }
+    let mut tape = kept.map_or_else(|| Tape(Vec::new()), Tape::reset);
+    let len = body.len();
+    body.resize(len.saturating_add(simd_json::INPUT_PADDING), 0);
+    let start = body.as_ptr() as usize;
+    let (result, tape) = with_buffers(len, |buffers| {
+        let result = simd_json::fill_tape_padded(body, len, buffers, &mut tape)
+            .map(|()| read(&mut tape, start));
+        (result, tape.reset())
     });
+    body.truncate(len);
     let room = tape
         .0
         .capacity()

@@ -27,7 +27,7 @@ pub(crate) mod words;
 use std::any::Any;
 
 use serde::de::{Deserialize, DeserializeOwned};
-use simd_json::Buffers;
+use simd_json::tape::Tape;
 
 use self::doc::Doc;
 use self::raw_json::RawJson;
@@ -43,26 +43,26 @@ use crate::error::Error;
 pub type Value = simd_json::OwnedValue;
 
 /// Parses `body` (rewriting it) into a `T`.
-pub(crate) fn parse<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T, JsonError> {
+pub(crate) fn parse<T: DeserializeOwned + 'static>(body: &mut Vec<u8>) -> Result<T, JsonError> {
+    let wanted = std::any::TypeId::of::<T>();
+    // A `Doc` keeps the body: it takes it (and skips its own BOM).
+    if wanted == std::any::TypeId::of::<Doc>() {
+        return Doc::from_body(std::mem::take(body)).map(cast);
+    }
     input::skip_bom(body);
-    parse_document(body)
-}
-
-fn parse_document<T: DeserializeOwned + 'static>(body: &mut [u8]) -> Result<T, JsonError> {
-    input::with_buffers(body.len(), |buffers| {
-        let wanted = std::any::TypeId::of::<T>();
-        // `Value` has a faster path than serde's generic one.
-        if wanted == std::any::TypeId::of::<Value>() {
-            return match simd_json::owned::to_value_with_buffers(body, buffers) {
+    // `Value` has a faster path than serde's generic one.
+    if wanted == std::any::TypeId::of::<Value>() {
+        return input::with_buffers(body.len(), |buffers| {
+            match simd_json::owned::to_value_with_buffers(body, buffers) {
                 Ok(value) => Ok(cast(value)),
                 Err(error) => Err(JsonError::parser(&error, body)),
-            };
-        }
-        if wanted == std::any::TypeId::of::<RawJson>() {
-            return raw_json::check(body, buffers).map(cast);
-        }
-        parse_typed(body, buffers)
-    })
+            }
+        });
+    }
+    if wanted == std::any::TypeId::of::<RawJson>() {
+        return input::with_buffers(body.len(), |buffers| raw_json::check(body, buffers)).map(cast);
+    }
+    parse_typed(body)
 }
 
 /// `value` as the `T` it is (the caller checked the type).
@@ -87,41 +87,28 @@ pub(crate) fn no_content<T: DeserializeOwned + 'static>() -> Result<T, JsonError
     serde_json::from_slice(b"null").map_err(|_| JsonError::problem("no content: the body is empty"))
 }
 
-fn parse_typed<T: DeserializeOwned>(
-    body: &mut [u8],
-    buffers: &mut Buffers,
-) -> Result<T, JsonError> {
-    // The deserializer borrows the body while it lives; a failure is
-    // described from the body once it is dropped.
-    let failure = {
-        let mut deserializer = match simd_json::Deserializer::from_slice_with_buffers(body, buffers)
-        {
-            Ok(deserializer) => deserializer,
-            Err(error) => return Err(JsonError::parser(&error, body)),
+/// What went wrong deserialising a `T`: serde's error, the path to where,
+/// and what was found there.
+type Failure = (simd_json::Error, Option<String>, Option<String>);
+
+fn parse_typed<T: DeserializeOwned>(body: &mut Vec<u8>) -> Result<T, JsonError> {
+    // The tape borrows the body while it lives; a failure is described
+    // from the body once it is dropped.
+    let parsed = input::with_tape(body, |tape, _| {
+        let mut deserializer =
+            simd_json::Deserializer::from_tape(Tape(std::mem::take(&mut tape.0)));
+        let outcome = match T::deserialize(&mut deserializer) {
+            Ok(value) => Ok(value),
+            Err(source) => Err(describe_failure::<T>(&mut deserializer, source)),
         };
-        match T::deserialize(&mut deserializer) {
-            Ok(value) => return Ok(value),
-            Err(source) => {
-                // Tracking the path costs as much as the parse itself, so
-                // it is done only now, by replaying the parsed tape (the
-                // body's text may have been rewritten in place and cannot
-                // be parsed again).
-                deserializer.restart();
-                let path = serde_path_to_error::deserialize::<_, T>(&mut deserializer)
-                    .err()
-                    .map(|error| error.path().clone());
-                // And what is there, for the message (failures only: it
-                // builds the whole document).
-                deserializer.restart();
-                let found = path.as_ref().and_then(|path| {
-                    let document = Value::deserialize(&mut deserializer).ok()?;
-                    at_path(&document, path).map(words::found_value)
-                });
-                (source, path.map(|path| path.to_string()), found)
-            }
-        }
+        tape.0 = deserializer.into_tape().0;
+        outcome
+    });
+    let (source, path, found) = match parsed {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(failure)) => failure,
+        Err(error) => return Err(JsonError::parser(&error, body)),
     };
-    let (source, path, found) = failure;
     let mut error = JsonError {
         path,
         ..JsonError::parser(&source, body)
@@ -130,6 +117,28 @@ fn parse_typed<T: DeserializeOwned>(
         error.problem = format!("{}, found {found}", error.problem);
     }
     Err(error)
+}
+
+/// Where a `T` failed, and what was there: tracking the path costs as much
+/// as the parse itself, so it is done only now, by replaying the parsed
+/// tape (the body's text may have been rewritten in place and cannot be
+/// parsed again).
+fn describe_failure<T: DeserializeOwned>(
+    deserializer: &mut simd_json::Deserializer<'_>,
+    source: simd_json::Error,
+) -> Failure {
+    deserializer.restart();
+    let path = serde_path_to_error::deserialize::<_, T>(&mut *deserializer)
+        .err()
+        .map(|error| error.path().clone());
+    // And what is there, for the message (failures only: it builds the
+    // whole document).
+    deserializer.restart();
+    let found = path.as_ref().and_then(|path| {
+        let document = Value::deserialize(&mut *deserializer).ok()?;
+        at_path(&document, path).map(words::found_value)
+    });
+    (source, path.map(|path| path.to_string()), found)
 }
 
 /// The value at `path` in `document`, segment by segment (a key may hold
@@ -154,11 +163,6 @@ fn at_path<'v>(document: &'v Value, path: &serde_path_to_error::Path) -> Option<
 /// Parses a fetched body into a `T`: the one way a body becomes a value.
 pub(crate) fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Result<T, Error> {
     // No content at all (a 204, say) is HTTP's, not JSON's.
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Doc>() && !body.is_empty() {
-        return Doc::from_body(body)
-            .map(cast)
-            .map_err(JsonError::into_error);
-    }
     let parsed = if body.is_empty() {
         no_content()
     } else {

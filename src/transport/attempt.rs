@@ -323,8 +323,12 @@ impl Attempt<'_> {
         let limit = settings.body_limit;
         let mut body = Vec::new();
         if let Some(length) = response.body().content_length() {
+            // And room for the parser's padding after it: simd-json reads
+            // a body in place, without a copy, when that much follows it.
             body.reserve_exact(
-                usize::try_from(length.min(limit).min(PREALLOCATE_LIMIT)).unwrap_or(0),
+                usize::try_from(length.min(limit).min(PREALLOCATE_LIMIT))
+                    .unwrap_or(0)
+                    .saturating_add(simd_json::INPUT_PADDING),
             );
         }
         // ureq's own limit would end the read with an error of its own; the
