@@ -11,7 +11,7 @@ use crate::cache::Cache;
 use crate::config::{FetcherBuilder, Settings};
 use crate::engine::{Engine, Scope};
 use crate::error::Error;
-use crate::parse::parse_body;
+use crate::parse::{bytes, parse_body};
 use crate::request::Request;
 use crate::stats::BreakerState;
 use crate::stats::Stats;
@@ -78,7 +78,7 @@ impl Fetcher {
     /// stream), which sending again would not change.
     pub fn get_bytes(&self, request: impl Into<Request>) -> Result<Vec<u8>, Error> {
         self.engine
-            .fetch(request.into(), &Scope::default(), Ok)
+            .fetch(request.into(), &Scope::default(), bytes)
             .result
     }
 
