@@ -75,7 +75,9 @@ impl Fetcher {
     /// Any [`ErrorKind`](crate::ErrorKind), after the retries the error
     /// allows. The body is not parsed: `InvalidJson` here means a body that
     /// does not decompress (a corrupt gzip, deflate, brotli or zstd
-    /// stream), which sending again would not change.
+    /// stream), which sending again would not change. A response without
+    /// content (a 204, an empty 200, the answer to a `HEAD`) is an empty
+    /// `Vec`.
     pub fn get_bytes(&self, request: impl Into<Request>) -> Result<Vec<u8>, Error> {
         self.engine
             .fetch(request.into(), &Scope::default(), bytes)
@@ -90,7 +92,10 @@ impl Fetcher {
     ///
     /// Any [`ErrorKind`](crate::ErrorKind), after the retries the error
     /// allows; [`ErrorKind::InvalidJson`](crate::ErrorKind::InvalidJson) says
-    /// where the document went wrong.
+    /// where the document went wrong. An empty body is not JSON: a 200
+    /// with nothing is `InvalidJson` "no content"; a 204, a 205 or the
+    /// answer to a `HEAD` has no content by definition and is JSON `null`
+    /// (so `Option<_>`, `()` or [`Value`](crate::Value) take it).
     pub fn get_json<T>(&self, request: impl Into<Request>) -> Result<T, Error>
     where
         T: DeserializeOwned + 'static,

@@ -163,7 +163,9 @@ pub(crate) struct Content {
 }
 
 /// The body as it came: what `get_bytes` returns (empty for a response
-/// without content, whatever its status).
+/// without content, whatever its status). A `Result` to be a finisher as
+/// [`parse_body`] is.
+#[allow(clippy::unnecessary_wraps)]
 pub(crate) fn bytes(content: Content) -> Result<Vec<u8>, Error> {
     Ok(content.bytes)
 }
