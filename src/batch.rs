@@ -38,7 +38,7 @@ use crate::engine::pools::Inherited;
 use crate::engine::Scope;
 use crate::error::{Error, ErrorKind};
 use crate::fetcher::Fetcher;
-use crate::parse::parse_body;
+use crate::parse::{bytes, parse_body, Content};
 use crate::request::Request;
 use crate::stats::{Recorder, Stats};
 
@@ -246,7 +246,7 @@ where
 
     /// Like [`for_each`](Batch::for_each), with the raw bodies.
     pub fn for_each_bytes(self, mut each: impl FnMut(usize, Result<Vec<u8>, Error>)) -> BatchStats {
-        self.run(Ok, |index, report| each(index, report.result))
+        self.run(bytes, |index, report| each(index, report.result))
     }
 
     /// Like [`for_each`](Batch::for_each), with each request's
@@ -260,7 +260,7 @@ where
 
     /// Like [`for_each_report`](Batch::for_each_report), with the raw bodies.
     pub fn for_each_report_bytes(self, each: impl FnMut(usize, Report<Vec<u8>>)) -> BatchStats {
-        self.run(Ok, each)
+        self.run(bytes, each)
     }
 
     /// Runs the batch and returns one result per request, in input order
@@ -275,12 +275,12 @@ where
 
     /// Like [`collect`](Batch::collect), with the raw bodies.
     pub(crate) fn collect_bytes(self) -> Vec<Result<Vec<u8>, Error>> {
-        self.collect_with(Ok)
+        self.collect_with(bytes)
     }
 
     fn collect_with<T: Send>(
         self,
-        finish: fn(Vec<u8>) -> Result<T, Error>,
+        finish: fn(Content) -> Result<T, Error>,
     ) -> Vec<Result<T, Error>> {
         let mut results: Vec<Option<Result<T, Error>>> = Vec::new();
         self.run(finish, |index, report| {
@@ -295,7 +295,7 @@ where
 
     fn run<T: Send>(
         self,
-        finish: fn(Vec<u8>) -> Result<T, Error>,
+        finish: fn(Content) -> Result<T, Error>,
         mut each: impl FnMut(usize, Report<T>),
     ) -> BatchStats {
         let Batch {

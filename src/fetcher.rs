@@ -11,7 +11,7 @@ use crate::cache::Cache;
 use crate::config::{FetcherBuilder, Settings};
 use crate::engine::{Engine, Scope};
 use crate::error::Error;
-use crate::parse::parse_body;
+use crate::parse::{bytes, parse_body};
 use crate::request::Request;
 use crate::stats::BreakerState;
 use crate::stats::Stats;
@@ -75,10 +75,12 @@ impl Fetcher {
     /// Any [`ErrorKind`](crate::ErrorKind), after the retries the error
     /// allows. The body is not parsed: `InvalidJson` here means a body that
     /// does not decompress (a corrupt gzip, deflate, brotli or zstd
-    /// stream), which sending again would not change.
+    /// stream), which sending again would not change. A response without
+    /// content (a 204, an empty 200, the answer to a `HEAD`) is an empty
+    /// `Vec`.
     pub fn get_bytes(&self, request: impl Into<Request>) -> Result<Vec<u8>, Error> {
         self.engine
-            .fetch(request.into(), &Scope::default(), Ok)
+            .fetch(request.into(), &Scope::default(), bytes)
             .result
     }
 
@@ -90,7 +92,10 @@ impl Fetcher {
     ///
     /// Any [`ErrorKind`](crate::ErrorKind), after the retries the error
     /// allows; [`ErrorKind::InvalidJson`](crate::ErrorKind::InvalidJson) says
-    /// where the document went wrong.
+    /// where the document went wrong. An empty body is not JSON: a 200
+    /// with nothing is `InvalidJson` "no content"; a 204, a 205 or the
+    /// answer to a `HEAD` has no content by definition and is JSON `null`
+    /// (so `Option<_>`, `()` or [`Value`](crate::Value) take it).
     pub fn get_json<T>(&self, request: impl Into<Request>) -> Result<T, Error>
     where
         T: DeserializeOwned + 'static,

@@ -78,6 +78,7 @@
 //! |---|---|
 //! | [`concurrency`](FetcherBuilder::concurrency) | 20 threads, so 20 requests in flight; each host's own limit falls when it pushes back (429, 503) and climbs back while answers are good; [`adaptive_concurrency`](FetcherBuilder::adaptive_concurrency) starts hosts at 32 and finds their limit |
 //! | [`timeout`](FetcherBuilder::timeout) | 30 s per attempt, redirects and body included; [`connect_timeout`](FetcherBuilder::connect_timeout) 10 s |
+//! | [`total_timeout`](FetcherBuilder::total_timeout) | none: a request may take all its attempts and waits; set, it bounds them all (per request, [`Request::deadline`]) |
 //! | [`max_retries`](FetcherBuilder::max_retries) | 3, so at most 4 attempts |
 //! | backoff | ×2 from 1 s, plus up to 1 s of jitter, capped at 60 s |
 //! | Retry-After | honoured on 429 and 503 (seconds or HTTP date) up to [`max_retry_after`](FetcherBuilder::max_retry_after) (5 min); a longer one ends the request at once; it pauses the whole host only when the host refuses a request sent alone |
@@ -103,13 +104,30 @@
 //! | `InvalidRequest` | bad URL or header; nothing was sent | no |
 //! | `Redirect` | more than [`max_redirects`](FetcherBuilder::max_redirects) hops, a bad `Location`, or https redirected to http | no |
 //! | `Offline` | offline mode and nothing usable in the cache; nothing was sent | no |
-//! | `DeadlineExceeded`, `Cancelled` | the batch's deadline passed, or it was cancelled, before the request finished | no |
+//! | `DeadlineExceeded`, `Cancelled` | the request's deadline or its batch's passed (the message says which), or the batch was cancelled, before the request finished | no |
 //! | `InvalidConfig` | [`FetcherBuilder::build`] refused the settings | — |
 //! | `Internal` | a panic on this request's way, caught: this request fails, no other | no |
 //!
-//! `POST` requests are retried only when marked
+//! Requests are retried as RFC 9110 §9.2.2 says: `GET`, `HEAD`, `OPTIONS`,
+//! `PUT` and `DELETE` are; `POST` and `PATCH` only when marked
 //! [`idempotent`](Request::idempotent). A host's breaker counts 5xx,
 //! timeouts and network errors, never 4xx.
+//!
+//! # Requests
+//!
+//! A URL (`&str`, `String`, [`url::Url`]) is a `GET`; a [`Request`] says
+//! more: its [`Method`] ([`Request::new`], or [`Request::get`], `head`,
+//! `post`, `put`, `patch`, `delete`), [`query`](Request::query) parameters
+//! (escaped), a body ([`json`](Request::json), [`form`](Request::form) or
+//! raw [`body`](Request::body), each with its Content-Type unless you set
+//! your own), headers, its own [`timeout`](Request::timeout) per attempt
+//! and [`deadline`](Request::deadline) in all. A body is sent again intact
+//! on a retry and on a 307 or 308 redirect; a 301 or 302 after a `POST`,
+//! and a 303 after anything but `HEAD`, continue as a `GET` without it.
+//! An empty body is not JSON: a 200 with nothing is `InvalidJson` "no
+//! content"; a 204, a 205 or the answer to a `HEAD` is `null` to the types
+//! that take it (`Option<T>`, `()`, [`Value`]), and `get_bytes` returns an
+//! empty `Vec` for all of them.
 //!
 //! # Proxies, certificates and cookies
 //!
@@ -181,7 +199,7 @@ pub use crate::fetcher::Fetcher;
 pub use crate::parse::doc::{Doc, DocValue, Elements, Entries};
 pub use crate::parse::raw_json::RawJson;
 pub use crate::parse::Value;
-pub use crate::request::{CacheMode, Request};
+pub use crate::request::{CacheMode, Method, Request};
 pub use crate::stats::{BreakerState, HostStats};
 pub use crate::stats::{Latency, Stats};
 

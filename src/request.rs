@@ -20,20 +20,25 @@ use crate::error::{Detail, Error, ErrorKind};
 use crate::origin::OriginRef;
 use crate::redact;
 
-/// A request to fetch: `GET url` unless made with [`Request::post_json`].
+/// A request to fetch: a method, a URL, and what is particular to it
+/// (headers, query parameters, a body, its own timeout and deadline).
 ///
 /// Anything that fetches takes `impl Into<Request>`, so a `&str` or `String`
-/// URL works where a `Request` does:
+/// URL works where a `Request` does (as a `GET`):
 ///
 /// ```
 /// use std::time::Duration;
-/// use parfetch::Request;
+/// use parfetch::{Method, Request};
 ///
 /// let plain: Request = "https://cdn.example/laps/VER.json".into();
 /// let tuned = Request::get("https://cdn.example/laps/HAM.json")
 ///     .header("x-api-key", "k")
 ///     .timeout(Duration::from_secs(5));
 /// assert_eq!(tuned.url(), "https://cdn.example/laps/HAM.json");
+///
+/// let update = Request::new(Method::Put, "https://api.example/laps/7")
+///     .json(&serde_json::json!({"seconds": 91.5}));
+/// assert_eq!(update.method(), Method::Put);
 /// ```
 #[derive(Clone)]
 pub struct Request {
@@ -43,58 +48,277 @@ pub struct Request {
     /// Header names this request marked as secrets.
     sensitive: Vec<String>,
     timeout: Option<Duration>,
+    /// The most all its attempts and waits may take, from its first step.
+    deadline: Option<Duration>,
     body: Body,
     idempotent: Option<bool>,
     cache: CacheMode,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Method {
+/// An HTTP method: what a [`Request`] asks the server to do.
+///
+/// parfetch has its own small enum rather than `http::Method`: the methods
+/// it lists are those whose rules it knows (which are retried, RFC 9110
+/// §9.2.2; which the cache may answer or must invalidate, RFC 9111 §4.4),
+/// its names are `&'static str` in every error, and the public API does not
+/// change with the `http` crate's major versions. New methods may be added
+/// in minor releases, so a `match` needs a `_` arm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Method {
+    /// `GET`: fetch a document. Safe and idempotent: retried, cached.
+    #[default]
     Get,
+    /// `HEAD`: a `GET` without the body. Safe and idempotent: retried; an
+    /// empty body, parsed as JSON `null`.
+    Head,
+    /// `POST`: not idempotent, so retried only when marked
+    /// [`idempotent`](Request::idempotent).
     Post,
+    /// `PUT`: replace a resource. Idempotent: retried.
+    Put,
+    /// `PATCH`: change part of a resource. Not idempotent, so retried only
+    /// when marked [`idempotent`](Request::idempotent).
+    Patch,
+    /// `DELETE`: remove a resource. Idempotent: retried.
+    Delete,
+    /// `OPTIONS`: what the server allows. Safe and idempotent: retried.
+    Options,
+}
+
+impl Method {
+    /// The method's name as sent: `"GET"`, `"POST"`...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+        }
+    }
+
+    /// Whether the method is safe (RFC 9110 §9.2.1: `GET`, `HEAD`,
+    /// `OPTIONS`): it asks for nothing to change, so a success of it
+    /// leaves the cache as it is.
+    pub fn is_safe(self) -> bool {
+        matches!(self, Method::Get | Method::Head | Method::Options)
+    }
+
+    fn to_http(self) -> http::Method {
+        match self {
+            Method::Get => http::Method::GET,
+            Method::Head => http::Method::HEAD,
+            Method::Post => http::Method::POST,
+            Method::Put => http::Method::PUT,
+            Method::Patch => http::Method::PATCH,
+            Method::Delete => http::Method::DELETE,
+            Method::Options => http::Method::OPTIONS,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Clone)]
 enum Body {
     Empty,
-    Json(Vec<u8>),
-    /// The value given to `post_json` could not be serialised.
+    /// The bytes to send, and the Content-Type they go with (unless the
+    /// request sets its own).
+    Bytes {
+        bytes: Vec<u8>,
+        content_type: Option<String>,
+    },
+    /// The value given to `json` could not be serialised.
     Invalid(String),
 }
 
+/// The Content-Type of a [`Request::json`] body.
+const JSON: &str = "application/json";
+/// The Content-Type of a [`Request::form`] body.
+const FORM: &str = "application/x-www-form-urlencoded";
+
 impl Request {
-    /// A `GET` request for `url`.
-    pub fn get(url: impl Into<String>) -> Request {
+    /// A request with `method` for `url`, without a body.
+    ///
+    /// Building a request never fails: a bad URL fails the request when it
+    /// is fetched, as an [`ErrorKind::InvalidRequest`] error, unsent.
+    ///
+    /// ```
+    /// use parfetch::{Method, Request};
+    ///
+    /// let request = Request::new(Method::Delete, "https://api.example/items/7");
+    /// assert_eq!(request.method(), Method::Delete);
+    /// assert_eq!(request.url(), "https://api.example/items/7");
+    /// ```
+    pub fn new(method: Method, url: impl Into<String>) -> Request {
         Request {
-            method: Method::Get,
+            method,
             url: url.into(),
             headers: Vec::new(),
             sensitive: Vec::new(),
             timeout: None,
+            deadline: None,
             body: Body::Empty,
             idempotent: None,
             cache: CacheMode::ReadWrite,
         }
     }
 
-    /// A `POST` request for `url` with `body` serialised as JSON (and
-    /// `content-type: application/json`).
+    /// A `GET` request for `url`.
+    pub fn get(url: impl Into<String>) -> Request {
+        Request::new(Method::Get, url)
+    }
+
+    /// A `HEAD` request for `url`: the status and headers of a `GET`, no
+    /// body (parsed as JSON, it is `null`).
+    pub fn head(url: impl Into<String>) -> Request {
+        Request::new(Method::Head, url)
+    }
+
+    /// A `POST` request for `url`; give it a body with [`json`](Request::json),
+    /// [`form`](Request::form) or [`body`](Request::body). Not retried unless
+    /// marked [`idempotent`](Request::idempotent).
+    pub fn post(url: impl Into<String>) -> Request {
+        Request::new(Method::Post, url)
+    }
+
+    /// A `PUT` request for `url`; give it a body with [`json`](Request::json),
+    /// [`form`](Request::form) or [`body`](Request::body). Retried, as PUT is
+    /// idempotent.
+    pub fn put(url: impl Into<String>) -> Request {
+        Request::new(Method::Put, url)
+    }
+
+    /// A `PATCH` request for `url`; give it a body with
+    /// [`json`](Request::json), [`form`](Request::form) or
+    /// [`body`](Request::body). Not retried unless marked
+    /// [`idempotent`](Request::idempotent).
+    pub fn patch(url: impl Into<String>) -> Request {
+        Request::new(Method::Patch, url)
+    }
+
+    /// A `DELETE` request for `url`. Retried, as DELETE is idempotent.
+    pub fn delete(url: impl Into<String>) -> Request {
+        Request::new(Method::Delete, url)
+    }
+
+    /// A `POST` request for `url` with `body` serialised as JSON:
+    /// `Request::post(url).json(body)`.
     ///
     /// POST is not idempotent, so it is not retried unless you say it is
     /// safe with [`idempotent(true)`](Request::idempotent). If `body` cannot
     /// be serialised, fetching the request fails with
     /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest).
     pub fn post_json<B: Serialize + ?Sized>(url: impl Into<String>, body: &B) -> Request {
-        let body = match serde_json::to_vec(body) {
-            Ok(json) => Body::Json(json),
+        Request::post(url).json(body)
+    }
+
+    /// Sends `body` serialised as JSON, with `Content-Type:
+    /// application/json` (unless the request sets its own Content-Type
+    /// header: yours wins, for `application/merge-patch+json` and the
+    /// like). Replaces any body set before.
+    ///
+    /// If `body` cannot be serialised (a map with keys that are not
+    /// strings, a `Serialize` impl that fails), fetching the request fails
+    /// with [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest),
+    /// unsent.
+    #[must_use]
+    pub fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Request {
+        self.body = match serde_json::to_vec(body) {
+            Ok(json) => Body::Bytes {
+                bytes: json,
+                content_type: Some(JSON.to_owned()),
+            },
             Err(error) => Body::Invalid(format!("body cannot be serialised as JSON: {error}")),
         };
-        Request {
-            method: Method::Post,
-            body,
-            ..Request::get(url)
-        }
-        .header("content-type", "application/json")
+        self
+    }
+
+    /// Sends `pairs` as a form, `application/x-www-form-urlencoded` (as an
+    /// HTML form posts it: spaces as `+`, everything else but letters,
+    /// digits and `*-._` percent-encoded), in the order given. Unless the
+    /// request sets its own Content-Type header, it goes with that type.
+    /// Replaces any body set before.
+    ///
+    /// ```
+    /// let login = parfetch::Request::post("https://api.example/login")
+    ///     .form(&[("user", "ada"), ("password", "p&ss word")]);
+    /// # let _ = login;
+    /// ```
+    #[must_use]
+    pub fn form<I, K, V>(mut self, pairs: I) -> Request
+    where
+        I: IntoIterator,
+        I::Item: std::borrow::Borrow<(K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        self.body = Body::Bytes {
+            bytes: form.into_bytes(),
+            content_type: Some(FORM.to_owned()),
+        };
+        self
+    }
+
+    /// Sends `bytes` as they are, with `content_type` as the Content-Type
+    /// (unless the request sets its own header: yours wins). Replaces any
+    /// body set before.
+    ///
+    /// ```
+    /// let upload = parfetch::Request::put("https://api.example/files/a.csv")
+    ///     .body("a,b\n1,2\n", "text/csv");
+    /// # let _ = upload;
+    /// ```
+    #[must_use]
+    pub fn body(mut self, bytes: impl Into<Vec<u8>>, content_type: impl Into<String>) -> Request {
+        self.body = Body::Bytes {
+            bytes: bytes.into(),
+            content_type: Some(content_type.into()),
+        };
+        self
+    }
+
+    /// Adds the query parameter `name=value` to the URL, both escaped as
+    /// an HTML form does (`application/x-www-form-urlencoded`: a space is
+    /// `+`, `&`, `=`, `#` and the rest percent-encoded), after any query
+    /// the URL has. A fragment (`#...`) stays at the end, and is never
+    /// sent. Call it again for more; a name given twice is sent twice.
+    ///
+    /// ```
+    /// let request = parfetch::Request::get("https://api.example/search?page=2#top")
+    ///     .query("q", "laps & times")
+    ///     .query("driver", "Pérez");
+    /// assert_eq!(
+    ///     request.url(),
+    ///     "https://api.example/search?page=2&q=laps+%26+times&driver=P%C3%A9rez#top"
+    /// );
+    /// ```
+    #[must_use]
+    pub fn query(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Request {
+        let pair = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair(name.as_ref(), value.as_ref())
+            .finish();
+        let (before, fragment) = match self.url.find('#') {
+            Some(at) => self.url.split_at(at),
+            None => (self.url.as_str(), ""),
+        };
+        let joint = match before.find('?') {
+            None => "?",
+            Some(_) if before.ends_with(['?', '&']) => "",
+            Some(_) => "&",
+        };
+        self.url = format!("{before}{joint}{pair}{fragment}");
+        self
     }
 
     /// Adds a header, replacing any default header of the same name.
@@ -138,9 +362,32 @@ impl Request {
         self
     }
 
-    /// Declares whether the request may be sent more than once. `GET` is
-    /// idempotent and `POST` is not, unless set here; only idempotent
-    /// requests are retried.
+    /// Bounds the whole request: all its attempts, the backoff and
+    /// Retry-After waits between them, and its waits for its host (a
+    /// pause, an open breaker's probe), from when it starts (a request
+    /// still queued in a batch has not). Each attempt's timeout is cut to
+    /// what is left. When it runs out, the request ends with
+    /// [`ErrorKind::DeadlineExceeded`](crate::ErrorKind::DeadlineExceeded),
+    /// with its last failure, if it had one, as the cause. In a batch with
+    /// a deadline of its own, the earlier of the two counts.
+    ///
+    /// Instead of the fetcher's
+    /// [`total_timeout`](crate::FetcherBuilder::total_timeout). A zero
+    /// deadline fails the request with
+    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest),
+    /// unsent; one past a century is taken as a century.
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Request {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Declares whether the request may be sent more than once, and so be
+    /// retried. By default, as RFC 9110 §9.2.2 says: `GET`, `HEAD`,
+    /// `OPTIONS`, `PUT` and `DELETE` are idempotent; `POST` and `PATCH` are
+    /// not (a second one may do it twice), unless marked here (an API that
+    /// takes an idempotency key, say). `idempotent(false)` keeps any
+    /// request from being retried.
     #[must_use]
     pub fn idempotent(mut self, idempotent: bool) -> Request {
         self.idempotent = Some(idempotent);
@@ -187,24 +434,30 @@ impl Request {
         self.timeout
     }
 
-    pub(crate) fn method_name(&self) -> &'static str {
-        match self.method {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        }
+    /// The deadline set on this request with
+    /// [`deadline`](Request::deadline), if any.
+    pub fn deadline_override(&self) -> Option<Duration> {
+        self.deadline
     }
 
-    pub(crate) fn is_get(&self) -> bool {
-        self.method == Method::Get
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// Whether it was marked [`idempotent`](Request::idempotent) or not;
+    /// `None` when its method decides.
+    pub(crate) fn idempotent_mark(&self) -> Option<bool> {
+        self.idempotent
+    }
+
+    pub(crate) fn method_name(&self) -> &'static str {
+        self.method.as_str()
     }
 
     /// Whether this request marked header `name` sensitive.
     pub(crate) fn is_sensitive(&self, name: &str) -> bool {
         self.sensitive.iter().any(|s| s.eq_ignore_ascii_case(name))
-    }
-
-    pub(crate) fn is_idempotent(&self) -> bool {
-        self.idempotent.unwrap_or(self.method == Method::Get)
     }
 
     /// An error about this request, with its method and URL.
@@ -253,10 +506,7 @@ impl Request {
             return Err(invalid("the URL's host or port is not valid".into()));
         }
         let mut builder = http::Request::builder()
-            .method(match self.method {
-                Method::Get => http::Method::GET,
-                Method::Post => http::Method::POST,
-            })
+            .method(self.method.to_http())
             .uri(uri);
         let mut headers = http::HeaderMap::with_capacity(self.headers.len() + defaults.len());
         for (name, value) in &self.headers {
@@ -271,6 +521,29 @@ impl Request {
             })?;
             headers.append(name, value);
         }
+        // The body's type goes under the request's own header, over the
+        // fetcher's.
+        let body: &[u8] = match &self.body {
+            Body::Empty => &[],
+            Body::Bytes {
+                bytes,
+                content_type,
+            } => {
+                if let Some(content_type) = content_type {
+                    if !headers.contains_key(http::header::CONTENT_TYPE) {
+                        let value = HeaderValue::from_str(content_type).map_err(|_| {
+                            invalid(format!(
+                                "the body's content type {content_type:?} has a forbidden \
+                                 character"
+                            ))
+                        })?;
+                        headers.insert(http::header::CONTENT_TYPE, value);
+                    }
+                }
+                bytes
+            }
+            Body::Invalid(reason) => return Err(invalid(reason.clone())),
+        };
         for (name, value) in defaults {
             if !headers.contains_key(name) {
                 headers.append(name.clone(), value.clone());
@@ -284,11 +557,6 @@ impl Request {
         if let Some(map) = builder.headers_mut() {
             *map = headers;
         }
-        let body: &[u8] = match &self.body {
-            Body::Empty => &[],
-            Body::Json(json) => json,
-            Body::Invalid(reason) => return Err(invalid(reason.clone())),
-        };
         builder
             .body(body)
             .map_err(|e| invalid(format!("cannot build the request: {e}")))
@@ -354,6 +622,14 @@ impl From<&url::Url> for Request {
     }
 }
 
+/// A copy of the request: a list of requests can be fetched by reference
+/// (`fetcher.fetch_many(&requests)`) and kept.
+impl From<&Request> for Request {
+    fn from(request: &Request) -> Request {
+        request.clone()
+    }
+}
+
 impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let headers: Vec<(&str, &str)> = self
@@ -374,8 +650,11 @@ impl fmt::Debug for Request {
         if let Some(timeout) = self.timeout {
             debug.field("timeout", &timeout);
         }
-        if let Body::Json(json) = &self.body {
-            debug.field("body_bytes", &json.len());
+        if let Some(deadline) = self.deadline {
+            debug.field("deadline", &deadline);
+        }
+        if let Body::Bytes { bytes, .. } = &self.body {
+            debug.field("body_bytes", &bytes.len());
         }
         if let Some(idempotent) = self.idempotent {
             debug.field("idempotent", &idempotent);
@@ -493,15 +772,110 @@ mod tests {
     }
 
     #[test]
-    fn post_json_and_idempotency() {
+    fn methods_bodies_and_their_types() {
         let post = Request::post_json("http://h/", &serde_json::json!({"a": 1}));
-        assert!(!post.is_idempotent());
-        assert!(post.clone().idempotent(true).is_idempotent());
-        assert!(Request::get("http://h/").is_idempotent());
         let http = post.to_http(&[]).unwrap();
         assert_eq!(http.method(), http::Method::POST);
         assert_eq!(*http.body(), br#"{"a":1}"#);
         assert_eq!(http.headers()["content-type"], "application/json");
+        let cases = [
+            (Request::get("http://h/"), http::Method::GET),
+            (Request::head("http://h/"), http::Method::HEAD),
+            (Request::put("http://h/"), http::Method::PUT),
+            (Request::patch("http://h/"), http::Method::PATCH),
+            (Request::delete("http://h/"), http::Method::DELETE),
+            (
+                Request::new(Method::Options, "http://h/"),
+                http::Method::OPTIONS,
+            ),
+        ];
+        for (request, want) in cases {
+            assert_eq!(request.to_http(&[]).unwrap().method(), want);
+            assert_eq!(request.method_name(), want.as_str());
+        }
+        let form = Request::post("http://h/").form(&[("a b", "x&y=z"), ("é", "~")]);
+        let http = form.to_http(&[]).unwrap();
+        assert_eq!(*http.body(), b"a+b=x%26y%3Dz&%C3%A9=%7E");
+        assert_eq!(
+            http.headers()["content-type"],
+            "application/x-www-form-urlencoded"
+        );
+        // The request's own Content-Type wins over the body's, which wins
+        // over the fetcher's.
+        let defaults = [(
+            HeaderName::from_static("content-type"),
+            HeaderValue::from_static("text/plain"),
+        )];
+        let own = Request::patch("http://h/")
+            .header("Content-Type", "application/merge-patch+json")
+            .json(&serde_json::json!({"a": null}));
+        let http = own.to_http(&defaults).unwrap();
+        let types: Vec<_> = http.headers().get_all("content-type").iter().collect();
+        assert_eq!(types, ["application/merge-patch+json"]);
+        let raw = Request::put("http://h/").body(vec![0, 1, 2], "application/octet-stream");
+        let http = raw.to_http(&defaults).unwrap();
+        assert_eq!(http.headers()["content-type"], "application/octet-stream");
+        assert_eq!(*http.body(), [0, 1, 2]);
+        let bad = Request::put("http://h/").body("x", "text/plain\r\nx-injected: 1");
+        let error = bad.to_http(&[]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+        assert!(
+            error.to_string().contains("the body's content type"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn query_parameters_are_escaped_and_appended() {
+        let cases = [
+            ("http://h/p", "http://h/p?q=a+b%26c"),
+            ("http://h/p?", "http://h/p?q=a+b%26c"),
+            ("http://h/p?x=1", "http://h/p?x=1&q=a+b%26c"),
+            ("http://h/p?x=1&", "http://h/p?x=1&q=a+b%26c"),
+            ("http://h/p#f?g", "http://h/p?q=a+b%26c#f?g"),
+            ("http://h/p?x=1#f", "http://h/p?x=1&q=a+b%26c#f"),
+        ];
+        for (url, want) in cases {
+            let request = Request::get(url).query("q", "a b&c");
+            assert_eq!(request.url(), want, "{url}");
+            // The fragment is not sent.
+            let http = request.to_http(&[]).unwrap();
+            assert!(!http.uri().to_string().contains('#'), "{}", http.uri());
+        }
+        let twice = Request::get("http://h/").query("k", "1").query("k", "=#?/");
+        assert_eq!(twice.url(), "http://h/?k=1&k=%3D%23%3F%2F");
+    }
+
+    #[test]
+    fn conversions() {
+        let url = url::Url::parse("http://h/a?b=1").unwrap();
+        let owned = String::from("http://h/s");
+        let request = Request::put("http://h/r").deadline(Duration::from_secs(1));
+        let converted: [Request; 6] = [
+            "http://h/s".into(),
+            (&"http://h/s").into(),
+            (&owned).into(),
+            url.clone().into(),
+            (&url).into(),
+            (&request).into(),
+        ];
+        let urls: Vec<&str> = converted.iter().map(Request::url).collect();
+        assert_eq!(
+            urls,
+            [
+                "http://h/s",
+                "http://h/s",
+                "http://h/s",
+                "http://h/a?b=1",
+                "http://h/a?b=1",
+                "http://h/r"
+            ]
+        );
+        assert_eq!(converted[5].method(), Method::Put);
+        assert_eq!(
+            converted[5].deadline_override(),
+            Some(Duration::from_secs(1))
+        );
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! switches bend the rules for data sets whose servers send no cache
 //! headers: every entry fresh, or a fixed max-age from when it was stored.
 //!
-//! Only GET responses are stored and served. Any other request goes to the
-//! network, and once it succeeds, the URL's stored GET is removed (RFC 9111
-//! §4.4): a POST that changed a resource must not leave its old version to
-//! be served.
+//! Only GET responses are stored, and served (to a GET, or to a HEAD as its
+//! head). An unsafe request (POST, PUT, PATCH, DELETE) goes to the network,
+//! and once it succeeds, the stored GETs of its URL, and of the
+//! `Location` and `Content-Location` its answer names on the same origin,
+//! are removed (RFC 9111 §4.4): a request that changed a resource must not
+//! leave its old version to be served.
 //!
 //! One file per entry, named by a BLAKE3 hash of method and URL as the
 //! caller wrote it (no URL can name a path, no two URLs share a file, and
@@ -307,15 +309,34 @@ impl Cache {
         self.usage.bytes.store(total, Ordering::Relaxed);
     }
 
-    /// A request with another method than GET succeeded on `url`: its
-    /// stored GETs, whatever their credentials, no longer say what the
-    /// server holds.
-    pub(crate) fn invalidate(&self, url: &str) {
-        if let Err(error) = self.remove(url) {
-            log::warn!(
-                "cannot remove the cache entries of {}: {error}",
-                redact::url(url)
-            );
+    /// An unsafe request (POST, PUT, PATCH, DELETE) on `url` succeeded,
+    /// answered with `headers` (if kept): the stored GETs of `url`, and of
+    /// the `Location` and `Content-Location` the answer names on the same
+    /// origin (never another's: RFC 9111 §4.4), whatever their credentials,
+    /// no longer say what the server holds.
+    pub(crate) fn invalidate(&self, url: &str, headers: Option<&HeaderMap>) {
+        let mut urls = vec![url.to_owned()];
+        if let (Some(headers), Ok(base)) = (headers, url::Url::parse(url)) {
+            let origin = OriginRef::of_url(url);
+            for name in [http::header::LOCATION, http::header::CONTENT_LOCATION] {
+                let named = headers
+                    .get(&name)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| base.join(value.trim()).ok());
+                if let Some(named) = named {
+                    if origin.is_some() && OriginRef::of_url(named.as_str()) == origin {
+                        urls.push(named.into());
+                    }
+                }
+            }
+        }
+        for url in urls {
+            if let Err(error) = self.remove(&url) {
+                log::warn!(
+                    "cannot remove the cache entries of {}: {error}",
+                    redact::url(&url)
+                );
+            }
         }
     }
 

@@ -47,6 +47,7 @@ pub struct FetcherBuilder {
     pub(crate) concurrency: usize,
     pub(crate) timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) total_timeout: Option<Duration>,
     pub(crate) retry: RetryPolicy,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) sensitive_headers: Vec<String>,
@@ -80,6 +81,7 @@ impl Default for FetcherBuilder {
             concurrency: 20,
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            total_timeout: None,
             retry: RetryPolicy {
                 max_retries: 3,
                 initial_delay: Duration::from_secs(1),
@@ -177,6 +179,29 @@ impl FetcherBuilder {
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// The most one request may take in all, from when it starts (a request
+    /// still queued in a batch has not): every attempt, the backoff and
+    /// Retry-After waits between them, and its waits for its host (a pause,
+    /// an open breaker's probe). Each attempt's
+    /// [`timeout`](Self::timeout) is cut to what is left; a wait that would
+    /// pass it ends the request at once. A request that runs out ends with
+    /// [`ErrorKind::DeadlineExceeded`](crate::ErrorKind::DeadlineExceeded),
+    /// whose message names this deadline and whose `source()` is its last
+    /// failure, if it had one. For single calls, `fetch_many` and batches
+    /// alike; in a batch with a [`deadline`](crate::Batch::deadline) of its
+    /// own, the earlier of the two counts. A request's own
+    /// [`Request::deadline`](crate::Request::deadline) replaces it. Must be
+    /// longer than zero; one past a century is taken as a century.
+    ///
+    /// Defaults to none: a request may take its attempts' timeouts, plus
+    /// its backoff and Retry-After waits (at most 4 × 30 s + 7 s with the
+    /// other defaults, plus any Retry-After up to 5 minutes each).
+    #[must_use]
+    pub fn total_timeout(mut self, total: Duration) -> Self {
+        self.total_timeout = Some(total);
         self
     }
 
@@ -619,6 +644,9 @@ impl FetcherBuilder {
         if self.connect_timeout.is_zero() {
             return fail("connect_timeout must be longer than zero".into());
         }
+        if self.total_timeout.is_some_and(|total| total.is_zero()) {
+            return fail("total_timeout must be longer than zero".into());
+        }
         let retry = &self.retry;
         if !(retry.multiplier >= 1.0 && retry.multiplier.is_finite()) {
             return fail(format!(
@@ -713,6 +741,7 @@ impl FetcherBuilder {
                 proxies,
             },
             retry,
+            total_timeout: self.total_timeout.map(clock::capped),
             governor: GovernorSettings {
                 limit: LimitSettings {
                     ceiling: u32::try_from(
@@ -759,6 +788,7 @@ impl fmt::Debug for FetcherBuilder {
             .field("concurrency", &self.concurrency)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("total_timeout", &self.total_timeout)
             .field("retry", &self.retry)
             .field("headers", &headers)
             .field("sensitive_headers", &self.sensitive_headers)
@@ -814,6 +844,10 @@ mod tests {
             (
                 b().connect_timeout(Duration::ZERO),
                 "connect_timeout must be longer",
+            ),
+            (
+                b().total_timeout(Duration::ZERO),
+                "total_timeout must be longer than zero",
             ),
             (
                 b().backoff_multiplier(0.5),
@@ -907,6 +941,13 @@ mod tests {
                 format!("starts hosts at {}", crate::policy::host::INITIAL_LIMIT),
             ),
             ("`timeout`", format!("{} s per attempt", secs(b.timeout))),
+            (
+                "`total_timeout`",
+                match b.total_timeout {
+                    None => "| none:".to_owned(),
+                    Some(total) => format!("| {} s", secs(total)),
+                },
+            ),
             (
                 "`timeout`",
                 format!(

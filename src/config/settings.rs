@@ -7,6 +7,7 @@
 //! handed their part. Only the engine reads the whole.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cache::CacheSettings;
 use crate::clock::Clock;
@@ -21,6 +22,9 @@ pub(crate) struct Settings {
     pub(crate) concurrency: usize,
     pub(crate) transport: TransportSettings,
     pub(crate) retry: RetryPolicy,
+    /// The most a request may take in all, unless it sets its own
+    /// deadline: `None` for no bound.
+    pub(crate) total_timeout: Option<Duration>,
     /// How many requests each host gets, and when.
     pub(crate) governor: GovernorSettings,
     pub(crate) cache: Option<CacheSettings>,

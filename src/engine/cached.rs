@@ -1,11 +1,16 @@
 //! A journey's dealings with the cache: before the first attempt, what it
 //! holds (served at once, or revalidated); after the answer, what to keep.
 //!
-//! Only GET is ever served from the cache. Another method goes to the
-//! network and, once it has succeeded, makes the URL's stored GET stale
-//! (RFC 9111 §4.4). A stale entry is revalidated (If-None-Match,
-//! If-Modified-Since): a 304 about it refreshes it and serves it; a 304
-//! about another version (RFC 9111 §4.3.4) asks again for the whole.
+//! Only GET is ever stored. A HEAD is answered from a fresh stored GET
+//! (RFC 9111 §4: its status and no body), else sent, and its answer is not
+//! stored. An unsafe method (POST, PUT, PATCH, DELETE) goes to the network
+//! and, once it has succeeded, removes the stored GETs of its URL and of the
+//! `Location` and `Content-Location` its answer names on the same origin
+//! (RFC 9111 §4.4): what it changed must not be served in its old version.
+//! OPTIONS goes to the network and leaves the cache alone. A stale entry
+//! is revalidated (If-None-Match, If-Modified-Since): a 304 about it
+//! refreshes it and serves it; a 304 about another version (RFC 9111
+//! §4.3.4) asks again for the whole.
 
 use std::time::SystemTime;
 
@@ -15,7 +20,7 @@ use super::journey::Body;
 use super::{Engine, Scope};
 use crate::cache::{self, Entry, EntryKey, Lookup};
 use crate::error::{Detail, Error, ErrorKind};
-use crate::request::{CacheMode, Request};
+use crate::request::{CacheMode, Method, Request};
 use crate::stats::Recorder;
 use crate::transport::attempt::{self, BodyLabels, CacheNeeds};
 
@@ -24,7 +29,8 @@ use crate::transport::attempt::{self, BodyLabels, CacheNeeds};
 pub(crate) enum CachePlan {
     /// Nothing: no cache, or not for this request.
     Nothing,
-    /// A successful answer makes the URL's stored GET stale.
+    /// A successful answer removes the stored GETs of the URL, and of the
+    /// places its answer names.
     Invalidate,
     /// Keep the answer (and revalidate `stale`, if there is one).
     Keep(Box<Keeping>),
@@ -78,7 +84,8 @@ impl CachePlan {
             return Begun::Send(CachePlan::Nothing);
         };
         let offline = cache.offline();
-        if !request.is_get() {
+        let method = request.method();
+        if !matches!(method, Method::Get | Method::Head) {
             if offline {
                 let error = request
                     .error(ErrorKind::Offline)
@@ -87,12 +94,18 @@ impl CachePlan {
                     ));
                 return Begun::Done(Err(error));
             }
+            if method.is_safe() {
+                return Begun::Send(CachePlan::Nothing);
+            }
             return Begun::Send(CachePlan::Invalidate);
         }
+        let head_only = method == Method::Head;
         let mut head = match request.to_http(&engine.settings.transport.headers) {
             Ok(http) => http.map(|_| ()),
             Err(error) => return Begun::Done(Err(error)),
         };
+        // A HEAD looks for the GET it is the head of.
+        *head.method_mut() = http::Method::GET;
         // The jar's cookies key the entry as your own would (hashed): one
         // session's answers are not served to another.
         if let Some(jar) = &engine.jar {
@@ -110,14 +123,18 @@ impl CachePlan {
         if matches!(lookup, Lookup::Miss) && mode.reads() {
             engine.record(scope, Recorder::cache_miss);
         }
-        let (stale, conditional) = match lookup {
-            Lookup::Fresh(entry) => {
-                return Begun::Done(served(engine, request, scope, entry, false, 0))
+        let served = |mut entry: Entry| {
+            if head_only {
+                entry.body = Vec::new();
             }
+            Begun::Done(served(engine, request, scope, entry, false, 0))
+        };
+        let (stale, conditional) = match lookup {
+            Lookup::Fresh(entry) => return served(entry),
             // Offline, a stale answer beats none, unless the server said
             // it must not be served stale (RFC 9111 §4.2.4).
             Lookup::Stale(entry, _) if offline && !entry.meta.must_revalidate => {
-                return Begun::Done(served(engine, request, scope, entry, false, 0));
+                return served(entry);
             }
             Lookup::Stale(..) if offline => {
                 let error = request
@@ -130,6 +147,8 @@ impl CachePlan {
                 return Begun::Done(Err(error));
             }
             Lookup::Miss if offline => return Begun::Done(Err(request.error(ErrorKind::Offline))),
+            // A HEAD's answer is not stored, nor used to revalidate.
+            _ if head_only => return Begun::Send(CachePlan::Nothing),
             Lookup::Miss => (None, Vec::new()),
             Lookup::Stale(entry, conditional) => (Some(entry), conditional),
         };
@@ -151,7 +170,12 @@ impl CachePlan {
                 // does judging a 304 (whose version is it?).
                 keep_headers: keeping.writes || !keeping.conditional.is_empty(),
             },
-            _ => CacheNeeds::default(),
+            // The answer's Location and Content-Location are invalidated too.
+            CachePlan::Invalidate => CacheNeeds {
+                conditional: &[],
+                keep_headers: true,
+            },
+            CachePlan::Nothing => CacheNeeds::default(),
         }
     }
 
@@ -168,7 +192,7 @@ impl CachePlan {
             CachePlan::Nothing => return Finished::Done(Ok(answer)),
             CachePlan::Invalidate => {
                 if let Some(cache) = &engine.cache {
-                    cache.invalidate(request.url());
+                    cache.invalidate(request.url(), answer.headers.take().as_ref());
                 }
                 return Finished::Done(Ok(answer));
             }

@@ -28,6 +28,7 @@ use super::journey::{Journey, Step};
 use super::{Engine, Outcome, Scope, POLL};
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::parse::Content;
 use crate::request::Request;
 
 /// How many requests are set aside, at most, while workers go on with new
@@ -114,7 +115,7 @@ where
         &self,
         engine: &Engine,
         scope: &Scope<'_>,
-        finish: fn(Vec<u8>) -> Result<T, Error>,
+        finish: fn(Content) -> Result<T, Error>,
         send: impl Fn(usize, Request, Outcome<T>) -> bool,
     ) {
         while let Some((index, mut journey)) = self.next(engine, scope) {

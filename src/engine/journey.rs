@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::cached::{Begun, CachePlan, Finished as CacheFinished};
 use super::{Engine, Scope};
+use crate::cancel::Stop;
 use crate::error::classify::{self, HostVerdict};
 use crate::error::{Detail, Error, ErrorKind};
 use crate::origin::OriginRef;
@@ -71,6 +72,9 @@ pub(crate) struct Journey {
     /// close: what its remaining retries would have taken.
     patience: Option<Duration>,
     host: Option<Arc<Host>>,
+    /// Its own deadline (the request's, or the fetcher's `total_timeout`):
+    /// how long, and until when, from its first step.
+    deadline: Option<(Duration, Instant)>,
 }
 
 /// What one attempt came to.
@@ -108,7 +112,26 @@ impl Journey {
             held_since: None,
             patience: None,
             host: None,
+            deadline: None,
         }
+    }
+
+    /// When it must give up: its batch's stop, with the earlier of the
+    /// batch's deadline and its own.
+    pub(crate) fn stop<'a>(&self, scope: &Scope<'a>) -> Stop<'a> {
+        let own = self.deadline.map(|(_, at)| at);
+        Stop {
+            deadline: match (scope.stop.deadline, own) {
+                (Some(batch), Some(own)) => Some(batch.min(own)),
+                (batch, own) => batch.or(own),
+            },
+            cancel: scope.stop.cancel,
+        }
+    }
+
+    /// Whether its own deadline has passed.
+    pub(crate) fn is_past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|(_, at)| Instant::now() >= at)
     }
 
     /// The host it goes to, once it has asked for it.
@@ -124,7 +147,28 @@ impl Journey {
 
     /// Takes the request as far as it can go now.
     pub(crate) fn step(&mut self, engine: &Engine, scope: &Scope<'_>) -> Step {
-        self.started.get_or_insert_with(Instant::now);
+        if self.started.is_none() {
+            let started = Instant::now();
+            self.started = Some(started);
+            if self
+                .request
+                .deadline_override()
+                .is_some_and(|d| d.is_zero())
+            {
+                let error = self
+                    .request
+                    .refused("its deadline is zero: no attempt could finish");
+                return Step::Done(Err(error));
+            }
+            let deadline = self
+                .request
+                .deadline_override()
+                .map(crate::clock::capped)
+                .or(engine.settings.total_timeout);
+            // A deadline past what an Instant holds is no deadline.
+            self.deadline =
+                deadline.and_then(|length| Some((length, crate::clock::after(started, length)?)));
+        }
         if self.plan.is_none() {
             match CachePlan::begin(engine, &self.request, scope) {
                 Begun::Done(result) => return Step::Done(result),
@@ -155,9 +199,11 @@ impl Journey {
 
     /// One attempt, if its host lets it go now.
     fn attempt(&mut self, engine: &Engine, scope: &Scope<'_>) -> Attempted {
+        let stop = self.stop(scope);
+        let batch = scope.stop.deadline;
         let request = &self.request;
-        if let Err(kind) = scope.stop.check() {
-            return Attempted::Failed(self.stopped(kind, None), None);
+        if let Err(kind) = stop.check() {
+            return Attempted::Failed(self.stopped(kind, None, batch), None);
         }
         let governor = &engine.governor;
         let now = governor.now();
@@ -196,8 +242,8 @@ impl Journey {
             Admission::Wait { until, hold } => {
                 // A wait that would pass the deadline ends the request now.
                 if let Some(until) = until {
-                    if scope.stop.passes_deadline(until.saturating_sub(now)) {
-                        let error = self.stopped(ErrorKind::DeadlineExceeded, None);
+                    if stop.passes_deadline(until.saturating_sub(now)) {
+                        let error = self.stopped(ErrorKind::DeadlineExceeded, None, batch);
                         return Attempted::Failed(error, None);
                     }
                 }
@@ -230,13 +276,13 @@ impl Journey {
         if let Some(since) = self.held_since.take() {
             engine.record(scope, |stats| stats.gate_wait(since.elapsed()));
         }
-        // The attempt may not outlast the batch's deadline.
+        // The attempt may not outlast its deadline, nor its batch's.
         let timeout = request
             .timeout_override()
             .map_or(settings.transport.timeout, crate::clock::capped);
-        let clipped = scope.stop.clip(timeout);
+        let clipped = stop.clip(timeout);
         if clipped.is_zero() {
-            let error = self.stopped(ErrorKind::DeadlineExceeded, None);
+            let error = self.stopped(ErrorKind::DeadlineExceeded, None, batch);
             return Attempted::Failed(error, None);
         }
         // The agent's own timeout is the fetcher's: only another one needs
@@ -250,7 +296,7 @@ impl Journey {
             agents: &engine.agents,
             settings: &settings.transport,
             jar: engine.jar.as_ref(),
-            cancel: scope.stop.cancel,
+            cancel: stop.cancel,
             on_stale: &on_stale,
         };
         let started = Instant::now();
@@ -295,10 +341,10 @@ impl Journey {
             request.redacted_url(),
             started.elapsed()
         );
-        // A failure the batch's stop brought about (a clipped timeout, a
-        // cancelled read) says nothing of the host, and ends the request
+        // A failure a stop brought about (a timeout clipped to a deadline,
+        // a cancelled read) says nothing of the host, and ends the request
         // as the stop, with the failure as its cause.
-        let stopped = error.is_retryable() && scope.stop.check().is_err();
+        let stopped = error.is_retryable() && stop.check().is_err();
         let (kind, status) = (error.kind(), error.status());
         let asked = retry::asked_to_wait(status, error.retry_after());
         let answer = match classify::host_verdict(kind, status) {
@@ -317,15 +363,15 @@ impl Journey {
         };
         permit.report(governor, answer, || error.summary());
         if stopped {
-            if let Err(kind) = scope.stop.check() {
-                return Attempted::Failed(self.stopped(kind, Some(error)), None);
+            if let Err(kind) = stop.check() {
+                return Attempted::Failed(self.stopped(kind, Some(error), batch), None);
             }
         }
         let failed = FailedAttempt {
             kind,
             status,
             attempts,
-            idempotent: request.is_idempotent(),
+            idempotent: retry::may_resend(request),
             retry_after: error.retry_after(),
         };
         let delays = self.delays.get_or_insert_with(|| settings.retry.delays());
@@ -342,8 +388,8 @@ impl Journey {
             );
             return Attempted::Failed(error, response);
         }
-        if scope.stop.passes_deadline(after) {
-            let error = self.stopped(ErrorKind::DeadlineExceeded, Some(error));
+        if stop.passes_deadline(after) {
+            let error = self.stopped(ErrorKind::DeadlineExceeded, Some(error), batch);
             return Attempted::Failed(error, None);
         }
         log::warn!("{error}; retrying in {after:?}");
@@ -370,10 +416,21 @@ impl Journey {
         }
     }
 
-    /// The error of a request stopped by its batch (deadline or cancel),
-    /// with the failure that was last, if any, as its cause.
-    fn stopped(&mut self, kind: ErrorKind, failure: Option<Error>) -> Error {
-        let error = self.request.error(kind).with_attempts(self.attempts);
+    /// The error of a request stopped by a deadline (its own, or its
+    /// batch's at `batch`: the earlier, and it says which) or by its
+    /// batch's cancel, with the failure that was last, if any, as its cause.
+    fn stopped(
+        &mut self,
+        kind: ErrorKind,
+        failure: Option<Error>,
+        batch: Option<Instant>,
+    ) -> Error {
+        let mut error = self.request.error(kind).with_attempts(self.attempts);
+        if let Some((length, own)) = self.deadline {
+            if kind == ErrorKind::DeadlineExceeded && batch.is_none_or(|batch| own <= batch) {
+                error = error.with_detail(Detail::Deadline(length));
+            }
+        }
         match failure.or_else(|| self.last_error.take()) {
             Some(last) => error.with_source(last.into_cause()),
             None => error,

@@ -30,8 +30,9 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{Detail, Error, ErrorKind};
 use crate::origin::OriginRef;
+use crate::parse::Content;
 use crate::policy::host::{BreakerState, Governor, Hold, HostReport, Hosts};
-use crate::request::Request;
+use crate::request::{Method, Request};
 use crate::stats::{HostStats, Recorder};
 use crate::transport::agent::Agents;
 use crate::transport::cookies::Jar;
@@ -122,7 +123,7 @@ impl Engine {
         &self,
         request: Request,
         scope: &Scope<'_>,
-        finish: impl FnOnce(Vec<u8>) -> Result<T, Error>,
+        finish: impl FnOnce(Content) -> Result<T, Error>,
     ) -> Outcome<T> {
         let mut journey = Journey::new(request);
         loop {
@@ -134,7 +135,8 @@ impl Engine {
                         None => POLL,
                     };
                     // A stop ends the wait; the next step says so.
-                    let _ = scope.stop.sleep(&*self.clock, scope.stop.clip(wait));
+                    let stop = journey.stop(scope);
+                    let _ = stop.sleep(&*self.clock, stop.clip(wait));
                 }
             }
         }
@@ -159,14 +161,21 @@ impl Engine {
         journey: &Journey,
         result: Result<Body, Error>,
         scope: &Scope<'_>,
-        finish: impl FnOnce(Vec<u8>) -> Result<T, Error>,
+        finish: impl FnOnce(Content) -> Result<T, Error>,
     ) -> Outcome<T> {
         let request = &journey.request;
         let (result, status) = match result {
             Ok(body) => {
                 let labels = body.labels;
-                let finished = catch_unwind(AssertUnwindSafe(|| finish(body.bytes)))
-                    .unwrap_or_else(|panic| {
+                // RFC 9110 §15.3.5, §15.3.6, §9.3.2: these have no content.
+                let none_by_definition =
+                    matches!(body.status, 204 | 205) || request.method() == Method::Head;
+                let content = Content {
+                    bytes: body.bytes,
+                    none_by_definition,
+                };
+                let finished =
+                    catch_unwind(AssertUnwindSafe(|| finish(content))).unwrap_or_else(|panic| {
                         Err(Error::new(ErrorKind::Internal)
                             .with_detail(Detail::Reason(panic_message(&*panic))))
                     });
@@ -212,6 +221,10 @@ impl Engine {
         let Some(host) = journey.host() else {
             return true;
         };
+        // Past its own deadline, it steps to end.
+        if journey.is_past_deadline() {
+            return true;
+        }
         match self.governor.hold(host) {
             None => true,
             Some(Hold::Room) => false,

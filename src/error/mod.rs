@@ -44,7 +44,11 @@ pub enum ErrorKind {
     Redirect,
     /// Offline mode, and nothing usable in the cache. Nothing was sent.
     Offline,
-    /// The batch's deadline passed before the request finished.
+    /// A deadline passed before the request finished: its own
+    /// ([`Request::deadline`](crate::Request::deadline) or
+    /// [`total_timeout`](crate::FetcherBuilder::total_timeout)) or its
+    /// batch's ([`Batch::deadline`](crate::Batch::deadline)); the message
+    /// says which, and `source()` holds its last failure, if it had one.
     DeadlineExceeded,
     /// The batch was cancelled before the request finished.
     Cancelled,
@@ -153,6 +157,8 @@ pub(crate) enum Detail {
     Reason(String),
     /// The proxy failed: which (credentials hidden), and how.
     Proxy { proxy: String, problem: String },
+    /// The request's own deadline ran out (not its batch's): how long it was.
+    Deadline(Duration),
 }
 
 impl Error {
@@ -408,6 +414,12 @@ impl Error {
             (ErrorKind::Offline, Detail::Reason(reason)) => write!(f, "offline, and {reason}")?,
             (ErrorKind::Offline, _) => {
                 f.write_str("offline, and the cache has no entry for it")?;
+            }
+            (ErrorKind::DeadlineExceeded, Detail::Deadline(length)) => {
+                write!(
+                    f,
+                    "the request's deadline ({length:?}) passed before it finished"
+                )?;
             }
             (ErrorKind::DeadlineExceeded, _) => {
                 f.write_str("the batch deadline passed before the request finished")?;

@@ -15,9 +15,12 @@
 //!   error says where without the success path paying for it.
 //!
 //! Numbers past 64 bits parse, as floats, as serde_json and JSON's RFC 8259
-//! allow (simd-json's `big-int-as-float`). An empty body (a 204, a 205, an
-//! empty 200) is JSON `null` to the types that take it (`Option<T>`, `()`,
-//! [`Value`], [`RawJson`]) and "no content" to the others ([`no_content`]).
+//! allow (simd-json's `big-int-as-float`). An empty body is not a JSON text
+//! (RFC 8259): a 200 with nothing is `InvalidJson` "no content". A response
+//! that has no content by definition (a 204, a 205, the answer to a HEAD)
+//! stands for JSON `null` to the types that take it (`Option<T>`, `()`,
+//! [`Value`], [`RawJson`]) and is "no content" to the others
+//! ([`no_content`]).
 
 pub(crate) mod doc;
 mod input;
@@ -160,13 +163,36 @@ fn at_path<'v>(document: &'v Value, path: &serde_path_to_error::Path) -> Option<
     Some(value)
 }
 
+/// A fetched body, as the function that makes it a value gets it.
+pub(crate) struct Content {
+    pub(crate) bytes: Vec<u8>,
+    /// The response has no content by definition (a 204 or a 205, or the
+    /// answer to a HEAD): its empty body stands for JSON `null`.
+    pub(crate) none_by_definition: bool,
+}
+
+/// The body as it came: what `get_bytes` returns (empty for a response
+/// without content, whatever its status). A `Result` to be a finisher as
+/// [`parse_body`] is.
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn bytes(content: Content) -> Result<Vec<u8>, Error> {
+    Ok(content.bytes)
+}
+
 /// Parses a fetched body into a `T`: the one way a body becomes a value.
-pub(crate) fn parse_body<T: DeserializeOwned + 'static>(mut body: Vec<u8>) -> Result<T, Error> {
-    // No content at all (a 204, say) is HTTP's, not JSON's.
-    let parsed = if body.is_empty() {
-        no_content()
-    } else {
-        parse(&mut body)
+pub(crate) fn parse_body<T: DeserializeOwned + 'static>(content: Content) -> Result<T, Error> {
+    let Content {
+        mut bytes,
+        none_by_definition,
+    } = content;
+    let parsed = match (bytes.is_empty(), none_by_definition) {
+        // No content by definition (a 204, say) is HTTP's `null`.
+        (true, true) => no_content(),
+        // An empty text is not JSON (RFC 8259), whatever the type.
+        (true, false) => Err(JsonError::problem(
+            "no content: the body is empty, and an empty body is not JSON",
+        )),
+        (false, _) => parse(&mut bytes),
     };
     parsed.map_err(JsonError::into_error)
 }

@@ -17,6 +17,7 @@ use backoff::SystemClock;
 
 use crate::error::classify::is_retryable;
 use crate::error::ErrorKind;
+use crate::request::{Method, Request};
 
 /// How a failed attempt is followed up.
 #[derive(Clone, Debug, PartialEq)]
@@ -155,6 +156,19 @@ impl RetryPolicy {
             },
         }
     }
+}
+
+/// Whether `request` may be sent more than once: as it was marked
+/// ([`Request::idempotent`]), or else as RFC 9110 §9.2.2 says of its
+/// method. GET, HEAD, OPTIONS, PUT and DELETE are idempotent: the same
+/// request twice leaves the server as once. POST and PATCH are not: a
+/// second one may add or change twice. The method decides, not whether the
+/// request has a body: a PUT with one is retried, a POST without is not.
+pub(crate) fn may_resend(request: &Request) -> bool {
+    request.idempotent_mark().unwrap_or(match request.method() {
+        Method::Get | Method::Head | Method::Options | Method::Put | Method::Delete => true,
+        Method::Post | Method::Patch => false,
+    })
 }
 
 /// How long a server asked to be left alone: its Retry-After, on a 429 or a
@@ -487,6 +501,27 @@ mod tests {
         };
         let decision = policy.decide(&failed, &mut delays, 0.0);
         assert_eq!(decision, Decision::GiveUp);
+    }
+
+    #[test]
+    fn idempotency_follows_the_method_unless_marked() {
+        let cases = [
+            (Request::get("http://h/"), true),
+            (Request::head("http://h/"), true),
+            (Request::new(Method::Options, "http://h/"), true),
+            (Request::put("http://h/").body("x", "text/plain"), true),
+            (Request::delete("http://h/"), true),
+            (Request::post("http://h/"), false),
+            (Request::post_json("http://h/", &1), false),
+            (Request::patch("http://h/").json(&1), false),
+            (Request::post("http://h/").idempotent(true), true),
+            (Request::patch("http://h/").idempotent(true), true),
+            (Request::get("http://h/").idempotent(false), false),
+            (Request::put("http://h/").idempotent(false), false),
+        ];
+        for (request, want) in cases {
+            assert_eq!(may_resend(&request), want, "{request:?}");
+        }
     }
 
     #[test]

@@ -204,7 +204,7 @@ impl Attempt<'_> {
                 Err(error) => {
                     let opened = timed::opened_on_this_thread() != opened_before;
                     let stale = classify::is_closed_before_response(&error) && !opened;
-                    let idempotent = made_get || request.is_idempotent();
+                    let idempotent = made_get || retry::may_resend(request);
                     if !(stale && idempotent && stale_resends < STALE_RESENDS) {
                         let reached = proxy::Reached {
                             tunnel: !route.forward,

@@ -877,3 +877,148 @@ fn a_cache_hit_says_the_same_as_the_fetch() {
     assert_eq!(fetcher.stats().cache_hits, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server whose `GET`s of any path answer that path's version (cached an
+/// hour), and whose other requests answer `reply(request)` and, for unsafe
+/// methods, bump the version of their path. It counts the GETs per path.
+fn versioned(
+    reply: impl Fn(&crate::server::Request) -> Reply + Send + Sync + 'static,
+) -> (
+    TestServer,
+    Arc<Mutex<std::collections::HashMap<String, u64>>>,
+) {
+    let versions: Arc<Mutex<std::collections::HashMap<String, u64>>> = Arc::default();
+    let gets = Arc::new(Mutex::new(std::collections::HashMap::new()));
+    let server = TestServer::start({
+        let gets = Arc::clone(&gets);
+        move |request| {
+            let mut versions = versions.lock().unwrap();
+            let version = versions.entry(request.path.clone()).or_insert(1);
+            match request.method.as_str() {
+                "GET" => {
+                    *gets
+                        .lock()
+                        .unwrap()
+                        .entry(request.path.clone())
+                        .or_insert(0) += 1;
+                    Reply::json(200, version.to_string())
+                        .with_header("cache-control", "max-age=3600")
+                }
+                "HEAD" | "OPTIONS" => reply(request),
+                _ => {
+                    *version += 1;
+                    reply(request)
+                }
+            }
+        }
+    });
+    (server, gets)
+}
+
+/// RFC 9111 §4.4: PUT, PATCH and DELETE, like POST, make the stored GET of
+/// their URL stale once they succeed.
+#[test]
+fn put_patch_and_delete_invalidate_the_stored_get() {
+    let (server, gets) = versioned(|_| Reply::status(204));
+    let dir = temp_dir("unsafe-methods");
+    let fetcher = cached(&dir).build().unwrap();
+    let url = server.url("/item");
+    let version = || fetcher.get_json::<u64>(url.as_str()).unwrap();
+    assert_eq!(version(), 1);
+    assert_eq!(version(), 1, "the fresh entry answers");
+    let mut want = 1;
+    for request in [
+        Request::put(&url).json(&2),
+        Request::patch(&url).json(&3),
+        Request::delete(&url),
+    ] {
+        let method = request.method();
+        fetcher.get_bytes(request).unwrap();
+        want += 1;
+        assert_eq!(version(), want, "{method} left the old GET to be served");
+        assert_eq!(version(), want, "after {method}, the new GET is stored");
+    }
+    assert_eq!(gets.lock().unwrap()["/item"], 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// RFC 9111 §4.4: an unsafe request's answer also invalidates the URLs in
+/// its `Location` and `Content-Location`, on the same origin only.
+#[test]
+fn an_unsafe_answer_invalidates_its_location_on_its_origin_only() {
+    let (other, other_gets) = versioned(|_| Reply::status(204));
+    let elsewhere = other.url("/b");
+    let (server, gets) = versioned(move |_| {
+        Reply::status(201)
+            .with_header("location", "/a/1")
+            .with_header("content-location", "/a/2")
+            .with_header("link", "ignored")
+    });
+    let dir = temp_dir("unsafe-location");
+    let fetcher = cached(&dir).build().unwrap();
+    let urls = [server.url("/a/1"), server.url("/a/2"), elsewhere.clone()];
+    for url in &urls {
+        fetcher.get_bytes(url.as_str()).unwrap();
+        fetcher.get_bytes(url.as_str()).unwrap();
+    }
+    // A POST to /a answers with the places it changed (a Location on
+    // another origin too, which must not be touched).
+    let (third, _) =
+        versioned(move |_| Reply::status(201).with_header("location", elsewhere.clone()));
+    fetcher
+        .get_bytes(Request::post(server.url("/a")).json(&1))
+        .unwrap();
+    fetcher
+        .get_bytes(Request::post(third.url("/c")).json(&1))
+        .unwrap();
+    for url in &urls {
+        fetcher.get_bytes(url.as_str()).unwrap();
+    }
+    let gets = gets.lock().unwrap().clone();
+    assert_eq!(
+        (gets["/a/1"], gets["/a/2"], other_gets.lock().unwrap()["/b"]),
+        (2, 2, 1),
+        "Location and Content-Location fetched again; another origin's entry kept"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A HEAD is answered from a fresh stored GET (its status, no body) and
+/// sent otherwise; neither it nor OPTIONS changes what is stored.
+#[test]
+fn head_is_answered_from_a_stored_get_and_safe_methods_keep_it() {
+    let (server, gets) = versioned(|request| {
+        Reply::status(200).with_header(
+            "content-length",
+            if request.method == "HEAD" { "1" } else { "0" },
+        )
+    });
+    let dir = temp_dir("head");
+    let fetcher = cached(&dir).build().unwrap();
+    let stored = server.url("/stored");
+    let never = server.url("/never");
+    // Nothing stored yet: the HEAD is sent, and its answer not stored.
+    assert_eq!(fetcher.get_bytes(Request::head(&never)).unwrap(), b"");
+    assert_eq!(fetcher.get_json::<u64>(never.as_str()).unwrap(), 1);
+    assert_eq!(server.requests(), 2, "HEAD then GET, both sent");
+    fetcher.get_bytes(stored.as_str()).unwrap();
+    let before = server.requests();
+    let head = fetcher.get_bytes(Request::head(&stored)).unwrap();
+    let value = fetcher.get_json::<Value>(Request::head(&stored)).unwrap();
+    assert_eq!((head, value), (Vec::new(), Value::from(())));
+    assert_eq!(
+        server.requests(),
+        before,
+        "the HEADs were answered from the cache"
+    );
+    fetcher
+        .get_bytes(Request::new(parfetch::Method::Options, &stored))
+        .unwrap();
+    assert_eq!(fetcher.get_json::<u64>(stored.as_str()).unwrap(), 1);
+    assert_eq!(
+        gets.lock().unwrap()["/stored"],
+        1,
+        "OPTIONS kept the stored GET"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

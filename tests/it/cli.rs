@@ -704,3 +704,33 @@ fn devices_are_written_to_never_replaced() {
         assert!(null.is_char_device(), "/dev/null was replaced");
     }
 }
+
+/// An empty 200 is not JSON: its line is an `InvalidJson` failure, not
+/// `"body": null`; a 204 has no content by definition, and is `null`.
+#[test]
+fn an_empty_success_is_a_failure_and_a_204_is_null() {
+    let server = TestServer::start(|request| match request.path.as_str() {
+        "/204" => Reply::status(204),
+        _ => Reply::status(200),
+    });
+    let input = format!("{}\n{}\n", server.url("/204"), server.url("/empty"));
+    let output = parfetch(&["--retries", "0", "-q"], Some(&input));
+    assert_exit(&output, 2);
+    let mut lines = lines(&output);
+    lines.sort_by_key(|l| l["index"].as_u64());
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (&lines[0]["ok"], &lines[0]["body"]),
+        (&true.into(), &serde_json::Value::Null)
+    );
+    assert_eq!(lines[1]["ok"], false);
+    assert_eq!(lines[1]["error"]["kind"], "InvalidJson");
+    assert!(
+        lines[1]["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("no content")),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].get("body").is_none_or(|body| body.is_null()));
+}

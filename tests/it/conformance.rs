@@ -413,26 +413,6 @@ fn rfc8259_6_numbers_past_64_bits_parse() {
     );
 }
 
-/// An empty body (204, 205, an empty 200) is `null` to the types that take
-/// it, and "no content" to the others.
-#[test]
-fn an_empty_body_is_null_or_no_content() {
-    #[derive(Debug, serde::Deserialize)]
-    #[allow(dead_code)]
-    struct Doc {
-        a: u32,
-    }
-    for status in [200, 204, 205] {
-        let server = TestServer::start(move |_| Reply::status(status));
-        let fetcher = crate::quick().build().unwrap();
-        let none: Option<Doc> = fetcher.get_json(server.url("/")).unwrap();
-        assert!(none.is_none(), "{status}");
-        let error = fetcher.get_json::<Doc>(server.url("/")).unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::InvalidJson, "{status}");
-        assert!(error.to_string().contains("no content"), "{error}");
-    }
-}
-
 /// A stop's message names the request once; its cause says what failed.
 #[test]
 fn an_error_names_its_request_once() {

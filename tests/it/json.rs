@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use parfetch::RawJson;
+use parfetch::{ErrorKind, RawJson, Request};
 
 use crate::server::{Reply, TestServer};
 use crate::support::always;
@@ -134,4 +134,68 @@ fn a_doc_reads_as_the_value_of_its_body() {
         seen += 1;
     });
     assert_eq!(seen, 20);
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[allow(dead_code)]
+struct Shape {
+    a: u32,
+}
+
+/// RFC 8259 §2: a JSON text is a value; nothing is not one. A 200 (or any
+/// success but 204 and 205) with an empty body is `InvalidJson` "no
+/// content", whatever the type asked for, `Option` included; its bytes are
+/// an empty `Vec`.
+#[test]
+fn an_empty_success_is_not_json() {
+    for status in [200, 201, 203] {
+        let server = TestServer::start(move |_| Reply::status(status));
+        let fetcher = crate::quick().build().unwrap();
+        let url = server.url("/empty");
+        let errors = [
+            fetcher.get_json::<Option<Shape>>(&url).unwrap_err(),
+            fetcher.get_json::<parfetch::Value>(&url).unwrap_err(),
+            fetcher.get_json::<RawJson>(&url).unwrap_err(),
+            fetcher.get_json::<()>(&url).unwrap_err(),
+        ];
+        for error in errors {
+            assert_eq!(error.kind(), ErrorKind::InvalidJson, "{status}: {error:?}");
+            assert!(error.to_string().contains("no content"), "{error}");
+            assert_eq!(error.attempts(), 1, "{error}");
+        }
+        assert_eq!(fetcher.get_bytes(&url).unwrap(), b"", "{status}");
+    }
+}
+
+/// RFC 9110 §15.3.5, §15.3.6 and §9.3.2: a 204, a 205 and the answer to a
+/// HEAD have no content by definition: JSON `null` to the types that take
+/// it, "no content" to the others, an empty `Vec` as bytes.
+#[test]
+fn a_response_without_content_is_null() {
+    let server = TestServer::start(|request| match request.path.as_str() {
+        "/204" => Reply::status(204),
+        "/205" => Reply::status(205),
+        _ => Reply::status(200).with_header("content-length", "12"),
+    });
+    let fetcher = crate::quick().build().unwrap();
+    let requests = [
+        Request::get(server.url("/204")),
+        Request::get(server.url("/205")),
+        Request::head(server.url("/head")),
+        Request::delete(server.url("/204")),
+    ];
+    for request in requests {
+        let shown = format!("{} {}", request.method(), request.url());
+        let none: Option<Shape> = fetcher.get_json(&request).unwrap();
+        assert!(none.is_none(), "{shown}");
+        let value: parfetch::Value = fetcher.get_json(&request).unwrap();
+        assert_eq!(value, parfetch::Value::from(()), "{shown}");
+        let raw: RawJson = fetcher.get_json(&request).unwrap();
+        assert_eq!(raw.as_str(), "null", "{shown}");
+        fetcher.get_json::<()>(&request).unwrap();
+        let error = fetcher.get_json::<Shape>(&request).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidJson, "{shown}");
+        assert!(error.to_string().contains("no content"), "{error}");
+        assert_eq!(fetcher.get_bytes(&request).unwrap(), b"", "{shown}");
+    }
 }

@@ -37,7 +37,7 @@ fn layer_of_module(first: &str) -> &'static str {
 fn layer_of_root_name(name: &str) -> &'static str {
     match name {
         "Error" | "ErrorKind" => "error",
-        "Request" | "CacheMode" | "CancelToken" | "Stats" | "Latency" => "leaf",
+        "Request" | "Method" | "CacheMode" | "CancelToken" | "Stats" | "Latency" => "leaf",
         "Value" | "RawJson" | "prelude" => "parse",
         "Cache" => "cache",
         "FetcherBuilder" => "config",

@@ -42,6 +42,7 @@ mod json; // Value, RawJson and serde types read the same bodies alike
 mod layers; // what each layer of src/ may import, and no import loops
 mod logs; // what is logged, and that no secret is
 mod messages; // the words of a bad body: what was expected, where, what came instead
+mod methods; // requests as the server sees them: methods, query, bodies, idempotency, redirects
 mod mocked; // exact request counts and shapes, as the server saw them
 mod nesting; // batches started from callbacks, Deserialize impls, other fetchers, rayon
 mod proxy; // proxies: forward and CONNECT, credentials, the environment as curl reads it

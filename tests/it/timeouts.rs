@@ -1,7 +1,9 @@
 //! A timeout bounds everything it names: an attempt ends within its
 //! timeout whatever the server sends (DNS, connect, TLS, a head or a body
 //! sent a byte at a time, informational responses, redirect chains), and a
-//! per-request timeout does the same.
+//! per-request timeout does the same. A deadline (`Request::deadline`,
+//! `total_timeout`) bounds a whole request: its attempts, its backoff and
+//! Retry-After waits.
 //!
 //! Every time bound here is generous, each only telling "bounded" from
 //! "unbounded" on a loaded 2-core machine, save one: the test of the 1.125
@@ -477,4 +479,162 @@ fn a_connect_timeout_names_the_connect_timeout() {
         !message.contains("5s per attempt") && message.contains("300ms"),
         "ended after {elapsed:?} by the 300 ms connect timeout, yet: {message}"
     );
+}
+
+/// The error a deadline ended a request with, and how long it took; at
+/// most 30 s (an unbounded request would take minutes).
+fn ended_by_deadline(fetcher: parfetch::Fetcher, request: Request) -> (parfetch::Error, Duration) {
+    let started = Instant::now();
+    let result = within(Duration::from_secs(30), move || fetcher.get_bytes(request))
+        .expect("the deadline did not bound the request");
+    let error = result.expect_err("the request succeeded");
+    (error, started.elapsed())
+}
+
+/// The error a `DeadlineExceeded` holds as its cause: its last failure.
+fn cause(error: &parfetch::Error) -> &parfetch::Error {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<parfetch::Error>())
+        .unwrap_or_else(|| panic!("no last failure as the cause: {error:?}"))
+}
+
+/// Without its deadline, this request would make 4 attempts, with 1 + 2 +
+/// 4 s of backoff between them; with 1.5 s, it ends after 1 or 2.
+#[test]
+fn a_request_deadline_bounds_its_retries_and_backoff() {
+    let server = TestServer::start(|_| Reply::status(503));
+    let fetcher = crate::quick()
+        .initial_backoff(Duration::from_secs(1))
+        .max_backoff(Duration::from_secs(8))
+        .breaker_threshold(0)
+        .build()
+        .unwrap();
+    let request = Request::get(server.url("/busy")).deadline(Duration::from_millis(1500));
+    let (error, elapsed) = ended_by_deadline(fetcher, request);
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "1.5 s deadline, took {elapsed:?}"
+    );
+    assert_eq!(error.kind(), ErrorKind::DeadlineExceeded, "{error:?}");
+    assert!((1..=2).contains(&error.attempts()), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("/busy: the request's deadline (1.5s) passed before it finished"),
+        "{error}"
+    );
+    assert_eq!(cause(&error).status(), Some(503), "{error:?}");
+    assert_eq!(server.requests(), error.attempts() as usize);
+}
+
+/// A server asking for 30 s (within `max_retry_after`) does not hold a
+/// request with a 1 s deadline: it ends at once, with the 503 as its cause.
+#[test]
+fn a_request_deadline_bounds_a_retry_after_wait() {
+    let server = TestServer::start(|_| Reply::status(503).with_header("retry-after", "30"));
+    let fetcher = crate::quick().breaker_threshold(0).build().unwrap();
+    let request = Request::get(server.url("/later")).deadline(Duration::from_secs(1));
+    let (error, elapsed) = ended_by_deadline(fetcher, request);
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "1 s deadline, took {elapsed:?}"
+    );
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::DeadlineExceeded, 1),
+        "{error:?}"
+    );
+    let cause = cause(&error);
+    assert_eq!(
+        (cause.status(), cause.retry_after()),
+        (Some(503), Some(Duration::from_secs(30)))
+    );
+}
+
+/// An attempt may take only what is left of its request's deadline: a
+/// server that never answers holds a request with a 30 s timeout and a 1 s
+/// deadline for 1 s, and the timeout is its cause.
+#[test]
+fn a_request_deadline_cuts_the_attempt_timeout() {
+    let server = TestServer::start(|_| Reply::Stall(Duration::from_secs(60)));
+    let fetcher = crate::quick()
+        .timeout(Duration::from_secs(30))
+        .breaker_threshold(0)
+        .build()
+        .unwrap();
+    let request = Request::get(server.url("/stall")).deadline(Duration::from_secs(1));
+    let (error, elapsed) = ended_by_deadline(fetcher, request);
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "1 s deadline, took {elapsed:?}"
+    );
+    assert_eq!(error.kind(), ErrorKind::DeadlineExceeded, "{error:?}");
+    assert_eq!(cause(&error).kind(), ErrorKind::Timeout, "{error:?}");
+}
+
+/// `total_timeout` is every request's deadline: for single calls and
+/// batches alike; in a batch with a deadline, the earlier one counts, and
+/// the message says which.
+#[test]
+fn total_timeout_bounds_single_calls_and_batches() {
+    let server = TestServer::start(|_| Reply::Stall(Duration::from_secs(60)));
+    let urls: Vec<String> = (0..3).map(|n| server.url(&format!("/{n}"))).collect();
+    let fetcher = crate::quick()
+        .timeout(Duration::from_secs(30))
+        .total_timeout(Duration::from_secs(1))
+        .breaker_threshold(0)
+        .build()
+        .unwrap();
+    let own = "the request's deadline (1s) passed";
+    let started = Instant::now();
+    let error = fetcher.get_json::<parfetch::Value>(&urls[0]).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::DeadlineExceeded, "{error:?}");
+    assert!(error.to_string().contains(own), "{error}");
+    let results = fetcher.fetch_many::<parfetch::Value>(&urls);
+    let batch = fetcher
+        .batch(&urls)
+        .deadline(Duration::from_secs(60))
+        .collect::<parfetch::Value>();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(12),
+        "three 1 s deadlines in a row took {elapsed:?}"
+    );
+    assert_eq!(results.len() + batch.len(), 6);
+    for result in results.iter().chain(&batch) {
+        let error = result.as_ref().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::DeadlineExceeded, "{error:?}");
+        assert!(error.to_string().contains(own), "{error}");
+    }
+    // A batch deadline earlier than the request's: the batch's counts.
+    let fetcher = crate::quick()
+        .total_timeout(Duration::from_secs(60))
+        .breaker_threshold(0)
+        .build()
+        .unwrap();
+    let results = fetcher
+        .batch(&urls[..1])
+        .deadline(Duration::from_millis(500))
+        .collect::<parfetch::Value>();
+    let error = results[0].as_ref().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::DeadlineExceeded, "{error:?}");
+    assert!(
+        error.to_string().contains("the batch deadline passed"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_zero_request_deadline_is_refused_unsent() {
+    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick().build().unwrap();
+    let error = fetcher
+        .get_bytes(Request::get(server.url("/")).deadline(Duration::ZERO))
+        .unwrap_err();
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::InvalidRequest, 0)
+    );
+    assert!(error.to_string().contains("deadline is zero"), "{error}");
+    assert_eq!(server.requests(), 0);
 }
