@@ -168,10 +168,11 @@ mod parse;
 mod policy;
 mod redact;
 mod request;
+mod response;
 mod stats;
 mod transport;
 
-pub use crate::batch::{Batch, BatchStats, Progress, Report};
+pub use crate::batch::{Batch, BatchStats, Progress, Responses};
 pub use crate::cache::Cache;
 pub use crate::cancel::CancelToken;
 pub use crate::config::env::parse_duration;
@@ -182,6 +183,7 @@ pub use crate::parse::doc::{Doc, DocValue, Elements, Entries};
 pub use crate::parse::raw_json::RawJson;
 pub use crate::parse::Value;
 pub use crate::request::{CacheMode, Request};
+pub use crate::response::{CacheStatus, Headers, Response};
 pub use crate::stats::{BreakerState, HostStats};
 pub use crate::stats::{Latency, Stats};
 

@@ -16,6 +16,7 @@ use super::{Engine, Scope};
 use crate::cache::{self, Entry, EntryKey, Lookup};
 use crate::error::{Detail, Error, ErrorKind};
 use crate::request::{CacheMode, Request};
+use crate::response::CacheStatus;
 use crate::stats::Recorder;
 use crate::transport::attempt::{self, BodyLabels, CacheNeeds};
 
@@ -112,12 +113,14 @@ impl CachePlan {
         }
         let (stale, conditional) = match lookup {
             Lookup::Fresh(entry) => {
-                return Begun::Done(served(engine, request, scope, entry, false, 0))
+                let how = CacheStatus::Fresh;
+                return Begun::Done(served(engine, request, scope, entry, how, None, 0));
             }
             // Offline, a stale answer beats none, unless the server said
             // it must not be served stale (RFC 9111 §4.2.4).
             Lookup::Stale(entry, _) if offline && !entry.meta.must_revalidate => {
-                return Begun::Done(served(engine, request, scope, entry, false, 0));
+                let how = CacheStatus::Stale;
+                return Begun::Done(served(engine, request, scope, entry, how, None, 0));
             }
             Lookup::Stale(..) if offline => {
                 let error = request
@@ -179,20 +182,24 @@ impl CachePlan {
         };
         let is_sensitive = |name: &str| engine.is_sensitive(request, name);
         // No headers when the answer may not be cached (`transport/cookies.rs`).
-        let headers = answer.headers.take();
+        let headers = answer.cacheable.then_some(&answer.headers);
         if let Some(entry) = keeping.stale.take().filter(|_| answer.status == 304) {
             let no_headers = HeaderMap::new();
-            let said = headers.as_ref().unwrap_or(&no_headers);
+            let said = headers.unwrap_or(&no_headers);
             if cache::rules::confirms(&entry, said) {
-                if let Some(headers) = headers.as_ref().filter(|_| keeping.writes) {
+                if let Some(headers) = headers.filter(|_| keeping.writes) {
                     cache.refresh(&keeping.key, &keeping.head, &entry, headers, &is_sensitive);
                 }
-                return Finished::Done(served(engine, request, scope, entry, true, attempts));
+                // The 304's fields update the stored ones the caller sees.
+                let update = Some(std::mem::take(&mut answer.headers));
+                let how = CacheStatus::Revalidated;
+                let served = served(engine, request, scope, entry, how, update, attempts);
+                return Finished::Done(served);
             }
             keeping.conditional.clear();
             return Finished::Again;
         }
-        if let Some(headers) = headers.as_ref().filter(|_| keeping.writes) {
+        if let Some(headers) = headers.filter(|_| keeping.writes) {
             cache.store(
                 &keeping.key,
                 &keeping.head,
@@ -209,14 +216,13 @@ impl CachePlan {
     /// Keeps the response a request failed with, where the rules let a
     /// cache keep it (a 404, to answer for the URL next time, offline too).
     pub(crate) fn store_failure(&self, engine: &Engine, request: &Request, response: &Body) {
-        let (CachePlan::Keep(keeping), Some(cache), Some(headers)) =
-            (self, &engine.cache, &response.headers)
-        else {
+        let (CachePlan::Keep(keeping), Some(cache)) = (self, &engine.cache) else {
             return;
         };
-        if !keeping.writes {
+        if !keeping.writes || !response.cacheable {
             return;
         }
+        let headers = &response.headers;
         let is_sensitive = |name: &str| engine.is_sensitive(request, name);
         cache.store(
             &keeping.key,
@@ -230,16 +236,19 @@ impl CachePlan {
     }
 }
 
-/// A stored answer, with the status it had: a 203 stays a 203, a 404 stays
-/// the request's `NotFound` error.
+/// A stored answer, served `how`, with the status it had: a 203 stays a
+/// 203, a 404 stays the request's `NotFound` error. `update`: the headers
+/// of the 304 that confirmed it, if one did.
 fn served(
     engine: &Engine,
     request: &Request,
     scope: &Scope<'_>,
     entry: Entry,
-    revalidated: bool,
+    how: CacheStatus,
+    update: Option<HeaderMap>,
     attempts: u32,
 ) -> Result<Body, Error> {
+    let revalidated = how == CacheStatus::Revalidated;
     engine.record(scope, |stats| {
         stats.cache_served(entry.body.len(), revalidated);
     });
@@ -255,7 +264,11 @@ fn served(
     Ok(Body {
         bytes: entry.body,
         status,
-        headers: None,
+        headers: update.unwrap_or_default(),
+        cacheable: false,
+        url: None,
+        stored: Some(entry.policy),
+        cache: how,
         labels,
     })
 }

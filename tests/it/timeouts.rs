@@ -89,13 +89,14 @@ fn an_attempt_ends_within_an_eighth_more_than_its_timeout() {
         .build()
         .unwrap();
     let mut reports = Vec::new();
-    fetcher.batch(&urls).for_each_report_bytes(|index, report| {
-        let outcome = report
-            .result
-            .map(|_| ())
-            .map_err(|e| (e.kind(), e.attempts()));
-        reports.push((index, outcome, report.elapsed));
-    });
+    for (index, result) in fetcher.batch(&urls).iter_bytes() {
+        let elapsed = match &result {
+            Ok(response) => response.elapsed(),
+            Err(error) => error.elapsed(),
+        };
+        let outcome = result.map(|_| ()).map_err(|e| (e.kind(), e.attempts()));
+        reports.push((index, outcome, elapsed));
+    }
     reports.sort_by_key(|(index, ..)| *index);
     assert_eq!(reports.len(), urls.len());
     let most = TIMEOUT + TIMEOUT / 8 + ALLOWANCE;
