@@ -8,6 +8,12 @@
 //! on the thread that fetched it, and returns one result per request, in
 //! input order.
 //!
+//! Where the status and headers matter, [`Fetcher::send`] returns a
+//! [`Response`]: the body, with the status, the headers, the final URL, the
+//! attempts, the time taken and whether the cache answered; a batch's
+//! [`iter`](Batch::iter) hands them over as they finish, to a plain `for`
+//! loop that may stop early.
+//!
 //! ```no_run
 //! use serde::Deserialize;
 //!

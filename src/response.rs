@@ -67,8 +67,9 @@ pub struct Headers {
     /// The stored response's headers, when the cache served it: parsed on
     /// first use.
     stored: Option<Box<Stored>>,
-    /// Header names marked sensitive beyond the default ones.
-    marked: Arc<[String]>,
+    /// Header names marked sensitive beyond the default ones, if any
+    /// (none, the common case, costs no shared count).
+    marked: Option<Arc<[String]>>,
 }
 
 /// A cache entry's headers, as the cache keeps them.
@@ -187,7 +188,7 @@ impl<T: fmt::Debug> fmt::Debug for Response<T> {
 
 impl Headers {
     /// The headers of a response from the network, as ureq read them.
-    pub(crate) fn received(received: HeaderMap, marked: Arc<[String]>) -> Headers {
+    pub(crate) fn received(received: HeaderMap, marked: Option<Arc<[String]>>) -> Headers {
         Headers {
             received,
             stored: None,
@@ -198,7 +199,11 @@ impl Headers {
     /// The headers of a response the cache served: those of its entry
     /// (`policy`, the cache's JSON), replaced by those of the 304 that
     /// confirmed it, if any (RFC 9111 §4.3.4).
-    pub(crate) fn stored(policy: Vec<u8>, update: HeaderMap, marked: Arc<[String]>) -> Headers {
+    pub(crate) fn stored(
+        policy: Vec<u8>,
+        update: HeaderMap,
+        marked: Option<Arc<[String]>>,
+    ) -> Headers {
         Headers {
             received: update,
             stored: Some(Box::new(Stored {
@@ -270,7 +275,8 @@ impl fmt::Debug for Headers {
         let mut map = f.debug_map();
         for (name, value) in self.map() {
             let name = name.as_str();
-            let value = if redact::is_sensitive(name, &self.marked) {
+            let marked = self.marked.as_deref().unwrap_or_default();
+            let value = if redact::is_sensitive(name, marked) {
                 redact::HIDDEN
             } else {
                 value.to_str().unwrap_or("<not text>")
@@ -346,14 +352,14 @@ mod tests {
         let headers = Headers::stored(
             policy.to_vec(),
             map(&[("ETag", "\"v1\""), ("x-old", "2")]),
-            Arc::from([]),
+            None,
         );
         assert_eq!(headers.get("etag"), Some("\"v1\""));
         assert_eq!(headers.get_all("etag").count(), 1);
         assert_eq!(headers.get_all("Link").collect::<Vec<_>>(), ["<a>", "<b>"]);
         assert_eq!(headers.get("X-Old"), Some("2"));
         // A policy that does not read leaves the 304's.
-        let broken = Headers::stored(b"{".to_vec(), map(&[("a", "1")]), Arc::from([]));
+        let broken = Headers::stored(b"{".to_vec(), map(&[("a", "1")]), None);
         assert_eq!(broken.iter().collect::<Vec<_>>(), [("a", "1")]);
     }
 
@@ -361,7 +367,7 @@ mod tests {
     fn debug_hides_sensitive_values() {
         let headers = Headers::received(
             map(&[("set-cookie", "s=1"), ("x-partner", "p"), ("x-trace", "t")]),
-            Arc::from(["X-Partner".to_owned()]),
+            Some(Arc::from(["X-Partner".to_owned()])),
         );
         assert_eq!(
             format!("{headers:?}"),

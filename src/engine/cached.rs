@@ -61,6 +61,8 @@ pub(crate) enum Begun {
 }
 
 /// What the cache made of an answer.
+// Made and matched once per request: a box would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Finished {
     Done(Result<Body, Error>),
     /// The answer was a 304 about another version: ask again.

@@ -58,8 +58,8 @@ pub(crate) struct Engine {
     clock: Arc<dyn Clock>,
     pub(crate) pools: Pools,
     /// The header names the builder marked sensitive, for the `Debug` of
-    /// every response (shared, not copied).
-    marked: Arc<[String]>,
+    /// every response (shared, not copied), if it marked any.
+    marked: Option<Arc<[String]>>,
 }
 
 /// How one request runs: when it must stop, and where its figures go
@@ -88,9 +88,10 @@ impl Engine {
             ),
             None => None,
         };
-        let marked = Arc::from(settings.transport.sensitive_headers.as_slice());
+        let marked = Some(settings.transport.sensitive_headers.as_slice())
+            .filter(|names| !names.is_empty())
+            .map(Arc::from);
         Ok(Engine {
-            marked,
             settings,
             agents,
             jar,
@@ -100,6 +101,7 @@ impl Engine {
             stats,
             clock,
             pools,
+            marked,
         })
     }
 
@@ -183,12 +185,11 @@ impl Engine {
                     .with_attempts(journey.attempts)
                     .with_body_labels(labels.content_type.as_deref(), labels.undecoded.as_deref())
             })?;
-            let headers = match stored {
-                Some(policy) => Headers::stored(policy, headers, Arc::clone(&self.marked)),
-                None => {
-                    let marked = self.marked_for(request, &headers);
-                    Headers::received(headers, marked)
-                }
+            let headers = if let Some(policy) = stored {
+                Headers::stored(policy, headers, self.marked.clone())
+            } else {
+                let marked = self.marked_for(request, &headers);
+                Headers::received(headers, marked)
             };
             let url = url.unwrap_or_else(|| request.url().to_owned());
             let attempts = journey.attempts;
@@ -203,16 +204,17 @@ impl Engine {
 
     /// The header names sensitive in the response to `request`: the
     /// builder's, and those the request marked, when the response has one.
-    fn marked_for(&self, request: &Request, headers: &HeaderMap) -> Arc<[String]> {
+    fn marked_for(&self, request: &Request, headers: &HeaderMap) -> Option<Arc<[String]>> {
         let own: Vec<String> = headers
             .keys()
             .filter(|name| request.is_sensitive(name.as_str()))
             .map(|name| name.as_str().to_owned())
             .collect();
         if own.is_empty() {
-            return Arc::clone(&self.marked);
+            return self.marked.clone();
         }
-        self.marked.iter().cloned().chain(own).collect()
+        let builder = self.marked.as_deref().unwrap_or_default();
+        Some(builder.iter().cloned().chain(own).collect())
     }
 
     /// Whether a request set aside until its host has room should step
