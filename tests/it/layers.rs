@@ -37,8 +37,8 @@ fn layer_of_module(first: &str) -> &'static str {
 fn layer_of_root_name(name: &str) -> &'static str {
     match name {
         "Error" | "ErrorKind" => "error",
-        "Request" | "CacheMode" | "CancelToken" | "Stats" | "Latency" => "leaf",
-        "Response" | "Headers" | "CacheStatus" => "leaf",
+        "Request" | "CacheMode" | "CancelToken" | "Stats" | "Latency" | "Response" | "Headers"
+        | "CacheStatus" => "leaf",
         "Value" | "RawJson" | "prelude" => "parse",
         "Cache" => "cache",
         "FetcherBuilder" => "config",
