@@ -653,7 +653,8 @@ fn overhead() -> Result<()> {
         let results = fetcher
             .batch(&urls)
             .on_progress(|_| reports += 1)
-            .collect::<parfetch::Value>();
+            .collect::<parfetch::Value>()
+            .0;
         assert!(results.iter().all(Result::is_ok) && reports > 0);
         batch.push(5000.0 / started.elapsed().as_secs_f64());
     }

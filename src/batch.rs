@@ -2,17 +2,21 @@
 //!
 //! [`Fetcher::fetch_many`] collects its requests and keeps every result
 //! until the end: fine for a thousand documents, not for a million. A
-//! [`Batch`] pulls requests from its iterator only as worker threads free
-//! up, and hands each result over as soon as it is ready, so memory stays
+//! [`Batch`] pulls requests from its iterator only as results are taken,
+//! and hands each result over as soon as it is ready, so memory stays
 //! bounded by the concurrency however long the batch is: the requests can
 //! come from a file read line by line.
 //!
-//! How it runs: the fetcher's `concurrency` worker threads each take the
-//! next request (under a short lock), run it, and send the result down a
-//! channel that holds at most `concurrency` results. The
-//! calling thread reads that channel and calls your callbacks, so they need
-//! not be `Send`, they never slow a worker down (beyond the channel filling
-//! up), and a panic in one of them is caught without losing other results.
+//! How it runs (`responses.rs`): the iterator [`Batch::iter`] returns is the
+//! one driver; [`for_each`](Batch::for_each) and [`collect`](Batch::collect)
+//! are loops over it. The fetcher's `concurrency` worker threads each take
+//! the next request (under a short lock), run it, and send the result down
+//! a channel that holds at most `concurrency` results. The calling thread
+//! reads that channel, and tops up the requests the workers take from as
+//! it does, so the batch's iterator and your callbacks never leave it: they
+//! need not be `Send`, they never slow a worker down (beyond the channel
+//! filling up), and a panic in one of them is caught without losing other
+//! results.
 //!
 //! A callback may start another batch (or `fetch_many`) on the same
 //! fetcher: it runs on a pool one nesting level deeper (`pools.rs`), so the
@@ -24,30 +28,32 @@
 //! goes first when its wait is over: a host that pushes back slows down its
 //! own requests, never the others'.
 
+mod responses;
+
+pub use self::responses::Responses;
+
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use crate::cancel::{CancelToken, Stop};
-use crate::clock;
-use crate::engine::driver::Queue;
-use crate::engine::pools::Inherited;
-use crate::engine::Scope;
-use crate::error::{Error, ErrorKind};
+use crate::cancel::CancelToken;
+use crate::error::Error;
 use crate::fetcher::Fetcher;
-use crate::parse::{bytes, parse_body, Content};
+use crate::parse::{bytes, parse_body};
 use crate::request::Request;
+use crate::response::Response;
 use crate::stats::{Recorder, Stats};
 
 /// How often the progress callback is called at most (plus once at the end).
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A batch of requests, configured, then run with [`for_each`](Batch::for_each)
-/// (results in completion order, memory bounded by the concurrency) or
-/// [`collect`](Batch::collect) (results in input order).
+/// A batch of requests, configured, then run with [`iter`](Batch::iter)
+/// (responses in completion order, memory bounded by the concurrency),
+/// [`for_each`](Batch::for_each) (the same, bodies only, to a callback) or
+/// [`collect`](Batch::collect) (bodies in input order, and the batch's
+/// figures).
 ///
 /// Made by [`Fetcher::batch`].
 ///
@@ -70,7 +76,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 /// eprintln!("{:.0} documents/s", stats.requests_per_second());
 /// # Ok::<(), parfetch::Error>(())
 /// ```
-#[must_use = "a batch does nothing until it is run with for_each or collect"]
+#[must_use = "a batch does nothing until it is run with iter, for_each or collect"]
 pub struct Batch<'f, I> {
     fetcher: &'f Fetcher,
     requests: I,
@@ -104,36 +110,6 @@ pub struct Progress {
     pub elapsed: Duration,
 }
 
-/// What became of one request of a batch, with its particulars. Passed to
-/// [`Batch::for_each_report`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Report<T> {
-    /// The request, as it was given.
-    pub request: Request,
-    /// Its result.
-    pub result: Result<T, Error>,
-    /// The HTTP status of the last response, if there was one.
-    pub status: Option<u16>,
-    /// Attempts made: 0 if nothing was sent.
-    pub attempts: u32,
-    /// From the first attempt to the result.
-    pub elapsed: Duration,
-}
-
-impl<T> Report<T> {
-    /// The report of a request that was never sent.
-    fn unsent(request: Request, result: Result<T, Error>) -> Report<T> {
-        Report {
-            request,
-            result,
-            status: None,
-            attempts: 0,
-            elapsed: Duration::ZERO,
-        }
-    }
-}
-
 /// A finished batch's own figures (the fetcher's [`Stats`] are lifetime
 /// totals across batches).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -161,14 +137,14 @@ impl BatchStats {
 
 impl Fetcher {
     /// A batch of `requests`, to configure and then run with
-    /// [`Batch::for_each`] or [`Batch::collect`].
+    /// [`Batch::iter`], [`Batch::for_each`] or [`Batch::collect`].
     ///
-    /// The iterator is consumed lazily, one request per free worker, from
-    /// the fetcher's worker threads (hence `Send`).
+    /// The iterator is consumed lazily, on the calling thread, as results
+    /// are taken: at most about twice the concurrency ahead of them (plus
+    /// the requests set aside, waiting for their host or their retry).
     pub fn batch<I>(&self, requests: I) -> Batch<'_, I::IntoIter>
     where
         I: IntoIterator,
-        I::IntoIter: Send,
         I::Item: Into<Request>,
     {
         Batch {
@@ -184,7 +160,7 @@ impl Fetcher {
 
 impl<'f, I> Batch<'f, I>
 where
-    I: Iterator + Send,
+    I: Iterator,
     I::Item: Into<Request>,
 {
     /// Ends the batch this long after it starts: no attempt starts after
@@ -228,8 +204,67 @@ where
         self
     }
 
+    /// Starts the batch and returns its responses, each with its index
+    /// (its position in the input), in the order they finish: a plain
+    /// iterator, for a `for` loop.
+    ///
+    /// Memory stays bounded by the concurrency, however many requests the
+    /// batch has: a slow loop slows the batch down rather than let results
+    /// pile up. Dropping the iterator stops the batch: requests not yet
+    /// started are never sent, and those in flight are cancelled. Once it
+    /// is exhausted, [`Responses::stats`] gives the batch's figures.
+    ///
+    /// The loop may start other batches on the same fetcher: they run on
+    /// threads of their own (nesting up to 8 deep), so requests in flight
+    /// may then exceed the concurrency.
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap();
+    /// # std::thread::spawn(move || {
+    /// #     for mut stream in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut request = [0u8; 2048];
+    /// #             while let Ok(n @ 1..) = stream.read(&mut request) {
+    /// #                 let path = String::from_utf8_lossy(&request[..n]);
+    /// #                 let page = path.split(['/', ' ']).nth(2).unwrap_or("0");
+    /// #                 let body = format!(r#"{{"page":{page}}}"#);
+    /// #                 let head = format!("HTTP/1.1 200 OK\r\nx-ratelimit-remaining: 99\r\ncontent-length: {}\r\n\r\n", body.len());
+    /// #                 if stream.write_all((head + &body).as_bytes()).is_err() { break }
+    /// #             }
+    /// #         });
+    /// #     }
+    /// # });
+    /// let fetcher = parfetch::Fetcher::builder().concurrency(4).no_proxy().build()?;
+    /// let urls = (1..=10).map(|page| format!("http://{addr}/{page}"));
+    ///
+    /// let mut responses = fetcher.batch(urls).iter::<parfetch::Value>();
+    /// for (index, result) in &mut responses {
+    ///     let response = result?;
+    ///     assert_eq!(response.status(), 200);
+    ///     assert_eq!(response.header("X-RateLimit-Remaining"), Some("99"));
+    ///     assert_eq!(response.body()["page"], index as u64 + 1);
+    /// }
+    /// assert_eq!(responses.stats().stats.successes, 10);
+    /// # Ok::<(), parfetch::Error>(())
+    /// ```
+    pub fn iter<T>(self) -> Responses<'f, I, T>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        Responses::start(self, parse_body::<T>)
+    }
+
+    /// Like [`iter`](Batch::iter), with the raw bodies.
+    pub fn iter_bytes(self) -> Responses<'f, I, Vec<u8>> {
+        Responses::start(self, bytes)
+    }
+
     /// Runs the batch and calls `each` with every request's index (its
-    /// position in the input) and result, in the order they finish.
+    /// position in the input) and result, in the order they finish; returns
+    /// the batch's figures. (For the status, headers and the rest, loop
+    /// over [`iter`](Batch::iter).)
     ///
     /// Memory stays bounded by the concurrency, however many requests the
     /// iterator yields. `each` runs on the calling thread. If it panics,
@@ -241,174 +276,74 @@ where
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.run(parse_body::<T>, |index, report| each(index, report.result))
+        self.iter::<T>()
+            .drive(|index, result| each(index, result.map(Response::into_body)))
     }
 
     /// Like [`for_each`](Batch::for_each), with the raw bodies.
     pub fn for_each_bytes(self, mut each: impl FnMut(usize, Result<Vec<u8>, Error>)) -> BatchStats {
-        self.run(bytes, |index, report| each(index, report.result))
-    }
-
-    /// Like [`for_each`](Batch::for_each), with each request's
-    /// [`Report`]: the request itself, its status, attempts and time.
-    pub fn for_each_report<T>(self, each: impl FnMut(usize, Report<T>)) -> BatchStats
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
-        self.run(parse_body::<T>, each)
-    }
-
-    /// Like [`for_each_report`](Batch::for_each_report), with the raw bodies.
-    pub fn for_each_report_bytes(self, each: impl FnMut(usize, Report<Vec<u8>>)) -> BatchStats {
-        self.run(bytes, each)
+        self.iter_bytes()
+            .drive(|index, result| each(index, result.map(Response::into_body)))
     }
 
     /// Runs the batch and returns one result per request, in input order
     /// (like [`Fetcher::fetch_many`], with this batch's deadline,
-    /// cancellation and progress).
-    pub fn collect<T>(self) -> Vec<Result<T, Error>>
+    /// cancellation and progress), and the batch's figures.
+    ///
+    /// ```no_run
+    /// let fetcher = parfetch::Fetcher::builder().build()?;
+    /// let urls = ["https://cdn.example/a.json", "https://cdn.example/b.json"];
+    /// let (docs, stats) = fetcher.batch(urls).collect::<parfetch::Value>();
+    /// println!("{} documents, {} retries", docs.len(), stats.stats.retries);
+    /// # Ok::<(), parfetch::Error>(())
+    /// ```
+    pub fn collect<T>(self) -> (Vec<Result<T, Error>>, BatchStats)
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.collect_with(parse_body::<T>)
+        collect_in_order(self.iter::<T>())
     }
 
     /// Like [`collect`](Batch::collect), with the raw bodies.
-    pub(crate) fn collect_bytes(self) -> Vec<Result<Vec<u8>, Error>> {
-        self.collect_with(bytes)
+    pub fn collect_bytes(self) -> (Vec<Result<Vec<u8>, Error>>, BatchStats) {
+        collect_in_order(self.iter_bytes())
     }
+}
 
-    fn collect_with<T: Send>(
-        self,
-        finish: fn(Content) -> Result<T, Error>,
-    ) -> Vec<Result<T, Error>> {
-        let mut results: Vec<Option<Result<T, Error>>> = Vec::new();
-        self.run(finish, |index, report| {
-            if index >= results.len() {
-                results.resize_with(index + 1, || None);
-            }
-            results[index] = Some(report.result);
-        });
-        // Every index below the count got exactly one result.
-        results.into_iter().flatten().collect()
+/// Every body of `responses`, in input order, and the batch's figures.
+fn collect_in_order<I, T>(responses: Responses<'_, I, T>) -> (Vec<Result<T, Error>>, BatchStats)
+where
+    I: Iterator,
+    I::Item: Into<Request>,
+    T: Send + 'static,
+{
+    let mut results: Vec<Option<Result<T, Error>>> = Vec::new();
+    let stats = responses.drive(|index, result| {
+        if index >= results.len() {
+            results.resize_with(index + 1, || None);
+        }
+        results[index] = Some(result.map(Response::into_body));
+    });
+    // Every index below the count got exactly one result.
+    (results.into_iter().flatten().collect(), stats)
+}
+
+/// Resumes the first of the panics, if any.
+fn resume(panic: Option<Box<dyn Any + Send>>) {
+    if let Some(panic) = panic {
+        std::panic::resume_unwind(panic);
     }
+}
 
-    fn run<T: Send>(
-        self,
-        finish: fn(Content) -> Result<T, Error>,
-        mut each: impl FnMut(usize, Report<T>),
-    ) -> BatchStats {
-        let Batch {
-            fetcher,
-            requests,
-            deadline,
-            cancel,
-            mut progress,
-            total,
-        } = self;
-        let started = Instant::now();
-        let total = match requests.size_hint() {
-            (low, Some(high)) if low == high => Some(low as u64),
-            _ => total,
-        };
-        let recorder = Recorder::default();
-        let how = Scope {
-            stop: Stop {
-                // A deadline past what an Instant holds is no deadline.
-                deadline: deadline.and_then(|after| clock::after(started, after)),
-                cancel: cancel.as_ref(),
-            },
-            batch: Some(&recorder),
-        };
-        let engine = fetcher.engine();
-        let workers = engine.settings.concurrency;
-        let mut first_panic: Option<Box<dyn Any + Send>> = None;
-        let mut deliver = |index: usize, report: Report<T>| {
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| each(index, report))) {
-                first_panic.get_or_insert(panic);
-            }
-        };
-        let pool = match engine.pools.for_this_thread() {
-            Ok(pool) => pool,
-            Err(reason) => {
-                // Nothing can run: every request says why, in order.
-                for (index, item) in requests.enumerate() {
-                    let request: Request = item.into();
-                    let result = Err(request.refused(&reason));
-                    for stats in [&*engine.stats, &recorder] {
-                        stats.finished(Duration::ZERO, Some(ErrorKind::InvalidRequest));
-                    }
-                    deliver(index, Report::unsent(request, result));
-                }
-                report_progress(&mut progress, &recorder, total, started);
-                if let Some(panic) = first_panic {
-                    std::panic::resume_unwind(panic);
-                }
-                return BatchStats {
-                    stats: recorder.snapshot(),
-                    elapsed: started.elapsed(),
-                };
-            }
-        };
-        // While the caller reads this batch's results, a batch it starts
-        // from a callback runs one level deeper, and so does one started by
-        // a worker's task (`pools.rs`).
-        let busy = pool.enter();
-        let inherited = Inherited::here();
-        let queue = Queue::new(requests, Arc::clone(&engine.settings.clock));
-        let (sender, results) = mpsc::sync_channel::<(usize, Report<T>)>(workers);
-        let mut last_progress = started;
-        let (queue, how, inherited) = (&queue, &how, &inherited);
-        // The workers run on the pool, started and waited for by a plain
-        // thread: the calling thread only reads results and runs callbacks,
-        // and never waits inside rayon (`engine/pools.rs`).
-        let workers_panic = std::thread::scope(|threads| {
-            let runner = threads.spawn(move || {
-                pool.threads.in_place_scope(|scope| {
-                    for _ in 0..workers {
-                        let sender = sender.clone();
-                        scope.spawn(move |_| {
-                            let _busy = inherited.enter();
-                            queue.work(engine, how, finish, |index, request, outcome| {
-                                let report = Report {
-                                    request,
-                                    result: outcome.result,
-                                    status: outcome.status,
-                                    attempts: outcome.attempts,
-                                    elapsed: outcome.elapsed,
-                                };
-                                sender.send((index, report)).is_ok()
-                            });
-                        });
-                    }
-                    drop(sender);
-                });
-            });
-            for (index, report) in results {
-                deliver(index, report);
-                if last_progress.elapsed() >= PROGRESS_INTERVAL {
-                    last_progress = Instant::now();
-                    report_progress(&mut progress, &recorder, total, started);
-                }
-            }
-            runner.join().err()
-        });
-        drop(busy);
-        // A panic of the workers' (the caller's iterator, say) comes after
-        // the results they delivered.
-        if let Some(panic) = workers_panic {
-            first_panic.get_or_insert(panic);
-        }
-        report_progress(&mut progress, &recorder, total, started);
-        if let Some(panic) = first_panic {
-            std::panic::resume_unwind(panic);
-        }
-        let mut stats = recorder.snapshot();
-        stats.hosts = engine.host_stats();
-        BatchStats {
-            stats,
-            elapsed: started.elapsed(),
-        }
+/// Calls `callback` with `result`; keeps the first panic.
+fn deliver<R>(
+    callback: &mut impl FnMut(usize, R),
+    index: usize,
+    result: R,
+    first_panic: &mut Option<Box<dyn Any + Send>>,
+) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| callback(index, result))) {
+        first_panic.get_or_insert(panic);
     }
 }
 

@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -40,6 +40,8 @@ struct Inner {
     cancelled: AtomicBool,
     lock: Mutex<()>,
     wake: Condvar,
+    /// Tokens cancelled with this one (`child`).
+    children: Mutex<Vec<Weak<Inner>>>,
 }
 
 impl CancelToken {
@@ -51,8 +53,31 @@ impl CancelToken {
     /// Cancels every batch holding a clone of this token. Idempotent.
     pub fn cancel(&self) {
         self.inner.cancelled.store(true, Ordering::Release);
-        let _guard = self.inner.lock.lock();
-        self.inner.wake.notify_all();
+        {
+            let _guard = self.inner.lock.lock();
+            self.inner.wake.notify_all();
+        }
+        let children = std::mem::take(&mut *self.inner.children.lock());
+        for child in children.iter().filter_map(Weak::upgrade) {
+            CancelToken { inner: child }.cancel();
+        }
+    }
+
+    /// A token cancelled with this one, or alone (a batch's own, which
+    /// dropping its iterator cancels without cancelling the caller's).
+    pub(crate) fn child(&self) -> CancelToken {
+        let child = CancelToken::new();
+        let mut children = self.inner.children.lock();
+        // Checked under the lock `cancel` takes after setting the flag:
+        // either it sees the child, or the child sees the flag.
+        if self.is_cancelled() {
+            child.cancel();
+        } else {
+            children.retain(|weak| weak.strong_count() > 0);
+            children.push(Arc::downgrade(&child.inner));
+        }
+        drop(children);
+        child
     }
 
     /// Whether [`cancel`](CancelToken::cancel) has been called.
@@ -200,6 +225,18 @@ mod tests {
         token.cancel();
         assert_eq!(waiter.join().unwrap(), Err(ErrorKind::Cancelled));
         assert!(token.is_cancelled());
+    }
+
+    #[test]
+    fn a_child_is_cancelled_with_its_parent_and_alone() {
+        let parent = CancelToken::new();
+        let child = parent.child();
+        child.cancel();
+        assert!(!parent.is_cancelled(), "a child's cancel stays its own");
+        let other = parent.child();
+        parent.cancel();
+        assert!(other.is_cancelled());
+        assert!(parent.child().is_cancelled(), "born of a cancelled token");
     }
 
     #[test]

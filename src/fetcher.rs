@@ -13,6 +13,7 @@ use crate::engine::{Engine, Scope};
 use crate::error::Error;
 use crate::parse::{bytes, parse_body};
 use crate::request::Request;
+use crate::response::Response;
 use crate::stats::BreakerState;
 use crate::stats::Stats;
 
@@ -68,7 +69,82 @@ impl Fetcher {
         })
     }
 
-    /// Fetches one document and returns its body, decompressed.
+    /// Sends one request and returns its [`Response`]: the body parsed
+    /// into a `T` (a type of yours that implements `Deserialize`, or
+    /// [`Value`](crate::Value)), with the status, the headers, the final
+    /// URL, the attempts made, the time taken and whether the cache
+    /// answered.
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap();
+    /// # std::thread::spawn(move || {
+    /// #     for mut stream in listener.incoming().flatten() {
+    /// #         let mut request = [0u8; 2048];
+    /// #         let _ = stream.read(&mut request);
+    /// #         let body = r#"{"items":[1,2,3]}"#;
+    /// #         let head = format!(
+    /// #             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+    /// #              link: <http://{addr}/items?page=2>; rel=\"next\"\r\n\
+    /// #              link: <http://{addr}/items?page=9>; rel=\"last\"\r\n\
+    /// #              connection: close\r\ncontent-length: {}\r\n\r\n",
+    /// #             body.len()
+    /// #         );
+    /// #         let _ = stream.write_all((head + body).as_bytes());
+    /// #     }
+    /// # });
+    /// use serde::Deserialize;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Page {
+    ///     items: Vec<u32>,
+    /// }
+    ///
+    /// let fetcher = parfetch::Fetcher::builder().no_proxy().build()?;
+    /// let response = fetcher.send::<Page>(format!("http://{addr}/items"))?;
+    ///
+    /// assert_eq!(response.status(), 200);
+    /// assert_eq!(response.header("Content-Type"), Some("application/json"));
+    /// // A header that repeats: every line, in order.
+    /// let next = response
+    ///     .headers()
+    ///     .get_all("link")
+    ///     .find(|link| link.ends_with(r#"rel="next""#));
+    /// assert_eq!(next, Some(format!(r#"<http://{addr}/items?page=2>; rel="next""#).as_str()));
+    /// assert_eq!(response.attempts(), 1);
+    /// assert_eq!(response.cache_status(), parfetch::CacheStatus::Network);
+    /// assert_eq!(response.into_body().items, [1, 2, 3]);
+    /// # Ok::<(), parfetch::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Any [`ErrorKind`](crate::ErrorKind), after the retries the error
+    /// allows; [`ErrorKind::InvalidJson`](crate::ErrorKind::InvalidJson) says
+    /// where the document went wrong.
+    pub fn send<T>(&self, request: impl Into<Request>) -> Result<Response<T>, Error>
+    where
+        T: DeserializeOwned + 'static,
+    {
+        self.engine
+            .fetch(request.into(), &Scope::default(), parse_body::<T>)
+    }
+
+    /// Like [`send`](Fetcher::send), with the body as it came, decompressed.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ErrorKind`](crate::ErrorKind), after the retries the error
+    /// allows. The body is not parsed: `InvalidJson` here means a body that
+    /// does not decompress (a corrupt gzip, deflate, brotli or zstd
+    /// stream), which sending again would not change.
+    pub fn send_bytes(&self, request: impl Into<Request>) -> Result<Response<Vec<u8>>, Error> {
+        self.engine.fetch(request.into(), &Scope::default(), bytes)
+    }
+
+    /// Fetches one document and returns its body, decompressed: the body
+    /// of [`send_bytes`](Fetcher::send_bytes).
     ///
     /// # Errors
     ///
@@ -79,14 +155,12 @@ impl Fetcher {
     /// content (a 204, an empty 200, the answer to a `HEAD`) is an empty
     /// `Vec`.
     pub fn get_bytes(&self, request: impl Into<Request>) -> Result<Vec<u8>, Error> {
-        self.engine
-            .fetch(request.into(), &Scope::default(), bytes)
-            .result
+        self.send_bytes(request).map(Response::into_body)
     }
 
     /// Fetches one JSON document and parses it into a `T`: a type of yours
     /// that implements `Deserialize`, or [`Value`](crate::Value) for an
-    /// untyped document.
+    /// untyped document. The body of [`send`](Fetcher::send).
     ///
     /// # Errors
     ///
@@ -100,9 +174,7 @@ impl Fetcher {
     where
         T: DeserializeOwned + 'static,
     {
-        self.engine
-            .fetch(request.into(), &Scope::default(), parse_body::<T>)
-            .result
+        self.send(request).map(Response::into_body)
     }
 
     /// Fetches and parses many documents in parallel, on the fetcher's
@@ -119,7 +191,7 @@ impl Fetcher {
         T: DeserializeOwned + Send + 'static,
     {
         let requests: Vec<Request> = requests.into_iter().map(Into::into).collect();
-        self.batch(requests).collect()
+        self.batch(requests).collect().0
     }
 
     /// Like [`fetch_many`](Fetcher::fetch_many), but returns the raw bodies.
@@ -128,10 +200,15 @@ impl Fetcher {
         requests: impl IntoIterator<Item = impl Into<Request>>,
     ) -> Vec<Result<Vec<u8>, Error>> {
         let requests: Vec<Request> = requests.into_iter().map(Into::into).collect();
-        self.batch(requests).collect_bytes()
+        self.batch(requests).collect_bytes().0
     }
 
     pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine, to share with a batch's workers.
+    pub(crate) fn engine_arc(&self) -> &Arc<Engine> {
         &self.engine
     }
 

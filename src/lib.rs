@@ -8,6 +8,12 @@
 //! on the thread that fetched it, and returns one result per request, in
 //! input order.
 //!
+//! Where the status and headers matter, [`Fetcher::send`] returns a
+//! [`Response`]: the body, with the status, the headers, the final URL, the
+//! attempts, the time taken and whether the cache answered; a batch's
+//! [`iter`](Batch::iter) hands them over as they finish, to a plain `for`
+//! loop that may stop early.
+//!
 //! ```no_run
 //! use serde::Deserialize;
 //!
@@ -186,10 +192,11 @@ mod parse;
 mod policy;
 mod redact;
 mod request;
+mod response;
 mod stats;
 mod transport;
 
-pub use crate::batch::{Batch, BatchStats, Progress, Report};
+pub use crate::batch::{Batch, BatchStats, Progress, Responses};
 pub use crate::cache::Cache;
 pub use crate::cancel::CancelToken;
 pub use crate::config::env::parse_duration;
@@ -200,6 +207,7 @@ pub use crate::parse::doc::{Doc, DocValue, Elements, Entries};
 pub use crate::parse::raw_json::RawJson;
 pub use crate::parse::Value;
 pub use crate::request::{CacheMode, Method, Request};
+pub use crate::response::{CacheStatus, Headers, Response};
 pub use crate::stats::{BreakerState, HostStats};
 pub use crate::stats::{Latency, Stats};
 

@@ -28,8 +28,9 @@ const PREAMBLE: usize = 4 + 4 + 4 + 8 + 4;
 /// A stored response.
 pub(crate) struct Entry {
     pub(crate) meta: Meta,
-    /// The policy's JSON, parsed only when a decision needs it.
-    policy: Vec<u8>,
+    /// The policy's JSON, parsed only when a decision needs it (or the
+    /// caller asks for the stored headers: `response.rs`).
+    pub(crate) policy: Vec<u8>,
     pub(crate) body: Vec<u8>,
 }
 

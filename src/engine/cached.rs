@@ -21,6 +21,7 @@ use super::{Engine, Scope};
 use crate::cache::{self, Entry, EntryKey, Lookup};
 use crate::error::{Detail, Error, ErrorKind};
 use crate::request::{CacheMode, Method, Request};
+use crate::response::CacheStatus;
 use crate::stats::Recorder;
 use crate::transport::attempt::{self, BodyLabels, CacheNeeds};
 
@@ -66,6 +67,8 @@ pub(crate) enum Begun {
 }
 
 /// What the cache made of an answer.
+// Made and matched once per request: a box would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Finished {
     Done(Result<Body, Error>),
     /// The answer was a 304 about another version: ask again.
@@ -123,18 +126,18 @@ impl CachePlan {
         if matches!(lookup, Lookup::Miss) && mode.reads() {
             engine.record(scope, Recorder::cache_miss);
         }
-        let served = |mut entry: Entry| {
+        let serve = |mut entry: Entry, how: CacheStatus| {
             if head_only {
                 entry.body = Vec::new();
             }
-            Begun::Done(served(engine, request, scope, entry, false, 0))
+            Begun::Done(served(engine, request, scope, entry, how, None, 0))
         };
         let (stale, conditional) = match lookup {
-            Lookup::Fresh(entry) => return served(entry),
+            Lookup::Fresh(entry) => return serve(entry, CacheStatus::Fresh),
             // Offline, a stale answer beats none, unless the server said
             // it must not be served stale (RFC 9111 §4.2.4).
             Lookup::Stale(entry, _) if offline && !entry.meta.must_revalidate => {
-                return served(entry);
+                return serve(entry, CacheStatus::Stale);
             }
             Lookup::Stale(..) if offline => {
                 let error = request
@@ -192,7 +195,7 @@ impl CachePlan {
             CachePlan::Nothing => return Finished::Done(Ok(answer)),
             CachePlan::Invalidate => {
                 if let Some(cache) = &engine.cache {
-                    cache.invalidate(request.url(), answer.headers.take().as_ref());
+                    cache.invalidate(request.url(), Some(&answer.headers));
                 }
                 return Finished::Done(Ok(answer));
             }
@@ -203,20 +206,24 @@ impl CachePlan {
         };
         let is_sensitive = |name: &str| engine.is_sensitive(request, name);
         // No headers when the answer may not be cached (`transport/cookies.rs`).
-        let headers = answer.headers.take();
+        let headers = answer.cacheable.then_some(&answer.headers);
         if let Some(entry) = keeping.stale.take().filter(|_| answer.status == 304) {
             let no_headers = HeaderMap::new();
-            let said = headers.as_ref().unwrap_or(&no_headers);
+            let said = headers.unwrap_or(&no_headers);
             if cache::rules::confirms(&entry, said) {
-                if let Some(headers) = headers.as_ref().filter(|_| keeping.writes) {
+                if let Some(headers) = headers.filter(|_| keeping.writes) {
                     cache.refresh(&keeping.key, &keeping.head, &entry, headers, &is_sensitive);
                 }
-                return Finished::Done(served(engine, request, scope, entry, true, attempts));
+                // The 304's fields update the stored ones the caller sees.
+                let update = Some(std::mem::take(&mut answer.headers));
+                let how = CacheStatus::Revalidated;
+                let served = served(engine, request, scope, entry, how, update, attempts);
+                return Finished::Done(served);
             }
             keeping.conditional.clear();
             return Finished::Again;
         }
-        if let Some(headers) = headers.as_ref().filter(|_| keeping.writes) {
+        if let Some(headers) = headers.filter(|_| keeping.writes) {
             cache.store(
                 &keeping.key,
                 &keeping.head,
@@ -233,14 +240,13 @@ impl CachePlan {
     /// Keeps the response a request failed with, where the rules let a
     /// cache keep it (a 404, to answer for the URL next time, offline too).
     pub(crate) fn store_failure(&self, engine: &Engine, request: &Request, response: &Body) {
-        let (CachePlan::Keep(keeping), Some(cache), Some(headers)) =
-            (self, &engine.cache, &response.headers)
-        else {
+        let (CachePlan::Keep(keeping), Some(cache)) = (self, &engine.cache) else {
             return;
         };
-        if !keeping.writes {
+        if !keeping.writes || !response.cacheable {
             return;
         }
+        let headers = &response.headers;
         let is_sensitive = |name: &str| engine.is_sensitive(request, name);
         cache.store(
             &keeping.key,
@@ -254,16 +260,19 @@ impl CachePlan {
     }
 }
 
-/// A stored answer, with the status it had: a 203 stays a 203, a 404 stays
-/// the request's `NotFound` error.
+/// A stored answer, served `how`, with the status it had: a 203 stays a
+/// 203, a 404 stays the request's `NotFound` error. `update`: the headers
+/// of the 304 that confirmed it, if one did.
 fn served(
     engine: &Engine,
     request: &Request,
     scope: &Scope<'_>,
     entry: Entry,
-    revalidated: bool,
+    how: CacheStatus,
+    update: Option<HeaderMap>,
     attempts: u32,
 ) -> Result<Body, Error> {
+    let revalidated = how == CacheStatus::Revalidated;
     engine.record(scope, |stats| {
         stats.cache_served(entry.body.len(), revalidated);
     });
@@ -279,7 +288,11 @@ fn served(
     Ok(Body {
         bytes: entry.body,
         status,
-        headers: None,
+        headers: update.unwrap_or_default(),
+        cacheable: false,
+        url: None,
+        stored: Some(entry.policy),
+        cache: how,
         labels,
     })
 }

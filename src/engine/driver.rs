@@ -1,21 +1,28 @@
 //! Many requests on a fetcher's threads: the queue a batch's workers take
 //! their next step from.
 //!
+//! The caller's thread hands requests over ([`Queue::feed`]): it pulls them
+//! from the batch's iterator as results are taken, so the iterator never
+//! leaves the caller's thread (it need not be `Send`, nor live past the
+//! batch), and the requests under way stay bounded however long the
+//! batch (`batch.rs` says how many).
+//!
 //! Each worker takes, in this order: a request set aside until a time that
 //! has come (a retry's delay, its host's pause); a request set aside for its
-//! host whose host has room again; a new request from the batch's
-//! iterator. It runs one step of it ([`Journey::step`]), and hands the
-//! result over, or sets the request aside again if it must wait. So a
-//! request that waits holds no thread: the threads serve other hosts, and
-//! the requests set aside go first when their wait is over. At most
-//! [`MAX_SET_ASIDE`] requests are set aside; past that, workers wait for
-//! them rather than take new ones, so memory stays bounded by the
-//! concurrency and that number, however long the batch.
+//! host whose host has room again; a request the caller handed over. It
+//! runs one step of it ([`Journey::step`]), and hands the result over, or
+//! sets the request aside again if it must wait. So a request that waits
+//! holds no thread: the threads serve other hosts, and the requests set
+//! aside go first when their wait is over. At most [`MAX_SET_ASIDE`]
+//! requests are set aside; past that, workers wait for them rather than
+//! take new ones.
 //!
 //! A worker with nothing to take sleeps until the soonest time a request
 //! set aside may go, or until a request of the batch comes back (which
 //! may have made room at its host), and at most [`POLL`] (a request to the
-//! host from elsewhere may have made room too).
+//! host from elsewhere may have made room too). With nothing set aside
+//! either, it asks the caller for more (once, until the caller feeds) and
+//! sleeps until requests come.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -25,11 +32,12 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use super::journey::{Journey, Step};
-use super::{Engine, Outcome, Scope, POLL};
+use super::{Engine, Scope, POLL};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::parse::Content;
 use crate::request::Request;
+use crate::response::Response;
 
 /// How many requests are set aside, at most, while workers go on with new
 /// ones; past that, workers wait for them. A request set aside is about
@@ -38,16 +46,28 @@ use crate::request::Request;
 /// host's long Retry-After while the other hosts' requests go on.
 pub(crate) const MAX_SET_ASIDE: usize = 16_384;
 
+/// The longest a worker with nothing to do and nothing set aside sleeps
+/// before it looks again: a feed, a close or a request coming back wakes
+/// it before (this only guards against a wake-up missed).
+const IDLE: Duration = Duration::from_secs(1);
+
 /// Where a batch's workers take their next request.
-pub(crate) struct Queue<I> {
-    state: Mutex<State<I>>,
+pub(crate) struct Queue {
+    state: Mutex<State>,
     wake: Condvar,
     clock: Arc<dyn Clock>,
 }
 
-struct State<I> {
-    /// The batch's requests, numbered; `None` once the iterator is done.
-    requests: Option<std::iter::Enumerate<I>>,
+struct State {
+    /// Requests the caller handed over, numbered, not yet started.
+    pending: VecDeque<(usize, Request)>,
+    /// The caller hands over no more: its iterator is done, or it left.
+    closed: bool,
+    /// A worker asked the caller for more, and the caller has not fed since.
+    hungry: bool,
+    /// A worker panicked outside a request's way (a bug): every worker
+    /// stops, so that the batch ends rather than waits for it.
+    broken: bool,
     /// Requests set aside until a time (the clock's), soonest first.
     timed: BinaryHeap<Reverse<Timed>>,
     /// Requests set aside until their host has room, oldest first.
@@ -88,16 +108,15 @@ impl Ord for Timed {
     }
 }
 
-impl<I> Queue<I>
-where
-    I: Iterator,
-    I::Item: Into<Request>,
-{
-    /// A queue of `requests`, timed by `clock`.
-    pub(crate) fn new(requests: I, clock: Arc<dyn Clock>) -> Queue<I> {
+impl Queue {
+    /// An empty queue, timed by `clock`.
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> Queue {
         Queue {
             state: Mutex::new(State {
-                requests: Some(requests.enumerate()),
+                pending: VecDeque::new(),
+                closed: false,
+                hungry: false,
+                broken: false,
                 timed: BinaryHeap::new(),
                 held: VecDeque::new(),
                 running: 0,
@@ -109,22 +128,68 @@ where
         }
     }
 
+    /// The caller hands `requests` over (and the vector is left empty).
+    pub(crate) fn feed(&self, requests: &mut Vec<(usize, Request)>) {
+        let mut state = self.state.lock();
+        let fed = requests.len();
+        state.pending.extend(requests.drain(..));
+        state.hungry = false;
+        // One sleeper per request: the others sleep on.
+        for _ in 0..fed.min(state.sleeping) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The caller hands over no more.
+    pub(crate) fn close(&self) {
+        let mut state = self.state.lock();
+        state.closed = true;
+        self.wake.notify_all();
+    }
+
+    /// The caller left: what it handed over and no worker started is
+    /// never sent.
+    pub(crate) fn abandon(&self) {
+        let mut state = self.state.lock();
+        state.closed = true;
+        state.pending.clear();
+        self.wake.notify_all();
+    }
+
+    /// Stops every worker: one panicked outside a request's way.
+    pub(crate) fn break_down(&self) {
+        let mut state = self.state.lock();
+        state.broken = true;
+        state.closed = true;
+        self.wake.notify_all();
+    }
+
+    /// How many requests are set aside now.
+    pub(crate) fn set_aside(&self) -> usize {
+        let state = self.state.lock();
+        state.timed.len() + state.held.len()
+    }
+
     /// What one worker does: steps requests until the batch is done,
-    /// handing each result to `send` (which says whether to go on).
+    /// handing each result to `send` (which says whether to go on), and
+    /// calling `hungry` when it has nothing to take and the caller may
+    /// have more.
     pub(crate) fn work<T>(
         &self,
         engine: &Engine,
         scope: &Scope<'_>,
         finish: fn(Content) -> Result<T, Error>,
-        send: impl Fn(usize, Request, Outcome<T>) -> bool,
+        send: impl Fn(usize, Result<Response<T>, Error>) -> bool,
+        hungry: impl Fn(),
     ) {
-        while let Some((index, mut journey)) = self.next(engine, scope) {
+        while let Some((index, mut journey)) = self.next(engine, scope, &hungry) {
             let step = engine.step(&mut journey, scope);
             let go_on = match step {
                 Step::Done(result) => {
-                    let outcome = engine.finish(&journey, result, scope, finish);
+                    let result = engine.finish(&journey, result, scope, finish);
+                    drop(journey);
                     self.stepped(None);
-                    send(index, journey.request, outcome)
+                    send(index, result)
                 }
                 Step::Wait { until } => {
                     self.stepped(Some((index, journey, until)));
@@ -138,9 +203,17 @@ where
     }
 
     /// The next request to step, or `None` when the batch is done.
-    fn next(&self, engine: &Engine, scope: &Scope<'_>) -> Option<(usize, Journey)> {
+    fn next(
+        &self,
+        engine: &Engine,
+        scope: &Scope<'_>,
+        hungry: &impl Fn(),
+    ) -> Option<(usize, Journey)> {
         let mut state = self.state.lock();
         loop {
+            if state.broken {
+                return None;
+            }
             let now = self.clock.now();
             // Stopped: the requests set aside end now, each with its error.
             let stopped = scope.stop.check().is_err();
@@ -162,18 +235,28 @@ where
                 return Some((index, journey));
             }
             if state.timed.len() + state.held.len() < MAX_SET_ASIDE {
-                let next = state.requests.as_mut().and_then(Iterator::next);
-                if let Some((index, item)) = next {
+                if let Some((index, request)) = state.pending.pop_front() {
                     state.running += 1;
-                    return Some((index, Journey::new(item.into())));
+                    return Some((index, Journey::new(request)));
                 }
-                state.requests = None;
+                if !state.closed && !state.hungry {
+                    state.hungry = true;
+                    hungry();
+                }
             }
-            let idle = state.requests.is_none() && state.timed.is_empty() && state.held.is_empty();
-            if idle && state.running == 0 {
+            let nothing_set_aside = state.timed.is_empty() && state.held.is_empty();
+            if state.closed && state.pending.is_empty() && nothing_set_aside && state.running == 0 {
                 // Done: wake the others to see it too.
                 self.wake.notify_all();
                 return None;
+            }
+            if nothing_set_aside {
+                // Waiting for requests, not for a time: a feed, a close or
+                // a request coming back wakes it.
+                state.sleeping += 1;
+                self.wake.wait_for(&mut state, IDLE);
+                state.sleeping -= 1;
+                continue;
             }
             let soonest = state.timed.peek().map(|Reverse(top)| top.until);
             let wait = soonest.map_or(POLL, |until| until.saturating_sub(now).min(POLL));
@@ -212,7 +295,8 @@ where
         if state.sleeping > 0 {
             self.wake.notify_one();
         }
-        let done = state.requests.is_none()
+        let done = state.closed
+            && state.pending.is_empty()
             && state.timed.is_empty()
             && state.held.is_empty()
             && state.running == 0;

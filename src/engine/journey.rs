@@ -28,6 +28,7 @@ use crate::origin::OriginRef;
 use crate::policy::host::{Admission, Answer, Hold, Host};
 use crate::policy::retry::{self, Decision, Delays, FailedAttempt};
 use crate::request::Request;
+use crate::response::CacheStatus;
 use crate::stats::Recorder;
 use crate::transport::attempt::{Attempt, BodyLabels, Received};
 
@@ -36,8 +37,18 @@ use crate::transport::attempt::{Attempt, BodyLabels, Received};
 pub(crate) struct Body {
     pub(crate) bytes: Vec<u8>,
     pub(crate) status: u16,
-    /// The response headers, when the cache needs them.
-    pub(crate) headers: Option<ureq::http::HeaderMap>,
+    /// The response headers; from the cache, those of the 304 that
+    /// confirmed the entry, if one did.
+    pub(crate) headers: ureq::http::HeaderMap,
+    /// Whether the cache may keep `headers` (it asked for them, and the
+    /// answer may be cached).
+    pub(crate) cacheable: bool,
+    /// Where the redirects led, if anywhere.
+    pub(crate) url: Option<String>,
+    /// The stored entry's policy, which holds its headers, when the cache
+    /// served the body.
+    pub(crate) stored: Option<Vec<u8>>,
+    pub(crate) cache: CacheStatus,
     /// What the response said its body is (none from the cache).
     pub(crate) labels: BodyLabels,
 }
@@ -305,6 +316,8 @@ impl Journey {
                 status,
                 body,
                 headers,
+                cacheable,
+                url,
                 labels,
                 head,
             }) => {
@@ -322,6 +335,10 @@ impl Journey {
                     bytes: body,
                     status,
                     headers,
+                    cacheable,
+                    url,
+                    stored: None,
+                    cache: CacheStatus::Network,
                     labels,
                 });
             }
@@ -331,7 +348,11 @@ impl Journey {
         let response = failure.response().map(|(status, start, headers)| Body {
             bytes: start.to_vec(),
             status,
-            headers: Some(headers.clone()),
+            headers: headers.clone(),
+            cacheable: true,
+            url: None,
+            stored: None,
+            cache: CacheStatus::Network,
             labels: BodyLabels::default(),
         });
         let error = failure.into_error(request, attempts, clipped, &settings.transport);

@@ -22,6 +22,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ureq::http::HeaderMap;
+
 use self::journey::{Body, Journey, Step};
 use self::pools::Pools;
 use crate::cache::Cache;
@@ -33,6 +35,7 @@ use crate::origin::OriginRef;
 use crate::parse::Content;
 use crate::policy::host::{BreakerState, Governor, Hold, HostReport, Hosts};
 use crate::request::{Method, Request};
+use crate::response::{Headers, Response};
 use crate::stats::{HostStats, Recorder};
 use crate::transport::agent::Agents;
 use crate::transport::cookies::Jar;
@@ -55,6 +58,9 @@ pub(crate) struct Engine {
     pub(crate) stats: Arc<Recorder>,
     clock: Arc<dyn Clock>,
     pub(crate) pools: Pools,
+    /// The header names the builder marked sensitive, for the `Debug` of
+    /// every response (shared, not copied), if it marked any.
+    marked: Option<Arc<[String]>>,
 }
 
 /// How one request runs: when it must stop, and where its figures go
@@ -63,17 +69,6 @@ pub(crate) struct Engine {
 pub(crate) struct Scope<'a> {
     pub(crate) stop: Stop<'a>,
     pub(crate) batch: Option<&'a Recorder>,
-}
-
-/// What one request came to, with its particulars.
-#[derive(Debug)]
-pub(crate) struct Outcome<T> {
-    pub(crate) result: Result<T, Error>,
-    /// The status of the last response, if any.
-    pub(crate) status: Option<u16>,
-    pub(crate) attempts: u32,
-    /// From its first step to its result.
-    pub(crate) elapsed: Duration,
 }
 
 impl Engine {
@@ -94,6 +89,9 @@ impl Engine {
             ),
             None => None,
         };
+        let marked = Some(settings.transport.sensitive_headers.as_slice())
+            .filter(|names| !names.is_empty())
+            .map(Arc::from);
         Ok(Engine {
             settings,
             agents,
@@ -104,6 +102,7 @@ impl Engine {
             stats,
             clock,
             pools,
+            marked,
         })
     }
 
@@ -124,7 +123,7 @@ impl Engine {
         request: Request,
         scope: &Scope<'_>,
         finish: impl FnOnce(Content) -> Result<T, Error>,
-    ) -> Outcome<T> {
+    ) -> Result<Response<T>, Error> {
         let mut journey = Journey::new(request);
         loop {
             match self.step(&mut journey, scope) {
@@ -155,59 +154,74 @@ impl Engine {
     }
 
     /// What `journey`, done with `result`, comes to: its body made a `T` by
-    /// `finish` (a panic there too is its `Internal` error), and counted.
+    /// `finish` (a panic there too is its `Internal` error), with the
+    /// response's particulars, and counted.
     pub(crate) fn finish<T>(
         &self,
         journey: &Journey,
         result: Result<Body, Error>,
         scope: &Scope<'_>,
         finish: impl FnOnce(Content) -> Result<T, Error>,
-    ) -> Outcome<T> {
+    ) -> Result<Response<T>, Error> {
         let request = &journey.request;
-        let (result, status) = match result {
-            Ok(body) => {
-                let labels = body.labels;
-                // RFC 9110 §15.3.5, §15.3.6, §9.3.2: these have no content.
-                let none_by_definition =
-                    matches!(body.status, 204 | 205) || request.method() == Method::Head;
-                let content = Content {
-                    bytes: body.bytes,
-                    none_by_definition,
-                };
-                let finished =
-                    catch_unwind(AssertUnwindSafe(|| finish(content))).unwrap_or_else(|panic| {
-                        Err(Error::new(ErrorKind::Internal)
-                            .with_detail(Detail::Reason(panic_message(&*panic))))
-                    });
-                let result = finished.map_err(|error| {
-                    error
-                        .with_request(request.method_name(), request.url())
-                        .with_attempts(journey.attempts)
-                        .with_body_labels(
-                            labels.content_type.as_deref(),
-                            labels.undecoded.as_deref(),
-                        )
-                });
-                (result, Some(body.status))
-            }
-            Err(error) => {
-                let status = error.status();
-                (Err(error), status)
-            }
-        };
         let elapsed = journey.elapsed();
+        let result = result.and_then(|body| {
+            let Body {
+                bytes,
+                status,
+                headers,
+                url,
+                stored,
+                cache,
+                labels,
+                ..
+            } = body;
+            // RFC 9110 §15.3.5, §15.3.6, §9.3.2: these have no content.
+            let content = Content {
+                bytes,
+                none_by_definition: matches!(status, 204 | 205) || request.method() == Method::Head,
+            };
+            let finished =
+                catch_unwind(AssertUnwindSafe(|| finish(content))).unwrap_or_else(|panic| {
+                    Err(Error::new(ErrorKind::Internal)
+                        .with_detail(Detail::Reason(panic_message(&*panic))))
+                });
+            let value = finished.map_err(|error| {
+                error
+                    .with_request(request.method_name(), request.url())
+                    .with_attempts(journey.attempts)
+                    .with_body_labels(labels.content_type.as_deref(), labels.undecoded.as_deref())
+            })?;
+            let headers = if let Some(policy) = stored {
+                Headers::stored(policy, headers, self.marked.clone())
+            } else {
+                let marked = self.marked_for(request, &headers);
+                Headers::received(headers, marked)
+            };
+            let url = url.unwrap_or_else(|| request.url().to_owned());
+            let attempts = journey.attempts;
+            Ok(Response::new(
+                status, headers, url, attempts, elapsed, cache, value,
+            ))
+        });
         let failed = result.as_ref().err().map(Error::kind);
         self.record(scope, |stats| stats.finished(elapsed, failed));
-        let attempts = match &result {
-            Err(error) => error.attempts(),
-            Ok(_) => journey.attempts,
-        };
-        Outcome {
-            result,
-            status,
-            attempts,
-            elapsed,
+        result.map_err(|error| error.with_elapsed(elapsed))
+    }
+
+    /// The header names sensitive in the response to `request`: the
+    /// builder's, and those the request marked, when the response has one.
+    fn marked_for(&self, request: &Request, headers: &HeaderMap) -> Option<Arc<[String]>> {
+        let own: Vec<String> = headers
+            .keys()
+            .filter(|name| request.is_sensitive(name.as_str()))
+            .map(|name| name.as_str().to_owned())
+            .collect();
+        if own.is_empty() {
+            return self.marked.clone();
         }
+        let builder = self.marked.as_deref().unwrap_or_default();
+        Some(builder.iter().cloned().chain(own).collect())
     }
 
     /// Whether a request set aside until its host has room should step

@@ -113,6 +113,8 @@ struct Inner {
     url: Option<String>,
     status: Option<u16>,
     attempts: u32,
+    /// From the request's first step to this error.
+    elapsed: Duration,
     /// How long the server asked us to wait (Retry-After), if it did.
     retry_after: Option<Duration>,
     /// This error is the cause of another about the same request, which
@@ -170,6 +172,7 @@ impl Error {
                 url: None,
                 status: None,
                 attempts: 0,
+                elapsed: Duration::ZERO,
                 retry_after: None,
                 is_cause: false,
                 detail: Detail::None,
@@ -211,6 +214,11 @@ impl Error {
 
     pub(crate) fn with_attempts(mut self, attempts: u32) -> Error {
         self.inner.attempts = attempts;
+        self
+    }
+
+    pub(crate) fn with_elapsed(mut self, elapsed: Duration) -> Error {
+        self.inner.elapsed = elapsed;
         self
     }
 
@@ -295,6 +303,13 @@ impl Error {
     /// breaker, an invalid request), else 1 plus the retries.
     pub fn attempts(&self) -> u32 {
         self.inner.attempts
+    }
+
+    /// From the request's first step to this error, retry delays and
+    /// waits for its host included (as [`Response::elapsed`](crate::Response::elapsed)
+    /// for a success). Zero for an error about no request (a setting).
+    pub fn elapsed(&self) -> Duration {
+        self.inner.elapsed
     }
 
     /// The start of the error response's body, for [`ErrorKind::Status`]

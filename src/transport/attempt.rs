@@ -63,9 +63,14 @@ pub(crate) struct CacheNeeds<'a> {
 pub(crate) struct Received {
     pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
-    /// The response headers, when the cache needs them, and if the answer
+    /// The response headers, all of them, as ureq read them (moved, never
+    /// copied).
+    pub(crate) headers: HeaderMap,
+    /// Whether the cache may keep them: it asked for them, and the answer
     /// may be cached (`cookies.rs`).
-    pub(crate) headers: Option<HeaderMap>,
+    pub(crate) cacheable: bool,
+    /// Where the redirects led, if there were any.
+    pub(crate) url: Option<String>,
     /// What the body is, for a message if it does not parse.
     pub(crate) labels: BodyLabels,
     /// From the start of the attempt to the response head: the host's
@@ -288,12 +293,19 @@ impl Attempt<'_> {
         let cacheable = self
             .jar
             .is_none_or(|_| cookies::cacheable(response.headers(), cookies_changed));
-        let headers = (needs.keep_headers && cacheable).then(|| response.headers().clone());
+        let cacheable = needs.keep_headers && cacheable;
+        // Where the redirects led: the request's own URL is borrowed.
+        let url = match url {
+            Cow::Owned(url) => Some(url),
+            Cow::Borrowed(_) => None,
+        };
         if status == 304 && !needs.conditional.is_empty() {
             return Ok(Received {
                 status,
                 body: Vec::new(),
-                headers,
+                headers: std::mem::take(response.headers_mut()),
+                cacheable,
+                url,
                 labels: BodyLabels::default(),
                 head,
             });
@@ -317,7 +329,7 @@ impl Attempt<'_> {
                 status,
                 retry_after,
                 start,
-                headers: headers.map(Box::new),
+                headers: cacheable.then(|| Box::new(response.headers().clone())),
             });
         }
         let limit = settings.body_limit;
@@ -371,7 +383,9 @@ impl Attempt<'_> {
         Ok(Received {
             status,
             body,
-            headers,
+            headers: std::mem::take(response.headers_mut()),
+            cacheable,
+            url,
             labels,
             head,
         })

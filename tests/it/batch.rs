@@ -230,9 +230,11 @@ fn percentiles_are_ordered_close_and_the_maximum_exact() {
     let fetcher = crate::quick().concurrency(8).build().unwrap();
     let urls: Vec<String> = (0..60).map(|i| server.url(&format!("/{i}"))).collect();
     let mut elapsed = Vec::new();
-    let stats = fetcher
-        .batch(urls)
-        .for_each_report::<Value>(|_, report| elapsed.push(report.elapsed));
+    let mut responses = fetcher.batch(urls).iter::<Value>();
+    for (_, result) in &mut responses {
+        elapsed.push(result.unwrap().elapsed());
+    }
+    let stats = responses.stats();
     elapsed.sort();
     let latency = stats.stats.latency;
     assert!(latency.p50 <= latency.p95 && latency.p95 <= latency.p99 && latency.p99 <= latency.max);
@@ -252,4 +254,129 @@ fn percentiles_are_ordered_close_and_the_maximum_exact() {
             quantile * 100.0
         );
     }
+}
+
+/// Serves `{"index": i}` at `/i`, the lower indexes more slowly.
+fn slow_first(count: usize) -> TestServer {
+    TestServer::start(move |request| {
+        let index: usize = request.path.trim_start_matches('/').parse().unwrap_or(0);
+        let delay = Duration::from_millis(15 * (count - index.min(count)) as u64);
+        Reply::Delay(
+            delay,
+            Box::new(Reply::json(200, format!(r#"{{"index":{index}}}"#))),
+        )
+    })
+}
+
+#[test]
+fn iter_yields_every_index_once_in_completion_order() {
+    let server = slow_first(8);
+    let fetcher = crate::quick().concurrency(8).build().unwrap();
+    let urls: Vec<String> = (0..8).map(|i| server.url(&format!("/{i}"))).collect();
+    let mut order = Vec::new();
+    for (index, result) in fetcher.batch(&urls).iter::<Value>() {
+        let response = result.unwrap();
+        assert_eq!(response.body()["index"], index as u64);
+        assert_eq!(response.url(), urls[index]);
+        order.push(index);
+    }
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..8).collect::<Vec<_>>(), "each index once");
+    assert_ne!(order, sorted, "completion order: the slowest, 0, came late");
+    // The raw twin too.
+    let mut indexes: Vec<usize> = fetcher
+        .batch(&urls)
+        .iter_bytes()
+        .map(|(index, result)| {
+            assert_eq!(
+                result.unwrap().into_body(),
+                format!(r#"{{"index":{index}}}"#).as_bytes()
+            );
+            index
+        })
+        .collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, sorted);
+}
+
+#[test]
+fn an_exhausted_iter_and_collect_give_the_batch_stats() {
+    let server = TestServer::start(|request| {
+        if request.path == "/missing" {
+            Reply::status(404)
+        } else {
+            Reply::json(200, "[1,2]")
+        }
+    });
+    let fetcher = crate::quick().concurrency(4).build().unwrap();
+    let mut urls: Vec<String> = (0..9).map(|i| server.url(&format!("/{i}"))).collect();
+    urls.push(server.url("/missing"));
+
+    let (results, stats) = fetcher.batch(&urls).collect::<Vec<u32>>();
+    assert_eq!(results.len(), 10);
+    assert_eq!(results[0].as_ref().unwrap(), &[1, 2]);
+    let stats = &stats.stats;
+    assert_eq!(
+        (stats.requests, stats.successes, stats.failures),
+        (10, 9, 1)
+    );
+    assert_eq!(stats.bytes_received, 9 * 5);
+
+    let mut responses = fetcher.batch(&urls).iter::<Vec<u32>>();
+    assert_eq!(responses.by_ref().count(), 10);
+    let stats = responses.stats();
+    assert_eq!((stats.stats.requests, stats.stats.failures), (10, 1));
+    assert!(stats.elapsed > Duration::ZERO);
+}
+
+#[test]
+fn dropping_the_iterator_stops_the_batch() {
+    const COUNT: usize = 400;
+    const CONCURRENCY: usize = 4;
+    // The first request is answered; every other one stalls for a minute.
+    let server = TestServer::start(|request| {
+        if request.path == "/0" {
+            Reply::json(200, "{}")
+        } else {
+            Reply::Stall(Duration::from_secs(60))
+        }
+    });
+    let fetcher = crate::quick()
+        .concurrency(CONCURRENCY)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..COUNT).map(|i| server.url(&format!("/{i}"))).collect();
+    let pulled = std::sync::atomic::AtomicUsize::new(0);
+    let requests = urls.iter().inspect(|_| {
+        pulled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let mut responses = fetcher.batch(requests).iter_bytes();
+    let (index, first) = responses.next().expect("a first result");
+    assert_eq!((index, first.map(|r| r.status()).ok()), (0, Some(200)));
+    let dropped = std::time::Instant::now();
+    drop(responses);
+    let took = dropped.elapsed();
+    assert!(took < Duration::from_secs(5), "the drop took {took:?}");
+    // The stalled requests in flight were cancelled: the fetcher's threads
+    // are free again, well before the stalls' minute is over.
+    let after = crate::support::within(Duration::from_secs(20), {
+        let fetcher = fetcher.clone();
+        let url = server.url("/0");
+        move || {
+            fetcher
+                .fetch_many_bytes(vec![url; 2 * CONCURRENCY])
+                .iter()
+                .filter(|r| r.is_ok())
+                .count()
+        }
+    });
+    assert_eq!(after, Some(2 * CONCURRENCY), "the workers were still busy");
+    // Far fewer than the batch reached the server, or were even pulled
+    // from its iterator: about three times the concurrency.
+    let arrived = server.requests() - 2 * CONCURRENCY;
+    assert!(arrived <= COUNT / 4, "{arrived} of {COUNT} requests sent");
+    let pulled = pulled.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(pulled <= COUNT / 4, "{pulled} of {COUNT} requests pulled");
 }

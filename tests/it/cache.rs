@@ -422,7 +422,7 @@ fn cache_writer_child() {
         .build()
         .unwrap();
     let urls: Vec<String> = (0..1000).map(|i| format!("{base}{i}")).collect();
-    let results = fetcher
+    let (results, _) = fetcher
         .batch(
             urls.iter()
                 .map(|u| Request::get(u).cache_mode(CacheMode::WriteOnly)),

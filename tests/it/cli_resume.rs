@@ -202,15 +202,18 @@ fn a_stopped_resume_run_leaves_its_unfinished_urls_to_the_next() {
     assert_eq!(whole_lines(&out), 12, "no line for the 4 cut short");
     let stopped = figures(&summary);
     assert_eq!(
-        (
-            &stopped["complete"],
-            &stopped["unfinished"],
-            &stopped["interrupted"]
-        ),
-        (&false.into(), &4.into(), &true.into())
+        (&stopped["complete"], &stopped["interrupted"]),
+        (&false.into(), &true.into())
     );
+    // The 4 cut short, and the requests the batch had taken from the list
+    // but not started: at most twice the concurrency under way in all.
+    let unfinished = stopped["unfinished"].as_u64().unwrap();
+    assert!((4..=8).contains(&unfinished), "{unfinished}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("4 left for --resume"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{unfinished} left for --resume")),
+        "{stderr}"
+    );
     rationed.grant(usize::MAX);
     let output = parfetch_with_env(&args, &[], None);
     assert_exit(&output, 0);
@@ -239,12 +242,18 @@ fn resume_takes_out_the_cancelled_lines_of_a_run_without_it() {
     let output = child.wait_with_output().unwrap();
     assert_exit(&output, 130);
     let text = std::fs::read_to_string(out).unwrap();
-    assert_eq!(text.matches("\"Cancelled\"").count(), 4, "{text}");
+    // The 4 cut short, and those taken from the list but not started: at
+    // most twice the concurrency under way in all.
+    let cancelled = text.matches("\"Cancelled\"").count();
+    assert!((4..=8).contains(&cancelled), "{text}");
     rationed.grant(usize::MAX);
     let output = parfetch_with_env(&["-i", &file, "--resume", "-o", out], &[], None);
     assert_exit(&output, 0);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("took out 4 lines"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("took out {cancelled} lines")),
+        "{stderr}"
+    );
     assert_one_line_per_url(Path::new(out), &urls);
 }
 

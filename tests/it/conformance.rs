@@ -196,9 +196,9 @@ fn rfc9111_4_a_stored_203_is_served_as_203() {
     let fetcher = cached(&dir).build().unwrap();
     let mut statuses = Vec::new();
     for _ in 0..2 {
-        fetcher
-            .batch([server.url("/a")])
-            .for_each_report_bytes(|_, report| statuses.push(report.status));
+        for (_, result) in fetcher.batch([server.url("/a")]).iter_bytes() {
+            statuses.push(result.map(|response| response.status()).ok());
+        }
     }
     assert_eq!(statuses, [Some(203), Some(203)]);
     assert_eq!(asked.lock().unwrap().len(), 1);
@@ -423,7 +423,7 @@ fn an_error_names_its_request_once() {
         .build()
         .unwrap();
     let url = server.url("/slow");
-    let results = fetcher
+    let (results, _) = fetcher
         .batch([url.as_str()])
         .deadline(Duration::from_millis(500))
         .collect::<Value>();

@@ -327,12 +327,14 @@ fn every_fault_mixed_into_a_batch_of_1000() {
         .collect();
     let mut results: Vec<Option<(Result<Value, parfetch::Error>, u32)>> =
         (0..faults.len()).map(|_| None).collect();
-    fetcher
-        .batch(requests)
-        .for_each_report::<Value>(|index, report| {
-            assert!(results[index].is_none(), "two reports for request {index}");
-            results[index] = Some((report.result, report.attempts));
-        });
+    for (index, result) in fetcher.batch(requests).iter::<Value>() {
+        assert!(results[index].is_none(), "two results for request {index}");
+        let attempts = match &result {
+            Ok(response) => response.attempts(),
+            Err(error) => error.attempts(),
+        };
+        results[index] = Some((result.map(parfetch::Response::into_body), attempts));
+    }
     let results: Vec<_> = results
         .into_iter()
         .map(|result| result.expect("one report per request"))

@@ -5,7 +5,7 @@
 //! modules may reach anywhere), maps it to the layer it names, and checks:
 //!
 //! - the leaves (`origin`, `redact`, `clock`, `cancel`, `stats`, `request`,
-//!   `error/`) import only leaves;
+//!   `response`, `error/`) import only leaves;
 //! - `policy/` and `cache/` never import `transport/`, `engine/`,
 //!   `config/`, `parse/` or the face;
 //! - `transport/` never imports `engine/`, `parse/`, `config/` or the face;
@@ -26,7 +26,7 @@ fn layer_of_module(first: &str) -> &'static str {
         "config" => "config",
         "cache" => "cache",
         "error" => "error",
-        "origin" | "redact" | "clock" | "cancel" | "stats" | "request" => "leaf",
+        "origin" | "redact" | "clock" | "cancel" | "stats" | "request" | "response" => "leaf",
         // `lib.rs`, `fetcher.rs`, `batch.rs`, and what `lib.rs` re-exports
         // (`crate::Fetcher`, `crate::Error` ...: named by their layer below).
         _ => "face",
@@ -37,7 +37,8 @@ fn layer_of_module(first: &str) -> &'static str {
 fn layer_of_root_name(name: &str) -> &'static str {
     match name {
         "Error" | "ErrorKind" => "error",
-        "Request" | "Method" | "CacheMode" | "CancelToken" | "Stats" | "Latency" => "leaf",
+        "Request" | "Method" | "CacheMode" | "CancelToken" | "Stats" | "Latency" | "Response"
+        | "Headers" | "CacheStatus" => "leaf",
         "Value" | "RawJson" | "prelude" => "parse",
         "Cache" => "cache",
         "FetcherBuilder" => "config",

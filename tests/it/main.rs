@@ -21,7 +21,7 @@ mod support; // scripted servers, trickles, bounded fetches, event waits, log ca
 
 // One file per behaviour: a test goes where a reader looking for that
 // promise would look first.
-mod batch; // batches and single fetches that succeed: results in order, types, stats
+mod batch; // batches and single fetches that succeed: results in order, types, stats, the iterator
 mod breaker; // the circuit breaker's cycle, and what counts against it
 mod cache; // the on-disk cache: what is stored and served, offline, damage, size, Vary, POST
 mod cli; // the command's flags and output, end to end (`cli` feature)
@@ -49,6 +49,7 @@ mod proxy; // proxies: forward and CONNECT, credentials, the environment as curl
 mod pushback; // servers that push back: a host's limit, its pauses, its retry budget, deadlines
 mod real_servers; // Debian's nginx and tinyproxy, as users run them (`#[ignore]`d: .ci/run runs them)
 mod redirects; // redirects: hop counts, loops, secrets left behind at another origin
+mod responses; // what a success says besides its body: status, headers, final URL, attempts, cache
 mod retry; // retries as the server sees them: counts, Retry-After, idempotency
 mod secrets; // user info, credentials, sensitive headers: never shown, never on disk
 mod streaming; // batches as streams: order, progress, callbacks, deadline, cancel, limits

@@ -95,7 +95,7 @@ fn a_deserialize_impl_on_a_worker_may_start_a_batch() {
     let urls: Vec<String> = (0..200).map(|i| server.url(&format!("/o/{i}"))).collect();
     let outcome = within(Duration::from_secs(120), move || {
         let many = fetcher.fetch_many::<NestsOnWorker>(&urls);
-        let batch = fetcher.batch(&urls).collect::<NestsOnWorker>();
+        let (batch, _) = fetcher.batch(&urls).collect::<NestsOnWorker>();
         (
             many.iter().filter(|r| r.is_ok()).count(),
             batch.iter().filter(|r| r.is_ok()).count(),
@@ -117,7 +117,7 @@ fn a_deserialize_impl_on_a_worker_may_start_a_batch() {
 /// a foreign rayon worker wait inside `in_place_scope` (see the next test).
 #[test]
 fn batches_from_a_rayon_par_iter_finish() {
-    par_iter_over(|fetcher, chunk| fetcher.batch(chunk).collect::<Value>());
+    par_iter_over(|fetcher, chunk| fetcher.batch(chunk).collect::<Value>().0);
 }
 
 // From review 1 (issue 12).
@@ -203,7 +203,7 @@ fn two_threads_nesting_at_once_finish() {
                     let mut ok = 0;
                     let clone = fetcher.clone();
                     fetcher.batch(&urls).for_each::<Value>(|i, _| {
-                        let inner = clone.batch(&urls[..3]).collect::<Value>();
+                        let (inner, _) = clone.batch(&urls[..3]).collect::<Value>();
                         ok += inner.iter().filter(|r| r.is_ok()).count();
                         if i % 5 == 0 {
                             ok += clone.fetch_many::<Value>(&urls[..2]).len();
@@ -337,6 +337,7 @@ fn a_batch_inside_a_batch_finishes() {
                 fetcher
                     .batch(inner)
                     .collect::<Value>()
+                    .0
                     .iter()
                     .filter(|r| r.is_ok())
                     .count()

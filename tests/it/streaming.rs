@@ -56,7 +56,7 @@ fn for_each_hands_over_in_completion_order_and_collect_in_input_order() {
     assert_eq!(sorted, (0..8).collect::<Vec<_>>(), "each index once");
     assert_eq!((stats.stats.requests, stats.stats.successes), (8, 8));
 
-    let collected = fetcher.batch(&urls).collect::<parfetch::Value>();
+    let (collected, _) = fetcher.batch(&urls).collect::<parfetch::Value>();
     for (i, result) in collected.into_iter().enumerate() {
         assert_eq!(result.unwrap()["index"], i as u64);
     }
@@ -116,7 +116,7 @@ fn progress_adds_up_to_the_batch() {
     let fetcher = crate::quick().concurrency(4).build().unwrap();
     let urls: Vec<String> = (0..200).map(|i| server.url(&format!("/{i}"))).collect();
     let mut reports: Vec<Progress> = Vec::new();
-    let results = fetcher
+    let (results, _) = fetcher
         .batch(&urls)
         .on_progress(|progress| reports.push(*progress))
         .collect::<Vec<u32>>();
@@ -191,7 +191,7 @@ fn a_panicking_callback_loses_no_results() {
     // A progress callback that panics is dropped, never called again; the
     // batch carries on.
     let mut calls = 0;
-    let results = fetcher
+    let (results, _) = fetcher
         .batch(&urls)
         .on_progress(|_| {
             calls += 1;
@@ -215,8 +215,8 @@ fn a_panicking_callback_loses_no_results() {
 }
 
 /// Callbacks run on the calling thread (they need not be `Send`): the
-/// result callback, the report callback and the progress callback, while
-/// the requests run on the fetcher's workers.
+/// result callback, the progress callback and the batch's own iterator,
+/// while the requests run on the fetcher's workers.
 #[test]
 fn callbacks_run_on_the_calling_thread() {
     let server = TestServer::start(|_| {
@@ -243,16 +243,15 @@ fn callbacks_run_on_the_calling_thread() {
             assert!(result.is_ok(), "{result:?}");
             on_result();
         });
-    let on_report = seen("for_each_report");
+    // The batch's iterator, not `Send`, stays on the calling thread too.
+    let on_pull = seen("iterator");
+    let requests = urls.iter().inspect(|_| on_pull());
     fetcher
-        .batch(&urls)
-        .for_each_report::<parfetch::Value>(|_, report| {
-            assert!(report.result.is_ok(), "{:?}", report.result);
-            on_report();
-        });
+        .batch(requests)
+        .for_each::<parfetch::Value>(|_, result| assert!(result.is_ok(), "{result:?}"));
     let threads = threads.borrow();
     let count = |name: &str| threads.iter().filter(|(n, _)| *n == name).count();
-    assert_eq!((count("for_each"), count("for_each_report")), (30, 30));
+    assert_eq!((count("for_each"), count("iterator")), (30, 30));
     assert!(count("on_progress") >= 1);
     let elsewhere: Vec<_> = threads.iter().filter(|(_, id)| *id != caller).collect();
     assert!(
@@ -271,7 +270,7 @@ fn a_deadline_ends_a_batch_against_a_server_that_never_answers() {
         .unwrap();
     let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/{i}"))).collect();
     let started = Instant::now();
-    let results = fetcher
+    let (results, _) = fetcher
         .batch(&urls)
         .deadline(Duration::from_millis(300))
         .collect::<parfetch::Value>();
@@ -311,7 +310,7 @@ fn cancel_ends_a_batch_and_marks_every_unfinished_request() {
         })
     };
     let started = Instant::now();
-    let results = fetcher
+    let (results, _) = fetcher
         .batch(&urls)
         .cancel_token(token)
         .collect::<parfetch::Value>();
@@ -353,7 +352,7 @@ fn a_cancel_cuts_a_retry_delay_short() {
         })
     };
     let started = Instant::now();
-    let results = fetcher
+    let (results, _) = fetcher
         .batch([server.url("/")])
         .cancel_token(token)
         .collect::<parfetch::Value>();
@@ -426,7 +425,7 @@ fn the_per_host_cap_bounds_requests_in_flight() {
         .build()
         .unwrap();
     let urls: Vec<String> = (0..24).map(|i| server.url(&format!("/{i}"))).collect();
-    let results = fetcher.batch(&urls).collect::<parfetch::Value>();
+    let (results, _) = fetcher.batch(&urls).collect::<parfetch::Value>();
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(most.load(Ordering::SeqCst), 2);
 }
@@ -499,7 +498,7 @@ fn a_429_with_retry_after_pauses_its_host_and_not_the_others() {
 }
 
 #[test]
-fn reports_carry_the_request_status_attempts_and_time() {
+fn results_carry_the_status_attempts_and_time() {
     let seen = Arc::new(AtomicUsize::new(0));
     let server = TestServer::start({
         let seen = Arc::clone(&seen);
@@ -515,31 +514,42 @@ fn reports_carry_the_request_status_attempts_and_time() {
         server.url("/missing"),
         server.url("/ok"),
     ];
-    let mut reports = Vec::new();
-    fetcher
-        .batch(&urls)
-        .for_each_report::<Vec<u32>>(|index, report| reports.push((index, report)));
-    reports.sort_by_key(|(index, _)| *index);
-    let particulars: Vec<_> = reports
+    let mut results: Vec<_> = fetcher.batch(&urls).iter::<Vec<u32>>().collect();
+    results.sort_by_key(|(index, _)| *index);
+    let particulars: Vec<_> = results
         .iter()
-        .map(|(_, r)| {
-            (
-                r.request.url().to_owned(),
-                r.result.is_ok(),
-                r.status,
-                r.attempts,
-            )
+        .map(|(_, result)| match result {
+            Ok(response) => (
+                response.url().to_owned(),
+                true,
+                Some(response.status()),
+                response.attempts(),
+                response.elapsed(),
+            ),
+            Err(error) => (
+                error.url().unwrap_or_default().to_owned(),
+                false,
+                error.status(),
+                error.attempts(),
+                error.elapsed(),
+            ),
         })
         .collect();
+    let without_time: Vec<_> = particulars
+        .iter()
+        .map(|(url, ok, status, attempts, _)| (url.clone(), *ok, *status, *attempts))
+        .collect();
     assert_eq!(
-        particulars,
+        without_time,
         [
             (urls[0].clone(), true, Some(201), 2),
             (urls[1].clone(), false, Some(404), 1),
             (urls[2].clone(), true, Some(201), 1),
         ]
     );
-    assert!(reports.iter().all(|(_, r)| r.elapsed > Duration::ZERO));
+    assert!(particulars
+        .iter()
+        .all(|(.., elapsed)| *elapsed > Duration::ZERO));
 }
 
 // From review 1 (issue 12).

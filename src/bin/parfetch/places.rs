@@ -1,4 +1,7 @@
-//! Each request's place in the whole list, for the `index` of its line.
+//! Each request's place in the whole list, for the `index` of its line,
+//! and its URL as listed, for the `url` (a response says where its
+//! redirects led, an error which URL it was about: the line names the
+//! listed one either way).
 //!
 //! The batch numbers its requests 0, 1, 2... in the order it takes them;
 //! once a shard or `--resume` leaves URLs out, that number no longer says
@@ -10,9 +13,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// The list's number of every request under way, by batch position.
+/// The list's number and URL of every request under way, by batch position.
 #[derive(Clone, Default)]
-pub(crate) struct Places(Arc<Mutex<HashMap<usize, usize>>>);
+pub(crate) struct Places(Arc<Mutex<HashMap<usize, (usize, String)>>>);
 
 impl Places {
     /// The URLs of `numbered` (list number, URL), noting each one's number
@@ -24,19 +27,21 @@ impl Places {
     ) -> impl Iterator<Item = String> + Send {
         let places = self.clone();
         numbered.enumerate().map(move |(position, (number, url))| {
-            places.lock().insert(position, number);
+            places.lock().insert(position, (number, url.clone()));
             url
         })
     }
 
-    /// The list's number of the request at batch `position`, forgotten
-    /// once read. (`position` itself if it was never noted: cannot happen,
-    /// as the batch takes a URL before it runs it.)
-    pub(crate) fn take(&self, position: usize) -> usize {
-        self.lock().remove(&position).unwrap_or(position)
+    /// The list's number and URL of the request at batch `position`,
+    /// forgotten once read. (`position` itself and no URL if it was never
+    /// noted: cannot happen, as the batch takes a URL before it runs it.)
+    pub(crate) fn take(&self, position: usize) -> (usize, String) {
+        self.lock()
+            .remove(&position)
+            .unwrap_or((position, String::new()))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, usize>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, (usize, String)>> {
         crate::lock(&self.0)
     }
 }
@@ -51,9 +56,9 @@ mod tests {
         let numbered = [(3, "a"), (7, "b"), (8, "c")].map(|(n, u)| (n, u.to_owned()));
         let urls: Vec<String> = places.track(numbered.into_iter()).collect();
         assert_eq!(urls, ["a", "b", "c"]);
-        assert_eq!(places.take(1), 7);
-        assert_eq!(places.take(0), 3);
-        assert_eq!(places.take(2), 8);
+        assert_eq!(places.take(1), (7, "b".to_owned()));
+        assert_eq!(places.take(0), (3, "a".to_owned()));
+        assert_eq!(places.take(2), (8, "c".to_owned()));
         assert!(places.lock().is_empty());
     }
 }

@@ -115,14 +115,21 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
         cancel: &cancel,
     };
     let stats = if sink.out_dir.is_some() {
-        batch.for_each_report_bytes(|position, report| sink.save_and_emit(position, &report))
+        let mut responses = batch.iter_bytes();
+        for (position, result) in &mut responses {
+            sink.save_and_emit(position, &result);
+        }
+        responses.stats()
     } else {
         // Bodies as the servers sent them (on one line): identical from
         // one run to the next, and no time spent re-serialising.
-        batch.for_each_report::<parfetch::RawJson>(|position, report| {
-            let body = report.result.as_ref().ok().map(parfetch::RawJson::as_str);
-            sink.emit(position, &report, body, None, None);
-        })
+        let mut responses = batch.iter::<parfetch::RawJson>();
+        for (position, result) in &mut responses {
+            let body = result.as_ref().ok().map(|r| r.body().as_str());
+            let (index, url) = sink.places.take(position);
+            sink.emit(position, (index, &url), &result, body, None, None);
+        }
+        responses.stats()
     };
     line.finish();
     let Sink {

@@ -6,14 +6,14 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use parfetch::{CancelToken, ErrorKind, Report};
+use parfetch::{CancelToken, Error, ErrorKind, Request, Response};
 
 use crate::lock;
 use crate::outdir::{OutDir, SaveError};
 use crate::output::{ErrorLine, Line, Output, Ready};
 use crate::places::Places;
 
-/// Turns reports into lines (and files, with `--out-dir`).
+/// Turns results into lines (and files, with `--out-dir`).
 pub(crate) struct Sink<'a> {
     pub(crate) output: Output,
     pub(crate) places: Places,
@@ -27,20 +27,22 @@ pub(crate) struct Sink<'a> {
 
 impl Sink<'_> {
     /// With `--out-dir`: saves the body, then writes the line naming it.
-    pub(crate) fn save_and_emit(&mut self, position: usize, report: &Report<Vec<u8>>) {
-        let (Ok(body), Some(dir)) = (&report.result, &self.out_dir) else {
-            return self.emit(position, report, None, None, None);
+    pub(crate) fn save_and_emit(
+        &mut self,
+        position: usize,
+        result: &Result<Response<Vec<u8>>, Error>,
+    ) {
+        let (index, url) = self.places.take(position);
+        let (Ok(response), Some(dir)) = (result, &self.out_dir) else {
+            return self.emit(position, (index, &url), result, None, None, None);
         };
-        let saved = lock(dir).save(
-            &report.request.redacted_url(),
-            report.request.url(),
-            position,
-            body,
-        );
+        let shown = Request::get(url.as_str()).redacted_url().into_owned();
+        let saved = lock(dir).save(&shown, &url, position, response.body());
         match saved {
             Ok(path) => self.emit(
                 position,
-                report,
+                (index, &url),
+                result,
                 None,
                 Some(path.display().to_string()),
                 None,
@@ -50,7 +52,7 @@ impl Sink<'_> {
                     kind: "NameCollision".to_owned(),
                     message,
                 };
-                self.emit(position, report, None, None, Some(error));
+                self.emit(position, (index, &url), result, None, None, Some(error));
             }
             Err(SaveError::Io(error)) => {
                 let message = format!("cannot write into the --out-dir: {error}");
@@ -60,17 +62,18 @@ impl Sink<'_> {
     }
 
     /// Writes the line of the request at batch `position`: its result, or
-    /// `error` in its stead (a body that could not be saved).
+    /// `error` in its stead (a body that could not be saved). `listed`: its
+    /// number and URL in the list (`Places::take`).
     pub(crate) fn emit<T>(
         &mut self,
         position: usize,
-        report: &Report<T>,
+        (index, url): (usize, &str),
+        result: &Result<Response<T>, Error>,
         body: Option<&str>,
         file: Option<String>,
         error: Option<ErrorLine>,
     ) {
-        let index = self.places.take(position);
-        let kind = report.result.as_ref().err().map(parfetch::Error::kind);
+        let kind = result.as_ref().err().map(parfetch::Error::kind);
         if self.resume
             && matches!(
                 kind,
@@ -81,27 +84,31 @@ impl Sink<'_> {
             self.output.leave_unfinished(position);
             return;
         }
-        let error = error.or_else(|| report.result.as_ref().err().map(ErrorLine::new));
+        let error = error.or_else(|| result.as_ref().err().map(ErrorLine::new));
         let failure = error.as_ref().map(|error| error.kind.clone());
+        let (status, attempts, elapsed) = match result {
+            Ok(response) => (
+                Some(response.status()),
+                response.attempts(),
+                response.elapsed(),
+            ),
+            Err(error) => (error.status(), error.attempts(), error.elapsed()),
+        };
+        // User info (`https://TOKEN@host/`) is a secret: never written.
+        let shown = Request::get(url).redacted_url().into_owned();
         let line = Line {
             // The URL's place in the whole list, so shards' outputs merge.
             index,
-            // User info (`https://TOKEN@host/`) is a secret: never written.
-            url: &report.request.redacted_url(),
+            url: &shown,
             ok: error.is_none(),
-            status: report.status,
-            attempts: report.attempts,
-            elapsed_ms: (report.elapsed.as_secs_f64() * 1e5).round() / 100.0,
+            status,
+            attempts,
+            elapsed_ms: (elapsed.as_secs_f64() * 1e5).round() / 100.0,
             error,
             file,
         };
-        let written = Ready::new(
-            &line,
-            body.filter(|_| line.ok),
-            report.request.url(),
-            failure,
-        )
-        .and_then(|ready| self.output.write(position, ready));
+        let written = Ready::new(&line, body.filter(|_| line.ok), url, failure)
+            .and_then(|ready| self.output.write(position, ready));
         if let Err(error) = written {
             self.fail(&format!("cannot write the results: {error}"), error);
         }

@@ -1,0 +1,412 @@
+//! The one batch driver: an iterator over a batch's responses, in the
+//! order they finish.
+//!
+//! Starting it spawns the batch's workers on the fetcher's pool of the
+//! calling thread's nesting level (`engine/pools.rs`); they own what they
+//! share with the caller (an `Arc`), so nothing they hold borrows from the
+//! caller's stack, and the iterator can be dropped at any time. Each call
+//! to `next` first tops up the requests the workers take from
+//! (`engine/driver.rs`), pulled from the batch's iterator on this thread,
+//! then waits for a result. The requests handed over but not yet delivered
+//! are at most [`AHEAD`] times the concurrency, beyond those set aside
+//! (waiting for their host or their retry's delay): so the look-ahead, and
+//! the memory, stay bounded by the concurrency, and a slow consumer slows
+//! the batch down.
+//!
+//! A worker that runs out of requests while the caller waits asks for more
+//! down the results channel ([`Message::Wake`]), so requests set aside
+//! (which bring no result) never starve the workers of new ones.
+//!
+//! Dropping the iterator before the end closes the queue (what was handed
+//! over but not started is never sent, what the batch's iterator still
+//! holds is never pulled) and cancels the batch's own token, a child of
+//! the caller's if any (`cancel.rs`): requests in flight end at their next
+//! read (within 100 ms), and their results go nowhere. The drop does not
+//! wait for them: the workers end on their own, on the pool's threads.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use super::{deliver, report_progress, resume, Batch, BatchStats, ProgressFn, PROGRESS_INTERVAL};
+use crate::cancel::{CancelToken, Stop};
+use crate::clock;
+use crate::engine::driver::Queue;
+use crate::engine::pools::{Busy, Inherited};
+use crate::engine::{Engine, Scope};
+use crate::error::{Error, ErrorKind};
+use crate::fetcher::Fetcher;
+use crate::parse::Content;
+use crate::request::Request;
+use crate::response::Response;
+use crate::stats::Recorder;
+
+/// How many times the concurrency the requests handed over and not yet
+/// delivered may be (beyond those set aside): enough that every worker
+/// finds its next request waiting while the caller takes a result.
+const AHEAD: usize = 2;
+
+/// The responses of a [`Batch`], with their indexes (positions in the
+/// input), in the order they finish. Made by [`Batch::iter`] and
+/// [`Batch::iter_bytes`].
+///
+/// Dropping it stops the batch: requests not yet started are never sent,
+/// those in flight are cancelled. Once it is exhausted,
+/// [`stats`](Responses::stats) gives the batch's figures (loop over
+/// `&mut responses` to keep it).
+#[must_use = "a batch's iterator does nothing unless iterated"]
+pub struct Responses<'f, I, T> {
+    fetcher: &'f Fetcher,
+    /// The batch's requests; `None` once they are all handed over.
+    requests: Option<I>,
+    run: Run<T>,
+    /// The batch's own figures, also the workers'.
+    recorder: Arc<Recorder>,
+    progress: Option<ProgressFn<'f>>,
+    total: Option<u64>,
+    started: Instant,
+    last_progress: Instant,
+    /// The requests pulled so far: the next one's index.
+    pulled: usize,
+    delivered: usize,
+    concurrency: usize,
+    /// Requests pulled, on their way to the workers.
+    buffer: Vec<(usize, Request)>,
+    /// A panic of the batch's iterator or of a worker, resumed after the
+    /// last result.
+    panic: Option<Box<dyn Any + Send>>,
+    /// From the start to the last result, once it came.
+    ended: Option<Duration>,
+}
+
+/// Where a batch stands.
+enum Run<T> {
+    /// Its workers run.
+    Running {
+        shared: Arc<Shared>,
+        results: mpsc::Receiver<Message<T>>,
+        /// Marks the calling thread busy with the batch's level while the
+        /// iterator lives: a batch it starts meanwhile goes one deeper.
+        _busy: Busy,
+    },
+    /// No worker can run (nested too deep, threads that cannot start):
+    /// every request fails, unsent, saying why.
+    Refused(String),
+    /// Every result was delivered.
+    Done,
+}
+
+/// What the workers share with the caller.
+struct Shared {
+    engine: Arc<Engine>,
+    queue: Queue,
+    recorder: Arc<Recorder>,
+    /// The batch's own token: a child of the caller's, if any.
+    cancel: CancelToken,
+    deadline: Option<Instant>,
+    /// What the caller was busy with, for the workers (`pools.rs`).
+    inherited: Inherited,
+}
+
+/// What a worker sends the caller.
+enum Message<T> {
+    /// A request's result.
+    Done(usize, Result<Response<T>, Error>),
+    /// The worker has nothing to take: the caller may have more.
+    Wake,
+    /// The worker panicked outside a request's way (a bug).
+    Panicked(Box<dyn Any + Send>),
+}
+
+impl<'f, I, T> Responses<'f, I, T>
+where
+    I: Iterator,
+    I::Item: Into<Request>,
+    T: Send + 'static,
+{
+    /// Starts `batch`, whose bodies `finish` makes `T`s.
+    pub(super) fn start(batch: Batch<'f, I>, finish: fn(Content) -> Result<T, Error>) -> Self {
+        let Batch {
+            fetcher,
+            requests,
+            deadline,
+            cancel,
+            progress,
+            total,
+        } = batch;
+        let started = Instant::now();
+        let total = match requests.size_hint() {
+            (low, Some(high)) if low == high => Some(low as u64),
+            _ => total,
+        };
+        let engine = fetcher.engine_arc();
+        let concurrency = engine.settings.concurrency;
+        let recorder = Arc::new(Recorder::default());
+        let mut workers = None;
+        let run = match engine.pools.for_this_thread() {
+            Err(reason) => Run::Refused(reason),
+            Ok(pool) => {
+                let busy = pool.enter();
+                let shared = Arc::new(Shared {
+                    engine: Arc::clone(engine),
+                    queue: Queue::new(Arc::clone(&engine.settings.clock)),
+                    recorder: Arc::clone(&recorder),
+                    cancel: cancel
+                        .as_ref()
+                        .map_or_else(CancelToken::new, CancelToken::child),
+                    // A deadline past what an Instant holds is no deadline.
+                    deadline: deadline.and_then(|after| clock::after(started, after)),
+                    inherited: Inherited::here(),
+                });
+                // One slot more than the workers: a wake-up always fits.
+                let (sender, results) = mpsc::sync_channel(concurrency + 1);
+                workers = Some((pool, Arc::clone(&shared), sender));
+                Run::Running {
+                    shared,
+                    results,
+                    _busy: busy,
+                }
+            }
+        };
+        let mut responses = Responses {
+            fetcher,
+            requests: Some(requests),
+            run,
+            recorder,
+            progress,
+            total,
+            started,
+            last_progress: started,
+            pulled: 0,
+            delivered: 0,
+            concurrency,
+            buffer: Vec::new(),
+            panic: None,
+            ended: None,
+        };
+        // The first requests wait before the workers start, so that they
+        // take them in input order as they come up, not all woken at once.
+        responses.feed();
+        if let Some((pool, shared, sender)) = workers {
+            for _ in 0..concurrency {
+                let (shared, sender) = (Arc::clone(&shared), sender.clone());
+                pool.threads.spawn(move || work(&shared, finish, &sender));
+            }
+        }
+        responses
+    }
+
+    /// The batch's figures: so far, or final once the iterator is
+    /// exhausted (with the hosts that pushed back, and the time to the last
+    /// result).
+    pub fn stats(&self) -> BatchStats {
+        let mut stats = self.recorder.snapshot();
+        if self.ended.is_some() {
+            stats.hosts = self.fetcher.engine().host_stats();
+        }
+        BatchStats {
+            stats,
+            elapsed: self.ended.unwrap_or_else(|| self.started.elapsed()),
+        }
+    }
+
+    /// The next result, if any; a panic of the batch's iterator or of a
+    /// worker is kept for the end.
+    fn next_result(&mut self) -> Option<(usize, Result<Response<T>, Error>)> {
+        loop {
+            let results = match &self.run {
+                Run::Done => return None,
+                Run::Refused(reason) => {
+                    let reason = reason.clone();
+                    return self.refuse_next(&reason);
+                }
+                Run::Running { .. } => {
+                    self.feed();
+                    match &self.run {
+                        Run::Running { results, .. } => results,
+                        _ => continue,
+                    }
+                }
+            };
+            match results.recv() {
+                Ok(Message::Done(index, result)) => {
+                    self.delivered += 1;
+                    if self.last_progress.elapsed() >= PROGRESS_INTERVAL {
+                        self.last_progress = Instant::now();
+                        report_progress(
+                            &mut self.progress,
+                            &self.recorder,
+                            self.total,
+                            self.started,
+                        );
+                    }
+                    return Some((index, result));
+                }
+                Ok(Message::Wake) => {}
+                Ok(Message::Panicked(panic)) => {
+                    self.panic.get_or_insert(panic);
+                }
+                // Every worker is done.
+                Err(mpsc::RecvError) => self.end(),
+            }
+        }
+    }
+
+    /// Hands the workers what they may take now.
+    fn feed(&mut self) {
+        let (Some(requests), Run::Running { shared, .. }) = (&mut self.requests, &self.run) else {
+            return;
+        };
+        let most = AHEAD * self.concurrency;
+        let under_way = self.pulled - self.delivered;
+        let room = match most.checked_sub(under_way) {
+            Some(room) if room > 0 => room,
+            // Requests set aside wait for their host or their retry: more
+            // may go on meanwhile, up to the driver's own bound.
+            _ => (most + shared.queue.set_aside()).saturating_sub(under_way),
+        };
+        let mut finished = false;
+        for _ in 0..room {
+            match catch_unwind(AssertUnwindSafe(|| requests.next().map(Into::into))) {
+                Ok(Some(request)) => {
+                    self.buffer.push((self.pulled, request));
+                    self.pulled += 1;
+                }
+                Ok(None) => {
+                    finished = true;
+                    break;
+                }
+                Err(panic) => {
+                    // The requests pulled before it still run.
+                    self.panic.get_or_insert(panic);
+                    finished = true;
+                    break;
+                }
+            }
+        }
+        if !self.buffer.is_empty() {
+            shared.queue.feed(&mut self.buffer);
+        }
+        if finished {
+            shared.queue.close();
+            self.requests = None;
+        }
+    }
+
+    /// The next request's result when no worker can run: its refusal.
+    fn refuse_next(&mut self, reason: &str) -> Option<(usize, Result<Response<T>, Error>)> {
+        let next = self.requests.as_mut().and_then(|requests| {
+            catch_unwind(AssertUnwindSafe(|| requests.next().map(Into::into)))
+                .map_err(|panic| self.panic.get_or_insert(panic))
+                .ok()
+                .flatten()
+        });
+        let Some(request): Option<Request> = next else {
+            self.end();
+            return None;
+        };
+        let index = self.pulled;
+        self.pulled += 1;
+        self.delivered += 1;
+        let engine = self.fetcher.engine();
+        for stats in [&*engine.stats, &*self.recorder] {
+            stats.finished(Duration::ZERO, Some(ErrorKind::InvalidRequest));
+        }
+        Some((index, Err(request.refused(reason))))
+    }
+
+    /// The batch is over: the last progress report.
+    fn end(&mut self) {
+        self.run = Run::Done;
+        self.requests = None;
+        self.ended = Some(self.started.elapsed());
+        report_progress(&mut self.progress, &self.recorder, self.total, self.started);
+    }
+
+    /// Hands every result to `each`, on this thread; returns the batch's
+    /// figures. A panic of `each` loses no other result: the first is
+    /// resumed at the end (before one of the batch's iterator).
+    pub(super) fn drive(
+        mut self,
+        mut each: impl FnMut(usize, Result<Response<T>, Error>),
+    ) -> BatchStats {
+        let mut first_panic = None;
+        while let Some((index, result)) = self.next_result() {
+            deliver(&mut each, index, result, &mut first_panic);
+        }
+        resume(first_panic.or_else(|| self.panic.take()));
+        self.stats()
+    }
+}
+
+impl<I, T> Iterator for Responses<'_, I, T>
+where
+    I: Iterator,
+    I::Item: Into<Request>,
+    T: Send + 'static,
+{
+    type Item = (usize, Result<Response<T>, Error>);
+
+    /// The next response to finish, with its index. A panic of the
+    /// batch's iterator comes after the results of the requests it yielded.
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = self.next_result();
+        if next.is_none() {
+            resume(self.panic.take());
+        }
+        next
+    }
+}
+
+impl<I, T> Drop for Responses<'_, I, T> {
+    fn drop(&mut self) {
+        if let Run::Running { shared, .. } = &self.run {
+            shared.queue.abandon();
+            shared.cancel.cancel();
+        }
+    }
+}
+
+impl<I, T> std::fmt::Debug for Responses<'_, I, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responses")
+            .field("pulled", &self.pulled)
+            .field("delivered", &self.delivered)
+            .field("exhausted", &self.ended.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one worker does: steps the batch's requests until it is done (or
+/// its caller left), sending each result.
+fn work<T: Send + 'static>(
+    shared: &Shared,
+    finish: fn(Content) -> Result<T, Error>,
+    sender: &mpsc::SyncSender<Message<T>>,
+) {
+    let _busy = shared.inherited.enter();
+    let scope = Scope {
+        stop: Stop {
+            deadline: shared.deadline,
+            cancel: Some(&shared.cancel),
+        },
+        batch: Some(&shared.recorder),
+    };
+    let worked = catch_unwind(AssertUnwindSafe(|| {
+        shared.queue.work(
+            &shared.engine,
+            &scope,
+            finish,
+            |index, result| sender.send(Message::Done(index, result)).is_ok(),
+            || {
+                // Full: the caller has results to take, and feeds then.
+                let _ = sender.try_send(Message::Wake);
+            },
+        );
+    }));
+    if let Err(panic) = worked {
+        shared.queue.break_down();
+        let _ = sender.send(Message::Panicked(panic));
+    }
+}
