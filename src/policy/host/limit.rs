@@ -306,9 +306,13 @@ impl Controller {
                 self.threshold = self.limit;
             }
         }
-        // Served at the level held: the host takes that many again (a
-        // level learned while it refused everything, or a capacity back).
-        if self.held.is_some_and(|held| sent.in_flight >= held.level) {
+        // Served at the level held, sent since the last decrease or probe
+        // refused: the host takes that many again (a level learned while
+        // it refused everything, or a capacity back).
+        if self
+            .held
+            .is_some_and(|held| sent.in_flight >= held.level && sent.epoch == self.epoch)
+        {
             self.held = None;
         }
         // A limit not in use says nothing about the host: do not grow it.
@@ -376,6 +380,10 @@ impl Controller {
                 Some(mut held) if sent.epoch == self.epoch => {
                     if now >= held.probe_at {
                         held.probe_refused(now);
+                        // The rest of its round is old news: one of them
+                        // served (the host had just let another go) does
+                        // not say the host takes more.
+                        self.epoch += 1;
                     } else {
                         held.until = now.saturating_add(HOLD);
                     }
@@ -648,15 +656,33 @@ mod tests {
         assert_eq!(c.limit(), 8, "below the level refused at");
         // None of them was a probe: the first is due FIRST_PROBE after
         // the hold began (it was 10 s: each doubled the wait).
+        answer(&mut c, 64, ms(20), ms(102) + FIRST_PROBE - ms(3));
+        assert_eq!(c.limit(), 8, "no probe before its time");
         assert!(grows_to(&mut c, 9, ms(102) + FIRST_PROBE));
         // The probe and another request of its round are refused: the
         // next probe waits twice as long, not four times.
         let refused_at = ms(102) + FIRST_PROBE;
         let probe = c.sent(9);
         c.pushed_back(probe, PushBack::Throttled, 8, refused_at);
-        c.pushed_back(probe, PushBack::Throttled, 7, refused_at + ms(1));
+        c.pushed_back(probe, PushBack::Throttled, 8, refused_at + ms(1));
         assert_eq!(c.limit(), 8);
         assert!(grows_to(&mut c, 9, refused_at + FIRST_PROBE * 2 + ms(1)));
+    }
+
+    // From the adversarial review of issue 22 (second round).
+    #[test]
+    fn a_request_of_a_refused_probes_round_served_does_not_end_the_hold() {
+        // Two requests go at the level while the probe is due: one is
+        // refused, the other served (the host had just let one go, before
+        // its answer was counted here). The refusal stands.
+        let mut c = held_at_16();
+        let now = ms(100) + FIRST_PROBE;
+        assert!(grows_to(&mut c, 17, now));
+        let round = c.sent(17);
+        c.pushed_back(round, PushBack::Throttled, 16, now);
+        c.answered(round, Some(ms(20)), now + ms(20));
+        answer(&mut c, 64, ms(20), now + FIRST_PROBE * 2 - ms(1));
+        assert_eq!(c.limit(), 16, "no growth before the next probe");
     }
 
     // From the adversarial review of issue 22 (second round).
