@@ -656,7 +656,12 @@ mod tests {
         assert_eq!(c.limit(), 8, "below the level refused at");
         // None of them was a probe: the first is due FIRST_PROBE after
         // the hold began (it was 10 s: each doubled the wait).
-        answer(&mut c, 64, ms(20), ms(102) + FIRST_PROBE - ms(3));
+        answer(
+            &mut c,
+            64,
+            ms(20),
+            (ms(102) + FIRST_PROBE).saturating_sub(ms(3)),
+        );
         assert_eq!(c.limit(), 8, "no probe before its time");
         assert!(grows_to(&mut c, 9, ms(102) + FIRST_PROBE));
         // The probe and another request of its round are refused: the
@@ -681,7 +686,12 @@ mod tests {
         let round = c.sent(17);
         c.pushed_back(round, PushBack::Throttled, 16, now);
         c.answered(round, Some(ms(20)), now + ms(20));
-        answer(&mut c, 64, ms(20), now + FIRST_PROBE * 2 - ms(1));
+        answer(
+            &mut c,
+            64,
+            ms(20),
+            (now + FIRST_PROBE * 2).saturating_sub(ms(1)),
+        );
         assert_eq!(c.limit(), 16, "no growth before the next probe");
     }
 
@@ -697,7 +707,12 @@ mod tests {
         assert!(grows_to(&mut c, 17, now));
         c.pushed_back(c.sent(16), PushBack::Throttled, 16, now);
         assert_eq!(c.limit(), 16);
-        answer(&mut c, 64, ms(20), now + FIRST_PROBE * 2 - ms(1));
+        answer(
+            &mut c,
+            64,
+            ms(20),
+            (now + FIRST_PROBE * 2).saturating_sub(ms(1)),
+        );
         assert_eq!(c.limit(), 16, "no growth before the next probe");
     }
 
