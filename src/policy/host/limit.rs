@@ -140,7 +140,7 @@ pub(crate) enum PushBack {
 /// What a request was sent under: for the answer's judgement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Sent {
-    /// The number of decreases before it was sent.
+    /// The number of decreases (and probes refused) before it was sent.
     pub(crate) epoch: u64,
     /// Requests in flight to the host when it was sent, itself included.
     pub(crate) in_flight: u32,
@@ -269,7 +269,7 @@ impl Controller {
         whole(self.limit)
     }
 
-    /// Decreases so far.
+    /// Decreases (and probes refused) so far.
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch
     }
