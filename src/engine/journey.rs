@@ -252,14 +252,15 @@ impl Journey {
             Admission::Go(permit) => permit,
             Admission::Wait { until, hold } => {
                 // A wait that would pass the deadline ends the request now.
-                if let Some(until) = until {
-                    if stop.passes_deadline(until.saturating_sub(now)) {
+                let passes_deadline = |until: Option<Duration>| {
+                    until.is_some_and(|until| stop.passes_deadline(until.saturating_sub(now)))
+                };
+                if hold == Hold::Room {
+                    if passes_deadline(until) {
                         let error = self.stopped(ErrorKind::DeadlineExceeded, None, batch);
                         return Attempted::Failed(error, None);
                     }
-                }
-                self.held_since.get_or_insert_with(Instant::now);
-                if hold == Hold::Room {
+                    self.held_since.get_or_insert_with(Instant::now);
                     return Attempted::Wait { until };
                 }
                 // A pause or an outage is waited out within what the
@@ -269,6 +270,17 @@ impl Journey {
                 let patience = *self
                     .patience
                     .get_or_insert_with(|| now.saturating_add(settings.patience(self.attempts)));
+                // A pause's wait ends at the patience, when the request
+                // goes: a longer pause does not make it pass the deadline.
+                let goes_at = match hold {
+                    Hold::Pause => until.map(|until| until.min(patience)),
+                    _ => until,
+                };
+                if passes_deadline(goes_at) {
+                    let error = self.stopped(ErrorKind::DeadlineExceeded, None, batch);
+                    return Attempted::Failed(error, None);
+                }
+                self.held_since.get_or_insert_with(Instant::now);
                 if now >= patience && hold == Hold::Breaker {
                     let cause = crate::policy::host::Governor::breaker_cause(&host);
                     return Attempted::Failed(self.held_back(&host, cause), None);

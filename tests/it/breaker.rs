@@ -291,3 +291,81 @@ fn odd_breaker_open_times_end_every_request() {
         );
     }
 }
+
+/// `reset_breakers` while a probe is out: the probe failing afterwards
+/// neither opens the breaker again nor takes the host as down. When the
+/// host fails again and its breaker opens, a request waits for the probe,
+/// as after any first opening, and succeeds once the host is back.
+// From the adversarial review of issue 22 (second round).
+#[test]
+fn a_probe_failing_after_a_reset_does_not_take_the_host_as_down() {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let hanging = Arc::new(AtomicBool::new(false));
+    let released = Arc::new(AtomicBool::new(false));
+    let server = TestServer::start({
+        let (healthy, hanging, released) = (
+            Arc::clone(&healthy),
+            Arc::clone(&hanging),
+            Arc::clone(&released),
+        );
+        move |request| {
+            if request.path == "/hang" {
+                hanging.store(true, Ordering::SeqCst);
+                while !released.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                return Reply::status(503);
+            }
+            if healthy.load(Ordering::SeqCst) {
+                Reply::json(200, "{}")
+            } else {
+                Reply::status(503)
+            }
+        }
+    });
+    // The longest opening is the first (1 s): a probe failing at it would
+    // take the host as down.
+    let fetcher = crate::quick()
+        .max_retries(0)
+        .breaker_open_time(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let (url, host) = (server.url("/x"), server.host());
+    let fail_until_open = || {
+        for _ in 0..10 {
+            let error = fetcher.get_bytes(&url).unwrap_err();
+            assert_eq!((error.status(), error.attempts()), (Some(503), 1));
+            if fetcher.breaker_state(&host) == BreakerState::Open {
+                return;
+            }
+        }
+        panic!("the breaker did not open after 10 failures");
+    };
+    fail_until_open();
+    wait_until(Duration::from_secs(30), "the breaker to half-open", || {
+        fetcher.breaker_state(&host) == BreakerState::HalfOpen
+    });
+    // The probe goes, and hangs; meanwhile the breakers are reset.
+    let probe = std::thread::spawn({
+        let fetcher = fetcher.clone();
+        let url = server.url("/hang");
+        move || fetcher.get_bytes(url).map_err(|e| e.status())
+    });
+    wait_until(Duration::from_secs(30), "the probe to arrive", || {
+        hanging.load(Ordering::SeqCst)
+    });
+    fetcher.reset_breakers();
+    assert_eq!(fetcher.breaker_state(&host), BreakerState::Closed);
+    released.store(true, Ordering::SeqCst);
+    assert_eq!(probe.join().unwrap(), Err(Some(503)));
+    assert_eq!(fetcher.breaker_state(&host), BreakerState::Closed);
+    // The host fails again, then comes back: the request after the
+    // opening waits for the probe (1 s) and is served.
+    fail_until_open();
+    healthy.store(true, Ordering::SeqCst);
+    let after = fetcher
+        .get_bytes(&url)
+        .map_err(|e| (e.kind(), e.attempts()));
+    assert_eq!(after.as_deref().ok(), Some(&b"{}"[..]), "{after:?}");
+    assert_eq!(fetcher.stats().hosts[0].breaker_opened, 2);
+}

@@ -689,3 +689,44 @@ fn a_host_out_of_quota_ends_its_requests_within_their_retries() {
         "{elapsed:?} for 60 requests"
     );
 }
+
+/// A request held by its host's pause goes at the end of its patience (3 s
+/// here) and gets its own answer, also when the pause (60 s) lasts past
+/// the batch's deadline (20 s): the deadline ends only a wait that would
+/// pass it, and this one ends at the patience.
+// From the adversarial review of issue 22 (second round).
+#[test]
+fn a_pause_past_the_deadline_lets_requests_go_at_their_patience() {
+    let server = refusing_the_first("60");
+    let fetcher = crate::quick()
+        .concurrency(4)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    // Sent alone and refused: the host is paused for 60 s.
+    let first = fetcher.get_bytes(server.url("/alone")).unwrap_err();
+    assert_eq!((first.status(), first.attempts()), (Some(429), 1));
+    let urls: Vec<Request> = (0..4)
+        .map(|i| Request::get(server.url(&format!("/{i}"))))
+        .collect();
+    let started = Instant::now();
+    let mut results = Vec::new();
+    fetcher
+        .batch(urls)
+        .deadline(Duration::from_secs(20))
+        .for_each_bytes(|i, result| {
+            results.push((i, result.map_err(|e| (e.kind(), e.attempts()))));
+        });
+    let elapsed = started.elapsed();
+    assert_eq!(results.len(), 4);
+    for (i, result) in &results {
+        assert_eq!(
+            result.as_deref().ok(),
+            Some(&b"{}"[..]),
+            "request {i}: {result:?}"
+        );
+    }
+    assert_eq!(server.requests(), 5);
+    // Each waited its patience (3 s), then went: 15 s is 5x that.
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+}

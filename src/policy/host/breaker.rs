@@ -189,14 +189,18 @@ impl Breaker {
             // is down.
             let was = self.open_for(settings);
             let open_for = if fresh {
-                if was >= settings.longest {
-                    self.down.store(true, Ordering::Release);
-                }
                 was.saturating_mul(2).min(settings.longest)
             } else {
                 was
             };
-            self.open(HALF_OPEN | PROBING, now, open_for);
+            // A breaker reset while the probe was out stays closed: the
+            // probe's failure neither opens it nor takes the host as down.
+            if !self.open(HALF_OPEN | PROBING, now, open_for) {
+                return Failed::Counted;
+            }
+            if fresh && was >= settings.longest {
+                self.down.store(true, Ordering::Release);
+            }
             return Failed::Opened;
         }
         if failures < settings.threshold || !failing || self.state.load(Ordering::Acquire) != CLOSED

@@ -35,7 +35,9 @@
 //!   fixed capacity is found once, not probed every few round trips at the
 //!   price of a refusal each time (each one a request that waits out its
 //!   Retry-After, a second at the end of a batch is its whole tail). A
-//!   refusal below a level held, while most answers are good, ends the
+//!   refusal below a level held (sent below it, and still below it when
+//!   it came back: a request overtaken by the probe is refused for the
+//!   probe), while most answers are good, ends the
 //!   hold instead: a server that refuses some URLs whatever the load (one
 //!   in ten, say) refuses at every level, and holding each level it refused
 //!   at would ratchet the limit down to 1 (measured: a batch of 1,000 with
@@ -44,7 +46,8 @@
 //!   back (another client left): after [`FIRST_PROBE`], one request is
 //!   sent at the level held; served, the hold ends and the limit grows
 //!   again; refused, the next probe waits twice as long, up to [`HOLD`]
-//!   (CUBIC's plateau and BBR's probing rounds do the like). Against a
+//!   (CUBIC's plateau and BBR's probing rounds do the like); once per
+//!   probe, not per refusal (the wave that set the hold is no probe). Against a
 //!   fixed capacity that is one refusal after 1.25 s, 2.5 s, 5 s, then
 //!   every 10 s.
 //! - **Latency.** A server that queues instead of refusing answers later as
@@ -137,7 +140,7 @@ pub(crate) enum PushBack {
 /// What a request was sent under: for the answer's judgement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Sent {
-    /// The number of decreases before it was sent.
+    /// The number of decreases (and probes refused) before it was sent.
     pub(crate) epoch: u64,
     /// Requests in flight to the host when it was sent, itself included.
     pub(crate) in_flight: u32,
@@ -266,7 +269,7 @@ impl Controller {
         whole(self.limit)
     }
 
-    /// Decreases so far.
+    /// Decreases (and probes refused) so far.
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch
     }
@@ -303,9 +306,13 @@ impl Controller {
                 self.threshold = self.limit;
             }
         }
-        // Served at the level held: the host takes that many again (a
-        // level learned while it refused everything, or a capacity back).
-        if self.held.is_some_and(|held| sent.in_flight >= held.level) {
+        // Served at the level held, sent since the last decrease or probe
+        // refused: the host takes that many again (a level learned while
+        // it refused everything, or a capacity back).
+        if self
+            .held
+            .is_some_and(|held| sent.in_flight >= held.level && sent.epoch == self.epoch)
+        {
             self.held = None;
         }
         // A limit not in use says nothing about the host: do not grow it.
@@ -356,16 +363,30 @@ impl Controller {
         let many = self.recent.are_many();
         if how == PushBack::Throttled {
             let at = sent.in_flight.max(1);
+            // Below a level only if fewer were out when it came back too: a
+            // request overtaken by later ones (a probe) was refused for them.
+            let below = |level: u32| at < level && in_flight.saturating_add(1) < level;
             self.held = match self.held.filter(|held| now < held.until) {
                 // Refused below a level it refused at, yet most answers
                 // are good: these refusals are not about how many.
-                Some(held) if at < held.level && !many => None,
-                Some(held) if at < held.level => Some(Held::new(at, now)),
+                Some(held) if below(held.level) && !many => None,
+                Some(held) if below(held.level) => Some(Held::new(at, now)),
                 // A probe (sent at the level since the last decrease) was
                 // refused: the host still takes no more. The limit goes
-                // back below the level, and no further: it was right.
+                // back below the level, and no further: it was right. Only
+                // the first refusal once a probe is due doubles the wait:
+                // the others (the rest of its round, or of the wave that
+                // set the hold) were not probes.
                 Some(mut held) if sent.epoch == self.epoch => {
-                    held.probe_refused(now);
+                    if now >= held.probe_at {
+                        held.probe_refused(now);
+                        // The rest of its round is old news: one of them
+                        // served (the host had just let another go) does
+                        // not say the host takes more.
+                        self.epoch += 1;
+                    } else {
+                        held.until = now.saturating_add(HOLD);
+                    }
                     self.held = Some(held);
                     self.limit = self.limit.min(held.cap(now));
                     self.settle();
@@ -578,12 +599,13 @@ mod tests {
         c
     }
 
-    /// Answers requests sent at 16 in flight at `now` until the limit is
-    /// 17 (a probe may go), or a round trip and more has not made it so.
-    fn grows_to_17(c: &mut Controller, now: Duration) -> bool {
-        for _ in 0..40 {
-            c.answered(c.sent(16), Some(ms(20)), now);
-            if c.limit() == 17 {
+    /// Answers requests sent at `level - 1` in flight at `now` until the
+    /// limit is `level` (a probe may go), or a round trip and more has not
+    /// made it so.
+    fn grows_to(c: &mut Controller, level: u32, now: Duration) -> bool {
+        for _ in 0..(level * 2 + 8) {
+            c.answered(c.sent(level - 1), Some(ms(20)), now);
+            if c.limit() == level {
                 return true;
             }
         }
@@ -595,7 +617,10 @@ mod tests {
         let mut c = held_at_16();
         answer(&mut c, 64, ms(20), ms(99) + FIRST_PROBE);
         assert_eq!(c.limit(), 16, "no probe before its time");
-        assert!(grows_to_17(&mut c, ms(100) + FIRST_PROBE), "a probe is due");
+        assert!(
+            grows_to(&mut c, 17, ms(100) + FIRST_PROBE),
+            "a probe is due"
+        );
         let probe_refused_at = ms(100) + FIRST_PROBE;
         c.pushed_back(c.sent(17), PushBack::Throttled, 16, probe_refused_at);
         assert_eq!(c.limit(), 16, "back below the level, no further");
@@ -609,13 +634,92 @@ mod tests {
                 .saturating_sub(ms(1)),
         );
         assert_eq!(c.limit(), 16);
-        assert!(grows_to_17(&mut c, probe_refused_at + FIRST_PROBE * 2));
+        assert!(grows_to(&mut c, 17, probe_refused_at + FIRST_PROBE * 2));
+    }
+
+    // From the adversarial review of issue 22 (second round).
+    #[test]
+    fn refusals_that_are_not_probes_do_not_delay_the_next_probe() {
+        // A host that takes 8, at 16 in flight: the 9th sent is refused
+        // first, and the limit decreases; requests sent after that, while
+        // the host is still full, are refused in the same wave.
+        let mut c = fixed(16);
+        let wave = c.sent(16);
+        c.pushed_back(c.sent(9), PushBack::Throttled, 15, ms(100));
+        let after = c.sent(14);
+        for still_out in (12..15).rev() {
+            c.pushed_back(after, PushBack::Throttled, still_out, ms(101));
+        }
+        for still_out in (8..12).rev() {
+            c.pushed_back(wave, PushBack::Throttled, still_out, ms(102));
+        }
+        assert_eq!(c.limit(), 8, "below the level refused at");
+        // None of them was a probe: the first is due FIRST_PROBE after
+        // the hold began (it was 10 s: each doubled the wait).
+        answer(
+            &mut c,
+            64,
+            ms(20),
+            (ms(102) + FIRST_PROBE).saturating_sub(ms(3)),
+        );
+        assert_eq!(c.limit(), 8, "no probe before its time");
+        assert!(grows_to(&mut c, 9, ms(102) + FIRST_PROBE));
+        // The probe and another request of its round are refused: the
+        // next probe waits twice as long, not four times.
+        let refused_at = ms(102) + FIRST_PROBE;
+        let probe = c.sent(9);
+        c.pushed_back(probe, PushBack::Throttled, 8, refused_at);
+        c.pushed_back(probe, PushBack::Throttled, 8, refused_at + ms(1));
+        assert_eq!(c.limit(), 8);
+        assert!(grows_to(&mut c, 9, refused_at + FIRST_PROBE * 2 + ms(1)));
+    }
+
+    // From the adversarial review of issue 22 (second round).
+    #[test]
+    fn a_request_of_a_refused_probes_round_served_does_not_end_the_hold() {
+        // Two requests go at the level while the probe is due: one is
+        // refused, the other served (the host had just let one go, before
+        // its answer was counted here). The refusal stands.
+        let mut c = held_at_16();
+        let now = ms(100) + FIRST_PROBE;
+        assert!(grows_to(&mut c, 17, now));
+        let round = c.sent(17);
+        c.pushed_back(round, PushBack::Throttled, 16, now);
+        c.answered(round, Some(ms(20)), now + ms(20));
+        answer(
+            &mut c,
+            64,
+            ms(20),
+            (now + FIRST_PROBE * 2).saturating_sub(ms(1)),
+        );
+        assert_eq!(c.limit(), 16, "no growth before the next probe");
+    }
+
+    // From the adversarial review of issue 22 (second round).
+    #[test]
+    fn a_request_overtaken_by_the_probe_and_refused_is_the_probes_refusal() {
+        // Held at 17; the probe is due and goes 17th. A request sent 16th
+        // reaches the host after it, and is refused while 17 are out: the
+        // host still takes 16, and the hold stands (it ended, and the limit
+        // climbed on, to be refused again a round trip or two later).
+        let mut c = held_at_16();
+        let now = ms(100) + FIRST_PROBE;
+        assert!(grows_to(&mut c, 17, now));
+        c.pushed_back(c.sent(16), PushBack::Throttled, 16, now);
+        assert_eq!(c.limit(), 16);
+        answer(
+            &mut c,
+            64,
+            ms(20),
+            (now + FIRST_PROBE * 2).saturating_sub(ms(1)),
+        );
+        assert_eq!(c.limit(), 16, "no growth before the next probe");
     }
 
     #[test]
     fn a_probe_served_ends_the_hold() {
         let mut c = held_at_16();
-        assert!(grows_to_17(&mut c, ms(100) + FIRST_PROBE));
+        assert!(grows_to(&mut c, 17, ms(100) + FIRST_PROBE));
         // Served at 17 in flight: the host takes 17 now, and more is tried.
         answer(&mut c, 40, ms(20), ms(100) + FIRST_PROBE + ms(20));
         assert!(c.limit() >= 18, "{}", c.limit());
