@@ -51,6 +51,7 @@ mod real_servers; // Debian's nginx and tinyproxy, as users run them (`#[ignore]
 mod redirects; // redirects: hop counts, loops, secrets left behind at another origin
 mod retry; // retries as the server sees them: counts, Retry-After, idempotency
 mod secrets; // user info, credentials, sensitive headers: never shown, never on disk
+mod serialised; // the figures (Stats, Progress, BatchStats...) as serde writes them
 mod streaming; // batches as streams: order, progress, callbacks, deadline, cancel, limits
 mod timeouts; // a timeout bounds everything it names, within 1.125 times
 mod tls; // certificates, roots, client certificates, https never down to http
