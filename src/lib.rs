@@ -89,7 +89,8 @@
 //! # Errors and retries
 //!
 //! Every failure is an [`Error`] with the URL, the attempts made, the status
-//! (if any) and the cause in `source()`. Branch on [`Error::kind`]:
+//! (if any) and the cause in `source()`; its `Display` ends with the causes,
+//! so `eprintln!("{error}")` says it all. Branch on [`Error::kind`]:
 //!
 //! | [`ErrorKind`] | when | retried |
 //! |---|---|---|

@@ -734,3 +734,29 @@ fn an_empty_success_is_a_failure_and_a_204_is_null() {
     );
     assert!(lines[1].get("body").is_none_or(|body| body.is_null()));
 }
+
+/// A JSON line's `error.message` is the error's `Display`, which ends with
+/// its cause: the cause is written once, not again after it.
+// From issue 26 (Display ends with its cause; the CLI added it a second time).
+#[test]
+fn an_error_line_names_its_cause_once() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/laps.json");
+    let output = parfetch(&["--retries", "0", "-q", &url], None);
+    assert_exit(&output, 2);
+    let lines = lines(&output);
+    let message = lines[0]["error"]["message"].as_str().unwrap_or_default();
+    let head = format!("GET {url}: network error: ");
+    assert!(message.starts_with(&head), "{message:?}");
+    assert_eq!(
+        message
+            .to_ascii_lowercase()
+            .matches("connection refused")
+            .count(),
+        1,
+        "{message:?}"
+    );
+}
