@@ -152,7 +152,7 @@
 //!   its timeout (DNS, connect, TLS, a head sent byte by byte, the body,
 //!   every redirect hop); durations up to `Duration::MAX` work.
 //! - **Secrets stay secret**: URL user info, proxy credentials, cookies
-//!   and sensitive headers (see [`FetcherBuilder::sensitive_header`]) never
+//!   and sensitive headers (see [`FetcherBuilder::sensitive_header_name`]) never
 //!   show in messages, logs or `Debug`, never reach the cache, and do not
 //!   follow a redirect to another origin.
 //! - **Batches nest**: a callback may start another batch on the same

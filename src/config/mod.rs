@@ -277,17 +277,37 @@ impl FetcherBuilder {
     /// name wins). Checked by [`build`](Self::build).
     ///
     /// Defaults to none besides `accept: application/json`, `user-agent` and
-    /// `accept-encoding` (gzip, deflate, br).
+    /// `accept-encoding` (gzip, deflate, br, zstd: the codings parfetch
+    /// decodes).
     #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
-    /// Treats the header `name` as a secret, in every request: its value is
-    /// never shown (messages, logs, `Debug`), never written to the cache, and
-    /// not sent on to another host when a redirect leads there. Can be
-    /// called for several names.
+    /// Adds a header whose value is a secret, sent with every request: as
+    /// [`header`](Self::header) does, and its name is treated as
+    /// [`sensitive_header_name`](Self::sensitive_header_name) says. The
+    /// same as [`Request::sensitive_header`](crate::Request::sensitive_header)
+    /// for one request.
+    ///
+    /// ```
+    /// let builder = parfetch::Fetcher::builder().sensitive_header("x-partner", "s3cr3t");
+    /// assert!(format!("{builder:?}").contains(r#"("x-partner", "***")"#));
+    /// let fetcher = builder.build()?;
+    /// # Ok::<(), parfetch::Error>(())
+    /// ```
+    #[must_use]
+    pub fn sensitive_header(self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        self.sensitive_header_name(name.clone()).header(name, value)
+    }
+
+    /// Treats every header named `name` (ignoring case) as a secret, in
+    /// every request, whoever sets it (a default header, a request's own):
+    /// its value is never shown (messages, logs, `Debug`), never written to
+    /// the cache, and not sent on to another host when a redirect leads
+    /// there. Sends nothing by itself. Can be called for several names.
     ///
     /// Defaults to `cookie`, `set-cookie`, and every header whose name
     /// contains `auth`, `token`, `secret`, `passw`, `api-key`, `apikey`,
@@ -295,7 +315,7 @@ impl FetcherBuilder {
     /// `authorization`, `proxy-authorization`, `x-api-key`, `x-auth-token`
     /// and `x-amz-security-token` are secrets without being named here.
     #[must_use]
-    pub fn sensitive_header(mut self, name: impl Into<String>) -> Self {
+    pub fn sensitive_header_name(mut self, name: impl Into<String>) -> Self {
         self.sensitive_headers.push(name.into());
         self
     }
