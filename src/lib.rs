@@ -193,7 +193,6 @@ mod transport;
 pub use crate::batch::{Batch, BatchStats, Progress, Report};
 pub use crate::cache::Cache;
 pub use crate::cancel::CancelToken;
-pub use crate::config::env::parse_duration;
 pub use crate::config::FetcherBuilder;
 pub use crate::error::{Error, ErrorKind};
 pub use crate::fetcher::Fetcher;

@@ -4,6 +4,7 @@
 //! the doc of its setter. Setters never fail; [`FetcherBuilder::build`]
 //! checks the whole configuration at once and says what is wrong with it.
 
+pub(crate) mod duration;
 pub(crate) mod env;
 pub(crate) mod settings;
 
