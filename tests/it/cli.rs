@@ -648,6 +648,23 @@ fn bodies_are_written_as_sent_and_identical_across_runs() {
     assert!(bodies.iter().all(|b| *b == bodies[0]));
 }
 
+/// A number past what an f64 holds is JSON text (RFC 8259 §6 leaves the
+/// range to the reader): the body is written as sent, not refused.
+// From issue 26: `{"f":1e400}` was refused, so the CLI wrote an error.
+#[test]
+fn a_number_past_f64_is_written_as_sent() {
+    let server = TestServer::start(|_| Reply::json(200, r#"{ "f": 1e400, "g": -2.5E-999 }"#));
+    let output = parfetch(&["-q", &server.url("/huge")], None);
+    assert_exit(&output, 0);
+    let written = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        written
+            .trim_end()
+            .ends_with(r#""body":{"f":1e400,"g":-2.5E-999}}"#),
+        "{written}"
+    );
+}
+
 #[test]
 fn durations_take_units() {
     let server = server();
