@@ -80,7 +80,7 @@
 //! | [`timeout`](FetcherBuilder::timeout) | 30 s per attempt, redirects and body included; [`connect_timeout`](FetcherBuilder::connect_timeout) 10 s |
 //! | [`total_timeout`](FetcherBuilder::total_timeout) | none: a request may take all its attempts and waits; set, it bounds them all (per request, [`Request::deadline`]) |
 //! | [`max_retries`](FetcherBuilder::max_retries) | 3, so at most 4 attempts |
-//! | backoff | ×2 from 1 s, plus up to 1 s of jitter, capped at 60 s |
+//! | backoff | ×2 from 1 s, plus up to 1 s of jitter, capped at 60 s ([`max_backoff`](FetcherBuilder::max_backoff) under 1 s lowers the first delay too, unless [`initial_backoff`](FetcherBuilder::initial_backoff) is set) |
 //! | Retry-After | honoured on 429 and 503 (seconds or HTTP date) up to [`max_retry_after`](FetcherBuilder::max_retry_after) (5 min); a longer one ends the request at once; it pauses the whole host only when the host refuses a request sent alone |
 //! | [`breaker_threshold`](FetcherBuilder::breaker_threshold) | opens after 5 consecutive failures of a host (when half its recent requests failed too); its requests wait for the probe, within what their retries would take; open 1 s, doubling while probes fail, up to [`breaker_open_time`](FetcherBuilder::breaker_open_time) (60 s) |
 //! | retry budget | while half of a host's recent requests fail, its retries are at most 20% of its requests (and 10 a second) |
