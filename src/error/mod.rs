@@ -531,6 +531,83 @@ mod tests {
         assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
     }
 
+    /// The kinds named in the first column of the error table that starts
+    /// at `header` in `text` (each line's prefix `prefix` taken off).
+    fn table_kinds(text: &str, header: &str, prefix: &str) -> Vec<String> {
+        let table = text
+            .split(header)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no table under {header:?}"));
+        table
+            .lines()
+            .skip(1)
+            .map(|line| line.strip_prefix(prefix).unwrap_or(line))
+            .take_while(|line| line.starts_with('|'))
+            .filter(|line| !line.starts_with("|---"))
+            .flat_map(|line| {
+                let first = line.split('|').nth(1).unwrap_or_default();
+                first
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The error tables of the crate docs and of docs/errors.md list every
+    /// kind once, and nothing else: a kind added without its rows fails
+    /// here (and one left out of `ALL` fails to compile below).
+    #[test]
+    fn the_error_tables_list_every_kind() {
+        // No `_` arm: a new kind must be placed here, and so in `ALL`.
+        fn in_all(kind: ErrorKind) -> bool {
+            match kind {
+                ErrorKind::NotFound
+                | ErrorKind::Status
+                | ErrorKind::Network
+                | ErrorKind::Tls
+                | ErrorKind::Timeout
+                | ErrorKind::InvalidJson
+                | ErrorKind::BodyTooLarge
+                | ErrorKind::CircuitOpen
+                | ErrorKind::InvalidRequest
+                | ErrorKind::Redirect
+                | ErrorKind::Offline
+                | ErrorKind::DeadlineExceeded
+                | ErrorKind::Cancelled
+                | ErrorKind::InvalidConfig
+                | ErrorKind::Internal => ErrorKind::ALL.contains(&kind),
+            }
+        }
+        assert!(ErrorKind::ALL.iter().all(|kind| in_all(*kind)));
+        let mut kinds: Vec<String> = ErrorKind::ALL.iter().map(ToString::to_string).collect();
+        kinds.sort();
+        let tables = [
+            (
+                "src/lib.rs",
+                table_kinds(
+                    include_str!("../lib.rs"),
+                    "//! | [`ErrorKind`] | when | retried |",
+                    "//! ",
+                ),
+            ),
+            (
+                "docs/errors.md",
+                table_kinds(
+                    include_str!("../../docs/errors.md"),
+                    "| `ErrorKind` | when | retried |",
+                    "",
+                ),
+            ),
+        ];
+        for (file, mut listed) in tables {
+            listed.sort();
+            assert_eq!(listed, kinds, "the error table of {file}");
+        }
+    }
+
     #[test]
     fn kind_index_matches_all() {
         for (i, kind) in ErrorKind::ALL.iter().enumerate() {
