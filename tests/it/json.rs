@@ -1,6 +1,7 @@
 //! JSON as the caller asks for it: `Value`, `Doc`, `RawJson` and a serde
-//! type accept and refuse the same bodies alike, a `Doc` reads as the
-//! `Value` of the same body, and a `RawJson` inside a type
+//! type accept and refuse the same bodies alike (but for a number past
+//! what an f64 holds: JSON text, which `RawJson` keeps as sent), a `Doc`
+//! reads as the `Value` of the same body, and a `RawJson` inside a type
 //! of the caller's is read as any other field. (The words of a bad body:
 //! messages.rs.)
 
@@ -134,6 +135,7 @@ fn a_doc_reads_as_the_value_of_its_body() {
         seen += 1;
     });
     assert_eq!(seen, 20);
+}
 
 /// `{"f":1e400}` is JSON text: RFC 8259's grammar takes any number of
 /// digits in an exponent and leaves the range to the reader. `RawJson`

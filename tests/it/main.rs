@@ -38,7 +38,7 @@ mod errors; // each row of the error table: kind, status, attempts, retried or n
 mod extremes; // settings and header values at their extremes: no panic, overflow or hang
 mod faults; // the fault matrix: every fault alone and mixed into large batches
 mod hosts; // what a host is, and what is kept per host: breakers, resolver, records
-mod json; // Value, RawJson and serde types read the same bodies alike
+mod json; // Value, RawJson and serde types read the same bodies alike (RawJson keeps numbers past f64)
 mod layers; // what each layer of src/ may import, and no import loops
 mod logs; // what is logged, and that no secret is
 mod messages; // the words of a bad body: what was expected, where, what came instead
