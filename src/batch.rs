@@ -37,6 +37,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::cancel::CancelToken;
 use crate::error::Error;
@@ -68,7 +69,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 /// let stats = fetcher
 ///     .batch(urls)
 ///     .deadline(Duration::from_secs(600))
-///     .on_progress(|p| eprintln!("{}/{:?} done, {} failed", p.done, p.total, p.failed))
+///     .on_progress(|p| eprintln!("{}/{:?} done, {} failed", p.requests, p.total, p.failures))
 ///     .for_each::<parfetch::Value>(|index, result| match result {
 ///         Ok(doc) => println!("{index}: {doc}"),
 ///         Err(error) => eprintln!("{index}: {error}"),
@@ -90,34 +91,40 @@ pub struct Batch<'f, I> {
 type ProgressFn<'f> = Box<dyn FnMut(&Progress) + 'f>;
 
 /// How far a batch has come. Passed to [`Batch::on_progress`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// Its counters have the names, and the meaning, of the same counters in
+/// [`Stats`]. Serialised (serde), `elapsed` is in seconds, a float.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Progress {
-    /// Requests finished, successfully or not.
-    pub done: u64,
+    /// Requests finished, successfully or not (as [`Stats::requests`]).
+    pub requests: u64,
     /// Requests in the batch: the iterator's exact length, or what
     /// [`Batch::total`] said; `None` when neither is known.
     pub total: Option<u64>,
     /// Requests finished successfully.
-    pub ok: u64,
+    pub successes: u64,
     /// Requests finished with an error.
-    pub failed: u64,
+    pub failures: u64,
     /// Retries so far.
     pub retries: u64,
-    /// Body bytes received so far.
-    pub bytes: u64,
+    /// Response body bytes received so far (after decompression).
+    pub bytes_received: u64,
     /// Time since the batch started.
+    #[serde(serialize_with = "crate::stats::seconds")]
     pub elapsed: Duration,
 }
 
 /// A finished batch's own figures (the fetcher's [`Stats`] are lifetime
-/// totals across batches).
-#[derive(Clone, Debug, Default, PartialEq)]
+/// totals across batches). Serialised (serde), `elapsed` is in seconds, a
+/// float.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct BatchStats {
     /// The batch's counters: requests, retries, bytes, gate waits, latency...
     pub stats: Stats,
     /// From the start of the batch to its last result.
+    #[serde(serialize_with = "crate::stats::seconds")]
     pub elapsed: Duration,
 }
 
@@ -359,12 +366,12 @@ fn report_progress(
     };
     let stats = recorder.snapshot();
     let figures = Progress {
-        done: stats.requests,
+        requests: stats.requests,
         total,
-        ok: stats.successes,
-        failed: stats.failures,
+        successes: stats.successes,
+        failures: stats.failures,
         retries: stats.retries,
-        bytes: stats.bytes_received,
+        bytes_received: stats.bytes_received,
         elapsed: started.elapsed(),
     };
     if catch_unwind(AssertUnwindSafe(|| callback(&figures))).is_err() {

@@ -86,7 +86,7 @@
 //! | [`timeout`](FetcherBuilder::timeout) | 30 s per attempt, redirects and body included; [`connect_timeout`](FetcherBuilder::connect_timeout) 10 s |
 //! | [`total_timeout`](FetcherBuilder::total_timeout) | none: a request may take all its attempts and waits; set, it bounds them all (per request, [`Request::deadline`]) |
 //! | [`max_retries`](FetcherBuilder::max_retries) | 3, so at most 4 attempts |
-//! | backoff | ×2 from 1 s, plus up to 1 s of jitter, capped at 60 s |
+//! | backoff | ×2 from 1 s, plus up to 1 s of jitter, capped at 60 s ([`max_backoff`](FetcherBuilder::max_backoff) under 1 s lowers the first delay too, unless [`initial_backoff`](FetcherBuilder::initial_backoff) is set) |
 //! | Retry-After | honoured on 429 and 503 (seconds or HTTP date) up to [`max_retry_after`](FetcherBuilder::max_retry_after) (5 min); a longer one ends the request at once; it pauses the whole host only when the host refuses a request sent alone |
 //! | [`breaker_threshold`](FetcherBuilder::breaker_threshold) | opens after 5 consecutive failures of a host (when half its recent requests failed too); its requests wait for the probe, within what their retries would take; open 1 s, doubling while probes fail, up to [`breaker_open_time`](FetcherBuilder::breaker_open_time) (60 s) |
 //! | retry budget | while half of a host's recent requests fail, its retries are at most 20% of its requests (and 10 a second) |
@@ -95,7 +95,8 @@
 //! # Errors and retries
 //!
 //! Every failure is an [`Error`] with the URL, the attempts made, the status
-//! (if any) and the cause in `source()`. Branch on [`Error::kind`]:
+//! (if any) and the cause in `source()`; its `Display` ends with the causes,
+//! so `eprintln!("{error}")` says it all. Branch on [`Error::kind`]:
 //!
 //! | [`ErrorKind`] | when | retried |
 //! |---|---|---|
@@ -157,7 +158,7 @@
 //!   its timeout (DNS, connect, TLS, a head sent byte by byte, the body,
 //!   every redirect hop); durations up to `Duration::MAX` work.
 //! - **Secrets stay secret**: URL user info, proxy credentials, cookies
-//!   and sensitive headers (see [`FetcherBuilder::sensitive_header`]) never
+//!   and sensitive headers (see [`FetcherBuilder::sensitive_header_name`]) never
 //!   show in messages, logs or `Debug`, never reach the cache, and do not
 //!   follow a redirect to another origin.
 //! - **Batches nest**: a callback may start another batch on the same
@@ -199,7 +200,6 @@ mod transport;
 pub use crate::batch::{Batch, BatchStats, Progress, Responses};
 pub use crate::cache::Cache;
 pub use crate::cancel::CancelToken;
-pub use crate::config::env::parse_duration;
 pub use crate::config::FetcherBuilder;
 pub use crate::error::{Error, ErrorKind};
 pub use crate::fetcher::Fetcher;

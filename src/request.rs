@@ -339,7 +339,10 @@ impl Request {
     ///
     /// Headers whose names say they hold a secret are treated so already
     /// (`authorization`, `cookie`, `x-api-key`...; see
-    /// [`FetcherBuilder::sensitive_header`](crate::FetcherBuilder::sensitive_header)).
+    /// [`FetcherBuilder::sensitive_header_name`](crate::FetcherBuilder::sensitive_header_name),
+    /// which marks a name for every request, and
+    /// [`FetcherBuilder::sensitive_header`](crate::FetcherBuilder::sensitive_header),
+    /// which sends a secret header with every request).
     #[must_use]
     pub fn sensitive_header(
         mut self,

@@ -13,13 +13,32 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
 use crate::error::ErrorKind;
 
 /// A snapshot of a fetcher's counters since it was built.
 ///
 /// Returned by [`Fetcher::stats`](crate::Fetcher::stats); clones of a fetcher
-/// share one set of counters.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// share one set of counters. A batch's own counters
+/// ([`BatchStats`](crate::BatchStats)) and its [`Progress`](crate::Progress)
+/// use the same names for the same counts.
+///
+/// It implements `serde::Serialize`, field by field under the names below:
+/// durations (`gate_wait_time`, the [`Latency`] percentiles) as seconds, a
+/// float; `failures_by_kind` as an object from the [`ErrorKind`] name to
+/// its count ([`failures_of`](Stats::failures_of)), kinds with none left
+/// out.
+///
+/// ```
+/// let stats = parfetch::Fetcher::builder().build()?.stats();
+/// let json = serde_json::to_value(&stats).unwrap();
+/// assert_eq!(json["requests"], 0);
+/// assert_eq!(json["latency"]["p50"], 0.0);
+/// # Ok::<(), parfetch::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Requests finished (one per result handed back).
@@ -51,19 +70,44 @@ pub struct Stats {
     /// rate limit or its concurrency cap.
     pub gate_waits: u64,
     /// Time requests spent waiting at gates, summed over requests.
+    #[serde(serialize_with = "seconds")]
     pub gate_wait_time: Duration,
     /// Latency of finished requests, from the first attempt to the result.
     pub latency: Latency,
     /// The hosts that pushed back, or whose breaker is not closed, by name;
     /// empty in a batch's own stats until it ends.
     pub hosts: Vec<HostStats>,
+    #[serde(serialize_with = "by_kind")]
     failures_by_kind: [u64; ErrorKind::ALL.len()],
+}
+
+/// A duration as seconds, a float: how parfetch's figures serialise one.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+pub(crate) fn seconds<S: Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
+
+/// Counts by kind as an object from the kind's name, kinds with none left
+/// out.
+fn by_kind<S: Serializer>(
+    counts: &[u64; ErrorKind::ALL.len()],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let kinds = ErrorKind::ALL.iter().zip(counts).filter(|(_, n)| **n > 0);
+    let mut map = serializer.serialize_map(Some(kinds.clone().count()))?;
+    for (kind, count) in kinds {
+        map.serialize_entry(&kind.to_string(), count)?;
+    }
+    map.end()
 }
 
 /// A host that pushed back (429, 503, timeouts, refused connections, a
 /// latency that says it queues), or whose breaker is not closed: one entry
-/// of [`Stats::hosts`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// of [`Stats::hosts`]. Serialises field by field (serde).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct HostStats {
     /// The host: `scheme://name:port`.
@@ -89,8 +133,9 @@ pub struct HostStats {
     pub breaker: BreakerState,
 }
 
-/// The state of one host's circuit breaker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The state of one host's circuit breaker. Serialises (serde) as its name:
+/// `"Closed"`, `"Open"`, `"HalfOpen"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[non_exhaustive]
 pub enum BreakerState {
     /// Requests flow normally.
@@ -104,16 +149,21 @@ pub enum BreakerState {
 }
 
 /// Request latency percentiles (zero when no request has finished).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Serialised (serde), each is in seconds, a float.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Latency {
     /// The median.
+    #[serde(serialize_with = "seconds")]
     pub p50: Duration,
     /// The 95th percentile.
+    #[serde(serialize_with = "seconds")]
     pub p95: Duration,
     /// The 99th percentile.
+    #[serde(serialize_with = "seconds")]
     pub p99: Duration,
     /// The slowest request, exactly.
+    #[serde(serialize_with = "seconds")]
     pub max: Duration,
 }
 

@@ -1,5 +1,4 @@
-//! The `PARFETCH_*` environment variables, and the duration syntax they
-//! share with the command line.
+//! The `PARFETCH_*` environment variables.
 //!
 //! A script's settings often come from its environment (a CI job, a
 //! container). [`read`] reads the variables that are set into
@@ -10,6 +9,8 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use super::duration::parse_duration;
 
 /// The settings the `PARFETCH_*` variables give, each `None` when its
 /// variable is not set.
@@ -65,35 +66,6 @@ fn flag(text: &str) -> Option<bool> {
     }
 }
 
-/// Parses a duration as `PARFETCH_TIMEOUT` and the `parfetch` command take
-/// it: a number of seconds (`30`, `2.5`), or a number with a unit: `ms`,
-/// `s`, `m` or `h` (`500ms`, `1.5s`, `2m`, `1h`). Spaces around the parts
-/// are allowed; a negative, infinite or unknown value is `None`.
-///
-/// ```
-/// use std::time::Duration;
-/// assert_eq!(parfetch::parse_duration("500ms"), Some(Duration::from_millis(500)));
-/// assert_eq!(parfetch::parse_duration("1.5"), Some(Duration::from_millis(1500)));
-/// assert_eq!(parfetch::parse_duration("2 m"), Some(Duration::from_secs(120)));
-/// assert_eq!(parfetch::parse_duration("soon"), None);
-/// ```
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let number: f64 = number.trim().parse().ok()?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,30 +108,5 @@ mod tests {
             read(vars(&[("PARFETCH_CONCURRENCY", "lots")])),
             Err("PARFETCH_CONCURRENCY=\"lots\" is not a valid value".to_owned())
         );
-    }
-
-    #[test]
-    fn durations() {
-        let cases = [
-            ("30", Some(30_000)),
-            ("2.5", Some(2_500)),
-            ("500ms", Some(500)),
-            ("30s", Some(30_000)),
-            ("2m", Some(120_000)),
-            ("-1", None),
-            ("fast", None),
-            ("10h", Some(36_000_000)),
-            ("1d", None),
-            ("inf", None),
-            ("NaN", None),
-            ("", None),
-        ];
-        for (text, want) in cases {
-            assert_eq!(
-                parse_duration(text),
-                want.map(Duration::from_millis),
-                "{text:?}"
-            );
-        }
     }
 }

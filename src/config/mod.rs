@@ -4,6 +4,7 @@
 //! the doc of its setter. Setters never fail; [`FetcherBuilder::build`]
 //! checks the whole configuration at once and says what is wrong with it.
 
+pub(crate) mod duration;
 pub(crate) mod env;
 pub(crate) mod settings;
 
@@ -49,6 +50,9 @@ pub struct FetcherBuilder {
     pub(crate) connect_timeout: Duration,
     pub(crate) total_timeout: Option<Duration>,
     pub(crate) retry: RetryPolicy,
+    /// Whether `initial_backoff` was set: if not, it follows a lower
+    /// `max_backoff` down.
+    pub(crate) initial_backoff_set: bool,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) sensitive_headers: Vec<String>,
     pub(crate) user_agent: String,
@@ -90,6 +94,7 @@ impl Default for FetcherBuilder {
                 max_retry_after: Duration::from_secs(300),
                 jitter: Duration::from_secs(1),
             },
+            initial_backoff_set: false,
             headers: Vec::new(),
             sensitive_headers: Vec::new(),
             user_agent: concat!("parfetch/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -216,12 +221,15 @@ impl FetcherBuilder {
     }
 
     /// The delay before the first retry; each later one is
-    /// [`backoff_multiplier`](Self::backoff_multiplier) times longer.
+    /// [`backoff_multiplier`](Self::backoff_multiplier) times longer, up to
+    /// [`max_backoff`](Self::max_backoff). Set, it must not be longer than
+    /// `max_backoff`: [`build`](Self::build) refuses that.
     ///
-    /// Defaults to 1 second.
+    /// Defaults to 1 second, or to `max_backoff` when that is set lower.
     #[must_use]
     pub fn initial_backoff(mut self, delay: Duration) -> Self {
         self.retry.initial_delay = delay;
+        self.initial_backoff_set = true;
         self
     }
 
@@ -234,10 +242,12 @@ impl FetcherBuilder {
         self
     }
 
-    /// The longest backoff delay before a retry. It must be at least the
-    /// [`initial_backoff`](Self::initial_backoff) (1 s by default; lower
-    /// both together). A server's own Retry-After is capped by
-    /// [`max_retry_after`](Self::max_retry_after) instead.
+    /// The longest backoff delay before a retry. Set below the default
+    /// [`initial_backoff`](Self::initial_backoff) (1 s), it lowers that
+    /// too: `max_backoff(500ms)` alone retries after 500 ms each time. An
+    /// `initial_backoff` you set yourself must not be longer:
+    /// [`build`](Self::build) refuses that. A server's own Retry-After is
+    /// capped by [`max_retry_after`](Self::max_retry_after) instead.
     ///
     /// Defaults to 60 seconds.
     #[must_use]
@@ -277,17 +287,37 @@ impl FetcherBuilder {
     /// name wins). Checked by [`build`](Self::build).
     ///
     /// Defaults to none besides `accept: application/json`, `user-agent` and
-    /// `accept-encoding` (gzip, deflate, br).
+    /// `accept-encoding` (gzip, deflate, br, zstd: the codings parfetch
+    /// decodes).
     #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
-    /// Treats the header `name` as a secret, in every request: its value is
-    /// never shown (messages, logs, `Debug`), never written to the cache, and
-    /// not sent on to another host when a redirect leads there. Can be
-    /// called for several names.
+    /// Adds a header whose value is a secret, sent with every request: as
+    /// [`header`](Self::header) does, and its name is treated as
+    /// [`sensitive_header_name`](Self::sensitive_header_name) says. The
+    /// same as [`Request::sensitive_header`](crate::Request::sensitive_header)
+    /// for one request.
+    ///
+    /// ```
+    /// let builder = parfetch::Fetcher::builder().sensitive_header("x-partner", "s3cr3t");
+    /// assert!(format!("{builder:?}").contains(r#"("x-partner", "***")"#));
+    /// let fetcher = builder.build()?;
+    /// # Ok::<(), parfetch::Error>(())
+    /// ```
+    #[must_use]
+    pub fn sensitive_header(self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        self.sensitive_header_name(name.clone()).header(name, value)
+    }
+
+    /// Treats every header named `name` (ignoring case) as a secret, in
+    /// every request, whoever sets it (a default header, a request's own):
+    /// its value is never shown (messages, logs, `Debug`), never written to
+    /// the cache, and not sent on to another host when a redirect leads
+    /// there. Sends nothing by itself. Can be called for several names.
     ///
     /// Defaults to `cookie`, `set-cookie`, and every header whose name
     /// contains `auth`, `token`, `secret`, `passw`, `api-key`, `apikey`,
@@ -295,7 +325,7 @@ impl FetcherBuilder {
     /// `authorization`, `proxy-authorization`, `x-api-key`, `x-auth-token`
     /// and `x-amz-security-token` are secrets without being named here.
     #[must_use]
-    pub fn sensitive_header(mut self, name: impl Into<String>) -> Self {
+    pub fn sensitive_header_name(mut self, name: impl Into<String>) -> Self {
         self.sensitive_headers.push(name.into());
         self
     }
@@ -654,9 +684,16 @@ impl FetcherBuilder {
                 retry.multiplier
             ));
         }
-        if retry.initial_delay > retry.max_delay {
+        // Left at its default, the first delay follows a lower cap down.
+        let initial_delay = if self.initial_backoff_set {
+            retry.initial_delay
+        } else {
+            retry.initial_delay.min(retry.max_delay)
+        };
+        if initial_delay > retry.max_delay {
             return fail(format!(
-                "initial_backoff ({:?}) is longer than max_backoff ({:?})",
+                "initial_backoff ({:?}) is longer than max_backoff ({:?}): lower \
+                 initial_backoff, or raise max_backoff",
                 retry.initial_delay, retry.max_delay
             ));
         }
@@ -720,7 +757,7 @@ impl FetcherBuilder {
         // Durations past a century mean "no limit": capped, they stay clear
         // of every overflow in time arithmetic (ours and ureq's).
         let retry = RetryPolicy {
-            initial_delay: clock::capped(retry.initial_delay),
+            initial_delay: clock::capped(initial_delay),
             max_delay: clock::capped(retry.max_delay),
             max_retry_after: clock::capped(retry.max_retry_after),
             jitter: clock::capped(retry.jitter),
@@ -856,7 +893,13 @@ mod tests {
             (b().backoff_multiplier(f64::NAN), "got NaN"),
             (
                 b().initial_backoff(Duration::from_secs(90)),
-                "initial_backoff (90s) is longer than max_backoff (60s)",
+                "initial_backoff (90s) is longer than max_backoff (60s): lower initial_backoff, \
+                 or raise max_backoff",
+            ),
+            (
+                b().initial_backoff(Duration::from_secs(2))
+                    .max_backoff(Duration::from_secs(1)),
+                "initial_backoff (2s) is longer than max_backoff (1s)",
             ),
             (b().body_limit(0), "body_limit must be at least 1 byte"),
             (
@@ -890,6 +933,24 @@ mod tests {
             let message = rejected(builder);
             assert!(message.contains(want), "{message:?} lacks {want:?}");
         }
+    }
+
+    /// `max_backoff` below the default first delay lowers it, whichever
+    /// setter comes first; one set by hand is kept.
+    // From issue 26: `max_backoff(500ms)` alone made `build()` fail.
+    #[test]
+    fn a_low_max_backoff_lowers_the_default_initial_backoff() {
+        let first = |builder: FetcherBuilder| builder.check().unwrap().retry.initial_delay;
+        let half = Duration::from_millis(500);
+        let b = FetcherBuilder::default;
+        assert_eq!(first(b().max_backoff(half)), half);
+        assert_eq!(
+            first(b().max_backoff(Duration::from_secs(90))),
+            Duration::from_secs(1)
+        );
+        let set = Duration::from_millis(100);
+        assert_eq!(first(b().max_backoff(half).initial_backoff(set)), set);
+        assert_eq!(first(b().initial_backoff(set).max_backoff(half)), set);
     }
 
     #[test]

@@ -101,8 +101,15 @@ impl ErrorKind {
 /// It carries the URL ([`url`](Error::url)), the attempts made
 /// ([`attempts`](Error::attempts)), the HTTP status where there was one
 /// ([`status`](Error::status)), and the underlying cause in
-/// [`source`](StdError::source). Its `Display` names only this crate's layer;
-/// print the `source()` chain for the cause.
+/// [`source`](StdError::source).
+///
+/// Its `Display` is the whole story on one line: the request, what went
+/// wrong, and then its causes, each after `": "`, so that
+/// `eprintln!("{error}")` is enough: `GET http://127.0.0.1:1/x: network
+/// error after 4 attempts: io: Connection refused (os error 111)`. Secrets
+/// are hidden in it as everywhere. `source()` holds the same causes as
+/// values, for code that inspects them; a reporter that prints the
+/// `source()` chain after the message (anyhow's `{:#}`) prints them twice.
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -268,17 +275,11 @@ impl Error {
         struct AsCause<'e>(&'e Error);
         impl fmt::Display for AsCause<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.write_message(f, false)
+                self.0.write_message(f, false)?;
+                self.0.write_causes(f)
             }
         }
-        let mut words = AsCause(self).to_string();
-        let mut source = self.source();
-        while let Some(cause) = source {
-            words.push_str(": ");
-            words.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        words
+        AsCause(self).to_string()
     }
 
     /// What went wrong. Branch on this, not on the message.
@@ -365,11 +366,28 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_message(f, !self.inner.is_cause)
+        self.write_message(f, !self.inner.is_cause)?;
+        self.write_causes(f)
     }
 }
 
 impl Error {
+    /// The `source()` chain, each cause after `": "`. A cause that is a
+    /// parfetch error writes only its own message here: its causes follow
+    /// in the chain (its `Display` would write them a second time).
+    fn write_causes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut source = self.source();
+        while let Some(cause) = source {
+            f.write_str(": ")?;
+            match cause.downcast_ref::<Error>() {
+                Some(ours) => ours.write_message(f, !ours.inner.is_cause)?,
+                None => write!(f, "{cause}")?,
+            }
+            source = cause.source();
+        }
+        Ok(())
+    }
+
     /// The message: the request (if `with_request`), what went wrong, and
     /// the particulars of this layer.
     fn write_message(&self, f: &mut fmt::Formatter<'_>, with_request: bool) -> fmt::Result {
@@ -528,6 +546,83 @@ mod tests {
         assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
     }
 
+    /// The kinds named in the first column of the error table that starts
+    /// at `header` in `text` (each line's prefix `prefix` taken off).
+    fn table_kinds(text: &str, header: &str, prefix: &str) -> Vec<String> {
+        let table = text
+            .split(header)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no table under {header:?}"));
+        table
+            .lines()
+            .skip(1)
+            .map(|line| line.strip_prefix(prefix).unwrap_or(line))
+            .take_while(|line| line.starts_with('|'))
+            .filter(|line| !line.starts_with("|---"))
+            .flat_map(|line| {
+                let first = line.split('|').nth(1).unwrap_or_default();
+                first
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The error tables of the crate docs and of docs/errors.md list every
+    /// kind once, and nothing else: a kind added without its rows fails
+    /// here (and one left out of `ALL` fails to compile below).
+    #[test]
+    fn the_error_tables_list_every_kind() {
+        // No `_` arm: a new kind must be placed here, and so in `ALL`.
+        fn in_all(kind: ErrorKind) -> bool {
+            match kind {
+                ErrorKind::NotFound
+                | ErrorKind::Status
+                | ErrorKind::Network
+                | ErrorKind::Tls
+                | ErrorKind::Timeout
+                | ErrorKind::InvalidJson
+                | ErrorKind::BodyTooLarge
+                | ErrorKind::CircuitOpen
+                | ErrorKind::InvalidRequest
+                | ErrorKind::Redirect
+                | ErrorKind::Offline
+                | ErrorKind::DeadlineExceeded
+                | ErrorKind::Cancelled
+                | ErrorKind::InvalidConfig
+                | ErrorKind::Internal => ErrorKind::ALL.contains(&kind),
+            }
+        }
+        assert!(ErrorKind::ALL.iter().all(|kind| in_all(*kind)));
+        let mut kinds: Vec<String> = ErrorKind::ALL.iter().map(ToString::to_string).collect();
+        kinds.sort();
+        let tables = [
+            (
+                "src/lib.rs",
+                table_kinds(
+                    include_str!("../lib.rs"),
+                    "//! | [`ErrorKind`] | when | retried |",
+                    "//! ",
+                ),
+            ),
+            (
+                "docs/errors.md",
+                table_kinds(
+                    include_str!("../../docs/errors.md"),
+                    "| `ErrorKind` | when | retried |",
+                    "",
+                ),
+            ),
+        ];
+        for (file, mut listed) in tables {
+            listed.sort();
+            assert_eq!(listed, kinds, "the error table of {file}");
+        }
+    }
+
     #[test]
     fn kind_index_matches_all() {
         for (i, kind) in ErrorKind::ALL.iter().enumerate() {
@@ -584,17 +679,25 @@ mod tests {
 
     #[test]
     fn a_cause_does_not_name_the_request_again() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let cause = Error::new(ErrorKind::Network)
             .with_request("GET", "http://h/x")
-            .with_attempts(1);
+            .with_attempts(1)
+            .with_source(refused);
         let error = Error::new(ErrorKind::DeadlineExceeded)
             .with_request("GET", "http://h/x")
             .with_attempts(1)
             .with_source(cause.into_cause());
-        let chain = format!("{error}: {}", error.source().unwrap());
+        // The causes follow, each once: the inner error's own cause is
+        // written by the chain, not also by the inner error.
         assert_eq!(
-            chain,
-            "GET http://h/x: the batch deadline passed before the request finished: network error"
+            error.to_string(),
+            "GET http://h/x: the batch deadline passed before the request finished: \
+             network error: refused"
+        );
+        assert_eq!(
+            error.summary(),
+            "the batch deadline passed before the request finished: network error: refused"
         );
     }
 

@@ -24,6 +24,7 @@
 
 pub(crate) mod doc;
 mod input;
+mod number;
 pub(crate) mod raw_json;
 pub(crate) mod words;
 

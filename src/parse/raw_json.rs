@@ -16,11 +16,14 @@ use serde::ser::{self, Serialize, Serializer};
 use simd_json::Buffers;
 
 use super::input;
+use super::number;
 use super::words::JsonError;
 
 /// A JSON document as the server sent it: checked to be JSON, on one line
 /// (the whitespace between tokens removed), every key, number and string
-/// spelled as it came. Fetch one as any other type:
+/// spelled as it came. A number is checked against JSON's grammar only:
+/// `1e400` is kept as sent, though a [`Value`](crate::Value) refuses it
+/// (it is past what an `f64` holds). Fetch one as any other type:
 /// `fetcher.get_json::<parfetch::RawJson>(url)`.
 ///
 /// It serialises as the JSON it holds (with serde_json), so it can be
@@ -67,10 +70,21 @@ impl RawJson {
 
 /// `body` as a [`RawJson`], if it is one JSON document: checked by
 /// simd-json on a copy (it rewrites what it parses), with `buffers`.
+///
+/// A number is checked against JSON's grammar, not the range of an `f64`
+/// (`1e400` is JSON text, RFC 8259 §6): when simd-json refuses a body, it
+/// is checked again with every number the grammar accepts written as `0`,
+/// so that only a fault other than a number's range refuses it.
 pub(crate) fn check(body: &[u8], buffers: &mut Buffers) -> Result<RawJson, JsonError> {
     let mut copy = body.to_vec();
     if let Err(error) = simd_json::Deserializer::from_slice_with_buffers(&mut copy, buffers) {
-        return Err(JsonError::parser(&error, body));
+        let mut zeroed = body.to_vec();
+        number::zero_numbers(&mut zeroed);
+        if zeroed == body
+            || simd_json::Deserializer::from_slice_with_buffers(&mut zeroed, buffers).is_err()
+        {
+            return Err(JsonError::parser(&error, body));
+        }
     }
     RawJson::from_checked(body).ok_or_else(|| JsonError::problem("invalid UTF-8"))
 }

@@ -14,6 +14,7 @@
 
 use simd_json::ErrorType;
 
+use super::number;
 use crate::error::Error;
 
 /// How many characters of a body a message quotes.
@@ -64,16 +65,17 @@ pub(crate) fn describe(error: &simd_json::Error, body: &[u8]) -> (String, Option
         ErrorType::DepthLimitExceeded => {
             "arrays and objects nested deeper than parfetch reads (1,024 levels)".to_owned()
         }
-        // simd-json stops inside the number: quoted from its start.
+        // simd-json stops inside the number: quoted from its start, and
+        // said to be out of range when the grammar has nothing against it.
         ErrorType::InvalidNumber | ErrorType::InvalidExponent => {
             let start = number_start(body, at);
-            return (
-                format!(
-                    "a number that is not valid JSON or is out of range: {}",
-                    excerpt(body.get(start..).unwrap_or_default())
-                ),
-                Some(start),
-            );
+            let number = body.get(start..).unwrap_or_default();
+            let what = if number::is_number(&number[..number::token_len(number)]) {
+                "a number out of range (valid JSON, but past what a 64-bit float holds)"
+            } else {
+                "a number that is not valid JSON"
+            };
+            return (format!("{what}: {}", excerpt(number)), Some(start));
         }
         // simd-json places these within their string, not the body: the
         // place is serde_json's, read on the body, and taken when it finds
@@ -460,7 +462,7 @@ mod tests {
 
     #[test]
     fn each_failure_is_said_in_words() {
-        let cases: [(&[u8], &str, Option<usize>); 20] = [
+        let cases: [(&[u8], &str, Option<usize>); 21] = [
             (
                 b"<!DOCTYPE html>\n<html><body>Oops</body></html>",
                 "the body is not JSON: it starts with \"<!DOCTYPE html>\\n<html><body>Oops</body><\"…",
@@ -480,7 +482,12 @@ mod tests {
             (b"1\n2\n", "more than one JSON value", Some(2)),
             (
                 b"[1, 2e999]",
-                "a number that is not valid JSON or is out of range",
+                "a number out of range (valid JSON, but past what a 64-bit float holds): \"2e999]\"",
+                Some(4),
+            ),
+            (
+                b"[1, 2e]",
+                "a number that is not valid JSON: \"2e]\"",
                 Some(4),
             ),
             (b"[1,]", "a trailing comma before ']'", Some(3)),

@@ -53,7 +53,7 @@ pub(crate) struct TransportSettings {
 
 impl TransportSettings {
     /// Whether header `name` is a secret: by default, or marked so by
-    /// [`FetcherBuilder::sensitive_header`](crate::FetcherBuilder::sensitive_header).
+    /// [`FetcherBuilder::sensitive_header_name`](crate::FetcherBuilder::sensitive_header_name).
     pub(crate) fn is_sensitive(&self, name: &str) -> bool {
         redact::is_sensitive(name, &self.sensitive_headers)
     }

@@ -648,6 +648,23 @@ fn bodies_are_written_as_sent_and_identical_across_runs() {
     assert!(bodies.iter().all(|b| *b == bodies[0]));
 }
 
+/// A number past what an f64 holds is JSON text (RFC 8259 §6 leaves the
+/// range to the reader): the body is written as sent, not refused.
+// From issue 26: `{"f":1e400}` was refused, so the CLI wrote an error.
+#[test]
+fn a_number_past_f64_is_written_as_sent() {
+    let server = TestServer::start(|_| Reply::json(200, r#"{ "f": 1e400, "g": -2.5E-999 }"#));
+    let output = parfetch(&["-q", &server.url("/huge")], None);
+    assert_exit(&output, 0);
+    let written = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        written
+            .trim_end()
+            .ends_with(r#""body":{"f":1e400,"g":-2.5E-999}}"#),
+        "{written}"
+    );
+}
+
 #[test]
 fn durations_take_units() {
     let server = server();
@@ -733,4 +750,30 @@ fn an_empty_success_is_a_failure_and_a_204_is_null() {
         lines[1]
     );
     assert!(lines[1].get("body").is_none_or(|body| body.is_null()));
+}
+
+/// A JSON line's `error.message` is the error's `Display`, which ends with
+/// its cause: the cause is written once, not again after it.
+// From issue 26 (Display ends with its cause; the CLI added it a second time).
+#[test]
+fn an_error_line_names_its_cause_once() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/laps.json");
+    let output = parfetch(&["--retries", "0", "-q", &url], None);
+    assert_exit(&output, 2);
+    let lines = lines(&output);
+    let message = lines[0]["error"]["message"].as_str().unwrap_or_default();
+    let head = format!("GET {url}: network error: ");
+    assert!(message.starts_with(&head), "{message:?}");
+    assert_eq!(
+        message
+            .to_ascii_lowercase()
+            .matches("connection refused")
+            .count(),
+        1,
+        "{message:?}"
+    );
 }

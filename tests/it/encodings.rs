@@ -9,7 +9,7 @@ use std::time::Duration;
 use parfetch::{ErrorKind, Value};
 
 use crate::server::{Reply, TestServer};
-use crate::support::{encoded, gzip, once, serve, zlib};
+use crate::support::{encoded, gzip, once, recording, serve, zlib};
 
 // From review 4 (issue 15).
 /// Found (now fixed): "An empty body (a 204, a 205, an empty 200) is JSON `null` to the
@@ -179,7 +179,7 @@ fn gzip_with_bytes_after_a_whole_member_reads_as_curl_and_urllib3_read_it() {
 /// `gzip, gzip` on one line or on two (RFC 9110 §5.3: field lines combine
 /// into one list, as curl and requests read them), `identity, gzip`
 /// (identity skipped), an unknown coding over a body that is JSON anyway.
-/// One parfetch cannot decode (zstd) is named in the message, and
+/// One parfetch cannot decode (`compress`) is named in the message, and
 /// `get_bytes` returns the body as it was sent.
 ///
 /// Found (now fixed), review 4: the same list on two header lines was
@@ -189,7 +189,7 @@ fn gzip_with_bytes_after_a_whole_member_reads_as_curl_and_urllib3_read_it() {
 #[test]
 fn codings_sent_unasked_are_decoded_or_named() {
     let doc = br#"{"ok":true}"#;
-    let zstd = b"\x28\xb5\x2f\xfd\x00\x00".to_vec();
+    let compress = b"\x1f\x9d\x90\x7b\x00".to_vec();
     let server = serve(vec![
         ("/deflate", encoded(200, "deflate", zlib(doc))),
         ("/gzip-twice", encoded(200, "gzip, gzip", gzip(&gzip(doc)))),
@@ -207,7 +207,7 @@ fn codings_sent_unasked_are_decoded_or_named() {
         ),
         ("/identity-gzip", encoded(200, "identity, gzip", gzip(doc))),
         ("/utf-8", encoded(200, "utf-8", doc.to_vec())),
-        ("/zstd", encoded(200, "zstd", zstd.clone())),
+        ("/compress", encoded(200, "compress", compress.clone())),
     ]);
     let fetcher = once();
     for path in [
@@ -224,13 +224,15 @@ fn codings_sent_unasked_are_decoded_or_named() {
             value.map_err(|e| e.to_string())
         );
     }
-    let error = fetcher.get_json::<Value>(server.url("/zstd")).unwrap_err();
+    let error = fetcher
+        .get_json::<Value>(server.url("/compress"))
+        .unwrap_err();
     assert_eq!(
         (error.kind(), error.attempts()),
         (ErrorKind::InvalidJson, 1)
     );
     let message = error.to_string();
-    for words in ["zstd-encoded", "which parfetch does not decode"] {
+    for words in ["compress-encoded", "which parfetch does not decode"] {
         assert!(message.contains(words), "{message}");
     }
     assert!(
@@ -238,7 +240,10 @@ fn codings_sent_unasked_are_decoded_or_named() {
         "the words are the message"
     );
     // As bytes, the body that could not be decoded comes as it was sent.
-    assert_eq!(fetcher.get_bytes(server.url("/zstd")).unwrap(), zstd);
+    assert_eq!(
+        fetcher.get_bytes(server.url("/compress")).unwrap(),
+        compress
+    );
 }
 
 // From review 4 (issue 15).
@@ -263,4 +268,95 @@ fn a_deflate_bomb_stops_at_the_body_limit() {
         "{bomb}"
     );
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+/// The codings of a request's Accept-Encoding, as sent.
+fn accepted(request: &crate::server::Request) -> Vec<String> {
+    request
+        .header("accept-encoding")
+        .unwrap_or_default()
+        .split(',')
+        .map(|coding| coding.trim().to_owned())
+        .collect()
+}
+
+/// zstd is asked for (Accept-Encoding lists it, beside the other codings
+/// parfetch undoes, and nothing it cannot), and a body sent in it is
+/// undone, for JSON and for bytes.
+#[test]
+fn zstd_is_asked_for_and_undone() {
+    const DOC: &[u8] = br#"{"ok":true,"laps":[91.5,90.25]}"#;
+    let (server, _) = recording(|_, request| {
+        if accepted(request).iter().any(|coding| coding == "zstd") {
+            encoded(200, "zstd", zstd::encode_all(DOC, 3).unwrap())
+        } else {
+            Reply::json(406, r#"{"error":"zstd was not asked for"}"#)
+        }
+    });
+    let fetcher = once();
+    let value = fetcher.get_json::<Value>(server.url("/doc"));
+    assert!(
+        value
+            .as_ref()
+            .is_ok_and(|v| v["ok"] == true && v["laps"][1] == 90.25),
+        "{:?}",
+        value.map_err(|e| e.to_string())
+    );
+    assert_eq!(fetcher.get_bytes(server.url("/doc")).unwrap(), DOC);
+    let (server, seen) =
+        recording(|_, request| Reply::json(200, format!("{:?}", accepted(request))));
+    let listed: Vec<String> = fetcher.get_json(server.url("/")).unwrap();
+    assert_eq!(listed, ["gzip", "deflate", "br", "zstd"]);
+    assert_eq!(crate::support::count(&seen), 1);
+}
+
+/// A damaged zstd body fails as a damaged gzip body does: the same kind,
+/// one attempt (the same bytes would come again), the coding named.
+#[test]
+fn a_damaged_zstd_body_fails_as_a_damaged_gzip_body_does() {
+    let mut zstd =
+        zstd::encode_all(&br#"{"ok":true,"padding":"xxxxxxxxxxxxxxxx"}"#[..], 3).unwrap();
+    let middle = zstd.len() / 2;
+    zstd[middle..].fill(0xff);
+    let mut gzip = gzip(br#"{"ok":true,"padding":"xxxxxxxxxxxxxxxx"}"#);
+    let middle = gzip.len() / 2;
+    gzip[middle..].fill(0xff);
+    let server = serve(vec![
+        ("/zstd", encoded(200, "zstd", zstd)),
+        ("/gzip", encoded(200, "gzip", gzip)),
+    ]);
+    let fetcher = crate::quick()
+        .breaker_threshold(0)
+        .max_retries(2)
+        .build()
+        .unwrap();
+    let failed = |path: &str| {
+        let error = fetcher.get_json::<Value>(server.url(path)).unwrap_err();
+        let coding = &path[1..];
+        let words = format!("the body is sent {coding}-encoded but does not decode");
+        assert!(error.to_string().contains(&words), "{error}");
+        (error.kind(), error.attempts())
+    };
+    assert_eq!(failed("/gzip"), (ErrorKind::InvalidJson, 1));
+    assert_eq!(failed("/zstd"), failed("/gzip"));
+}
+
+/// A zstd bomb (16 MiB of zeros in a few hundred bytes) stops at the body
+/// limit as BodyTooLarge, as gzip and deflate bombs do.
+#[test]
+fn a_zstd_bomb_stops_at_the_body_limit() {
+    let bomb = zstd::encode_all(&vec![0u8; 16 << 20][..], 19).unwrap();
+    assert!(bomb.len() < 4096, "{} bytes", bomb.len());
+    let server = serve(vec![("/bomb", encoded(200, "zstd", bomb))]);
+    let fetcher = crate::quick()
+        .max_retries(0)
+        .body_limit(1 << 20)
+        .build()
+        .unwrap();
+    let error = fetcher.get_bytes(server.url("/bomb")).unwrap_err();
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::BodyTooLarge, 1),
+        "{error}"
+    );
 }

@@ -38,7 +38,7 @@ mod errors; // each row of the error table: kind, status, attempts, retried or n
 mod extremes; // settings and header values at their extremes: no panic, overflow or hang
 mod faults; // the fault matrix: every fault alone and mixed into large batches
 mod hosts; // what a host is, and what is kept per host: breakers, resolver, records
-mod json; // Value, RawJson and serde types read the same bodies alike
+mod json; // Value, RawJson and serde types read the same bodies alike (RawJson keeps numbers past f64)
 mod layers; // what each layer of src/ may import, and no import loops
 mod logs; // what is logged, and that no secret is
 mod messages; // the words of a bad body: what was expected, where, what came instead
@@ -52,6 +52,7 @@ mod redirects; // redirects: hop counts, loops, secrets left behind at another o
 mod responses; // what a success says besides its body: status, headers, final URL, attempts, cache
 mod retry; // retries as the server sees them: counts, Retry-After, idempotency
 mod secrets; // user info, credentials, sensitive headers: never shown, never on disk
+mod serialised; // the figures (Stats, Progress, BatchStats...) as serde writes them
 mod streaming; // batches as streams: order, progress, callbacks, deadline, cancel, limits
 mod timeouts; // a timeout bounds everything it names, within 1.125 times
 mod tls; // certificates, roots, client certificates, https never down to http

@@ -552,3 +552,36 @@ fn ndjson_after_a_bom_names_one_byte_offset() {
         "the first value ends at byte 10 of the body (3 BOM bytes + 7): {message}"
     );
 }
+
+/// `Display` ends with the cause, as the CLI prints it: `eprintln!("{e}")`
+/// says why a request failed, not only that it did; each cause once, and
+/// the source chain still holds it for code.
+// From issue 26: "network error after 4 attempts" and no more.
+#[test]
+fn display_ends_with_the_cause() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/laps.json");
+    let fetcher = crate::quick().breaker_threshold(0).build().unwrap();
+    let error = fetcher.get_bytes(url.as_str()).unwrap_err();
+    let message = error.to_string();
+    let head = format!("GET {url}: network error after 4 attempts: ");
+    let cause = message
+        .strip_prefix(&head)
+        .unwrap_or_else(|| panic!("{message:?} does not start with {head:?}"));
+    assert!(
+        cause.to_ascii_lowercase().contains("connection refused"),
+        "{message}"
+    );
+    // Each cause once: the chain's own words, in order, after the head.
+    let mut chain = Vec::new();
+    let mut source = std::error::Error::source(&error);
+    while let Some(next) = source {
+        chain.push(next.to_string());
+        source = next.source();
+    }
+    assert!(!chain.is_empty(), "the cause is kept in source()");
+    assert_eq!(cause, chain.join(": "), "{message}");
+}

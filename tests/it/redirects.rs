@@ -92,7 +92,7 @@ fn sensitive_headers_stay_with_their_origin_however_spelt() {
     let fetcher = crate::quick()
         .header("authorization", "Bearer BUILDER")
         .header("x-api-key", "KEY")
-        .sensitive_header("X-Partner")
+        .sensitive_header_name("X-Partner")
         .build()
         .unwrap();
     // Start, the server that answers last, the path it answers, whether

@@ -131,7 +131,7 @@ fn debug_hides_sensitive_headers() {
             .with_header("x-trace", "trace-1")
     });
     let fetcher = crate::quick()
-        .sensitive_header("X-Partner-Id")
+        .sensitive_header_name("X-Partner-Id")
         .build()
         .unwrap();
     let response = fetcher

@@ -123,11 +123,11 @@ fn progress_adds_up_to_the_batch() {
     assert_eq!(results.len(), 200);
     let last = reports.last().expect("a final report");
     assert_eq!(
-        (last.done, last.total, last.ok, last.failed),
+        (last.requests, last.total, last.successes, last.failures),
         (200, Some(200), 160, 40)
     );
-    assert_eq!(last.bytes, 160 * 7);
-    assert!(reports.windows(2).all(|w| w[0].done <= w[1].done));
+    assert_eq!(last.bytes_received, 160 * 7);
+    assert!(reports.windows(2).all(|w| w[0].requests <= w[1].requests));
     // A lazy iterator does not know its length: the caller tells it.
     let lazy = || urls.iter().filter(|url| !url.ends_with("/x"));
     let mut totals = Vec::new();
@@ -160,7 +160,7 @@ fn progress_adds_up_to_the_batch() {
         .on_progress(|p| last = Some(*p))
         .for_each_bytes(|_, _| {});
     let last = last.expect("a final report");
-    assert_eq!((last.done, last.total), (3, Some(10)));
+    assert_eq!((last.requests, last.total), (3, Some(10)));
     let mut last = None;
     fetcher
         .batch(&urls[..3])
@@ -168,7 +168,7 @@ fn progress_adds_up_to_the_batch() {
         .on_progress(|p| last = Some(*p))
         .for_each_bytes(|_, _| {});
     let last = last.expect("a final report");
-    assert_eq!((last.done, last.total), (3, Some(3)));
+    assert_eq!((last.requests, last.total), (3, Some(3)));
 }
 
 #[test]

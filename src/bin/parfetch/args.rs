@@ -196,7 +196,7 @@ fn concurrency(text: &str) -> Result<Concurrency, String> {
 
 /// A duration, as `PARFETCH_TIMEOUT` takes it (one parser for both).
 fn duration(text: &str) -> Result<Duration, String> {
-    parfetch::parse_duration(text)
+    crate::duration::parse_duration(text)
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
             format!("{text:?} is not a duration above zero: say 30, 2.5, 500ms, 1.5s, 2m or 1h")

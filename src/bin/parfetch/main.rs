@@ -4,6 +4,10 @@
 
 mod args;
 mod count;
+// The duration syntax of PARFETCH_TIMEOUT, from the library's own source:
+// one parser for both, and none in the library's API.
+#[path = "../../config/duration.rs"]
+mod duration;
 mod failed;
 mod fetcher;
 mod help;

@@ -41,17 +41,10 @@ pub(crate) struct ErrorLine {
 
 impl ErrorLine {
     pub(crate) fn new(error: &parfetch::Error) -> ErrorLine {
-        // The message with its causes, as one line.
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        // The message ends with its causes already: one line.
         ErrorLine {
-            kind: format!("{:?}", error.kind()),
-            message,
+            kind: error.kind().to_string(),
+            message: error.to_string(),
         }
     }
 }

@@ -35,11 +35,11 @@ impl Line {
     /// Shows `progress`.
     pub(crate) fn update(&self, progress: &Progress) {
         if let Some(bar) = &self.bar {
-            bar.set_position(progress.done);
-            bar.set_message(if progress.failed == 0 {
+            bar.set_position(progress.requests);
+            bar.set_message(if progress.failures == 0 {
                 String::new()
             } else {
-                format!(" · {} failed", progress.failed)
+                format!(" · {} failed", progress.failures)
             });
         }
     }
