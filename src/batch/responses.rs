@@ -266,6 +266,12 @@ where
             // may go on meanwhile, up to the driver's own bound.
             _ => (most + shared.queue.set_aside()).saturating_sub(under_way),
         };
+        // Fed in handfuls, not one request per result taken: each feed
+        // takes the queue's lock, which the workers share. A worker with
+        // nothing to take is fed at once.
+        if room < (self.concurrency / 2).max(1) && !shared.queue.is_hungry() {
+            return;
+        }
         let mut finished = false;
         for _ in 0..room {
             match catch_unwind(AssertUnwindSafe(|| requests.next().map(Into::into))) {

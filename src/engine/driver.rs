@@ -26,6 +26,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,9 @@ pub(crate) struct Queue {
     state: Mutex<State>,
     wake: Condvar,
     clock: Arc<dyn Clock>,
+    /// A worker asked the caller for more, and the caller has not fed
+    /// since (written under the lock, read without it by the caller).
+    hungry: AtomicBool,
 }
 
 struct State {
@@ -63,8 +67,6 @@ struct State {
     pending: VecDeque<(usize, Request)>,
     /// The caller hands over no more: its iterator is done, or it left.
     closed: bool,
-    /// A worker asked the caller for more, and the caller has not fed since.
-    hungry: bool,
     /// A worker panicked outside a request's way (a bug): every worker
     /// stops, so that the batch ends rather than waits for it.
     broken: bool,
@@ -115,7 +117,6 @@ impl Queue {
             state: Mutex::new(State {
                 pending: VecDeque::new(),
                 closed: false,
-                hungry: false,
                 broken: false,
                 timed: BinaryHeap::new(),
                 held: VecDeque::new(),
@@ -125,6 +126,7 @@ impl Queue {
             }),
             wake: Condvar::new(),
             clock,
+            hungry: AtomicBool::new(false),
         }
     }
 
@@ -133,7 +135,7 @@ impl Queue {
         let mut state = self.state.lock();
         let fed = requests.len();
         state.pending.extend(requests.drain(..));
-        state.hungry = false;
+        self.hungry.store(false, Ordering::Release);
         // One sleeper per request: the others sleep on.
         for _ in 0..fed.min(state.sleeping) {
             self.wake.notify_one();
@@ -162,6 +164,12 @@ impl Queue {
         state.broken = true;
         state.closed = true;
         self.wake.notify_all();
+    }
+
+    /// Whether a worker found nothing to take and the caller has not fed
+    /// since.
+    pub(crate) fn is_hungry(&self) -> bool {
+        self.hungry.load(Ordering::Acquire)
     }
 
     /// How many requests are set aside now.
@@ -239,8 +247,7 @@ impl Queue {
                     state.running += 1;
                     return Some((index, Journey::new(request)));
                 }
-                if !state.closed && !state.hungry {
-                    state.hungry = true;
+                if !state.closed && !self.hungry.swap(true, Ordering::AcqRel) {
                     hungry();
                 }
             }
