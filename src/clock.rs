@@ -24,6 +24,12 @@ pub(crate) fn after(start: Instant, duration: Duration) -> Option<Instant> {
     start.checked_add(duration)
 }
 
+/// `duration` in nanoseconds, as an atomic holds it: saturating (past
+/// 584 years, which no value reaches once [`capped`]).
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// A source of monotonic time and a way to wait.
 pub(crate) trait Clock: Send + Sync + fmt::Debug {
     /// Time elapsed since some fixed point (the clock's creation).

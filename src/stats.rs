@@ -293,7 +293,7 @@ impl Recorder {
             None => add(&self.successes, 1),
             Some(kind) => add(&self.failures_by_kind[kind.index()], 1),
         }
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let nanos = crate::clock::nanos(elapsed);
         add(&self.latency_ns[bucket_of(nanos)], 1);
         // Written only by a new maximum: rare once a run is under way.
         if nanos > self.max_latency_ns.load(Ordering::Relaxed) {

@@ -180,7 +180,7 @@ fn coarse(mut timeout: NextTimeout) -> NextTimeout {
 }
 
 fn round_up(left: Duration) -> Duration {
-    let nanos = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX);
+    let nanos = crate::clock::nanos(left);
     let step = (nanos / 16)
         .max(1)
         .checked_next_power_of_two()

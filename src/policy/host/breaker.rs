@@ -288,7 +288,7 @@ impl Breaker {
         if self.state.load(Ordering::Acquire) != from {
             return false; // opened already, or reset meanwhile
         }
-        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let nanos = crate::clock::nanos;
         self.opened_at_ns.store(nanos(now), Ordering::Release);
         self.open_for_ns
             .store(nanos(open_for).max(1), Ordering::Relaxed);

@@ -440,7 +440,7 @@ impl Host {
     /// pause. Whether it paused it further.
     fn pause(&self, now: Duration, duration: Duration) -> bool {
         let until = now.saturating_add(clock::capped(duration));
-        let until_ns = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
+        let until_ns = clock::nanos(until);
         self.paused_until_ns.fetch_max(until_ns, Ordering::AcqRel) < until_ns
     }
 }
