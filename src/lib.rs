@@ -106,7 +106,7 @@
 //! | `Tls` | certificate or handshake failure | no |
 //! | `Timeout` | an attempt ran past its timeout | yes |
 //! | `InvalidJson` | not JSON, or not the requested type (with path or byte offset) | no |
-//! | `BodyTooLarge` | body over the limit (counted after decompression), or a response head over 28 KiB | no |
+//! | `BodyTooLarge` | body over the limit (counted after decompression), or a response head over 28 KiB or 127 header lines | no |
 //! | `CircuitOpen` | the host's breaker is open; nothing was sent | no |
 //! | `InvalidRequest` | bad URL or header; nothing was sent | no |
 //! | `Redirect` | more than [`max_redirects`](FetcherBuilder::max_redirects) hops, a bad `Location`, or https redirected to http | no |

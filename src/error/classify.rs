@@ -90,6 +90,9 @@ pub(crate) fn classify_transport(error: &ureq::Error) -> ErrorKind {
         ureq::Error::BodyExceedsLimit(_) | ureq::Error::LargeResponseHeader(..) => {
             ErrorKind::BodyTooLarge
         }
+        // A head of more header lines than ureq reads (127) is too large
+        // too: the same request gets the same head again.
+        ureq::Error::Protocol(protocol) if is_too_many_headers(protocol) => ErrorKind::BodyTooLarge,
         ureq::Error::Tls(_)
         | ureq::Error::Pem(_)
         | ureq::Error::Rustls(_)
@@ -111,6 +114,22 @@ pub(crate) fn classify_transport(error: &ureq::Error) -> ErrorKind {
         // oversized responses, broken compression: the exchange failed on
         // the way, and another attempt may well succeed.
         _ => ErrorKind::Network,
+    }
+}
+
+/// Whether ureq-proto refused a response head for its number of header
+/// lines (its error type is not re-exported: its words tell).
+fn is_too_many_headers(protocol: &impl std::fmt::Display) -> bool {
+    protocol.to_string().contains("too many headers")
+}
+
+/// Whether `error` is about the response head, not the body: a head
+/// larger than ureq reads, in bytes or in header lines.
+pub(crate) fn is_head_too_large(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::LargeResponseHeader(..) => true,
+        ureq::Error::Protocol(protocol) => is_too_many_headers(protocol),
+        _ => false,
     }
 }
 

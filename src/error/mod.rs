@@ -32,8 +32,8 @@ pub enum ErrorKind {
     /// The body is not JSON, or not JSON of the requested type. Not retried.
     InvalidJson,
     /// The body is larger than the configured limit, counted after
-    /// decompression (or the response head is larger than 28 KiB). Not
-    /// retried.
+    /// decompression (or the response head is larger than 28 KiB, or has
+    /// more than 127 header lines). Not retried.
     BodyTooLarge,
     /// The host's circuit breaker is open: no request was sent.
     CircuitOpen,
@@ -431,6 +431,7 @@ impl Error {
             (ErrorKind::BodyTooLarge, Detail::Limit(limit)) => {
                 write!(f, "body is larger than the limit of {limit} bytes")?;
             }
+            (ErrorKind::BodyTooLarge, Detail::Reason(reason)) => f.write_str(reason)?,
             (ErrorKind::BodyTooLarge, _) => f.write_str("body is larger than the limit")?,
             (ErrorKind::CircuitOpen, Detail::Breaker { host, cause }) => write!(
                 f,

@@ -262,8 +262,10 @@ impl<'a> DocValue<'a> {
             let key = token.replace("~1", "/").replace("~0", "~");
             match value.head() {
                 Node::Array { .. } => {
-                    // RFC 6901: decimal digits, no leading zero.
-                    let simple = key == "0" || !key.starts_with('0');
+                    // RFC 6901: decimal digits, no leading zero (Rust's
+                    // parse would take `+1` too).
+                    let digits = !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit());
+                    let simple = digits && (key == "0" || !key.starts_with('0'));
                     let index = key.parse::<usize>().ok().filter(|_| simple)?;
                     value.get_index(index)
                 }

@@ -454,6 +454,14 @@ impl AttemptError {
                         Detail::ConnectTimeout(settings.connect_timeout)
                     }
                     (ErrorKind::Timeout, _) => Detail::Timeout(timeout),
+                    // A head too large is no body over the body's limit.
+                    (ErrorKind::BodyTooLarge, _) if classify::is_head_too_large(&error) => {
+                        Detail::Reason(
+                            "the response head (its status line and headers) is larger than \
+                             parfetch reads"
+                                .to_owned(),
+                        )
+                    }
                     (ErrorKind::BodyTooLarge, _) => Detail::Limit(settings.body_limit),
                     (ErrorKind::Tls, _) => tls::explain(&error)
                         .map_or(Detail::None, |words| Detail::Reason(words.to_owned())),

@@ -252,6 +252,63 @@ fn a_response_head_over_28_kib_is_too_large() {
     assert_eq!(over.requests(), 1, "not retried");
 }
 
+/// A response head over 28 KiB says so: it was "body is larger than the
+/// limit of 67108864 bytes", a limit that had nothing to do with it (the
+/// body was never read).
+// From the adversarial review of issue 26.
+#[test]
+fn a_response_head_too_large_says_it_was_the_head() {
+    let mut head = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-pad: ".to_vec();
+    head.extend(vec![b'p'; 40 << 10]);
+    head.extend(b"\r\n\r\n{}");
+    let server = TestServer::start(move |_| Reply::Raw(head.clone()));
+    let error = crate::quick()
+        .build()
+        .unwrap()
+        .get_bytes(server.url("/"))
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::BodyTooLarge, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("the response head (its status line and headers) is larger")
+            && !message.contains("67108864"),
+        "{message}"
+    );
+}
+
+/// A response head of more header lines than ureq reads (127: a `Link`
+/// per page, say) is too large as a head over 28 KiB is: the same request
+/// gets the same head again, so it is not retried, and says it was the
+/// head. It was a `Network` error, sent 4 times by default.
+// From the adversarial review of issue 26.
+#[test]
+fn a_response_head_of_too_many_lines_is_too_large() {
+    fn head_of(lines: usize) -> Vec<u8> {
+        let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n");
+        for page in 0..lines {
+            head.push_str(&format!("link: </p/{page}>; rel=\"next\"\r\n"));
+        }
+        format!("{head}\r\n{{}}").into_bytes()
+    }
+    let fetcher = crate::quick().build().unwrap();
+    let under = TestServer::start(|_| Reply::Raw(head_of(100)));
+    let response = fetcher.send_bytes(under.url("/")).unwrap();
+    assert_eq!(response.headers().get_all("link").count(), 100);
+    let over = TestServer::start(|_| Reply::Raw(head_of(1000)));
+    let error = fetcher.get_bytes(over.url("/")).unwrap_err();
+    assert_eq!(
+        (error.kind(), error.attempts()),
+        (ErrorKind::BodyTooLarge, 1),
+        "{error}"
+    );
+    assert_eq!(over.requests(), 1, "not retried");
+    let message = error.to_string();
+    assert!(
+        message.contains("the response head (its status line and headers) is larger"),
+        "{message}"
+    );
+}
+
 #[test]
 fn invalid_requests_send_nothing() {
     let server = TestServer::start(|_| Reply::json(200, "{}"));

@@ -137,6 +137,21 @@ fn a_doc_reads_as_the_value_of_its_body() {
     assert_eq!(seen, 20);
 }
 
+/// A `Doc` pointer's array index is RFC 6901's: decimal digits, no sign,
+/// no leading zero. `/a/+1` names no member (serde_json's `pointer` says
+/// the same), though Rust's `usize` parse takes `+1`.
+// From the adversarial review of issue 26.
+#[test]
+fn a_doc_pointer_index_is_digits_only() {
+    let doc = parfetch::Doc::parse(br#"{"a":[10,20,30],"":{"":7}}"#.to_vec()).unwrap();
+    assert_eq!(doc.pointer("/a/1").and_then(|v| v.as_u64()), Some(20));
+    for pointer in ["/a/+1", "/a/-0", "/a/ 1", "/a/01", "/a/"] {
+        assert!(doc.pointer(pointer).is_none(), "{pointer} named a member");
+    }
+    // An empty key is a key: `//` is the "" member of the "" member.
+    assert_eq!(doc.pointer("//").and_then(|v| v.as_u64()), Some(7));
+}
+
 /// `{"f":1e400}` is JSON text: RFC 8259's grammar takes any number of
 /// digits in an exponent and leaves the range to the reader. `RawJson`
 /// keeps it as sent; `Value` (which holds f64s) refuses it, saying it is
