@@ -135,6 +135,11 @@ impl FetcherBuilder {
     /// [`adaptive_concurrency`](Self::adaptive_concurrency) for a limit that
     /// also watches latency), so a number set too high costs little.
     ///
+    /// Batches run at the same time from several threads of one fetcher
+    /// (or nested in one another) each get threads of their own, up to 8
+    /// at once, so that one never waits for another to end; each host's
+    /// limit stays shared between them.
+    ///
     /// Defaults to 20.
     #[must_use]
     pub fn concurrency(mut self, threads: usize) -> Self {

@@ -17,6 +17,14 @@
 //!   requests in flight may reach the concurrency once per level. Nesting
 //!   deeper than [`MAX_LEVELS`] is refused at once rather than growing
 //!   threads without end.
+//! - **Other threads.** A batch's workers hold its pool's threads until the
+//!   batch ends, and a fetcher is shared between threads: a batch started
+//!   on another thread would queue behind them, for as long as the first
+//!   batch lasts (for ever, if its consumer stops taking results). So a
+//!   batch goes to the first level, from its thread's own, that no batch
+//!   runs on; only when every one is taken does it share one (and waits).
+//!   The hosts' limits are shared whatever the threads: two batches to one
+//!   host still get its limit between them.
 //! - **Waiting on a rayon worker.** A rayon worker that waits for another
 //!   pool (or for a scope) keeps busy by running other jobs of its own pool
 //!   on the same stack. Called from a caller's own `par_iter`, each of those
@@ -49,6 +57,8 @@ pub(crate) struct Pools {
     id: usize,
     threads: usize,
     levels: Mutex<Vec<Arc<rayon::ThreadPool>>>,
+    /// How many batches run on each level's pool now.
+    running: Arc<Mutex<[usize; MAX_LEVELS]>>,
 }
 
 /// A pool to run one batch on, at a level.
@@ -56,12 +66,15 @@ pub(crate) struct Pool {
     pub(crate) threads: Arc<rayon::ThreadPool>,
     id: usize,
     level: usize,
+    running: Arc<Mutex<[usize; MAX_LEVELS]>>,
 }
 
 /// Marks the calling thread busy with some (fetcher, level) pairs until
 /// dropped.
 pub(crate) struct Busy {
     entries: Vec<(usize, usize)>,
+    /// The level whose count of batches it holds, if it is a batch's.
+    running: Option<(Arc<Mutex<[usize; MAX_LEVELS]>>, usize)>,
 }
 
 /// What a thread was busy with when it started a batch: the batch's tasks
@@ -80,6 +93,7 @@ impl Pools {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             threads,
             levels: Mutex::new(Vec::new()),
+            running: Arc::new(Mutex::new([0; MAX_LEVELS])),
         };
         pools
             .level(0)
@@ -90,19 +104,28 @@ impl Pools {
     /// The pool a batch started on the calling thread runs on, or why
     /// there is none (nested too deep, or its threads cannot start).
     pub(crate) fn for_this_thread(&self) -> Result<Pool, String> {
-        let level = BUSY.with_borrow(|busy| {
+        let lowest = BUSY.with_borrow(|busy| {
             busy.iter()
                 .filter(|(id, _)| *id == self.id)
                 .map(|(_, level)| level + 1)
                 .max()
                 .unwrap_or(0)
         });
-        if level >= MAX_LEVELS {
+        if lowest >= MAX_LEVELS {
             return Err(format!(
                 "batches nested more than {MAX_LEVELS} deep (a batch started from a \
                  callback of a batch, and so on); start the inner ones after the outer"
             ));
         }
+        // The first level free of batches (another thread's may hold one);
+        // if none is, the thread's own. (Two threads choosing at once may
+        // take the same: one then waits for the other, as before.)
+        let level = {
+            let running = self.running.lock();
+            (lowest..MAX_LEVELS)
+                .find(|&level| running[level] == 0)
+                .unwrap_or(lowest)
+        };
         let threads = self
             .level(level)
             .map_err(|e| format!("cannot start the threads of a nested batch: {e}"))?;
@@ -110,6 +133,7 @@ impl Pools {
             threads,
             id: self.id,
             level,
+            running: Arc::clone(&self.running),
         })
     }
 
@@ -135,8 +159,12 @@ impl Pool {
     /// Marks the calling thread busy at this pool's level, for as long as
     /// it reads the batch's results: a batch it starts meanwhile goes one
     /// level deeper.
+    /// It also counts as a batch running on the level until dropped.
     pub(crate) fn enter(&self) -> Busy {
-        Busy::mark(vec![(self.id, self.level)])
+        self.running.lock()[self.level] += 1;
+        let mut busy = Busy::mark(vec![(self.id, self.level)]);
+        busy.running = Some((Arc::clone(&self.running), self.level));
+        busy
     }
 }
 
@@ -145,12 +173,19 @@ impl Busy {
         if !entries.is_empty() {
             BUSY.with_borrow_mut(|busy| busy.extend_from_slice(&entries));
         }
-        Busy { entries }
+        Busy {
+            entries,
+            running: None,
+        }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        if let Some((running, level)) = self.running.take() {
+            let mut running = running.lock();
+            running[level] = running[level].saturating_sub(1);
+        }
         if self.entries.is_empty() {
             return;
         }
