@@ -36,6 +36,13 @@ fn at_capacity(capacity: u64, work: Duration) -> (TestServer, Arc<AtomicU64>) {
     (server, refused)
 }
 
+/// Each of `results` is the servers' `{}`: nothing lost, none refused.
+fn assert_every_result_is_the_document(results: &[Result<Vec<u8>, parfetch::Error>]) {
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
+    }
+}
+
 /// A server that answers its first request `429` with `Retry-After:
 /// retry_after`, and every other `200 {}`.
 fn refusing_the_first(retry_after: &str) -> TestServer {
@@ -64,9 +71,7 @@ fn a_host_at_capacity_gets_its_capacity_and_loses_nothing() {
         .unwrap();
     let urls: Vec<String> = (0..200).map(|i| server.url(&format!("/{i}"))).collect();
     let results = fetcher.fetch_many_bytes(&urls);
-    for (i, result) in results.iter().enumerate() {
-        assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
-    }
+    assert_every_result_is_the_document(&results);
     let refused = refused.load(Ordering::SeqCst);
     // The first round: 16 sent, 4 served, 12 refused; then the limit is 4.
     assert!((1..=24).contains(&refused), "{refused} refusals");
@@ -280,9 +285,7 @@ fn a_host_that_refused_everything_for_a_while_gets_its_speed_back() {
         healthy.store(true, Ordering::SeqCst);
     });
     let results = fetcher.fetch_many_bytes(&urls);
-    for (i, result) in results.iter().enumerate() {
-        assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
-    }
+    assert_every_result_is_the_document(&results);
     let arrivals = s.arrivals.lock().unwrap();
     let first = arrivals[0];
     // At 16 in flight, 20 ms each, 3 s holds 2,400; at 1 in flight, 150.
@@ -336,9 +339,7 @@ fn a_capacity_that_comes_back_is_used_again() {
     }
     let urls: Vec<String> = (0..2000).map(|i| server.url(&format!("/{i}"))).collect();
     let results = fetcher.fetch_many_bytes(&urls);
-    for (i, result) in results.iter().enumerate() {
-        assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
-    }
+    assert_every_result_is_the_document(&results);
     let back = back
         .lock()
         .unwrap()
@@ -425,9 +426,7 @@ fn one_at_a_time_a_refusal_costs_its_wait_only() {
     let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/{i}"))).collect();
     let started = Instant::now();
     let results = fetcher.fetch_many_bytes(&urls);
-    for (i, result) in results.iter().enumerate() {
-        assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
-    }
+    assert_every_result_is_the_document(&results);
     assert_eq!(server.requests(), 21);
     // One pause of 1 s; not one per request.
     assert!(
@@ -595,9 +594,7 @@ fn slow_answers_and_fast_refusals_keep_an_adaptive_limit_near_the_capacity() {
         .unwrap();
     let urls: Vec<String> = (0..200).map(|i| server.url(&format!("/{i}"))).collect();
     let results = fetcher.fetch_many_bytes(&urls);
-    for (i, result) in results.iter().enumerate() {
-        assert_eq!(result.as_deref().ok(), Some(&b"{}"[..]), "request {i}");
-    }
+    assert_every_result_is_the_document(&results);
     let stats = fetcher.stats();
     let host = &stats.hosts[0];
     assert!(host.limit >= 2, "{host:?}");

@@ -674,6 +674,14 @@ mod tests {
         assert!(grows_to(&mut c, 9, refused_at + FIRST_PROBE * 2 + ms(1)));
     }
 
+    /// A probe refused at `now`: until the next (twice the wait later),
+    /// answers at the limit do not grow it past 16.
+    fn assert_held_until_the_next_probe(c: &mut Controller, now: Duration) {
+        let before_next = (now + FIRST_PROBE * 2).saturating_sub(ms(1));
+        answer(c, 64, ms(20), before_next);
+        assert_eq!(c.limit(), 16, "no growth before the next probe");
+    }
+
     // From the adversarial review of issue 22 (second round).
     #[test]
     fn a_request_of_a_refused_probes_round_served_does_not_end_the_hold() {
@@ -686,13 +694,7 @@ mod tests {
         let round = c.sent(17);
         c.pushed_back(round, PushBack::Throttled, 16, now);
         c.answered(round, Some(ms(20)), now + ms(20));
-        answer(
-            &mut c,
-            64,
-            ms(20),
-            (now + FIRST_PROBE * 2).saturating_sub(ms(1)),
-        );
-        assert_eq!(c.limit(), 16, "no growth before the next probe");
+        assert_held_until_the_next_probe(&mut c, now);
     }
 
     // From the adversarial review of issue 22 (second round).
@@ -707,13 +709,7 @@ mod tests {
         assert!(grows_to(&mut c, 17, now));
         c.pushed_back(c.sent(16), PushBack::Throttled, 16, now);
         assert_eq!(c.limit(), 16);
-        answer(
-            &mut c,
-            64,
-            ms(20),
-            (now + FIRST_PROBE * 2).saturating_sub(ms(1)),
-        );
-        assert_eq!(c.limit(), 16, "no growth before the next probe");
+        assert_held_until_the_next_probe(&mut c, now);
     }
 
     #[test]
