@@ -82,6 +82,16 @@ struct State {
     seq: u64,
 }
 
+/// How a worker's last step went, told under the queue's lock.
+enum Stepped {
+    /// The worker has not stepped yet.
+    First,
+    /// The request is done: its result is sent.
+    Done,
+    /// The request waits: until a time, or (`None`) until its host has room.
+    SetAside(usize, Box<Journey>, Option<Duration>),
+}
+
 /// A request set aside until `until`.
 struct Timed {
     until: Duration,
@@ -190,23 +200,22 @@ impl Queue {
         send: impl Fn(usize, Result<Response<T>, Error>) -> bool,
         hungry: impl Fn(),
     ) {
-        while let Some((index, mut journey)) = self.next(engine, scope, &hungry) {
-            let step = engine.step(&mut journey, scope);
-            let go_on = match step {
+        // The step just over, told to `next` under the lock it takes
+        // anyway: one lock per step, not two.
+        let mut last = Stepped::First;
+        while let Some((index, mut journey)) = self.next(engine, scope, &hungry, last) {
+            last = match engine.step(&mut journey, scope) {
                 Step::Done(result) => {
                     let result = engine.finish(&journey, result, scope, finish);
                     drop(journey);
-                    self.stepped(None);
-                    send(index, result)
+                    if !send(index, result) {
+                        self.stepped(Stepped::Done);
+                        break;
+                    }
+                    Stepped::Done
                 }
-                Step::Wait { until } => {
-                    self.stepped(Some((index, journey, until)));
-                    true
-                }
+                Step::Wait { until } => Stepped::SetAside(index, Box::new(journey), until),
             };
-            if !go_on {
-                break;
-            }
         }
     }
 
@@ -216,8 +225,10 @@ impl Queue {
         engine: &Engine,
         scope: &Scope<'_>,
         hungry: &impl Fn(),
+        last: Stepped,
     ) -> Option<(usize, Journey)> {
         let mut state = self.state.lock();
+        self.put_back(&mut state, last);
         loop {
             if state.broken {
                 return None;
@@ -279,27 +290,36 @@ impl Queue {
         }
     }
 
-    /// A step is over: the request is done (`None`), or set aside.
-    fn stepped(&self, set_aside: Option<(usize, Journey, Option<Duration>)>) {
+    /// A step is over, and its worker stops.
+    fn stepped(&self, last: Stepped) {
         let mut state = self.state.lock();
-        state.running -= 1;
-        match set_aside {
-            Some((index, journey, Some(until))) => {
+        self.put_back(&mut state, last);
+    }
+
+    /// Counts the step `last` over, and sets its request aside if it must
+    /// wait.
+    fn put_back(&self, state: &mut State, last: Stepped) {
+        match last {
+            Stepped::First => return,
+            Stepped::Done => {}
+            Stepped::SetAside(index, journey, Some(until)) => {
                 let seq = state.seq;
                 state.seq += 1;
                 state.timed.push(Reverse(Timed {
                     until,
                     seq,
                     index,
-                    journey,
+                    journey: *journey,
                 }));
             }
-            Some((index, journey, None)) => state.held.push_back((index, journey)),
-            None => {}
+            Stepped::SetAside(index, journey, None) => state.held.push_back((index, *journey)),
         }
-        // A request came back, or was set aside: its host may have room,
-        // the batch may be done, a sooner time may be known.
-        if state.sleeping > 0 {
+        state.running -= 1;
+        // A request came back, or was set aside: the host of one set aside
+        // may have room, a sooner time may be known. (Workers asleep with
+        // nothing set aside wait for a feed: waking them is wasted.)
+        let waits_on_hosts = !state.held.is_empty() || !state.timed.is_empty();
+        if state.sleeping > 0 && waits_on_hosts {
             self.wake.notify_one();
         }
         let done = state.closed
