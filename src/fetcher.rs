@@ -155,7 +155,9 @@ impl Fetcher {
     /// content (a 204, an empty 200, the answer to a `HEAD`) is an empty
     /// `Vec`.
     pub fn get_bytes(&self, request: impl Into<Request>) -> Result<Vec<u8>, Error> {
-        self.send_bytes(request).map(Response::into_body)
+        self.engine
+            .fetch(request.into(), &Scope::body_only(), bytes)
+            .map(Response::into_body)
     }
 
     /// Fetches one JSON document and parses it into a `T`: a type of yours
@@ -174,7 +176,9 @@ impl Fetcher {
     where
         T: DeserializeOwned + 'static,
     {
-        self.send(request).map(Response::into_body)
+        self.engine
+            .fetch(request.into(), &Scope::body_only(), parse_body::<T>)
+            .map(Response::into_body)
     }
 
     /// Fetches and parses many documents in parallel, on the fetcher's

@@ -107,6 +107,8 @@ struct Shared {
     deadline: Option<Instant>,
     /// What the caller was busy with, for the workers (`pools.rs`).
     inherited: Inherited,
+    /// The caller keeps only the bodies (`engine::Scope`).
+    body_only: bool,
 }
 
 /// What a worker sends the caller.
@@ -126,7 +128,11 @@ where
     T: Send + 'static,
 {
     /// Starts `batch`, whose bodies `finish` makes `T`s.
-    pub(super) fn start(batch: Batch<'f, I>, finish: fn(Content) -> Result<T, Error>) -> Self {
+    pub(super) fn start(
+        batch: Batch<'f, I>,
+        finish: fn(Content) -> Result<T, Error>,
+        body_only: bool,
+    ) -> Self {
         let Batch {
             fetcher,
             requests,
@@ -158,6 +164,7 @@ where
                     // A deadline past what an Instant holds is no deadline.
                     deadline: deadline.and_then(|after| clock::after(started, after)),
                     inherited: Inherited::here(),
+                    body_only,
                 });
                 // One slot more than the workers: a wake-up always fits.
                 let (sender, results) = mpsc::sync_channel(concurrency + 1);
@@ -398,6 +405,7 @@ fn work<T: Send + 'static>(
             cancel: Some(&shared.cancel),
         },
         batch: Some(&shared.recorder),
+        body_only: shared.body_only,
     };
     let worked = catch_unwind(AssertUnwindSafe(|| {
         shared.queue.work(

@@ -69,6 +69,20 @@ pub(crate) struct Engine {
 pub(crate) struct Scope<'a> {
     pub(crate) stop: Stop<'a>,
     pub(crate) batch: Option<&'a Recorder>,
+    /// The caller keeps only the body: the response's headers and URL are
+    /// dropped where it was read (on its worker, whose allocator they came
+    /// from), not put together to be dropped on the caller's thread.
+    pub(crate) body_only: bool,
+}
+
+impl Scope<'_> {
+    /// A request on its own whose caller keeps only the body.
+    pub(crate) fn body_only() -> Scope<'static> {
+        Scope {
+            body_only: true,
+            ..Scope::default()
+        }
+    }
 }
 
 impl Engine {
@@ -192,13 +206,18 @@ impl Engine {
                     .with_attempts(journey.attempts)
                     .with_body_labels(labels.content_type.as_deref(), labels.undecoded.as_deref())
             })?;
-            let headers = if let Some(policy) = stored {
-                Headers::stored(policy, headers, self.marked.clone())
+            let (headers, url) = if scope.body_only {
+                // Dropped here, on the worker whose allocator they came from.
+                (Headers::received(HeaderMap::new(), None), String::new())
             } else {
-                let marked = self.marked_for(request, &headers);
-                Headers::received(headers, marked)
+                let headers = if let Some(policy) = stored {
+                    Headers::stored(policy, headers, self.marked.clone())
+                } else {
+                    let marked = self.marked_for(request, &headers);
+                    Headers::received(headers, marked)
+                };
+                (headers, url.unwrap_or_else(|| request.url().to_owned()))
             };
-            let url = url.unwrap_or_else(|| request.url().to_owned());
             let attempts = journey.attempts;
             Ok(Response::new(
                 status, headers, url, attempts, elapsed, cache, value,
