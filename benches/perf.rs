@@ -14,6 +14,7 @@
 //! cargo run --release -p parfetch-benches --example perf -- memory 256   # peak RSS, 10,000 requests at C=256
 //! cargo run --release -p parfetch-benches --example perf -- parse        # parse paths, one thread (`parse "parfetch::Doc" 2`: one path, 2 MB)
 //! cargo run --release -p parfetch-benches --example perf -- stream       # peak RSS streaming 100,000 vs 1,000,000 at C=64
+//! cargo run --release -p parfetch-benches --example perf -- huge         # peak RSS, 64 × 8 MB at C=64, each value dropped, vs reqwest+tokio
 //! cargo run --release -p parfetch-benches --example perf -- overhead     # batch (progress, gates) vs fetch_many, 5,000 docs
 //! cargo run --release -p parfetch-benches --example perf -- cache 10     # warm cache and 304 revalidation vs fetching, 5,000 docs, 10 ms latency
 //! cargo run --release -p parfetch-benches --example perf -- cost 20000 value   # client CPU per request only (for A/B runs)
@@ -69,6 +70,8 @@ fn main() -> Result<()> {
         Some("memory") => memory(usize::try_from(arg(1, 256))?),
         Some("memory-client") => memory_client(&args[1], usize::try_from(arg(2, 256))?),
         Some("stream") => stream(),
+        Some("huge") => huge(),
+        Some("huge-client") => huge_client(&args[1], args.get(2).map_or("value", String::as_str)),
         Some("stream-client") => stream_client(
             &args[1],
             usize::try_from(arg(2, 100_000))?,
@@ -633,6 +636,96 @@ fn stream_client(base: &str, count: usize, bytes: bool) -> Result<()> {
         peak_rss_mb()
     );
     Ok(())
+}
+
+/// Peak RSS for large documents: 64 GETs of 8 MB at C=64, each parsed
+/// and dropped as it comes, each client in a process of its own.
+fn huge() -> Result<()> {
+    println!("64 GETs of 8 MB JSON at concurrency 64, each value dropped as it comes:");
+    for who in ["value", "doc", "bytes", "reqwest-tokio"] {
+        let server = Server::start(8 << 20, 0)?;
+        let output = Command::new(std::env::current_exe()?)
+            .args(["huge-client", &server.base, who])
+            .output()?;
+        server.stop()?;
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    }
+    println!();
+    Ok(())
+}
+
+fn huge_client(base: &str, who: &str) -> Result<()> {
+    const COUNT: usize = 64;
+    let urls: Vec<String> = (0..COUNT).map(|i| format!("{base}{i}")).collect();
+    let started = Instant::now();
+    let cpu_before = cpu_seconds();
+    let mut ok = 0;
+    let label = match who {
+        "reqwest-tokio" => {
+            let keep = reqwest_tokio_dropped(COUNT);
+            ok = keep(&urls);
+            "reqwest + tokio, serde_json::Value"
+        }
+        "doc" => {
+            let fetcher = parfetch::Fetcher::builder().concurrency(COUNT).build()?;
+            fetcher
+                .batch(&urls)
+                .for_each::<parfetch::Doc>(|_, result| ok += usize::from(result.is_ok()));
+            "parfetch for_each::<Doc>"
+        }
+        "bytes" => {
+            let fetcher = parfetch::Fetcher::builder().concurrency(COUNT).build()?;
+            fetcher
+                .batch(&urls)
+                .for_each_bytes(|_, result| ok += usize::from(result.is_ok()));
+            "parfetch for_each_bytes"
+        }
+        _ => {
+            let fetcher = parfetch::Fetcher::builder().concurrency(COUNT).build()?;
+            fetcher
+                .batch(&urls)
+                .for_each::<parfetch::Value>(|_, result| ok += usize::from(result.is_ok()));
+            "parfetch for_each::<Value>"
+        }
+    };
+    println!(
+        "  {label:<36} peak RSS {:>7.1} MB, {:>6.1} ms CPU/request, {:.1} s ({ok}/{COUNT} ok)",
+        peak_rss_mb(),
+        (cpu_seconds() - cpu_before) * 1e3 / COUNT as f64,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// reqwest + tokio, each body parsed by serde_json and dropped at once.
+fn reqwest_tokio_dropped(concurrency: usize) -> impl FnOnce(&[String]) -> usize {
+    move |urls| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(concurrency)
+                .build()
+                .expect("client");
+            futures_util::stream::iter(urls)
+                .map(|url| {
+                    let client = client.clone();
+                    async move {
+                        let body = client.get(url).send().await.ok()?.bytes().await.ok()?;
+                        let value = serde_json::from_slice::<serde_json::Value>(&body).ok()?;
+                        drop(value);
+                        Some(())
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .filter(|done| std::future::ready(done.is_some()))
+                .count()
+                .await
+        })
+    }
 }
 
 /// A batch (with a progress callback, and the host gates it always has)

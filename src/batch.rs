@@ -260,12 +260,12 @@ where
     where
         T: DeserializeOwned + Send + 'static,
     {
-        Responses::start(self, parse_body::<T>, false)
+        Responses::start(self, parse_body::<T>, true, false)
     }
 
     /// Like [`iter`](Batch::iter), with the raw bodies.
     pub fn iter_bytes(self) -> Responses<'f, I, Vec<u8>> {
-        Responses::start(self, bytes, false)
+        Responses::start(self, bytes, false, false)
     }
 
     /// Runs the batch and calls `each` with every request's index (its
@@ -283,13 +283,13 @@ where
     where
         T: DeserializeOwned + Send + 'static,
     {
-        Responses::start(self, parse_body::<T>, true)
+        Responses::start(self, parse_body::<T>, true, true)
             .drive(|index, result| each(index, result.map(Response::into_body)))
     }
 
     /// Like [`for_each`](Batch::for_each), with the raw bodies.
     pub fn for_each_bytes(self, mut each: impl FnMut(usize, Result<Vec<u8>, Error>)) -> BatchStats {
-        Responses::start(self, bytes, true)
+        Responses::start(self, bytes, false, true)
             .drive(|index, result| each(index, result.map(Response::into_body)))
     }
 
@@ -308,12 +308,12 @@ where
     where
         T: DeserializeOwned + Send + 'static,
     {
-        collect_in_order(Responses::start(self, parse_body::<T>, true))
+        collect_in_order(Responses::start(self, parse_body::<T>, true, true))
     }
 
     /// Like [`collect`](Batch::collect), with the raw bodies.
     pub fn collect_bytes(self) -> (Vec<Result<Vec<u8>, Error>>, BatchStats) {
-        collect_in_order(Responses::start(self, bytes, true))
+        collect_in_order(Responses::start(self, bytes, false, true))
     }
 }
 

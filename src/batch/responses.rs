@@ -33,6 +33,7 @@ use super::{deliver, report_progress, resume, Batch, BatchStats, ProgressFn, PRO
 use crate::cancel::{CancelToken, Stop};
 use crate::clock;
 use crate::engine::driver::Queue;
+use crate::engine::parse_slots::{ParseSlot, ParseSlots};
 use crate::engine::pools::{Busy, Inherited};
 use crate::engine::{Engine, Scope};
 use crate::error::{Error, ErrorKind};
@@ -109,12 +110,15 @@ struct Shared {
     inherited: Inherited,
     /// The caller keeps only the bodies (`engine::Scope`).
     body_only: bool,
+    /// For a batch that parses its bodies: how many large ones at once.
+    parse_slots: Option<Arc<ParseSlots>>,
 }
 
 /// What a worker sends the caller.
 enum Message<T> {
-    /// A request's result.
-    Done(usize, Result<Response<T>, Error>),
+    /// A request's result, and the parse slot it holds until the caller
+    /// takes it.
+    Done(usize, Result<Response<T>, Error>, Option<ParseSlot>),
     /// The worker has nothing to take: the caller may have more.
     Wake,
     /// The worker panicked outside a request's way (a bug).
@@ -127,10 +131,12 @@ where
     I::Item: Into<Request>,
     T: Send + 'static,
 {
-    /// Starts `batch`, whose bodies `finish` makes `T`s.
+    /// Starts `batch`, whose bodies `finish` makes `T`s (parsing them if
+    /// `parses`); `body_only`: the caller keeps only the bodies.
     pub(super) fn start(
         batch: Batch<'f, I>,
         finish: fn(Content) -> Result<T, Error>,
+        parses: bool,
         body_only: bool,
     ) -> Self {
         let Batch {
@@ -165,6 +171,7 @@ where
                     deadline: deadline.and_then(|after| clock::after(started, after)),
                     inherited: Inherited::here(),
                     body_only,
+                    parse_slots: parses.then(ParseSlots::for_this_machine),
                 });
                 // One slot more than the workers: a wake-up always fits.
                 let (sender, results) = mpsc::sync_channel(concurrency + 1);
@@ -237,7 +244,8 @@ where
                 }
             };
             match results.recv() {
-                Ok(Message::Done(index, result)) => {
+                Ok(Message::Done(index, result, slot)) => {
+                    drop(slot);
                     self.delivered += 1;
                     if self.last_progress.elapsed() >= PROGRESS_INTERVAL {
                         self.last_progress = Instant::now();
@@ -412,7 +420,8 @@ fn work<T: Send + 'static>(
             &shared.engine,
             &scope,
             finish,
-            |index, result| sender.send(Message::Done(index, result)).is_ok(),
+            shared.parse_slots.as_ref(),
+            |index, result, slot| sender.send(Message::Done(index, result, slot)).is_ok(),
             || {
                 // Full: the caller has results to take, and feeds then.
                 let _ = sender.try_send(Message::Wake);

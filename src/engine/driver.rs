@@ -33,6 +33,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use super::journey::{Journey, Step};
+use super::parse_slots::{ParseSlot, ParseSlots};
 use super::{Engine, Scope, POLL};
 use crate::clock::Clock;
 use crate::error::Error;
@@ -189,7 +190,8 @@ impl Queue {
     }
 
     /// What one worker does: steps requests until the batch is done,
-    /// handing each result to `send` (which says whether to go on), and
+    /// handing each result to `send` (which says whether to go on) with
+    /// the parse slot its body took, if any (`parse_slots.rs`), and
     /// calling `hungry` when it has nothing to take and the caller may
     /// have more.
     pub(crate) fn work<T>(
@@ -197,7 +199,8 @@ impl Queue {
         engine: &Engine,
         scope: &Scope<'_>,
         finish: fn(Content) -> Result<T, Error>,
-        send: impl Fn(usize, Result<Response<T>, Error>) -> bool,
+        parse_slots: Option<&Arc<ParseSlots>>,
+        send: impl Fn(usize, Result<Response<T>, Error>, Option<ParseSlot>) -> bool,
         hungry: impl Fn(),
     ) {
         // The step just over, told to `next` under the lock it takes
@@ -206,9 +209,11 @@ impl Queue {
         while let Some((index, mut journey)) = self.next(engine, scope, &hungry, last) {
             last = match engine.step(&mut journey, scope) {
                 Step::Done(result) => {
+                    let len = result.as_ref().map_or(0, |body| body.bytes.len());
+                    let slot = parse_slots.and_then(|slots| slots.take(len));
                     let result = engine.finish(&journey, result, scope, finish);
                     drop(journey);
-                    if !send(index, result) {
+                    if !send(index, result, slot) {
                         self.stepped(Stepped::Done);
                         break;
                     }

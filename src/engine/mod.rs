@@ -15,6 +15,7 @@
 mod cached;
 pub(crate) mod driver;
 pub(crate) mod journey;
+pub(crate) mod parse_slots;
 pub(crate) mod pools;
 
 use std::any::Any;

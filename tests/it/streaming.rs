@@ -607,3 +607,48 @@ fn cancel_during_a_stalled_body_ends_soon() {
         "ended {elapsed:?} after the cancel (timeout 20 s)"
     );
 }
+
+/// A document that counts how many of its kind are alive.
+struct Counted;
+
+static COUNTED_ALIVE: AtomicUsize = AtomicUsize::new(0);
+
+impl<'de> serde::Deserialize<'de> for Counted {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer)?;
+        COUNTED_ALIVE.fetch_add(1, Ordering::SeqCst);
+        Ok(Counted)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        COUNTED_ALIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn large_documents_parsed_and_not_yet_taken_are_no_more_than_the_cores() {
+    // 2 MiB documents, 16 in flight, a caller slower than the workers: each
+    // worker would parse its document and wait with it for the caller.
+    let document = format!(r#"{{"pad":"{}"}}"#, "x".repeat(2 << 20));
+    let server = TestServer::start(move |_| Reply::json(200, document.clone()));
+    let fetcher = crate::quick().concurrency(16).build().unwrap();
+    let urls: Vec<String> = (0..32).map(|i| server.url(&format!("/{i}"))).collect();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+
+    let mut most_alive = 0;
+    let mut ok = 0;
+    for (_, result) in fetcher.batch(&urls).iter::<Counted>() {
+        // The one just taken, and those parsed for the caller meanwhile.
+        most_alive = most_alive.max(COUNTED_ALIVE.load(Ordering::SeqCst));
+        ok += usize::from(result.is_ok());
+        drop(result);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ok, 32);
+    assert!(
+        most_alive <= cores + 1,
+        "{most_alive} large documents alive at once with {cores} cores"
+    );
+}
