@@ -28,6 +28,7 @@
 //! goes first when its wait is over: a host that pushes back slows down its
 //! own requests, never the others'.
 
+mod mailbox;
 mod responses;
 
 pub use self::responses::Responses;

@@ -25,10 +25,12 @@
 //! wait for them: the workers end on their own, on the pool's threads.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::mailbox::{Mailbox, Poster};
 use super::{deliver, report_progress, resume, Batch, BatchStats, ProgressFn, PROGRESS_INTERVAL};
 use crate::cancel::{CancelToken, Stop};
 use crate::clock;
@@ -74,6 +76,8 @@ pub struct Responses<'f, I, T> {
     concurrency: usize,
     /// Requests pulled, on their way to the workers.
     buffer: Vec<(usize, Request)>,
+    /// Results taken from the workers, not yet handed over.
+    inbox: VecDeque<Message<T>>,
     /// A panic of the batch's iterator or of a worker, resumed after the
     /// last result.
     panic: Option<Box<dyn Any + Send>>,
@@ -86,7 +90,7 @@ enum Run<T> {
     /// Its workers run.
     Running {
         shared: Arc<Shared>,
-        results: mpsc::Receiver<Message<T>>,
+        results: Arc<Mailbox<Message<T>>>,
         /// Marks the calling thread busy with the batch's level while the
         /// iterator lives: a batch it starts meanwhile goes one deeper.
         _busy: Busy,
@@ -173,9 +177,12 @@ where
                     body_only,
                     parse_slots: parses.then(ParseSlots::for_this_machine),
                 });
-                // One slot more than the workers: a wake-up always fits.
-                let (sender, results) = mpsc::sync_channel(concurrency + 1);
-                workers = Some((pool, Arc::clone(&shared), sender));
+                // One slot more than the workers: a wake-up always fits. A
+                // caller that keeps only bodies (`for_each`, `collect`) is
+                // woken in handfuls (`mailbox.rs`).
+                let handful = if body_only { concurrency / 4 } else { 1 };
+                let results = Mailbox::new(concurrency + 1, handful, concurrency);
+                workers = Some((pool, Arc::clone(&shared), Arc::clone(&results)));
                 Run::Running {
                     shared,
                     results,
@@ -196,16 +203,17 @@ where
             delivered: 0,
             concurrency,
             buffer: Vec::new(),
+            inbox: VecDeque::new(),
             panic: None,
             ended: None,
         };
         // The first requests wait before the workers start, so that they
         // take them in input order as they come up, not all woken at once.
         responses.feed();
-        if let Some((pool, shared, sender)) = workers {
+        if let Some((pool, shared, results)) = workers {
             for _ in 0..concurrency {
-                let (shared, sender) = (Arc::clone(&shared), sender.clone());
-                pool.threads.spawn(move || work(&shared, finish, &sender));
+                let (shared, poster) = (Arc::clone(&shared), results.poster());
+                pool.threads.spawn(move || work(&shared, finish, &poster));
             }
         }
         responses
@@ -229,22 +237,25 @@ where
     /// worker is kept for the end.
     fn next_result(&mut self) -> Option<(usize, Result<Response<T>, Error>)> {
         loop {
-            let results = match &self.run {
+            match &self.run {
                 Run::Done => return None,
                 Run::Refused(reason) => {
                     let reason = reason.clone();
                     return self.refuse_next(&reason);
                 }
-                Run::Running { .. } => {
-                    self.feed();
-                    match &self.run {
-                        Run::Running { results, .. } => results,
-                        _ => continue,
+                Run::Running { .. } => self.feed(),
+            }
+            let Some(message) = self.inbox.pop_front() else {
+                if let Run::Running { results, .. } = &self.run {
+                    if !results.take_all(&mut self.inbox) {
+                        // Every worker is done.
+                        self.end();
                     }
                 }
+                continue;
             };
-            match results.recv() {
-                Ok(Message::Done(index, result, slot)) => {
+            match message {
+                Message::Done(index, result, slot) => {
                     drop(slot);
                     self.delivered += 1;
                     if self.last_progress.elapsed() >= PROGRESS_INTERVAL {
@@ -258,12 +269,10 @@ where
                     }
                     return Some((index, result));
                 }
-                Ok(Message::Wake) => {}
-                Ok(Message::Panicked(panic)) => {
+                Message::Wake => {}
+                Message::Panicked(panic) => {
                     self.panic.get_or_insert(panic);
                 }
-                // Every worker is done.
-                Err(mpsc::RecvError) => self.end(),
             }
         }
     }
@@ -382,9 +391,13 @@ where
 
 impl<I, T> Drop for Responses<'_, I, T> {
     fn drop(&mut self) {
-        if let Run::Running { shared, .. } = &self.run {
+        if let Run::Running {
+            shared, results, ..
+        } = &self.run
+        {
             shared.queue.abandon();
             shared.cancel.cancel();
+            results.caller_left();
         }
     }
 }
@@ -404,7 +417,7 @@ impl<I, T> std::fmt::Debug for Responses<'_, I, T> {
 fn work<T: Send + 'static>(
     shared: &Shared,
     finish: fn(Content) -> Result<T, Error>,
-    sender: &mpsc::SyncSender<Message<T>>,
+    poster: &Poster<Message<T>>,
 ) {
     let _busy = shared.inherited.enter();
     let scope = Scope {
@@ -421,15 +434,12 @@ fn work<T: Send + 'static>(
             &scope,
             finish,
             shared.parse_slots.as_ref(),
-            |index, result, slot| sender.send(Message::Done(index, result, slot)).is_ok(),
-            || {
-                // Full: the caller has results to take, and feeds then.
-                let _ = sender.try_send(Message::Wake);
-            },
+            |index, result, slot| poster.post(Message::Done(index, result, slot), false),
+            || poster.try_post(Message::Wake),
         );
     }));
     if let Err(panic) = worked {
         shared.queue.break_down();
-        let _ = sender.send(Message::Panicked(panic));
+        poster.post(Message::Panicked(panic), true);
     }
 }
