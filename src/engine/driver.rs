@@ -49,8 +49,9 @@ use crate::response::Response;
 pub(crate) const MAX_SET_ASIDE: usize = 16_384;
 
 /// The longest a worker with nothing to do and nothing set aside sleeps
-/// before it looks again: a feed, a close or a request coming back wakes
-/// it before (this only guards against a wake-up missed).
+/// before it looks again: a feed, a close, a request set aside or the
+/// batch's last request coming back wakes it before (this only guards
+/// against a wake-up missed).
 const IDLE: Duration = Duration::from_secs(1);
 
 /// Where a batch's workers take their next request.
@@ -274,8 +275,8 @@ impl Queue {
                 return None;
             }
             if nothing_set_aside {
-                // Waiting for requests, not for a time: a feed, a close or
-                // a request coming back wakes it.
+                // Waiting for requests, not for a time: a feed, a close, a
+                // request set aside or the batch's end wakes it.
                 state.sleeping += 1;
                 self.wake.wait_for(&mut state, IDLE);
                 state.sleeping -= 1;
