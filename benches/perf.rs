@@ -254,12 +254,16 @@ fn measure(
     let server = Server::start(size, latency_ms)?;
     let urls = server.urls(n);
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let ok = client(&urls);
+    // The server is another process: this is the client's CPU alone.
+    let cpu = cpu_seconds() - cpu_before;
     let elapsed = started.elapsed();
     let connections = server.stop()?;
     let rate = n as f64 / elapsed.as_secs_f64();
     println!(
-        "  {label:<44} {rate:>9.0} req/s  {:>6.0} MB/s  {ok:>6}/{n} ok  {connections:>4} connections",
+        "  {label:<44} {rate:>9.0} req/s  {:>7.1} µs CPU/request  {:>6.0} MB/s  {ok:>6}/{n} ok  {connections:>4} connections",
+        cpu * 1e6 / n as f64,
         rate * size as f64 / 1e6
     );
     Ok(rate)
@@ -376,6 +380,30 @@ fn small() -> Result<()> {
         n,
         parfetch_value(32),
     )?;
+    let doc_kept = measure("parfetch fetch_many::<Doc> (all kept)", 2048, 0, n, {
+        let fetcher = parfetch::Fetcher::builder().concurrency(32).build()?;
+        move |urls| {
+            let results = fetcher.fetch_many::<parfetch::Doc>(urls);
+            results.iter().filter(|r| r.is_ok()).count()
+        }
+    })?;
+    let reqwest_streamed = measure(
+        "reqwest + tokio, buffer_unordered(32), dropped",
+        2048,
+        0,
+        n,
+        reqwest_tokio_dropped(32),
+    )?;
+    let doc_streamed = measure("parfetch batch().for_each::<Doc>, dropped", 2048, 0, n, {
+        let fetcher = parfetch::Fetcher::builder().concurrency(32).build()?;
+        move |urls| {
+            let mut ok = 0;
+            fetcher
+                .batch(urls)
+                .for_each::<parfetch::Doc>(|_, result| ok += usize::from(result.is_ok()));
+            ok
+        }
+    })?;
     let dropped = measure(
         "parfetch get_json::<Value> on rayon, dropped",
         2048,
@@ -422,6 +450,14 @@ fn small() -> Result<()> {
     println!(
         "  parfetch fetch_many / reqwest+tokio        = {:.2}x",
         ours / reqwest
+    );
+    println!(
+        "  parfetch Doc kept / reqwest+tokio kept     = {:.2}x",
+        doc_kept / reqwest
+    );
+    println!(
+        "  parfetch Doc streamed / reqwest+tokio      = {:.2}x",
+        doc_streamed / reqwest_streamed
     );
     println!(
         "  parfetch get_json / bare ureq (both drop)  = {:.2}x",
