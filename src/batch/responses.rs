@@ -207,15 +207,16 @@ where
             panic: None,
             ended: None,
         };
-        // The first requests wait before the workers start, so that they
-        // take them in input order as they come up, not all woken at once.
-        responses.feed();
+        // The workers start before the first requests are pulled: an
+        // iterator that yields slowly (URLs read from a pipe) hands each
+        // request over as it comes while the workers have nothing to take.
         if let Some((pool, shared, results)) = workers {
             for _ in 0..concurrency {
                 let (shared, poster) = (Arc::clone(&shared), results.poster());
                 pool.threads.spawn(move || work(&shared, finish, &poster));
             }
         }
+        responses.feed();
         responses
     }
 
@@ -302,6 +303,11 @@ where
                 Ok(Some(request)) => {
                     self.buffer.push((self.pulled, request));
                     self.pulled += 1;
+                    // Idle workers take it now, not once the handful is
+                    // pulled: the next may be slow to come.
+                    if shared.queue.is_hungry() {
+                        shared.queue.feed(&mut self.buffer);
+                    }
                 }
                 Ok(None) => {
                     finished = true;

@@ -138,7 +138,8 @@ impl Queue {
             }),
             wake: Condvar::new(),
             clock,
-            hungry: AtomicBool::new(false),
+            // The workers start with nothing to take.
+            hungry: AtomicBool::new(true),
         }
     }
 

@@ -652,3 +652,37 @@ fn large_documents_parsed_and_not_yet_taken_are_no_more_than_the_cores() {
         "{most_alive} large documents alive at once with {cores} cores"
     );
 }
+
+#[test]
+fn a_request_goes_as_soon_as_the_batch_s_iterator_yields_it() {
+    // From the adversarial review of the one-lock driver (issue 22): the
+    // first requests waited until a whole handful was pulled.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let seen = Arc::clone(&seen);
+        TestServer::start(move |_| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Reply::json(200, "{}")
+        })
+    };
+    let fetcher = crate::quick().concurrency(4).build().unwrap();
+    // An iterator that yields its first URL, then waits (as URLs read from
+    // a pipe may) until the server has seen that request, 5 s at most.
+    let urls = (0..3).map(|i| {
+        if i > 0 {
+            let started = Instant::now();
+            while seen.load(Ordering::SeqCst) < 1 && started.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        server.url(&format!("/{i}"))
+    });
+    let started = Instant::now();
+    let (results, _) = fetcher.batch(urls).collect::<parfetch::Value>();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "the first request waited for the iterator's next: {:?}",
+        started.elapsed()
+    );
+}
