@@ -11,7 +11,10 @@ use simd_json::Buffers;
 pub(crate) const REUSE_LIMIT: usize = 4 << 20;
 
 thread_local! {
-    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::new(16 << 10));
+    /// Empty at first: they grow to the largest document the thread has
+    /// parsed (a worker that parses nothing, or only small documents,
+    /// holds little: 16 KiB each was 10 MB at 256 workers).
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::new(0));
     /// A tape's list of nodes, empty between documents, kept for its room.
     static TAPE: RefCell<Option<Tape<'static>>> = const { RefCell::new(None) };
 }
