@@ -577,12 +577,10 @@ pub(crate) fn status_error(request: &Request, status: u16, start: &[u8]) -> Erro
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.chars().count() <= ERROR_EXCERPT_CHARS {
-        return line;
+    match error::clip(&line, ERROR_EXCERPT_CHARS) {
+        (short, true) => format!("{short}…"),
+        (_, false) => line,
     }
-    let mut short: String = line.chars().take(ERROR_EXCERPT_CHARS).collect();
-    short.push('…');
-    short
 }
 
 #[cfg(test)]
