@@ -36,6 +36,13 @@ impl<'a> OriginRef<'a> {
     /// The origin of a URL, or `None` if the URL has no http(s) scheme
     /// and host. Once per attempt: a plain scan of the bytes, no searcher.
     pub(crate) fn of_url(url: &'a str) -> Option<OriginRef<'a>> {
+        OriginRef::split_url(url).map(|(origin, _)| origin)
+    }
+
+    /// The origin of a URL and what follows its authority (the path, query
+    /// and fragment, from the first `/`, `?` or `#`): the one reader of a
+    /// URL's parts by hand, for [`of_url`](Self::of_url) and the cache's key.
+    pub(crate) fn split_url(url: &'a str) -> Option<(OriginRef<'a>, &'a str)> {
         let bytes = url.as_bytes();
         let colon = bytes.iter().position(|&b| b == b':')?;
         let https = match &bytes[..colon] {
@@ -54,7 +61,7 @@ impl<'a> OriginRef<'a> {
             None => authority,
         };
         let (name, port) = split_port(host_port)?;
-        OriginRef::new(https, name, port)
+        Some((OriginRef::new(https, name, port)?, &rest[end..]))
     }
 
     /// The origin of a URI (as ureq hands it to the resolver); `None`

@@ -468,8 +468,9 @@ impl Request {
         Error::new(kind).with_request(self.method_name(), &self.url)
     }
 
-    /// This request's error when it cannot be run at all, for `reason`.
-    pub(crate) fn refused(&self, reason: &str) -> Error {
+    /// This request's error when it is rejected before anything is sent
+    /// (it cannot be run at all), for `reason`.
+    pub(crate) fn rejected(&self, reason: &str) -> Error {
         self.error(ErrorKind::InvalidRequest)
             .with_detail(Detail::Reason(reason.to_owned()))
     }

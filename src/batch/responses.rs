@@ -96,8 +96,8 @@ enum Run<T> {
         _busy: Busy,
     },
     /// No worker can run (nested too deep, threads that cannot start):
-    /// every request fails, unsent, saying why.
-    Refused(String),
+    /// every request is rejected, unsent, saying why.
+    Rejected(String),
     /// Every result was delivered.
     Done,
 }
@@ -161,7 +161,7 @@ where
         let recorder = Arc::new(Recorder::default());
         let mut workers = None;
         let run = match engine.pools.for_this_thread() {
-            Err(reason) => Run::Refused(reason),
+            Err(reason) => Run::Rejected(reason),
             Ok(pool) => {
                 let busy = pool.enter();
                 let shared = Arc::new(Shared {
@@ -240,9 +240,9 @@ where
         loop {
             match &self.run {
                 Run::Done => return None,
-                Run::Refused(reason) => {
+                Run::Rejected(reason) => {
                     let reason = reason.clone();
-                    return self.refuse_next(&reason);
+                    return self.reject_next(&reason);
                 }
                 Run::Running { .. } => self.feed(),
             }
@@ -330,8 +330,8 @@ where
         }
     }
 
-    /// The next request's result when no worker can run: its refusal.
-    fn refuse_next(&mut self, reason: &str) -> Option<(usize, Result<Response<T>, Error>)> {
+    /// The next request's result when no worker can run: rejected.
+    fn reject_next(&mut self, reason: &str) -> Option<(usize, Result<Response<T>, Error>)> {
         let next = self.requests.as_mut().and_then(|requests| {
             catch_unwind(AssertUnwindSafe(|| requests.next().map(Into::into)))
                 .map_err(|panic| self.panic.get_or_insert(panic))
@@ -349,7 +349,7 @@ where
         for stats in [&*engine.stats, &*self.recorder] {
             stats.finished(Duration::ZERO, Some(ErrorKind::InvalidRequest));
         }
-        Some((index, Err(request.refused(reason))))
+        Some((index, Err(request.rejected(reason))))
     }
 
     /// The batch is over: the last progress report.

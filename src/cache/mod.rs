@@ -446,12 +446,7 @@ impl std::fmt::Debug for Cache {
 /// port, no user info (it travels as credentials), no fragment. `None`
 /// for a URL without an http(s) host.
 fn normalised_url(url: &str) -> Option<String> {
-    let key = OriginRef::of_url(url)?;
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path_start = after_scheme
-        .find(['/', '?', '#'])
-        .unwrap_or(after_scheme.len());
-    let rest = &after_scheme[path_start..];
+    let (key, rest) = OriginRef::split_url(url)?;
     let rest = rest.split('#').next().unwrap_or(rest);
     Some(format!("{}{rest}", key.origin()))
 }

@@ -1,32 +1,28 @@
 //! The fetcher's settings and their builder.
 //!
-//! Every default is listed once, in [`FetcherBuilder::default`], and stated in
-//! the doc of its setter. Setters never fail; [`FetcherBuilder::build`]
-//! checks the whole configuration at once and says what is wrong with it.
+//! Every setting is listed once, with its default, in `options.rs` (the
+//! builder's [`Options`]), and its default is stated in the doc of its
+//! setter. Setters never fail; [`FetcherBuilder::build`] checks the whole
+//! configuration at once ([`Settings::check`], in `settings.rs`) and says
+//! what is wrong with it.
 
 pub(crate) mod duration;
 pub(crate) mod env;
+pub(crate) mod options;
 pub(crate) mod settings;
 
+pub(crate) use self::options::Options;
 pub(crate) use self::settings::Settings;
 
 use std::fmt;
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ureq::http::{HeaderName, HeaderValue};
-
-use crate::cache::CacheSettings;
-use crate::clock::{self, Clock, SystemClock};
+use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
-use crate::policy::host::{BreakerSettings, GovernorSettings, LimitSettings, RateSettings};
-use crate::policy::retry::RetryPolicy;
 use crate::redact;
-use crate::transport::proxy::{ProxySetting, Routes};
-use crate::transport::tls::TlsSettings;
-use crate::transport::TransportSettings;
+use crate::transport::proxy::ProxySetting;
 
 /// Builds a [`Fetcher`](crate::Fetcher): `Fetcher::builder()`, then setters, then
 /// [`build`](FetcherBuilder::build).
@@ -43,87 +39,29 @@ use crate::transport::TransportSettings;
 /// # Ok::<(), parfetch::Error>(())
 /// ```
 #[derive(Clone)]
-#[allow(clippy::struct_excessive_bools)] // each is one documented switch
 pub struct FetcherBuilder {
-    pub(crate) concurrency: usize,
-    pub(crate) timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) total_timeout: Option<Duration>,
-    pub(crate) retry: RetryPolicy,
+    /// What the setters said: every setting, with its default, is in
+    /// `options.rs`.
+    pub(crate) options: Options,
     /// Whether `initial_backoff` was set: if not, it follows a lower
     /// `max_backoff` down.
     pub(crate) initial_backoff_set: bool,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) sensitive_headers: Vec<String>,
-    pub(crate) user_agent: String,
-    pub(crate) body_limit: u64,
-    pub(crate) adaptive_concurrency: bool,
-    pub(crate) breaker_threshold: u32,
-    pub(crate) breaker_open_time: Duration,
-    pub(crate) breaker_fail_fast: bool,
-    pub(crate) max_redirects: u32,
-    pub(crate) rate_limit: Option<u32>,
-    pub(crate) rate_burst: Option<u32>,
-    pub(crate) max_per_host: Option<usize>,
-    pub(crate) cache_dir: Option<PathBuf>,
-    pub(crate) cache_always_fresh: bool,
-    pub(crate) cache_max_age: Option<Duration>,
-    pub(crate) cache_max_bytes: Option<u64>,
-    pub(crate) offline: bool,
-    pub(crate) ci: bool,
-    pub(crate) tls: TlsSettings,
-    pub(crate) proxy: ProxySetting,
-    pub(crate) cookie_store: bool,
-    pub(crate) clock: Arc<dyn Clock>,
     /// The first bad `PARFETCH_*` variable, reported by `build`.
     pub(crate) env_error: Option<String>,
+    /// The clock the fetcher reads (a manual one in tests).
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Default for FetcherBuilder {
     fn default() -> FetcherBuilder {
         FetcherBuilder {
-            concurrency: 20,
-            timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            total_timeout: None,
-            retry: RetryPolicy {
-                max_retries: 3,
-                initial_delay: Duration::from_secs(1),
-                multiplier: 2.0,
-                max_delay: Duration::from_secs(60),
-                max_retry_after: Duration::from_secs(300),
-                jitter: Duration::from_secs(1),
-            },
+            options: Options::default(),
             initial_backoff_set: false,
-            headers: Vec::new(),
-            sensitive_headers: Vec::new(),
-            user_agent: concat!("parfetch/", env!("CARGO_PKG_VERSION")).to_owned(),
-            body_limit: 64 << 20,
-            adaptive_concurrency: false,
-            breaker_threshold: 5,
-            breaker_open_time: Duration::from_secs(60),
-            breaker_fail_fast: false,
-            max_redirects: 10,
-            rate_limit: None,
-            rate_burst: None,
-            max_per_host: None,
-            cache_dir: None,
-            cache_always_fresh: false,
-            cache_max_age: None,
-            cache_max_bytes: None,
-            offline: false,
-            ci: false,
-            tls: TlsSettings::default(),
-            proxy: ProxySetting::FromEnv,
-            cookie_store: false,
-            clock: SystemClock::shared(),
             env_error: None,
+            clock: SystemClock::shared(),
         }
     }
 }
-
-/// The most threads a fetcher may have in its pool.
-const MAX_CONCURRENCY: usize = 16_384;
 
 impl FetcherBuilder {
     /// The most requests in flight at once in a batch: the size of the
@@ -143,7 +81,7 @@ impl FetcherBuilder {
     /// Defaults to 20.
     #[must_use]
     pub fn concurrency(mut self, threads: usize) -> Self {
-        self.concurrency = threads;
+        self.options.concurrency = threads;
         self
     }
 
@@ -161,7 +99,7 @@ impl FetcherBuilder {
     /// its limit down.
     #[must_use]
     pub fn adaptive_concurrency(mut self, adaptive: bool) -> Self {
-        self.adaptive_concurrency = adaptive;
+        self.options.adaptive_concurrency = adaptive;
         self
     }
 
@@ -178,7 +116,7 @@ impl FetcherBuilder {
     /// Defaults to 30 seconds.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.options.timeout = timeout;
         self
     }
 
@@ -188,7 +126,7 @@ impl FetcherBuilder {
     /// Defaults to 10 seconds.
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.options.connect_timeout = timeout;
         self
     }
 
@@ -211,7 +149,7 @@ impl FetcherBuilder {
     /// other defaults, plus any Retry-After up to 5 minutes each).
     #[must_use]
     pub fn total_timeout(mut self, total: Duration) -> Self {
-        self.total_timeout = Some(total);
+        self.options.total_timeout = Some(total);
         self
     }
 
@@ -221,7 +159,7 @@ impl FetcherBuilder {
     /// Defaults to 3.
     #[must_use]
     pub fn max_retries(mut self, retries: u32) -> Self {
-        self.retry.max_retries = retries;
+        self.options.retry.max_retries = retries;
         self
     }
 
@@ -233,7 +171,7 @@ impl FetcherBuilder {
     /// Defaults to 1 second, or to `max_backoff` when that is set lower.
     #[must_use]
     pub fn initial_backoff(mut self, delay: Duration) -> Self {
-        self.retry.initial_delay = delay;
+        self.options.retry.initial_delay = delay;
         self.initial_backoff_set = true;
         self
     }
@@ -243,7 +181,7 @@ impl FetcherBuilder {
     /// Defaults to 2.
     #[must_use]
     pub fn backoff_multiplier(mut self, multiplier: f64) -> Self {
-        self.retry.multiplier = multiplier;
+        self.options.retry.multiplier = multiplier;
         self
     }
 
@@ -257,7 +195,7 @@ impl FetcherBuilder {
     /// Defaults to 60 seconds.
     #[must_use]
     pub fn max_backoff(mut self, delay: Duration) -> Self {
-        self.retry.max_delay = delay;
+        self.options.retry.max_delay = delay;
         self
     }
 
@@ -272,7 +210,7 @@ impl FetcherBuilder {
     /// Defaults to 5 minutes.
     #[must_use]
     pub fn max_retry_after(mut self, wait: Duration) -> Self {
-        self.retry.max_retry_after = wait;
+        self.options.retry.max_retry_after = wait;
         self
     }
 
@@ -284,7 +222,7 @@ impl FetcherBuilder {
     /// Defaults to 1 second.
     #[must_use]
     pub fn jitter(mut self, jitter: Duration) -> Self {
-        self.retry.jitter = jitter;
+        self.options.retry.jitter = jitter;
         self
     }
 
@@ -296,7 +234,7 @@ impl FetcherBuilder {
     /// decodes).
     #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.options.headers.push((name.into(), value.into()));
         self
     }
 
@@ -331,7 +269,7 @@ impl FetcherBuilder {
     /// and `x-amz-security-token` are secrets without being named here.
     #[must_use]
     pub fn sensitive_header_name(mut self, name: impl Into<String>) -> Self {
-        self.sensitive_headers.push(name.into());
+        self.options.sensitive_headers.push(name.into());
         self
     }
 
@@ -340,7 +278,7 @@ impl FetcherBuilder {
     /// Defaults to `parfetch/` and the crate version.
     #[must_use]
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.user_agent = user_agent.into();
+        self.options.user_agent = user_agent.into();
         self
     }
 
@@ -350,7 +288,7 @@ impl FetcherBuilder {
     /// Defaults to 64 MiB.
     #[must_use]
     pub fn body_limit(mut self, bytes: u64) -> Self {
-        self.body_limit = bytes;
+        self.options.body_limit = bytes;
         self
     }
 
@@ -362,7 +300,7 @@ impl FetcherBuilder {
     /// Defaults to 5.
     #[must_use]
     pub fn breaker_threshold(mut self, failures: u32) -> Self {
-        self.breaker_threshold = failures;
+        self.options.breaker_threshold = failures;
         self
     }
 
@@ -376,7 +314,7 @@ impl FetcherBuilder {
     /// Defaults to 60 seconds (so about two minutes of patience in all).
     #[must_use]
     pub fn breaker_open_time(mut self, open_time: Duration) -> Self {
-        self.breaker_open_time = open_time;
+        self.options.breaker_open_time = open_time;
         self
     }
 
@@ -389,7 +327,7 @@ impl FetcherBuilder {
     /// retries would take (at least 3 s) and their batch's deadline.
     #[must_use]
     pub fn breaker_fail_fast(mut self, fail_fast: bool) -> Self {
-        self.breaker_fail_fast = fail_fast;
+        self.options.breaker_fail_fast = fail_fast;
         self
     }
 
@@ -400,7 +338,7 @@ impl FetcherBuilder {
     /// Defaults to 10.
     #[must_use]
     pub fn max_redirects(mut self, redirects: u32) -> Self {
-        self.max_redirects = redirects;
+        self.options.max_redirects = redirects;
         self
     }
 
@@ -410,7 +348,7 @@ impl FetcherBuilder {
     /// Defaults to no limit.
     #[must_use]
     pub fn rate_limit(mut self, requests_per_second: u32) -> Self {
-        self.rate_limit = Some(requests_per_second);
+        self.options.rate_limit = Some(requests_per_second);
         self
     }
 
@@ -420,7 +358,7 @@ impl FetcherBuilder {
     /// Defaults to 1 (requests evenly spaced).
     #[must_use]
     pub fn rate_burst(mut self, requests: u32) -> Self {
-        self.rate_burst = Some(requests);
+        self.options.rate_burst = Some(requests);
         self
     }
 
@@ -431,7 +369,7 @@ impl FetcherBuilder {
     /// Defaults to no cap (the concurrency is the ceiling).
     #[must_use]
     pub fn max_per_host(mut self, requests: usize) -> Self {
-        self.max_per_host = Some(requests);
+        self.options.max_per_host = Some(requests);
         self
     }
 
@@ -443,7 +381,7 @@ impl FetcherBuilder {
     /// Defaults to no cache.
     #[must_use]
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.cache_dir = Some(dir.into());
+        self.options.cache_dir = Some(dir.into());
         self
     }
 
@@ -454,7 +392,7 @@ impl FetcherBuilder {
     /// Defaults to false.
     #[must_use]
     pub fn cache_always_fresh(mut self, always: bool) -> Self {
-        self.cache_always_fresh = always;
+        self.options.cache_always_fresh = always;
         self
     }
 
@@ -464,7 +402,7 @@ impl FetcherBuilder {
     /// Defaults to the response's own headers.
     #[must_use]
     pub fn cache_max_age(mut self, max_age: Duration) -> Self {
-        self.cache_max_age = Some(max_age);
+        self.options.cache_max_age = Some(max_age);
         self
     }
 
@@ -477,7 +415,7 @@ impl FetcherBuilder {
     /// Defaults to no limit.
     #[must_use]
     pub fn cache_max_bytes(mut self, bytes: u64) -> Self {
-        self.cache_max_bytes = Some(bytes);
+        self.options.cache_max_bytes = Some(bytes);
         self
     }
 
@@ -490,7 +428,7 @@ impl FetcherBuilder {
     /// Defaults to false.
     #[must_use]
     pub fn offline(mut self, offline: bool) -> Self {
-        self.offline = offline;
+        self.options.offline = offline;
         self
     }
 
@@ -500,7 +438,7 @@ impl FetcherBuilder {
     /// Defaults to false (or `PARFETCH_CI=1` with [`from_env`](Self::from_env)).
     #[must_use]
     pub fn ci(mut self, ci: bool) -> Self {
-        self.ci = ci;
+        self.options.ci = ci;
         self
     }
 
@@ -520,7 +458,7 @@ impl FetcherBuilder {
     /// IP addresses, or `*`) for the hosts that go direct.
     #[must_use]
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
-        self.proxy = ProxySetting::Url(url.into());
+        self.options.proxy = ProxySetting::Url(url.into());
         self
     }
 
@@ -528,7 +466,7 @@ impl FetcherBuilder {
     /// variables say (undoes [`proxy`](Self::proxy) too).
     #[must_use]
     pub fn no_proxy(mut self) -> Self {
-        self.proxy = ProxySetting::Off;
+        self.options.proxy = ProxySetting::Off;
         self
     }
 
@@ -543,7 +481,7 @@ impl FetcherBuilder {
     /// whenever either is set, as OpenSSL, Python and Go read them.
     #[must_use]
     pub fn system_roots(mut self, system_roots: bool) -> Self {
-        self.tls.system_roots = system_roots;
+        self.options.tls.system_roots = system_roots;
         self
     }
 
@@ -557,7 +495,7 @@ impl FetcherBuilder {
     /// [`system_roots`](Self::system_roots)).
     #[must_use]
     pub fn trust_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.tls.extra_roots.push(pem.into());
+        self.options.tls.extra_roots.push(pem.into());
         self
     }
 
@@ -571,7 +509,7 @@ impl FetcherBuilder {
     /// Defaults to none.
     #[must_use]
     pub fn client_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.tls.client_certificate = Some(pem.into());
+        self.options.tls.client_certificate = Some(pem.into());
         self
     }
 
@@ -584,7 +522,7 @@ impl FetcherBuilder {
     /// Defaults to false (certificates are verified).
     #[must_use]
     pub fn danger_accept_invalid_certificates(mut self, accept: bool) -> Self {
-        self.tls.accept_invalid_certificates = accept;
+        self.options.tls.accept_invalid_certificates = accept;
         self
     }
 
@@ -601,7 +539,7 @@ impl FetcherBuilder {
     /// you set are sent.
     #[must_use]
     pub fn cookie_store(mut self, enabled: bool) -> Self {
-        self.cookie_store = enabled;
+        self.options.cookie_store = enabled;
         self
     }
 
@@ -645,14 +583,14 @@ impl FetcherBuilder {
             offline,
             ci,
         } = overrides;
-        self.concurrency = concurrency.unwrap_or(self.concurrency);
-        self.timeout = timeout.unwrap_or(self.timeout);
-        self.connect_timeout = connect_timeout.unwrap_or(self.connect_timeout);
-        self.retry.max_retries = retries.unwrap_or(self.retry.max_retries);
-        self.user_agent = user_agent.unwrap_or(self.user_agent);
-        self.cache_dir = cache_dir.or(self.cache_dir);
-        self.offline = offline.unwrap_or(self.offline);
-        self.ci = ci.unwrap_or(self.ci);
+        self.options.concurrency = concurrency.unwrap_or(self.options.concurrency);
+        self.options.timeout = timeout.unwrap_or(self.options.timeout);
+        self.options.connect_timeout = connect_timeout.unwrap_or(self.options.connect_timeout);
+        self.options.retry.max_retries = retries.unwrap_or(self.options.retry.max_retries);
+        self.options.user_agent = user_agent.unwrap_or(self.options.user_agent);
+        self.options.cache_dir = cache_dir.or(self.options.cache_dir);
+        self.options.offline = offline.unwrap_or(self.options.offline);
+        self.options.ci = ci.unwrap_or(self.options.ci);
         self
     }
 
@@ -662,149 +600,11 @@ impl FetcherBuilder {
         if let Some(env_error) = &self.env_error {
             return Err(Error::config(env_error.clone()));
         }
-        let fail = |reason: String| Err(Error::config(reason));
-        if self.concurrency == 0 {
-            return fail("concurrency must be at least 1, got 0".into());
-        }
-        if self.concurrency > MAX_CONCURRENCY {
-            return fail(format!(
-                "concurrency must be at most {MAX_CONCURRENCY} (one thread per request in \
-                 flight), got {}",
-                self.concurrency
-            ));
-        }
-        if self.timeout.is_zero() {
-            return fail("timeout must be longer than zero".into());
-        }
-        if self.connect_timeout.is_zero() {
-            return fail("connect_timeout must be longer than zero".into());
-        }
-        if self.total_timeout.is_some_and(|total| total.is_zero()) {
-            return fail("total_timeout must be longer than zero".into());
-        }
-        let retry = &self.retry;
-        if !(retry.multiplier >= 1.0 && retry.multiplier.is_finite()) {
-            return fail(format!(
-                "backoff_multiplier must be a finite number of at least 1, got {}",
-                retry.multiplier
-            ));
-        }
-        // Left at its default, the first delay follows a lower cap down.
-        let initial_delay = if self.initial_backoff_set {
-            retry.initial_delay
-        } else {
-            retry.initial_delay.min(retry.max_delay)
-        };
-        if initial_delay > retry.max_delay {
-            return fail(format!(
-                "initial_backoff ({:?}) is longer than max_backoff ({:?}): lower \
-                 initial_backoff, or raise max_backoff",
-                retry.initial_delay, retry.max_delay
-            ));
-        }
-        if self.body_limit == 0 {
-            return fail("body_limit must be at least 1 byte".into());
-        }
-        if HeaderValue::from_str(&self.user_agent).is_err() {
-            return fail(format!(
-                "user_agent {:?} is not a valid header value",
-                self.user_agent
-            ));
-        }
-        let mut headers = Vec::with_capacity(self.headers.len());
-        for (name, value) in &self.headers {
-            let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
-                return fail(format!("invalid header name {name:?}"));
-            };
-            let Ok(header_value) = HeaderValue::from_str(value) else {
-                return fail(format!(
-                    "the value of header {name:?} has a forbidden character"
-                ));
-            };
-            headers.push((header_name, header_value));
-        }
-        let rate = match (self.rate_limit, self.rate_burst) {
-            (None, None) => None,
-            (None, Some(_)) => return fail("rate_burst is set without a rate_limit".into()),
-            (Some(per_second), burst) => {
-                let Some(per_second) = NonZeroU32::new(per_second) else {
-                    return fail("rate_limit must be at least 1 request per second, got 0".into());
-                };
-                let Some(burst) = NonZeroU32::new(burst.unwrap_or(1)) else {
-                    return fail("rate_burst must be at least 1, got 0".into());
-                };
-                Some(RateSettings { per_second, burst })
-            }
-        };
-        if self.cache_max_bytes == Some(0) {
-            return fail("cache_max_bytes must be at least 1 byte, got 0".into());
-        }
-        if self.max_per_host == Some(0) {
-            return fail("max_per_host must be at least 1, got 0".into());
-        }
-        let cache = match (&self.cache_dir, self.ci) {
-            (Some(dir), false) => Some(CacheSettings {
-                dir: dir.clone(),
-                always_fresh: self.cache_always_fresh,
-                max_age: self.cache_max_age.map(clock::capped),
-                max_bytes: self.cache_max_bytes,
-                offline: self.offline,
-            }),
-            _ if self.offline && self.ci => {
-                return fail("offline mode needs the cache, and CI mode turns it off".into());
-            }
-            _ if self.offline => return fail("offline mode needs a cache_dir".into()),
-            _ => None,
-        };
-        let environment = |name: &str| std::env::var(name).ok();
-        let tls = self.tls.config(environment)?;
-        let proxies = Routes::new(&self.proxy, environment).map_err(Error::config)?;
-        // Durations past a century mean "no limit": capped, they stay clear
-        // of every overflow in time arithmetic (ours and ureq's).
-        let retry = RetryPolicy {
-            initial_delay: clock::capped(initial_delay),
-            max_delay: clock::capped(retry.max_delay),
-            max_retry_after: clock::capped(retry.max_retry_after),
-            jitter: clock::capped(retry.jitter),
-            ..retry.clone()
-        };
-        Ok(Settings {
-            concurrency: self.concurrency,
-            transport: TransportSettings {
-                pool_per_host: self.concurrency,
-                timeout: clock::capped(self.timeout),
-                connect_timeout: clock::capped(self.connect_timeout),
-                headers,
-                sensitive_headers: self.sensitive_headers.clone(),
-                user_agent: self.user_agent.clone(),
-                body_limit: self.body_limit,
-                max_redirects: self.max_redirects,
-                tls,
-                proxies,
-            },
-            retry,
-            total_timeout: self.total_timeout.map(clock::capped),
-            governor: GovernorSettings {
-                limit: LimitSettings {
-                    ceiling: u32::try_from(
-                        self.max_per_host
-                            .map_or(self.concurrency, |cap| cap.min(self.concurrency)),
-                    )
-                    .unwrap_or(u32::MAX),
-                    adaptive: self.adaptive_concurrency,
-                },
-                breaker: BreakerSettings {
-                    threshold: self.breaker_threshold,
-                    longest: clock::capped(self.breaker_open_time),
-                    fail_fast: self.breaker_fail_fast,
-                },
-                rate,
-                longest_pause: clock::capped(self.retry.max_retry_after),
-            },
-            cache,
-            cookie_store: self.cookie_store,
-            clock: Arc::clone(&self.clock),
-        })
+        Settings::check(
+            &self.options,
+            self.initial_backoff_set,
+            Arc::clone(&self.clock),
+        )
     }
 
     #[cfg(test)]
@@ -816,44 +616,15 @@ impl FetcherBuilder {
 
 impl fmt::Debug for FetcherBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str(),
-                    redact::header_value(name, value, &self.sensitive_headers),
-                )
-            })
-            .collect();
-        f.debug_struct("FetcherBuilder")
-            .field("concurrency", &self.concurrency)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("total_timeout", &self.total_timeout)
-            .field("retry", &self.retry)
-            .field("headers", &headers)
-            .field("sensitive_headers", &self.sensitive_headers)
-            .field("user_agent", &self.user_agent)
-            .field("body_limit", &self.body_limit)
-            .field("adaptive_concurrency", &self.adaptive_concurrency)
-            .field("breaker_threshold", &self.breaker_threshold)
-            .field("breaker_open_time", &self.breaker_open_time)
-            .field("breaker_fail_fast", &self.breaker_fail_fast)
-            .field("max_redirects", &self.max_redirects)
-            .field("rate_limit", &self.rate_limit)
-            .field("rate_burst", &self.rate_burst)
-            .field("max_per_host", &self.max_per_host)
-            .field("cache_dir", &self.cache_dir)
-            .field("cache_always_fresh", &self.cache_always_fresh)
-            .field("cache_max_age", &self.cache_max_age)
-            .field("cache_max_bytes", &self.cache_max_bytes)
-            .field("offline", &self.offline)
-            .field("ci", &self.ci)
-            .field("tls", &self.tls)
-            .field("proxy", &self.proxy)
-            .field("cookie_store", &self.cookie_store)
-            .finish_non_exhaustive()
+        let mut shown = self.options.clone();
+        for (name, value) in &mut shown.headers {
+            if redact::is_sensitive(name, &self.options.sensitive_headers) {
+                redact::HIDDEN.clone_into(value);
+            }
+        }
+        let mut out = f.debug_struct("FetcherBuilder");
+        shown.debug_fields(&mut out);
+        out.finish_non_exhaustive()
     }
 }
 
@@ -969,10 +740,13 @@ mod tests {
                 "PARFETCH_OFFLINE" => Some("true".into()),
                 _ => None,
             });
-        assert_eq!(builder.concurrency, 3, "a variable not set changes nothing");
-        assert_eq!(builder.timeout, Duration::from_millis(500));
-        assert_eq!(builder.retry.max_retries, 1);
-        assert!(builder.offline);
+        assert_eq!(
+            builder.options.concurrency, 3,
+            "a variable not set changes nothing"
+        );
+        assert_eq!(builder.options.timeout, Duration::from_millis(500));
+        assert_eq!(builder.options.retry.max_retries, 1);
+        assert!(builder.options.offline);
     }
 
     /// The crate docs' table of defaults says what `FetcherBuilder::default()`
@@ -1000,16 +774,22 @@ mod tests {
         let expected = [
             (
                 "`concurrency`",
-                format!("{} threads, so {} requests", b.concurrency, b.concurrency),
+                format!(
+                    "{} threads, so {} requests",
+                    b.options.concurrency, b.options.concurrency
+                ),
             ),
             (
                 "`concurrency`",
                 format!("starts hosts at {}", crate::policy::host::INITIAL_LIMIT),
             ),
-            ("`timeout`", format!("{} s per attempt", secs(b.timeout))),
+            (
+                "`timeout`",
+                format!("{} s per attempt", secs(b.options.timeout)),
+            ),
             (
                 "`total_timeout`",
-                match b.total_timeout {
+                match b.options.total_timeout {
                     None => "| none:".to_owned(),
                     Some(total) => format!("| {} s", secs(total)),
                 },
@@ -1018,43 +798,46 @@ mod tests {
                 "`timeout`",
                 format!(
                     "(FetcherBuilder::connect_timeout) {} s",
-                    secs(b.connect_timeout)
+                    secs(b.options.connect_timeout)
                 ),
             ),
             (
                 "`max_retries`",
                 format!(
                     "{}, so at most {} attempts",
-                    b.retry.max_retries,
-                    b.retry.max_retries + 1
+                    b.options.retry.max_retries,
+                    b.options.retry.max_retries + 1
                 ),
             ),
             (
                 "| backoff",
                 format!(
                     "×{} from {} s, plus up to {} s of jitter, capped at {} s",
-                    b.retry.multiplier,
-                    secs(b.retry.initial_delay),
-                    secs(b.retry.jitter),
-                    secs(b.retry.max_delay)
+                    b.options.retry.multiplier,
+                    secs(b.options.retry.initial_delay),
+                    secs(b.options.retry.jitter),
+                    secs(b.options.retry.max_delay)
                 ),
             ),
             (
                 "| Retry-After",
-                format!("({} min)", secs(b.retry.max_retry_after) / 60),
+                format!("({} min)", secs(b.options.retry.max_retry_after) / 60),
             ),
             (
                 "`breaker_threshold`",
-                format!("after {} consecutive failures", b.breaker_threshold),
+                format!("after {} consecutive failures", b.options.breaker_threshold),
             ),
             (
                 "`breaker_threshold`",
                 format!(
                     "(FetcherBuilder::breaker_open_time) ({} s)",
-                    secs(b.breaker_open_time)
+                    secs(b.options.breaker_open_time)
                 ),
             ),
-            ("`body_limit`", format!("{} MiB", b.body_limit >> 20)),
+            (
+                "`body_limit`",
+                format!("{} MiB", b.options.body_limit >> 20),
+            ),
         ];
         for (setting, words) in expected {
             assert!(
@@ -1063,7 +846,35 @@ mod tests {
                 row(setting)
             );
         }
-        assert!(!b.adaptive_concurrency && !b.breaker_fail_fast);
+        assert!(!b.options.adaptive_concurrency && !b.options.breaker_fail_fast);
+    }
+
+    /// `Debug` shows every option, in the list's order, and hides the
+    /// builder's own bookkeeping.
+    #[test]
+    fn debug_shows_the_options_in_order() {
+        let debug = format!("{:?}", FetcherBuilder::default().header("x-trace", "t1"));
+        assert!(
+            debug.starts_with(
+                "FetcherBuilder { concurrency: 20, timeout: 30s, connect_timeout: 10s, \
+                 total_timeout: None, retry: RetryPolicy { max_retries: 3, "
+            ),
+            "{debug}"
+        );
+        assert!(
+            debug.contains(
+                "headers: [(\"x-trace\", \"t1\")], sensitive_headers: [], user_agent: \"parfetch/"
+            ),
+            "{debug}"
+        );
+        assert!(
+            debug.ends_with("proxy: FromEnv, cookie_store: false, .. }"),
+            "{debug}"
+        );
+        assert!(
+            !debug.contains("clock") && !debug.contains("env_error"),
+            "{debug}"
+        );
     }
 
     #[test]

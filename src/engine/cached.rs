@@ -58,18 +58,19 @@ impl std::fmt::Debug for Keeping {
     }
 }
 
-/// What the cache made of a new journey.
-pub(crate) enum Begun {
-    /// Served from the cache, or refused (offline, a bad request).
+/// What the cache says before anything is sent.
+pub(crate) enum BeforeSend {
+    /// Served from the cache, or ended before sending (offline, a bad
+    /// request: rejected).
     Done(Result<Body, Error>),
     /// To the network, with this plan.
     Send(CachePlan),
 }
 
-/// What the cache made of an answer.
+/// What the cache says of the answer an attempt received.
 // Made and matched once per request: a box would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Finished {
+pub(crate) enum AfterAnswer {
     Done(Result<Body, Error>),
     /// The answer was a 304 about another version: ask again.
     Again,
@@ -77,14 +78,14 @@ pub(crate) enum Finished {
 
 impl CachePlan {
     /// What the cache says of `request` before anything is sent.
-    pub(crate) fn begin(engine: &Engine, request: &Request, scope: &Scope<'_>) -> Begun {
+    pub(crate) fn begin(engine: &Engine, request: &Request, scope: &Scope<'_>) -> BeforeSend {
         let mode = request.cache();
         let Some(cache) = engine
             .cache
             .as_ref()
             .filter(|cache| mode != CacheMode::Off || cache.offline())
         else {
-            return Begun::Send(CachePlan::Nothing);
+            return BeforeSend::Send(CachePlan::Nothing);
         };
         let offline = cache.offline();
         let method = request.method();
@@ -95,17 +96,17 @@ impl CachePlan {
                     .with_detail(Detail::Reason(
                         "only GET and HEAD are answered from the cache".to_owned(),
                     ));
-                return Begun::Done(Err(error));
+                return BeforeSend::Done(Err(error));
             }
             if method.is_safe() {
-                return Begun::Send(CachePlan::Nothing);
+                return BeforeSend::Send(CachePlan::Nothing);
             }
-            return Begun::Send(CachePlan::Invalidate);
+            return BeforeSend::Send(CachePlan::Invalidate);
         }
         let head_only = method == Method::Head;
         let mut head = match request.to_http(&engine.settings.transport.headers) {
             Ok(http) => http.map(|_| ()),
-            Err(error) => return Begun::Done(Err(error)),
+            Err(error) => return BeforeSend::Done(Err(error)),
         };
         // A HEAD looks for the GET it is the head of.
         *head.method_mut() = http::Method::GET;
@@ -116,7 +117,7 @@ impl CachePlan {
         }
         let is_sensitive = |name: &str| engine.is_sensitive(request, name);
         let Some(key) = cache.key(request.url(), &head, is_sensitive) else {
-            return Begun::Send(CachePlan::Nothing);
+            return BeforeSend::Send(CachePlan::Nothing);
         };
         let lookup = if mode.reads() {
             cache.lookup(&key, &head, SystemTime::now())
@@ -130,7 +131,7 @@ impl CachePlan {
             if head_only {
                 entry.body = Vec::new();
             }
-            Begun::Done(served(engine, request, scope, entry, how, None, 0))
+            BeforeSend::Done(served(engine, request, scope, entry, how, None, 0))
         };
         let (stale, conditional) = match lookup {
             Lookup::Fresh(entry) => return serve(entry, CacheStatus::Fresh),
@@ -147,15 +148,17 @@ impl CachePlan {
                          served stale (must-revalidate)"
                             .to_owned(),
                     ));
-                return Begun::Done(Err(error));
+                return BeforeSend::Done(Err(error));
             }
-            Lookup::Miss if offline => return Begun::Done(Err(request.error(ErrorKind::Offline))),
+            Lookup::Miss if offline => {
+                return BeforeSend::Done(Err(request.error(ErrorKind::Offline)))
+            }
             // A HEAD's answer is not stored, nor used to revalidate.
-            _ if head_only => return Begun::Send(CachePlan::Nothing),
+            _ if head_only => return BeforeSend::Send(CachePlan::Nothing),
             Lookup::Miss => (None, Vec::new()),
             Lookup::Stale(entry, conditional) => (Some(entry), conditional),
         };
-        Begun::Send(CachePlan::Keep(Box::new(Keeping {
+        BeforeSend::Send(CachePlan::Keep(Box::new(Keeping {
             key,
             head,
             stale,
@@ -190,19 +193,19 @@ impl CachePlan {
         mut answer: Body,
         attempts: u32,
         scope: &Scope<'_>,
-    ) -> Finished {
+    ) -> AfterAnswer {
         let keeping = match self {
-            CachePlan::Nothing => return Finished::Done(Ok(answer)),
+            CachePlan::Nothing => return AfterAnswer::Done(Ok(answer)),
             CachePlan::Invalidate => {
                 if let Some(cache) = &engine.cache {
                     cache.invalidate(request.url(), Some(&answer.headers));
                 }
-                return Finished::Done(Ok(answer));
+                return AfterAnswer::Done(Ok(answer));
             }
             CachePlan::Keep(keeping) => keeping,
         };
         let Some(cache) = &engine.cache else {
-            return Finished::Done(Ok(answer));
+            return AfterAnswer::Done(Ok(answer));
         };
         let is_sensitive = |name: &str| engine.is_sensitive(request, name);
         // No headers when the answer may not be cached (`transport/cookies.rs`).
@@ -218,10 +221,10 @@ impl CachePlan {
                 let update = Some(std::mem::take(&mut answer.headers));
                 let how = CacheStatus::Revalidated;
                 let served = served(engine, request, scope, entry, how, update, attempts);
-                return Finished::Done(served);
+                return AfterAnswer::Done(served);
             }
             keeping.conditional.clear();
-            return Finished::Again;
+            return AfterAnswer::Again;
         }
         if let Some(headers) = headers.filter(|_| keeping.writes) {
             cache.store(
@@ -234,7 +237,7 @@ impl CachePlan {
                 &is_sensitive,
             );
         }
-        Finished::Done(Ok(answer))
+        AfterAnswer::Done(Ok(answer))
     }
 
     /// Keeps the response a request failed with, where the rules let a

@@ -84,8 +84,9 @@ struct State {
     seq: u64,
 }
 
-/// How a worker's last step went, told under the queue's lock.
-enum Stepped {
+/// How a worker's last [`Step`](super::journey::Step) went, told under
+/// the queue's lock.
+enum LastStep {
     /// The worker has not stepped yet.
     First,
     /// The request is done: its result is sent.
@@ -207,7 +208,7 @@ impl Queue {
     ) {
         // The step just over, told to `next` under the lock it takes
         // anyway: one lock per step, not two.
-        let mut last = Stepped::First;
+        let mut last = LastStep::First;
         while let Some((index, mut journey)) = self.next(engine, scope, &hungry, last) {
             last = match engine.step(&mut journey, scope) {
                 Step::Done(result) => {
@@ -216,12 +217,12 @@ impl Queue {
                     let result = engine.finish(&journey, result, scope, finish);
                     drop(journey);
                     if !send(index, result, slot) {
-                        self.stepped(Stepped::Done);
+                        self.stepped(LastStep::Done);
                         break;
                     }
-                    Stepped::Done
+                    LastStep::Done
                 }
-                Step::Wait { until } => Stepped::SetAside(index, Box::new(journey), until),
+                Step::Wait { until } => LastStep::SetAside(index, Box::new(journey), until),
             };
         }
     }
@@ -232,7 +233,7 @@ impl Queue {
         engine: &Engine,
         scope: &Scope<'_>,
         hungry: &impl Fn(),
-        last: Stepped,
+        last: LastStep,
     ) -> Option<(usize, Journey)> {
         let mut state = self.state.lock();
         self.put_back(&mut state, last);
@@ -298,18 +299,18 @@ impl Queue {
     }
 
     /// A step is over, and its worker stops.
-    fn stepped(&self, last: Stepped) {
+    fn stepped(&self, last: LastStep) {
         let mut state = self.state.lock();
         self.put_back(&mut state, last);
     }
 
     /// Counts the step `last` over, and sets its request aside if it must
     /// wait.
-    fn put_back(&self, state: &mut State, last: Stepped) {
+    fn put_back(&self, state: &mut State, last: LastStep) {
         match last {
-            Stepped::First => return,
-            Stepped::Done => {}
-            Stepped::SetAside(index, journey, Some(until)) => {
+            LastStep::First => return,
+            LastStep::Done => {}
+            LastStep::SetAside(index, journey, Some(until)) => {
                 let seq = state.seq;
                 state.seq += 1;
                 state.timed.push(Reverse(Timed {
@@ -319,7 +320,7 @@ impl Queue {
                     journey: *journey,
                 }));
             }
-            Stepped::SetAside(index, journey, None) => state.held.push_back((index, *journey)),
+            LastStep::SetAside(index, journey, None) => state.held.push_back((index, *journey)),
         }
         state.running -= 1;
         // A request came back, or was set aside: the host of one set aside

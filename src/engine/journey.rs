@@ -19,10 +19,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::cached::{Begun, CachePlan, Finished as CacheFinished};
+use super::cached::{AfterAnswer, BeforeSend, CachePlan};
 use super::{Engine, Scope};
 use crate::cancel::Stop;
-use crate::error::classify::{self, HostVerdict};
+use crate::error::classify::{self, HostAnswer};
 use crate::error::{Detail, Error, ErrorKind};
 use crate::origin::OriginRef;
 use crate::policy::host::{Admission, Answer, Hold, Host};
@@ -88,9 +88,10 @@ pub(crate) struct Journey {
     deadline: Option<(Duration, Instant)>,
 }
 
-/// What one attempt came to.
+/// What one attempt came to, as the journey sees it: the transport's
+/// [`Received`] made a [`Body`], a wait for its host, or the request's end.
 enum Attempted {
-    Answer(Body),
+    Received(Body),
     Wait {
         until: Option<Duration>,
     },
@@ -168,7 +169,7 @@ impl Journey {
             {
                 let error = self
                     .request
-                    .refused("its deadline is zero: no attempt could finish");
+                    .rejected("its deadline is zero: no attempt could finish");
                 return Step::Done(Err(error));
             }
             let deadline = self
@@ -182,13 +183,13 @@ impl Journey {
         }
         if self.plan.is_none() {
             match CachePlan::begin(engine, &self.request, scope) {
-                Begun::Done(result) => return Step::Done(result),
-                Begun::Send(plan) => self.plan = Some(plan),
+                BeforeSend::Done(result) => return Step::Done(result),
+                BeforeSend::Send(plan) => self.plan = Some(plan),
             }
         }
         loop {
             let answer = match self.attempt(engine, scope) {
-                Attempted::Answer(answer) => answer,
+                Attempted::Received(answer) => answer,
                 Attempted::Wait { until } => return Step::Wait { until },
                 Attempted::Failed(error, response) => {
                     if let (Some(plan), Some(response)) = (&self.plan, &response) {
@@ -201,9 +202,9 @@ impl Journey {
                 return Step::Done(Ok(answer));
             };
             match plan.finish(engine, &self.request, answer, self.attempts, scope) {
-                CacheFinished::Done(result) => return Step::Done(result),
+                AfterAnswer::Done(result) => return Step::Done(result),
                 // A 304 about another version: ask again for the whole.
-                CacheFinished::Again => {}
+                AfterAnswer::Again => {}
             }
         }
     }
@@ -224,7 +225,7 @@ impl Journey {
             };
         }
         if request.timeout_override().is_some_and(|t| t.is_zero()) {
-            let error = request.refused("its timeout is zero: no attempt could finish");
+            let error = request.rejected("its timeout is zero: no attempt could finish");
             return Attempted::Failed(error, None);
         }
         // The request as sent: a request it cannot be made into ends here,
@@ -240,7 +241,7 @@ impl Journey {
             Arc::clone(host)
         } else {
             let Some(origin) = OriginRef::of_url(request.url()) else {
-                let error = request.refused("the URL has no http(s) host");
+                let error = request.rejected("the URL has no http(s) host");
                 return Attempted::Failed(error, None);
             };
             let host = engine.hosts.get(&origin);
@@ -291,7 +292,7 @@ impl Journey {
                     until: until.map(|until| until.min(patience)),
                 };
             }
-            Admission::Refuse { cause } => {
+            Admission::Deny { cause } => {
                 return Attempted::Failed(self.held_back(&host, cause), None);
             }
         };
@@ -343,7 +344,7 @@ impl Journey {
                     started.elapsed()
                 );
                 self.last_error = None;
-                return Attempted::Answer(Body {
+                return Attempted::Received(Body {
                     bytes: body,
                     status,
                     headers,
@@ -380,19 +381,19 @@ impl Journey {
         let stopped = error.is_retryable() && stop.check().is_err();
         let (kind, status) = (error.kind(), error.status());
         let asked = retry::asked_to_wait(status, error.retry_after());
-        let answer = match classify::host_verdict(kind, status) {
+        let answer = match classify::host_answer(kind, status) {
             _ if stopped => Answer::Nothing,
             // A body cut short after a whole head: the host answered, and
             // failed; not a sign it is overloaded (a stalled body is).
-            HostVerdict::Overloaded if after_head && kind == ErrorKind::Network => Answer::Failed,
-            HostVerdict::Answered => Answer::Answered { head: None },
-            HostVerdict::Throttled => Answer::Throttled { retry_after: asked },
-            HostVerdict::Overloaded => Answer::Overloaded {
+            HostAnswer::Overloaded if after_head && kind == ErrorKind::Network => Answer::Failed,
+            HostAnswer::Answered => Answer::Answered { head: None },
+            HostAnswer::Throttled => Answer::Throttled { retry_after: asked },
+            HostAnswer::Overloaded => Answer::Overloaded {
                 refused: status.is_some(),
                 retry_after: asked,
             },
-            HostVerdict::Failed => Answer::Failed,
-            HostVerdict::Nothing => Answer::Nothing,
+            HostAnswer::Failed => Answer::Failed,
+            HostAnswer::Nothing => Answer::Nothing,
         };
         permit.report(governor, answer, || error.summary());
         if stopped {

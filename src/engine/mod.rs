@@ -10,6 +10,12 @@
 //! thread (`parse/`). A panic anywhere on the way becomes this request's
 //! [`ErrorKind::Internal`] error, and the other requests carry on.
 //!
+//! The words for how it went (see `docs/architecture.md`, "Words"): an
+//! attempt is `Received`, waits, or `Failed` (`journey.rs`'s `Attempted`);
+//! the cache says `BeforeSend` and `AfterAnswer` (`cached.rs`); a step is
+//! `Done` or waits (`Step`). A request the governor will not send is
+//! *denied*; one that cannot be sent at all is *rejected*.
+//!
 //! It may use every layer below it, never the public face.
 
 mod cached;
@@ -455,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn a_host_down_refuses_requests_unsent_saying_why() {
+    fn a_host_down_denies_requests_unsent_saying_why() {
         let clock = Arc::new(ManualClock::default());
         let url = server(UNAVAILABLE);
         // The longest opening is the first: its probe failing says "down".
@@ -485,7 +491,7 @@ mod tests {
                 && message.ends_with("; nothing was sent"),
             "{message}"
         );
-        assert_eq!(clock.sleeps().len(), 1, "refused at once");
+        assert_eq!(clock.sleeps().len(), 1, "denied at once");
         assert_eq!(fetcher.stats().failures_of(ErrorKind::CircuitOpen), 1);
     }
 

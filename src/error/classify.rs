@@ -25,9 +25,10 @@ pub(crate) fn is_retryable(kind: ErrorKind, status: Option<u16>) -> bool {
     }
 }
 
-/// What a failed attempt says about its host, for the governor.
+/// How the host answered a failed attempt: the kind of the governor's
+/// [`Answer`](crate::policy::host::Answer), which adds its figures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum HostVerdict {
+pub(crate) enum HostAnswer {
     /// The host answered, and is well: a 404, a 403, a body too large...
     Answered,
     /// It said "too many" (429): slow down, but it is well.
@@ -43,18 +44,18 @@ pub(crate) enum HostVerdict {
 }
 
 /// What a failure of this kind (and status) says about its host.
-pub(crate) fn host_verdict(kind: ErrorKind, status: Option<u16>) -> HostVerdict {
+pub(crate) fn host_answer(kind: ErrorKind, status: Option<u16>) -> HostAnswer {
     match kind {
-        ErrorKind::Network | ErrorKind::Timeout => HostVerdict::Overloaded,
+        ErrorKind::Network | ErrorKind::Timeout => HostAnswer::Overloaded,
         ErrorKind::Status => match status {
-            Some(429) => HostVerdict::Throttled,
-            Some(503 | 504) => HostVerdict::Overloaded,
+            Some(429) => HostAnswer::Throttled,
+            Some(503 | 504) => HostAnswer::Overloaded,
             // 501: the method is not done here; the host is well.
-            Some(501) | None => HostVerdict::Answered,
-            Some(500..=599) => HostVerdict::Failed,
+            Some(501) | None => HostAnswer::Answered,
+            Some(500..=599) => HostAnswer::Failed,
             // 408: the server gave up waiting for the request.
-            Some(408) => HostVerdict::Nothing,
-            Some(_) => HostVerdict::Answered,
+            Some(408) => HostAnswer::Nothing,
+            Some(_) => HostAnswer::Answered,
         },
         ErrorKind::InvalidRequest
         | ErrorKind::Cancelled
@@ -62,9 +63,9 @@ pub(crate) fn host_verdict(kind: ErrorKind, status: Option<u16>) -> HostVerdict 
         | ErrorKind::CircuitOpen
         | ErrorKind::Offline
         | ErrorKind::InvalidConfig
-        | ErrorKind::Internal => HostVerdict::Nothing,
+        | ErrorKind::Internal => HostAnswer::Nothing,
         // It answered: a 404, TLS it could speak, a body we refused...
-        _ => HostVerdict::Answered,
+        _ => HostAnswer::Answered,
     }
 }
 
@@ -154,7 +155,7 @@ mod tests {
 
     #[test]
     fn retry_and_host_table() {
-        use HostVerdict::{Answered, Failed, Nothing, Overloaded, Throttled};
+        use HostAnswer::{Answered, Failed, Nothing, Overloaded, Throttled};
         // (kind, status, retried, what it says about the host)
         let cases = [
             (ErrorKind::Status, Some(500), true, Failed),
@@ -184,7 +185,7 @@ mod tests {
         ];
         for (kind, status, retryable, verdict) in cases {
             assert_eq!(is_retryable(kind, status), retryable, "{kind:?} {status:?}");
-            assert_eq!(host_verdict(kind, status), verdict, "{kind:?} {status:?}");
+            assert_eq!(host_answer(kind, status), verdict, "{kind:?} {status:?}");
         }
     }
 

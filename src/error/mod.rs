@@ -538,6 +538,18 @@ fn reason_phrase(code: u16) -> &'static str {
         .unwrap_or("(non-standard status)")
 }
 
+/// The first `max` characters of `text`, and whether more follow: the one
+/// rule for cutting a body short in a message. The transport's excerpt of
+/// an error body (one line, for [`Error::body_excerpt`]) and the parser's
+/// of where a body went wrong (quoted and escaped) differ in what they show,
+/// not in where they cut.
+pub(crate) fn clip(text: &str, max: usize) -> (&str, bool) {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => (&text[..at], true),
+        None => (text, false),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! The body as the parsers take it: a byte order mark read as whitespace,
-//! and simd-json's scratch buffers, kept per thread.
+//! simd-json's scratch buffers, kept per thread, and where its strings are.
 
 use std::cell::RefCell;
 
@@ -78,4 +78,33 @@ pub(crate) fn with_tape<R>(
         });
     }
     result
+}
+
+/// Where a scan of JSON text stands with respect to its strings: fed each
+/// byte in order, it says whether the byte belongs to a string (its quotes
+/// included), escapes heeded. The one string scanner of `number.rs` and
+/// `raw_json.rs`.
+#[derive(Default)]
+pub(crate) struct Strings {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Strings {
+    /// Whether `byte`, the next byte of the text, belongs to a string.
+    pub(crate) fn holds(&mut self, byte: u8) -> bool {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if byte == b'\\' {
+                self.escaped = true;
+            } else if byte == b'"' {
+                self.in_string = false;
+            }
+            true
+        } else {
+            self.in_string = byte == b'"';
+            self.in_string
+        }
+    }
 }

@@ -6,6 +6,8 @@
 //! `f64`s) but not for a [`RawJson`](crate::RawJson), which keeps the text.
 //! This tells the two apart, for `RawJson` and for the words of an error.
 
+use super::input::Strings;
+
 /// Whether `token` is one JSON number:
 /// `-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?`.
 pub(crate) fn is_number(token: &[u8]) -> bool {
@@ -48,20 +50,11 @@ pub(crate) fn token_len(bytes: &[u8]) -> usize {
 /// left for a parser to refuse is then anything but a number's range.
 pub(crate) fn zero_numbers(json: &mut [u8]) {
     let mut at = 0;
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut strings = Strings::default();
     while let Some(&byte) = json.get(at) {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-        } else if byte == b'"' {
-            in_string = true;
-        } else if byte == b'-' || byte.is_ascii_digit() {
+        // A number's bytes, skipped below, hold no quote: the scan of the
+        // strings stays right.
+        if !strings.holds(byte) && (byte == b'-' || byte.is_ascii_digit()) {
             let len = token_len(&json[at..]);
             if is_number(&json[at..at + len]) {
                 json[at] = b'0';

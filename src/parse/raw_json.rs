@@ -15,7 +15,7 @@ use serde::de::{self, Deserialize, Deserializer};
 use serde::ser::{self, Serialize, Serializer};
 use simd_json::Buffers;
 
-use super::input;
+use super::input::{self, Strings};
 use super::number;
 use super::words::JsonError;
 
@@ -93,20 +93,9 @@ pub(crate) fn check(body: &[u8], buffers: &mut Buffers) -> Result<RawJson, JsonE
 /// well-formed: strings are copied as they are, escapes included.
 fn minified(json: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut strings = Strings::default();
     for &byte in json {
-        if in_string {
-            out.push(byte);
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-        } else if !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
-            in_string = byte == b'"';
+        if strings.holds(byte) || !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
             out.push(byte);
         }
     }

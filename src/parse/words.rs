@@ -410,9 +410,8 @@ fn found(bytes: &[u8]) -> String {
 pub(crate) fn excerpt(bytes: &[u8]) -> String {
     let window = bytes.get(..EXCERPT_CHARS * 4).unwrap_or(bytes);
     let text = String::from_utf8_lossy(window);
-    let mut chars = text.chars();
-    let short: String = chars.by_ref().take(EXCERPT_CHARS).collect();
-    let more = chars.next().is_some() || window.len() < bytes.len();
+    let (short, cut) = crate::error::clip(&text, EXCERPT_CHARS);
+    let more = cut || window.len() < bytes.len();
     format!("{short:?}{}", if more { "…" } else { "" })
 }
 

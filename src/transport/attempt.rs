@@ -27,7 +27,7 @@ use crate::transport::agent::Agents;
 use crate::transport::cookies::{self, Jar};
 use crate::transport::encoding;
 use crate::transport::proxy;
-use crate::transport::redirect::{self, Refused};
+use crate::transport::redirect::{self, NotFollowed};
 use crate::transport::timed;
 use crate::transport::tls;
 use crate::transport::TransportSettings;
@@ -106,7 +106,7 @@ pub(crate) enum AttemptError {
         headers: Option<Box<HeaderMap>>,
     },
     /// A redirect that must not, or cannot, be followed.
-    Redirect(Refused),
+    Redirect(NotFollowed),
     /// The body came whole but its compressed data is damaged: the body's
     /// fault, not the network's (not retried).
     Undecodable {
@@ -265,11 +265,11 @@ impl Attempt<'_> {
             let hop = match redirect::next_hop(&url, method, status, location) {
                 Ok(Some(hop)) => hop,
                 Ok(None) => break response,
-                Err(refused) => return Err(AttemptError::Redirect(refused)),
+                Err(not_followed) => return Err(AttemptError::Redirect(not_followed)),
             };
             if visited.len() >= settings.max_redirects as usize {
                 let looped = visited.contains(&hop.url);
-                return Err(AttemptError::Redirect(Refused::TooMany {
+                return Err(AttemptError::Redirect(NotFollowed::TooMany {
                     max: settings.max_redirects,
                     looped,
                 }));
@@ -403,7 +403,7 @@ impl Attempt<'_> {
         made_get: bool,
         secrets_kept: bool,
     ) -> Result<http::Request<&'r [u8]>, AttemptError> {
-        let bad_location = || AttemptError::Redirect(Refused::BadLocation(url.to_owned()));
+        let bad_location = || AttemptError::Redirect(NotFollowed::BadLocation(url.to_owned()));
         let mut http = http_request(request, self.settings, needs).map_err(|_| bad_location())?;
         if url != request.url() {
             redirect::apply(url, made_get, secrets_kept, &mut http, |name| {
@@ -487,10 +487,10 @@ impl AttemptError {
             } => status_error(request, status, &start)
                 .with_attempts(attempts)
                 .with_retry_after(retry_after),
-            AttemptError::Redirect(refused) => request
+            AttemptError::Redirect(not_followed) => request
                 .error(ErrorKind::Redirect)
                 .with_attempts(attempts)
-                .with_detail(Detail::Reason(refused.to_string())),
+                .with_detail(Detail::Reason(not_followed.to_string())),
             AttemptError::Undecodable { coding, cause } => Error::invalid_json(
                 format!("the body is sent {coding}-encoded but does not decode: {cause}"),
                 None,
@@ -577,12 +577,10 @@ pub(crate) fn status_error(request: &Request, status: u16, start: &[u8]) -> Erro
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.chars().count() <= ERROR_EXCERPT_CHARS {
-        return line;
+    match error::clip(&line, ERROR_EXCERPT_CHARS) {
+        (short, true) => format!("{short}…"),
+        (_, false) => line,
     }
-    let mut short: String = line.chars().take(ERROR_EXCERPT_CHARS).collect();
-    short.push('…');
-    short
 }
 
 #[cfg(test)]

@@ -8,6 +8,11 @@
 //! cookies (`cookies.rs`), content encodings (`encoding.rs`), redirects
 //! (`redirect.rs`), and one attempt that ties them together (`attempt.rs`).
 //!
+//! One exchange ends as `Result<Received, AttemptError>` (`attempt.rs`);
+//! a redirect it will not follow is `NotFollowed` (`redirect.rs`). The
+//! host *refuses* (a connection, a 503) or *throttles* (a 429): words kept
+//! for the host's own no (see `docs/architecture.md`, "Words").
+//!
 //! It may use the leaves (`origin`, `error`, `request`, `redact`, `clock`,
 //! `cancel`, `stats`) and the per-host record of `policy/` (where resolved
 //! addresses are kept); never `engine/`, `parse/`, or the public face.

@@ -38,9 +38,10 @@ pub(crate) struct Hop {
     pub(crate) keeps_secrets: bool,
 }
 
-/// Why a redirect was not followed.
+/// Why a redirect is not followed (the attempt then ends with
+/// [`ErrorKind::Redirect`](crate::ErrorKind::Redirect)).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Refused {
+pub(crate) enum NotFollowed {
     /// The `Location` does not make a URL.
     BadLocation(String),
     /// The target is not http or https.
@@ -51,21 +52,21 @@ pub(crate) enum Refused {
     TooMany { max: u32, looped: bool },
 }
 
-impl fmt::Display for Refused {
+impl fmt::Display for NotFollowed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refused::BadLocation(location) => {
+            NotFollowed::BadLocation(location) => {
                 write!(f, "the Location {location:?} is not a valid URL")
             }
-            Refused::Scheme(url) => write!(f, "a redirect to {url:?}, which is not http(s)"),
-            Refused::Downgrade(url) => write!(
+            NotFollowed::Scheme(url) => write!(f, "a redirect to {url:?}, which is not http(s)"),
+            NotFollowed::Downgrade(url) => write!(
                 f,
                 "a redirect from https down to plain http ({url:?}) is never followed"
             ),
-            Refused::TooMany { max, looped: true } => {
+            NotFollowed::TooMany { max, looped: true } => {
                 write!(f, "more than {max} redirects: they go round in a loop")
             }
-            Refused::TooMany { max, .. } => write!(f, "more than {max} redirects"),
+            NotFollowed::TooMany { max, .. } => write!(f, "more than {max} redirects"),
         }
     }
 }
@@ -84,7 +85,7 @@ pub(crate) fn next_hop(
     method: &str,
     status: u16,
     location: Option<&[u8]>,
-) -> Result<Option<Hop>, Refused> {
+) -> Result<Option<Hop>, NotFollowed> {
     let Some(location) = location.filter(|_| is_redirect(status)) else {
         return Ok(None);
     };
@@ -92,21 +93,25 @@ pub(crate) fn next_hop(
     // browsers do; one that is not even UTF-8 is read as well as it can be.
     let location = String::from_utf8_lossy(location);
     let shown = || redact::url(location.trim()).into_owned();
-    let base = Url::parse(from).map_err(|_| Refused::BadLocation(shown()))?;
+    let base = Url::parse(from).map_err(|_| NotFollowed::BadLocation(shown()))?;
     let target = base
         .join(location.trim())
-        .map_err(|_| Refused::BadLocation(shown()))?;
+        .map_err(|_| NotFollowed::BadLocation(shown()))?;
     match (base.scheme(), target.scheme()) {
         (_, "http" | "https") if target.host_str().is_some_and(|h| !h.is_empty()) => {}
-        _ => return Err(Refused::Scheme(redact::url(target.as_str()).into_owned())),
+        _ => {
+            return Err(NotFollowed::Scheme(
+                redact::url(target.as_str()).into_owned(),
+            ))
+        }
     }
     // The URL parser and the HTTP one do not agree on every host: what
     // ureq could not send is no place to go.
     if target.as_str().parse::<http::Uri>().is_err() {
-        return Err(Refused::BadLocation(shown()));
+        return Err(NotFollowed::BadLocation(shown()));
     }
     if base.scheme() == "https" && target.scheme() == "http" {
-        return Err(Refused::Downgrade(
+        return Err(NotFollowed::Downgrade(
             redact::url(target.as_str()).into_owned(),
         ));
     }
@@ -170,7 +175,12 @@ fn keeps_secrets(from: &Url, to: &Url) -> bool {
 mod tests {
     use super::*;
 
-    fn hop(from: &str, method: &str, status: u16, location: &str) -> Result<Option<Hop>, Refused> {
+    fn hop(
+        from: &str,
+        method: &str,
+        status: u16,
+        location: &str,
+    ) -> Result<Option<Hop>, NotFollowed> {
         next_hop(from, method, status, Some(location.as_bytes()))
     }
 
@@ -238,26 +248,26 @@ mod tests {
     }
 
     #[test]
-    fn refusals() {
+    fn redirects_not_followed() {
         assert!(matches!(
             hop("https://h/a", "GET", 302, "http://h/b"),
-            Err(Refused::Downgrade(_))
+            Err(NotFollowed::Downgrade(_))
         ));
         assert!(matches!(
             hop("http://h/a", "GET", 302, "ftp://h/b"),
-            Err(Refused::Scheme(_))
+            Err(NotFollowed::Scheme(_))
         ));
         assert!(matches!(
             hop("http://h/a", "GET", 302, "http://[::1/b"),
-            Err(Refused::BadLocation(_))
+            Err(NotFollowed::BadLocation(_))
         ));
-        // Credentials in a refused target are not shown.
-        let refused = hop("https://h/a", "GET", 302, "http://me:pw@h/b").unwrap_err();
-        assert!(!refused.to_string().contains("pw"), "{refused}");
+        // Credentials in a target not followed are not shown.
+        let not_followed = hop("https://h/a", "GET", 302, "http://me:pw@h/b").unwrap_err();
+        assert!(!not_followed.to_string().contains("pw"), "{not_followed}");
         // A host the URL parser takes but HTTP does not (found by fuzzing).
         assert!(matches!(
             hop("http://h/a", "GET", 302, "//other`host.example/x"),
-            Err(Refused::BadLocation(_))
+            Err(NotFollowed::BadLocation(_))
         ));
         let bytes = next_hop("http://h/a", "GET", 302, Some(b"/\xff\xfe")).unwrap();
         assert!(bytes.is_some_and(|hop| hop.url.starts_with("http://h/")));

@@ -66,8 +66,9 @@ pub(crate) enum Verdict {
     /// Wait: until the clock's `until`, or (`None`) until the probe out now
     /// comes back.
     Wait { until: Option<Duration> },
-    /// Do not send it: the breaker fails fast, or the host is down.
-    Refuse,
+    /// Do not send it (denied): the breaker fails fast, or the host is
+    /// down.
+    Deny,
 }
 
 /// What a failure did to the breaker.
@@ -100,7 +101,7 @@ impl Breaker {
         if settings.threshold == 0 {
             return Verdict::Pass { probe: false };
         }
-        let refuse = settings.fail_fast || self.down.load(Ordering::Acquire);
+        let deny = settings.fail_fast || self.down.load(Ordering::Acquire);
         loop {
             let state = self.state.load(Ordering::Acquire);
             let next = match state {
@@ -108,8 +109,8 @@ impl Breaker {
                 OPEN => {
                     let until = self.reopens_at();
                     if now < until {
-                        return if refuse {
-                            Verdict::Refuse
+                        return if deny {
+                            Verdict::Deny
                         } else {
                             Verdict::Wait { until: Some(until) }
                         };
@@ -117,7 +118,7 @@ impl Breaker {
                     HALF_OPEN | PROBING
                 }
                 HALF_OPEN => HALF_OPEN | PROBING,
-                _ if refuse => return Verdict::Refuse,
+                _ if deny => return Verdict::Deny,
                 _ => return Verdict::Wait { until: None },
             };
             if self
@@ -379,9 +380,9 @@ mod tests {
                 &[Fail, Fail, Fail, Is(BreakerState::Open), wait_until(1001)],
             ),
             (
-                "fail-fast refuses instead",
+                "fail-fast denies instead",
                 fast,
-                &[Fail, Fail, Fail, Says(Verdict::Refuse)],
+                &[Fail, Fail, Fail, Says(Verdict::Deny)],
             ),
             (
                 "one probe after the open time, the others wait for it",
@@ -482,7 +483,7 @@ mod tests {
                 Fail,
                 After(4),
                 Fail,
-                Says(Verdict::Refuse),
+                Says(Verdict::Deny),
                 After(4),
                 Ok,
                 Is(BreakerState::Closed),

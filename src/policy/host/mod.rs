@@ -180,9 +180,9 @@ pub(crate) enum Admission {
     /// Not yet: try again at the clock's `until`, or (`None`) when a
     /// request to the host comes back; `hold` says what holds it.
     Wait { until: Option<Duration>, hold: Hold },
-    /// Do not send it: the host is down (or its breaker fails fast). The
+    /// Do not send it (denied): the host is down (or its breaker fails fast). The
     /// words say what opened the breaker.
-    Refuse { cause: String },
+    Deny { cause: String },
 }
 
 /// Leave to send one request to a host; report how it went with
@@ -200,7 +200,7 @@ pub(crate) struct Permit {
 }
 
 /// How a host answered an attempt, as the governor sees it (the table is
-/// `error/classify.rs`'s [`HostVerdict`](crate::error::classify::HostVerdict)).
+/// `error/classify.rs`'s [`HostAnswer`](crate::error::classify::HostAnswer)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Answer {
     /// It answered (2xx, 3xx, most 4xx): its head `head` after the request
@@ -283,8 +283,8 @@ impl Governor {
                     hold: Hold::Breaker,
                 }
             }
-            Verdict::Refuse => {
-                return Admission::Refuse {
+            Verdict::Deny => {
+                return Admission::Deny {
                     cause: Governor::breaker_cause(host),
                 }
             }
