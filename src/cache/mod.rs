@@ -8,7 +8,9 @@
 //! headers: every entry fresh, or a fixed max-age from when it was stored.
 //!
 //! Only GET responses are stored, and served (to a GET, or to a HEAD as its
-//! head). An unsafe request (POST, PUT, PATCH, DELETE) goes to the network,
+//! head). A HEAD revalidates a stale stored GET as the GET would, and its
+//! 200 freshens the GET it describes (RFC 9111 §4.3.5,
+//! `engine/cached.rs`). An unsafe request (POST, PUT, PATCH, DELETE) goes to the network,
 //! and once it succeeds, the stored GETs of its URL, and of the
 //! `Location` and `Content-Location` its answer names on the same origin,
 //! are removed (RFC 9111 §4.4): a request that changed a resource must not
