@@ -1117,3 +1117,31 @@ fn a_heads_200_freshens_the_stored_get_it_describes() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// RFC 9111 §4.4 with RFC 9110 §4.2.3: an unsafe request invalidates its
+/// URL and the `Content-Location` its answer names as the cache keys
+/// them, normalised: `/./x` is `/x`, and `HTTP://host:port/./z` is `/z`.
+#[test]
+fn invalidation_compares_urls_as_the_cache_keys_them() {
+    let (server, gets) = versioned(|_| Reply::status(201).with_header("content-location", "/z"));
+    let dir = temp_dir("unsafe-normalised");
+    let fetcher = cached(&dir).build().unwrap();
+    let x = server.url("/x");
+    let z = server.url("/./z").replacen("http://", "HTTP://", 1);
+    for url in [&x, &z, &x, &z] {
+        fetcher.get_bytes(url.as_str()).unwrap();
+    }
+    let count = || gets.lock().unwrap().values().sum::<u64>();
+    assert_eq!(count(), 2, "each stored once, then served fresh");
+    fetcher
+        .get_bytes(Request::post(server.url("/./x")).json(&1))
+        .unwrap();
+    fetcher.get_bytes(x.as_str()).unwrap();
+    fetcher.get_bytes(z.as_str()).unwrap();
+    assert_eq!(
+        count(),
+        4,
+        "the POST to /./x invalidated /x, its Content-Location /z the GET of HTTP://…/./z"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
