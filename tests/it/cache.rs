@@ -1023,13 +1023,16 @@ fn head_is_answered_from_a_stored_get_and_safe_methods_keep_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Each request's method and If-None-Match, in order.
+type Methods = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// A server of one document, `{"v":1}` with ETag `"v1"`, stale at once
 /// when fetched by GET; its HEADs are answered by `head(request)`. It
 /// records each request's method and If-None-Match.
 fn head_server(
     head: impl Fn(&crate::server::Request) -> Reply + Send + Sync + 'static,
-) -> (TestServer, Arc<Mutex<Vec<(String, Option<String>)>>>) {
-    let seen: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+) -> (TestServer, Methods) {
+    let seen: Methods = Arc::default();
     let server = TestServer::start({
         let seen = Arc::clone(&seen);
         move |request| {
