@@ -101,7 +101,7 @@
 //! | [`ErrorKind`] | when | retried |
 //! |---|---|---|
 //! | `NotFound` | 404, 410 | no |
-//! | `Status` | another non-2xx status | 5xx, 408, 429: yes; other 4xx: no |
+//! | `Status` | another non-2xx status | 5xx but 501, 408, 429: yes; other 4xx, 501: no |
 //! | `Network` | DNS, connect, reset, truncated body | yes |
 //! | `Tls` | certificate or handshake failure | no |
 //! | `Timeout` | an attempt ran past its timeout | yes |

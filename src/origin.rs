@@ -140,17 +140,6 @@ impl<'a> OriginRef<'a> {
         &self.name
     }
 
-    /// `scheme://name`, with `:port` when it is not the scheme's default.
-    pub(crate) fn origin(&self) -> String {
-        let scheme = if self.https { "https" } else { "http" };
-        let default = if self.https { 443 } else { 80 };
-        if self.port == default {
-            format!("{scheme}://{}", self.name)
-        } else {
-            format!("{scheme}://{}:{}", self.name, self.port)
-        }
-    }
-
     pub(crate) fn to_origin(&self) -> Origin {
         Origin {
             https: self.https,

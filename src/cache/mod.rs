@@ -8,14 +8,16 @@
 //! headers: every entry fresh, or a fixed max-age from when it was stored.
 //!
 //! Only GET responses are stored, and served (to a GET, or to a HEAD as its
-//! head). An unsafe request (POST, PUT, PATCH, DELETE) goes to the network,
+//! head). A HEAD revalidates a stale stored GET as the GET would, and its
+//! 200 freshens the GET it describes (RFC 9111 §4.3.5,
+//! `engine/cached.rs`). An unsafe request (POST, PUT, PATCH, DELETE) goes to the network,
 //! and once it succeeds, the stored GETs of its URL, and of the
 //! `Location` and `Content-Location` its answer names on the same origin,
 //! are removed (RFC 9111 §4.4): a request that changed a resource must not
 //! leave its old version to be served.
 //!
-//! One file per entry, named by a BLAKE3 hash of method and URL as the
-//! caller wrote it (no URL can name a path, no two URLs share a file, and
+//! One file per entry, named by a BLAKE3 hash of method and URL, the URL
+//! normalised ([`normalised_url`]; no URL can name a path, no two URLs share a file, and
 //! the credentials a URL may carry select the entry without being written
 //! in it), in a subdirectory by its first byte. The cache is an
 //! optimisation: a failure to read or write it, or a panic in its rules, is
@@ -85,8 +87,9 @@ struct Usage {
 
 /// Where a GET's entries live, and what each must say it is.
 pub(crate) struct EntryKey {
-    /// The URL, normalised: scheme and host lower-cased, no default port,
-    /// no user info, no fragment.
+    /// The URL, normalised ([`normalised_url`]): scheme and host
+    /// lower-cased, no default port, no dot segments, no user info, no
+    /// fragment.
     url: String,
     /// The entry for this request's credentials, in the URL's directory
     /// (one entry per set of credentials).
@@ -379,7 +382,9 @@ impl Cache {
     }
 
     /// Removes the entries of `GET`s of `url` (whatever credentials they
-    /// were fetched with); `Ok(false)` if there were none.
+    /// were fetched with, and whatever way of writing the URL: scheme and
+    /// host in any case, the default port or none, dot segments, are all
+    /// one URL); `Ok(false)` if there were none.
     ///
     /// # Errors
     ///
@@ -442,13 +447,26 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-/// `url` as the cache keys it: scheme and host lower-cased, no default
-/// port, no user info (it travels as credentials), no fragment. `None`
-/// for a URL without an http(s) host.
+/// `url` as the cache keys it, normalised as RFC 9110 §4.2.3 allows for an
+/// http(s) URL, by the `url` crate: scheme and host lower-cased, no default
+/// port, no dot segments, an empty path as `/`; and without user info (it
+/// travels as credentials) or fragment. The GET that stores an entry, the
+/// unsafe request that invalidates it, and the `Location` its answer names
+/// all meet here (RFC 9111 §4.4): `HTTP://Host:80/./x` and `http://host/x`
+/// are one entry. `None` for a URL without an http(s) host, or one that
+/// does not parse.
 fn normalised_url(url: &str) -> Option<String> {
-    let (key, rest) = OriginRef::split_url(url)?;
-    let rest = rest.split('#').next().unwrap_or(rest);
-    Some(format!("{}{rest}", key.origin()))
+    // The host as every per-host rule reads it must be there too.
+    OriginRef::of_url(url)?;
+    let mut url = url::Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return None;
+    }
+    // Neither can fail on an http(s) URL with a host.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_fragment(None);
+    Some(url.into())
 }
 
 /// Runs one cache rule, taking a panic in it (in `http-cache-semantics`,
@@ -458,4 +476,29 @@ fn guarded<T>(what: &str, fallback: T, rule: impl FnOnce() -> T) -> T {
         log::warn!("the cache's rules panicked while trying to {what}; going on without the cache");
         fallback
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalised_url;
+
+    #[test]
+    fn urls_are_keyed_normalised() {
+        let cases = [
+            ("http://h/x", Some("http://h/x")),
+            ("HTTP://Host:80/x", Some("http://host/x")),
+            (
+                "https://h:443/a/./b/../x?q=1#frag",
+                Some("https://h/a/x?q=1"),
+            ),
+            ("http://user:pw@h:8080", Some("http://h:8080/")),
+            ("http://h/%7Ex", Some("http://h/%7Ex")),
+            ("ftp://h/x", None),
+            ("http:///x", None),
+            ("not a url", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(normalised_url(url).as_deref(), want, "{url}");
+        }
+    }
 }

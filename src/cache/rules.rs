@@ -33,7 +33,9 @@
 //! status with explicit freshness and the heuristically cacheable ones
 //! stored (§3, §4.2.2), and served with the status they had; a 304's fields
 //! replacing the stored ones, validators included (§4.3.4), in
-//! [`refreshed`]; `must-understand` (§5.2.2.3) in [`directives`]. Not done:
+//! [`refreshed`]; a HEAD's 200 freshening the stored GET it describes
+//! (§4.3.5) in [`head_describes`], then [`refreshed`] as for a 304;
+//! `must-understand` (§5.2.2.3) in [`directives`]. Not done:
 //! `stale-while-revalidate` (§5.2.2.8 of RFC 5861): it needs a request
 //! sent after the answer, which a synchronous fetch has no thread for; a
 //! stale entry is revalidated before it is served.
@@ -184,8 +186,8 @@ pub(crate) fn to_store(
 }
 
 /// Whether a 304 with `headers` is about `entry` (RFC 9111 §4.3.4): its
-/// ETag, if it has one, is the entry's (compared weakly), else its Last-Modified, if it has one. A 304 that
-/// names no validator answers the conditional request made from the entry.
+/// ETag, if it has one, is the entry's (compared weakly), else its
+/// Last-Modified, if it has one. A 304 that names no validator answers the conditional request made from the entry.
 /// One that names another version must not update it: the document is
 /// then fetched again, whole.
 pub(crate) fn confirms(entry: &Entry, headers: &HeaderMap) -> bool {
@@ -211,6 +213,52 @@ pub(crate) fn confirms(entry: &Entry, headers: &HeaderMap) -> bool {
             .as_deref()
             .is_none_or(|old| old.trim() == new),
         (None, None) => true,
+    }
+}
+
+/// Whether a 200 to a HEAD, with `headers`, describes `entry`, the stored
+/// GET it was sent for, so that its fields may freshen it (RFC 9111
+/// §4.3.5): of ETag, Last-Modified and Content-Length it names at least
+/// one, and each it names is the stored response's (an ETag compared
+/// weakly, as in [`confirms`]; Content-Length as the GET's answer said it,
+/// the stored body being decoded). One that names none tells nothing, and
+/// freshens nothing: the entry stays as it was, stale.
+pub(crate) fn head_describes(entry: &Entry, headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let (etag, modified, length) = (
+        text(header::ETAG),
+        text(header::LAST_MODIFIED),
+        text(header::CONTENT_LENGTH),
+    );
+    if etag.is_none() && modified.is_none() && length.is_none() {
+        return false;
+    }
+    let opaque = |tag: &str| tag.strip_prefix("W/").unwrap_or(tag).to_owned();
+    let same = |new: Option<&str>, old: Option<String>, key: fn(&str) -> String| {
+        new.is_none_or(|new| old.is_some_and(|old| key(old.trim()) == key(new)))
+    };
+    same(etag, entry.meta.etag.clone(), opaque)
+        && same(modified, entry.meta.last_modified.clone(), str::to_owned)
+        && same(
+            length,
+            stored_header(entry, "content-length"),
+            str::to_owned,
+        )
+}
+
+/// The first value of the response header `name` (lower-case) that the
+/// entry's policy keeps.
+fn stored_header(entry: &Entry, name: &str) -> Option<String> {
+    let policy: serde_json::Value = serde_json::from_slice(&entry.policy).ok()?;
+    match &policy["res"][name] {
+        serde_json::Value::String(value) => Some(value.clone()),
+        serde_json::Value::Array(values) => values.first()?.as_str().map(str::to_owned),
+        _ => None,
     }
 }
 

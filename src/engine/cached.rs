@@ -2,8 +2,12 @@
 //! holds (served at once, or revalidated); after the answer, what to keep.
 //!
 //! Only GET is ever stored. A HEAD is answered from a fresh stored GET
-//! (RFC 9111 §4: its status and no body), else sent, and its answer is not
-//! stored. An unsafe method (POST, PUT, PATCH, DELETE) goes to the network
+//! (RFC 9111 §4: its status and no body). One whose stored GET is stale is
+//! sent conditionally, as the GET's revalidation would be: a 304 about the
+//! stored version refreshes the GET and answers the HEAD from it, and a
+//! 200 that describes the stored version (its validators, its length)
+//! freshens the GET with its fields (§4.3.5). A HEAD's answer is never
+//! stored, and one with nothing stored is sent as it is. An unsafe method (POST, PUT, PATCH, DELETE) goes to the network
 //! and, once it has succeeded, removes the stored GETs of its URL and of the
 //! `Location` and `Content-Location` its answer names on the same origin
 //! (RFC 9111 §4.4): what it changed must not be served in its old version.
@@ -47,6 +51,9 @@ pub(crate) struct Keeping {
     conditional: Vec<(HeaderName, HeaderValue)>,
     /// Whether the answer is stored (the request's cache mode writes).
     writes: bool,
+    /// A HEAD: it only revalidates or freshens `stale`, and is answered
+    /// without a body.
+    head_only: bool,
 }
 
 impl std::fmt::Debug for Keeping {
@@ -153,8 +160,9 @@ impl CachePlan {
             Lookup::Miss if offline => {
                 return BeforeSend::Done(Err(request.error(ErrorKind::Offline)))
             }
-            // A HEAD's answer is not stored, nor used to revalidate.
-            _ if head_only => return BeforeSend::Send(CachePlan::Nothing),
+            // A HEAD's answer is not stored: with nothing stored, the
+            // cache has nothing to do with it.
+            Lookup::Miss if head_only => return BeforeSend::Send(CachePlan::Nothing),
             Lookup::Miss => (None, Vec::new()),
             Lookup::Stale(entry, conditional) => (Some(entry), conditional),
         };
@@ -164,6 +172,7 @@ impl CachePlan {
             stale,
             conditional,
             writes: mode.writes(),
+            head_only,
         })))
     }
 
@@ -210,12 +219,20 @@ impl CachePlan {
         let is_sensitive = |name: &str| engine.is_sensitive(request, name);
         // No headers when the answer may not be cached (`transport/cookies.rs`).
         let headers = answer.cacheable.then_some(&answer.headers);
-        if let Some(entry) = keeping.stale.take().filter(|_| answer.status == 304) {
+        // A 304 is about the stored entry; another answer may freshen it.
+        let (confirming, stale) = match keeping.stale.take() {
+            stale if answer.status == 304 => (stale, None),
+            stale => (None, stale),
+        };
+        if let Some(mut entry) = confirming {
             let no_headers = HeaderMap::new();
             let said = headers.unwrap_or(&no_headers);
             if cache::rules::confirms(&entry, said) {
                 if let Some(headers) = headers.filter(|_| keeping.writes) {
                     cache.refresh(&keeping.key, &keeping.head, &entry, headers, &is_sensitive);
+                }
+                if keeping.head_only {
+                    entry.body = Vec::new();
                 }
                 // The 304's fields update the stored ones the caller sees.
                 let update = Some(std::mem::take(&mut answer.headers));
@@ -225,6 +242,17 @@ impl CachePlan {
             }
             keeping.conditional.clear();
             return AfterAnswer::Again;
+        }
+        if keeping.head_only {
+            // RFC 9111 §4.3.5: a 200 to a HEAD freshens the stored GET it
+            // describes (status, validators, length), as a 304 would.
+            let describing = headers.filter(|_| keeping.writes && answer.status == 200);
+            if let (Some(entry), Some(headers)) = (stale, describing) {
+                if cache::rules::head_describes(&entry, headers) {
+                    cache.refresh(&keeping.key, &keeping.head, &entry, headers, &is_sensitive);
+                }
+            }
+            return AfterAnswer::Done(Ok(answer));
         }
         if let Some(headers) = headers.filter(|_| keeping.writes) {
             cache.store(
@@ -246,7 +274,8 @@ impl CachePlan {
         let (CachePlan::Keep(keeping), Some(cache)) = (self, &engine.cache) else {
             return;
         };
-        if !keeping.writes || !response.cacheable {
+        // A HEAD's answer has no body: it is never the GET's.
+        if !keeping.writes || !response.cacheable || keeping.head_only {
             return;
         }
         let headers = &response.headers;

@@ -350,15 +350,27 @@ impl Error {
         }
     }
 
-    /// Whether the error is one the retry rules retry (see the crate docs):
-    /// a network failure, a timeout, a 5xx but 501, 408 or 429. The fetcher has
-    /// already retried it up to its `max_retries` (a POST only when marked
-    /// idempotent: a POST's 5xx is retryable here though it was sent once).
+    /// Whether this failure is of a kind the retry rules retry (see the
+    /// crate docs): `Network`, `Timeout`, and `Status` for a 408, a 429 or
+    /// a 5xx other than 501. It judges the failure, not what became of the
+    /// request: `true` also when the failure was not retried, because the
+    /// request may not be resent (a POST or PATCH not marked
+    /// [`idempotent`](crate::Request::idempotent): its 5xx is `true` after
+    /// one attempt), because the server asked for a wait past
+    /// [`max_retry_after`](crate::FetcherBuilder::max_retry_after), because
+    /// the host's retry budget was spent, or because `max_retries` were
+    /// used up. [`attempts`](Error::attempts) says how many were made.
     ///
-    /// False when nothing was sent (`CircuitOpen`, `Cancelled`,
-    /// `DeadlineExceeded`, `Offline`): sending the request later may well
-    /// succeed, but no retry would have helped; and for answers that the
-    /// same request would get again (4xx, `InvalidJson`, `Tls`).
+    /// `false` for `CircuitOpen` and `Offline` (nothing was sent), and for
+    /// `DeadlineExceeded` and `Cancelled`, which end a request when its
+    /// deadline passes or its batch is cancelled, before its first attempt,
+    /// between attempts or cutting one short (nothing more may be sent):
+    /// the request may well succeed later, but not by a retry now. When such a
+    /// request had attempts, `source()` is its last failure, a parfetch
+    /// [`Error`] whose own `is_retryable` judges that failure. `false` too
+    /// for what the same request would get again: other 4xx, `NotFound`,
+    /// 501, `Tls`, `InvalidJson`, `BodyTooLarge`, `Redirect`,
+    /// `InvalidRequest`, `InvalidConfig`, `Internal`.
     pub fn is_retryable(&self) -> bool {
         classify::is_retryable(self.inner.kind, self.inner.status)
     }

@@ -6,9 +6,18 @@
 //! Here the codings of every `Content-Encoding` line count, in the order
 //! applied (`gzip` on two lines is two layers), without case; `x-gzip` is
 //! gzip; `deflate` is zlib (RFC 9110) or, as some servers send it, raw.
-//! Bytes after a whole gzip member that do not make another whole member
-//! are ignored, as urllib3 does (curl stops after the first member). The
-//! body limit counts what the codings decode to. An empty body is empty
+//! The body limit counts what the codings decode to.
+//!
+//! gzip members and zstd frames back to back are one body, and bytes after
+//! the last whole one that do not make another whole one (padding, a
+//! damaged or cut-off extra member) are ignored, for both codings alike.
+//! Other clients differ: urllib3 ignores such bytes after a gzip member but
+//! refuses them after a zstd frame; curl refuses any byte after the first
+//! gzip member (a second member too) and after the last zstd frame. parfetch
+//! takes urllib3's gzip rule for both, because what it keeps has passed the
+//! coding's own checks (gzip's CRC-32 and length, zstd's frame structure
+//! and checksum), and refusing it would fail a document that arrived whole
+//! with an error no retry mends; what is kept is then parsed as JSON. An empty body is empty
 //! whatever it claims. A body that will not decode is the body's fault,
 //! not the network's: it is not retried. A coding parfetch cannot undo
 //! (`compress`) leaves the body as it came, and a JSON parse that then
@@ -78,9 +87,7 @@ pub(crate) fn decode<'a>(
                 brotli_decompressor::Decompressor::new(&body[..], 4096),
                 limit,
             ),
-            "zstd" => zstd_reader(&body)
-                .map_err(|io| DecodeError::Damaged(String::new(), io))
-                .and_then(|reader| read_all(reader, limit)),
+            "zstd" => zstd(&body, limit),
             _ => return Ok((body, Some(codings[..=undone].join(", ")))),
         };
         body = decoded.map_err(|error| match error {
@@ -137,8 +144,9 @@ fn codings<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         .collect()
 }
 
-/// The first gzip stream of `body`, and the ones that follow it back to
-/// back; bytes after that do not start another are ignored (as curl does).
+/// The first gzip member of `body`, and the ones that follow it back to
+/// back; bytes after those that do not make another whole member are
+/// ignored (the module's doc says why).
 fn gzip(body: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
     let mut rest = body;
     let mut decoded = Vec::new();
@@ -155,7 +163,7 @@ fn gzip(body: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
                 return Err(DecodeError::Damaged(String::new(), io));
             }
             // A damaged member after a whole one is trailing garbage, as
-            // urllib3 reads it (curl stops after the first member).
+            // urllib3 reads it.
             decoded.truncate(before);
             return Ok(decoded);
         }
@@ -170,9 +178,44 @@ fn gzip(body: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
     }
 }
 
+/// The first zstd frame of `body`, and the ones that follow it back to
+/// back; bytes after those that do not make another whole frame are
+/// ignored, as in [`gzip`].
+fn zstd(body: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
+    let mut rest = body;
+    let mut decoded = Vec::new();
+    let mut first = true;
+    loop {
+        let left = limit.saturating_sub(decoded.len() as u64);
+        let before = decoded.len();
+        let frame = zstd_reader(rest).and_then(|frame| {
+            let mut frame = frame.single_frame();
+            (&mut frame)
+                .take(left.saturating_add(1))
+                .read_to_end(&mut decoded)?;
+            Ok(frame.finish())
+        });
+        match frame {
+            Ok(after) => rest = after,
+            Err(io) if first => return Err(DecodeError::Damaged(String::new(), io)),
+            Err(_) => {
+                decoded.truncate(before);
+                return Ok(decoded);
+            }
+        }
+        if decoded.len() as u64 > limit {
+            return Err(DecodeError::TooLarge(limit));
+        }
+        if rest.is_empty() {
+            return Ok(decoded);
+        }
+        first = false;
+    }
+}
+
 /// A zstd decoder of `body` (every frame in it), with its window held to
 /// [`ZSTD_WINDOW_LOG_MAX`]: a frame that asks for more does not decode.
-fn zstd_reader(body: &[u8]) -> std::io::Result<impl Read + '_> {
+fn zstd_reader(body: &[u8]) -> std::io::Result<zstd::stream::read::Decoder<'static, &[u8]>> {
     let mut decoder = zstd::stream::read::Decoder::with_buffer(body)?;
     decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
     Ok(decoder)

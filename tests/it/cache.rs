@@ -1022,3 +1022,129 @@ fn head_is_answered_from_a_stored_get_and_safe_methods_keep_it() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Each request's method and If-None-Match, in order.
+type Methods = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A server of one document, `{"v":1}` with ETag `"v1"`, stale at once
+/// when fetched by GET; its HEADs are answered by `head(request)`. It
+/// records each request's method and If-None-Match.
+fn head_server(
+    head: impl Fn(&crate::server::Request) -> Reply + Send + Sync + 'static,
+) -> (TestServer, Methods) {
+    let seen: Methods = Arc::default();
+    let server = TestServer::start({
+        let seen = Arc::clone(&seen);
+        move |request| {
+            let inm = request.header("if-none-match").map(str::to_owned);
+            seen.lock().unwrap().push((request.method.clone(), inm));
+            if request.method == "HEAD" {
+                return head(request);
+            }
+            Reply::json(200, r#"{"v":1}"#)
+                .with_header("etag", "\"v1\"")
+                .with_header("cache-control", "max-age=0")
+        }
+    });
+    (server, seen)
+}
+
+/// RFC 9111 §4.3: a HEAD whose stored GET is stale is sent conditionally,
+/// as the GET's revalidation would be; the 304 answers it from the stored
+/// GET (its status, no body) and freshens that GET.
+#[test]
+fn a_head_revalidates_a_stale_stored_get() {
+    let (server, seen) = head_server(|request| {
+        if request.header("if-none-match") == Some("\"v1\"") {
+            Reply::status(304)
+                .with_header("etag", "\"v1\"")
+                .with_header("cache-control", "max-age=3600")
+        } else {
+            Reply::status(200).with_header("content-length", "7")
+        }
+    });
+    let dir = temp_dir("head-revalidates");
+    let fetcher = cached(&dir).build().unwrap();
+    let url = server.url("/doc");
+    fetcher.get_bytes(url.as_str()).unwrap();
+    let head = fetcher.send_bytes(Request::head(&url)).unwrap();
+    assert_eq!(
+        seen.lock().unwrap()[1],
+        ("HEAD".to_owned(), Some("\"v1\"".to_owned())),
+        "the HEAD carried the stored GET's validator"
+    );
+    assert_eq!(
+        (head.status(), head.cache_status(), head.body().len()),
+        (200, parfetch::CacheStatus::Revalidated, 0)
+    );
+    let get = fetcher.send_bytes(url.as_str()).unwrap();
+    assert_eq!(
+        (get.cache_status(), get.body().as_slice()),
+        (parfetch::CacheStatus::Fresh, br#"{"v":1}"#.as_slice()),
+        "the 304 to the HEAD freshened the stored GET"
+    );
+    assert_eq!(server.requests(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// RFC 9111 §4.3.5: a 200 to a HEAD freshens the stale stored GET it
+/// describes (same validator, same length), and not one it does not.
+#[test]
+fn a_heads_200_freshens_the_stored_get_it_describes() {
+    for (etag, length, freshened) in [
+        ("\"v1\"", "7", true),
+        ("W/\"v1\"", "7", true),
+        ("\"v2\"", "7", false),
+        ("\"v1\"", "8", false),
+    ] {
+        let (server, _) = head_server(move |_| {
+            Reply::status(200)
+                .with_header("etag", etag)
+                .with_header("content-length", length)
+                .with_header("cache-control", "max-age=3600")
+        });
+        let dir = temp_dir("head-freshens");
+        let fetcher = cached(&dir).build().unwrap();
+        let url = server.url("/doc");
+        fetcher.get_bytes(url.as_str()).unwrap();
+        let head = fetcher.send_bytes(Request::head(&url)).unwrap();
+        assert_eq!(head.cache_status(), parfetch::CacheStatus::Network);
+        let get = fetcher.send_bytes(url.as_str()).unwrap();
+        let want = if freshened {
+            parfetch::CacheStatus::Fresh
+        } else {
+            parfetch::CacheStatus::Network
+        };
+        assert_eq!(get.cache_status(), want, "HEAD said {etag}, {length} bytes");
+        assert_eq!(get.body().as_slice(), br#"{"v":1}"#);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// RFC 9111 §4.4 with RFC 9110 §4.2.3: an unsafe request invalidates its
+/// URL and the `Content-Location` its answer names as the cache keys
+/// them, normalised: `/./x` is `/x`, and `HTTP://host:port/./z` is `/z`.
+#[test]
+fn invalidation_compares_urls_as_the_cache_keys_them() {
+    let (server, gets) = versioned(|_| Reply::status(201).with_header("content-location", "/z"));
+    let dir = temp_dir("unsafe-normalised");
+    let fetcher = cached(&dir).build().unwrap();
+    let x = server.url("/x");
+    let z = server.url("/./z").replacen("http://", "HTTP://", 1);
+    for url in [&x, &z, &x, &z] {
+        fetcher.get_bytes(url.as_str()).unwrap();
+    }
+    let count = || gets.lock().unwrap().values().sum::<u64>();
+    assert_eq!(count(), 2, "each stored once, then served fresh");
+    fetcher
+        .get_bytes(Request::post(server.url("/./x")).json(&1))
+        .unwrap();
+    fetcher.get_bytes(x.as_str()).unwrap();
+    fetcher.get_bytes(z.as_str()).unwrap();
+    assert_eq!(
+        count(),
+        4,
+        "the POST to /./x invalidated /x, its Content-Location /z the GET of HTTP://…/./z"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

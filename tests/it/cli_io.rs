@@ -270,9 +270,9 @@ fn a_run_of_no_urls_has_finite_figures() {
     );
     let figures: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    assert_eq!(figures["urls"], 0);
-    assert_eq!(figures["per_second"], 0.0);
-    assert_eq!(figures["latency_ms"]["max"], 0.0);
+    assert_eq!(figures["requests"], 0);
+    assert_eq!(figures["requests_per_second"], 0.0);
+    assert_eq!(figures["latency"]["max"], 0.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

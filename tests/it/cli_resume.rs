@@ -162,7 +162,7 @@ fn resume_after_kill_9_at_several_points_leaves_one_line_per_url() {
         }
         let figures = figures(&summary);
         assert_eq!(figures["skipped"], written, "{first}");
-        assert_eq!(figures["urls"], N - written, "{first}");
+        assert_eq!(figures["requests"], N - written, "{first}");
         assert_eq!(figures["complete"], true);
     }
 }

@@ -435,3 +435,50 @@ fn a_kind_displays_as_its_name() {
     .collect();
     assert_eq!(shown, ["NotFound", "Timeout", "CircuitOpen"]);
 }
+
+/// `is_retryable` judges the failure, not what became of the request: a
+/// POST's 503, sent once, is retryable; a deadline that ends a request
+/// between attempts is not, and its cause, the 503, is.
+// From the issue 26 follow-up: the doc did not say either.
+#[test]
+fn is_retryable_judges_the_failure_not_whether_it_was_retried() {
+    let server = TestServer::start(|_| Reply::status(503));
+    let fetcher = crate::quick()
+        .breaker_threshold(0)
+        .initial_backoff(Duration::from_secs(60))
+        .max_backoff(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let post = fetcher
+        .get_bytes(Request::post(server.url("/post")).json(&1))
+        .unwrap_err();
+    assert_eq!(
+        (
+            post.kind(),
+            post.status(),
+            post.attempts(),
+            server.requests()
+        ),
+        (ErrorKind::Status, Some(503), 1, 1)
+    );
+    assert!(
+        post.is_retryable(),
+        "a POST's 503 is retryable, though not retried"
+    );
+    // The next attempt would come after the deadline: the request ends now.
+    let request = Request::get(server.url("/get")).deadline(Duration::from_secs(30));
+    let stopped = fetcher.get_bytes(request).unwrap_err();
+    assert_eq!(
+        (stopped.kind(), stopped.attempts(), server.requests()),
+        (ErrorKind::DeadlineExceeded, 1, 2)
+    );
+    assert!(!stopped.is_retryable(), "nothing more may be sent");
+    let cause = std::error::Error::source(&stopped)
+        .and_then(|cause| cause.downcast_ref::<parfetch::Error>())
+        .expect("the last failure is the cause");
+    assert_eq!(
+        (cause.kind(), cause.status()),
+        (ErrorKind::Status, Some(503))
+    );
+    assert!(cause.is_retryable());
+}

@@ -14,7 +14,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use parfetch::{BatchStats, Stats};
+use parfetch::{BatchStats, BreakerState, HostStats, Latency, Stats};
 use serde::Serialize;
 
 use crate::scheduler::Attempt;
@@ -52,7 +52,11 @@ pub(crate) struct ShardFigures {
     pub(crate) from: Option<&'static str>,
 }
 
-/// The summary's figures, as `--summary-json` writes them.
+/// The summary's figures, as `--summary-json` writes them. The counters
+/// are named as the library's [`Stats`] and [`BatchStats`] name them
+/// (`requests`, `successes`, `failures`, `bytes_received`...), and those
+/// that are the library's are its own values, serialised as it serialises
+/// them (durations in seconds, a float).
 #[derive(Serialize)]
 pub(crate) struct Figures {
     /// Whether every URL of the part now has its line in the output: the
@@ -63,60 +67,39 @@ pub(crate) struct Figures {
     /// The scheduler's attempt number (`{"variable", "value"}` as it gives
     /// it), or `null`.
     attempt: Option<Attempt>,
-    /// URLs this run fetched (a line each).
-    urls: u64,
-    ok: u64,
-    failed: u64,
+    /// URLs this run fetched (a line each), and how their lines ended: as
+    /// the lines say, so a `NameCollision` (`--out-dir`) is a failure.
+    requests: u64,
+    successes: u64,
+    failures: u64,
     /// Failures by kind (`ErrorKind` names, and `NameCollision`).
-    failures: BTreeMap<String, u64>,
+    failures_by_kind: BTreeMap<String, u64>,
     /// URLs already in the output (`--resume`), and how many of them had
     /// failed.
     skipped: u64,
     skipped_failed: u64,
     /// URLs left without a line, for `--resume` to fetch.
     unfinished: u64,
-    seconds: f64,
-    per_second: f64,
+    /// The batch's [`BatchStats::elapsed`], in seconds.
+    elapsed: f64,
+    /// [`BatchStats::requests_per_second`].
+    requests_per_second: f64,
+    /// The batch's [`Stats::retries`] and [`Stats::bytes_received`].
     retries: u64,
-    bytes: u64,
+    bytes_received: u64,
+    /// The fetcher's [`Stats::connections_opened`] and
+    /// [`Stats::reuse_ratio`] (0 to 1).
     connections_opened: u64,
-    /// The share of attempts on a pooled connection, 0 to 1.
-    connection_reuse: f64,
-    latency_ms: LatencyMs,
-    /// The hosts that pushed back (429, 503, timeouts...) or whose breaker
-    /// opened, with their limit and what they did.
-    hosts: Vec<HostFigures>,
+    reuse_ratio: f64,
+    /// The batch's [`Stats::latency`], in seconds.
+    latency: Latency,
+    /// The fetcher's [`Stats::hosts`]: those that pushed back (429, 503,
+    /// timeouts...) or whose breaker opened, with their limit and what
+    /// they did.
+    hosts: Vec<HostStats>,
     interrupted: bool,
     #[serde(skip)]
     resumed: Option<PathBuf>,
-}
-
-/// A host that pushed back, as the summary shows it.
-#[derive(Serialize)]
-struct HostFigures {
-    host: String,
-    /// Requests it may have in flight at the end, and the least and most
-    /// it had during the run.
-    limit: u32,
-    lowest_limit: u32,
-    highest_limit: u32,
-    /// Its 429 answers.
-    throttled: u64,
-    /// Its other push-backs: 503, 504, timeouts, refused connections.
-    overloaded: u64,
-    pauses: u64,
-    breaker_opened: u64,
-    retries_refused: u64,
-    /// `Closed`, `Open` or `HalfOpen`.
-    breaker: String,
-}
-
-#[derive(Serialize)]
-struct LatencyMs {
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    max: f64,
 }
 
 impl Summary {
@@ -141,47 +124,25 @@ impl Summary {
         part: Part,
         interrupted: bool,
     ) -> Figures {
-        let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
-        let latency = &batch.stats.latency;
         Figures {
             complete: !interrupted && self.unfinished == 0,
             shard: part.shard,
             attempt: part.attempt,
-            urls: self.ok + self.failed(),
-            ok: self.ok,
-            failed: self.failed(),
-            failures: self.failed.clone(),
+            requests: self.ok + self.failed(),
+            successes: self.ok,
+            failures: self.failed(),
+            failures_by_kind: self.failed.clone(),
             skipped: part.skipped,
             skipped_failed: part.skipped_failed,
             unfinished: self.unfinished,
-            seconds: (batch.elapsed.as_secs_f64() * 1e3).round() / 1e3,
-            per_second: batch.requests_per_second().round(),
+            elapsed: batch.elapsed.as_secs_f64(),
+            requests_per_second: batch.requests_per_second(),
             retries: batch.stats.retries,
-            bytes: batch.stats.bytes_received,
+            bytes_received: batch.stats.bytes_received,
             connections_opened: fetcher.connections_opened,
-            connection_reuse: (fetcher.reuse_ratio() * 1e3).round() / 1e3,
-            latency_ms: LatencyMs {
-                p50: ms(latency.p50),
-                p95: ms(latency.p95),
-                p99: ms(latency.p99),
-                max: ms(latency.max),
-            },
-            hosts: fetcher
-                .hosts
-                .iter()
-                .map(|host| HostFigures {
-                    host: host.host.clone(),
-                    limit: host.limit,
-                    lowest_limit: host.lowest_limit,
-                    highest_limit: host.highest_limit,
-                    throttled: host.throttled,
-                    overloaded: host.overloaded,
-                    pauses: host.pauses,
-                    breaker_opened: host.breaker_opened,
-                    retries_refused: host.retries_refused,
-                    breaker: format!("{:?}", host.breaker),
-                })
-                .collect(),
+            reuse_ratio: fetcher.reuse_ratio(),
+            latency: batch.stats.latency,
+            hosts: fetcher.hosts.clone(),
             interrupted,
             resumed: part.resumed,
         }
@@ -191,7 +152,7 @@ impl Summary {
 impl Figures {
     /// Whether any URL of the part failed, in this run or (`--resume`) before.
     pub(crate) fn any_failed(&self) -> bool {
-        self.failed + self.skipped_failed > 0
+        self.failures + self.skipped_failed > 0
     }
 
     /// Writes the figures to `path` as JSON, to the `target` [`prepare`]
@@ -227,19 +188,19 @@ impl Figures {
         };
         let mut text = format!(
             "parfetch: {} URLs in {:.2} s ({:.0}/s): {}, {}",
-            self.urls,
-            self.seconds,
-            self.per_second,
-            paint("32", format!("{} ok", self.ok)),
-            if self.failed == 0 {
+            self.requests,
+            self.elapsed,
+            self.requests_per_second,
+            paint("32", format!("{} ok", self.successes)),
+            if self.failures == 0 {
                 "0 failed".to_owned()
             } else {
-                paint("31", format!("{} failed", self.failed))
+                paint("31", format!("{} failed", self.failures))
             },
         );
-        if !self.failures.is_empty() {
+        if !self.failures_by_kind.is_empty() {
             let kinds: Vec<String> = self
-                .failures
+                .failures_by_kind
                 .iter()
                 .map(|(kind, n)| format!("{kind} {n}"))
                 .collect();
@@ -262,16 +223,17 @@ impl Figures {
         if self.unfinished > 0 {
             let _ = write!(text, " · {} left for --resume", self.unfinished);
         }
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let _ = write!(
             text,
             "\n  latency p50 {:.1} ms · p95 {:.1} ms · max {:.1} ms · retries {} · connections {} \
              ({:.1}% reuse)",
-            self.latency_ms.p50,
-            self.latency_ms.p95,
-            self.latency_ms.max,
+            ms(self.latency.p50),
+            ms(self.latency.p95),
+            ms(self.latency.max),
             self.retries,
             self.connections_opened,
-            self.connection_reuse * 100.0,
+            self.reuse_ratio * 100.0,
         );
         // The hosts that pushed back: `api.example:443: limit 16 (37 × 429)`.
         for host in &self.hosts {
@@ -297,8 +259,8 @@ impl Figures {
                 host.lowest_limit,
                 did.join(", ")
             );
-            if host.breaker != "Closed" {
-                let _ = write!(text, ", breaker {}", host.breaker);
+            if host.breaker != BreakerState::Closed {
+                let _ = write!(text, ", breaker {:?}", host.breaker);
             }
         }
         text
@@ -351,25 +313,20 @@ mod tests {
         for kind in ["NotFound"; 7].into_iter().chain(["Timeout"; 3]) {
             summary.add(Some(kind.to_owned()));
         }
-        Figures {
-            latency_ms: LatencyMs {
-                p50: 21.6,
-                p95: 22.4,
-                p99: 23.1,
-                max: 23.8,
-            },
-            seconds: 2.31,
-            per_second: 1299.0,
-            retries: 3,
-            connections_opened: 32,
-            connection_reuse: 0.989,
-            ..summary.figures(
-                &BatchStats::default(),
-                &Stats::default(),
-                Part::default(),
-                false,
-            )
-        }
+        let mut batch = BatchStats::default();
+        batch.elapsed = Duration::from_millis(2310);
+        batch.stats.requests = 3000;
+        batch.stats.retries = 3;
+        batch.stats.bytes_received = 1234;
+        let latency = &mut batch.stats.latency;
+        latency.p50 = Duration::from_micros(21_600);
+        latency.p95 = Duration::from_micros(22_400);
+        latency.p99 = Duration::from_micros(23_100);
+        latency.max = Duration::from_micros(23_800);
+        let mut fetcher = Stats::default();
+        fetcher.attempts = 2909;
+        fetcher.connections_opened = 32;
+        summary.figures(&batch, &fetcher, Part::default(), false)
     }
 
     #[test]
@@ -383,9 +340,25 @@ mod tests {
         );
         assert!(!text.contains('\x1b'));
         assert!(figures().render(true).contains("\x1b[31m10 failed\x1b[0m"));
+        // The library's words for its counters, and its units (seconds).
         let json = serde_json::to_value(figures()).unwrap();
-        assert_eq!(json["failures"]["NotFound"], 7);
-        assert_eq!(json["latency_ms"]["p50"], 21.6);
+        assert_eq!(
+            (&json["requests"], &json["successes"], &json["failures"]),
+            (&3000.into(), &2990.into(), &10.into())
+        );
+        assert_eq!(json["failures_by_kind"]["NotFound"], 7);
+        assert_eq!(
+            (
+                &json["retries"],
+                &json["bytes_received"],
+                &json["connections_opened"]
+            ),
+            (&3.into(), &1234.into(), &32.into())
+        );
+        assert_eq!(
+            (json["elapsed"].as_f64(), json["latency"]["p50"].as_f64()),
+            (Some(2.31), Some(0.0216))
+        );
     }
 
     #[test]
