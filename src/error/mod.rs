@@ -327,8 +327,8 @@ impl Error {
     /// 429 or 503, in seconds or as a date), as it said it, even past
     /// [`max_retry_after`](crate::FetcherBuilder::max_retry_after). A
     /// request whose server asks for a longer wait than `max_retry_after`
-    /// (or than its deadline leaves) is not retried: it ends at once with
-    /// this error, so that you can schedule it again.
+    /// is not retried: it ends at once with this error, so that you can
+    /// schedule it again.
     pub fn retry_after(&self) -> Option<Duration> {
         self.inner.retry_after
     }
