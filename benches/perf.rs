@@ -282,7 +282,10 @@ fn parfetch_value(concurrency: usize) -> impl FnOnce(&[String]) -> usize {
     }
 }
 
-fn reqwest_tokio(concurrency: usize) -> impl FnOnce(&[String]) -> usize {
+/// reqwest + tokio, each body parsed by serde_json; the values kept (as
+/// `fetch_many` keeps them: holding 20,000 parsed documents costs as much
+/// as parsing them) or each dropped as it comes (as `for_each` does).
+fn reqwest_tokio(concurrency: usize, keep: bool) -> impl FnOnce(&[String]) -> usize {
     move |urls| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -298,12 +301,11 @@ fn reqwest_tokio(concurrency: usize) -> impl FnOnce(&[String]) -> usize {
                     let client = client.clone();
                     async move {
                         let body = client.get(url).send().await.ok()?.bytes().await.ok()?;
-                        serde_json::from_slice::<serde_json::Value>(&body).ok()
+                        let value = serde_json::from_slice::<serde_json::Value>(&body).ok()?;
+                        Some(keep.then_some(value))
                     }
                 })
                 .buffer_unordered(concurrency)
-                // Kept, as fetch_many keeps them: holding 20,000 parsed
-                // documents costs as much as parsing them.
                 .collect::<Vec<_>>()
                 .await
                 .iter()
@@ -371,7 +373,7 @@ fn small() -> Result<()> {
         2048,
         0,
         n,
-        reqwest_tokio(32),
+        reqwest_tokio(32, true),
     )?;
     let ours = measure(
         "parfetch fetch_many::<Value> (all kept)",
@@ -392,7 +394,7 @@ fn small() -> Result<()> {
         2048,
         0,
         n,
-        reqwest_tokio_dropped(32),
+        reqwest_tokio(32, false),
     )?;
     let doc_streamed = measure("parfetch batch().for_each::<Doc>, dropped", 2048, 0, n, {
         let fetcher = parfetch::Fetcher::builder().concurrency(32).build()?;
@@ -699,8 +701,7 @@ fn huge_client(base: &str, who: &str) -> Result<()> {
     let mut ok = 0;
     let label = match who {
         "reqwest-tokio" => {
-            let keep = reqwest_tokio_dropped(COUNT);
-            ok = keep(&urls);
+            ok = reqwest_tokio(COUNT, false)(&urls);
             "reqwest + tokio, serde_json::Value"
         }
         "doc" => {
@@ -732,36 +733,6 @@ fn huge_client(base: &str, who: &str) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// reqwest + tokio, each body parsed by serde_json and dropped at once.
-fn reqwest_tokio_dropped(concurrency: usize) -> impl FnOnce(&[String]) -> usize {
-    move |urls| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(concurrency)
-                .build()
-                .expect("client");
-            futures_util::stream::iter(urls)
-                .map(|url| {
-                    let client = client.clone();
-                    async move {
-                        let body = client.get(url).send().await.ok()?.bytes().await.ok()?;
-                        let value = serde_json::from_slice::<serde_json::Value>(&body).ok()?;
-                        drop(value);
-                        Some(())
-                    }
-                })
-                .buffer_unordered(concurrency)
-                .filter(|done| std::future::ready(done.is_some()))
-                .count()
-                .await
-        })
-    }
 }
 
 /// A batch (with a progress callback, and the host gates it always has)
