@@ -298,6 +298,8 @@ where
             return;
         }
         let mut finished = false;
+        // Workers asleep with nothing to take, as the last feed found.
+        let mut idle = false;
         for _ in 0..room {
             match catch_unwind(AssertUnwindSafe(|| requests.next().map(Into::into))) {
                 Ok(Some(request)) => {
@@ -305,8 +307,8 @@ where
                     self.pulled += 1;
                     // Idle workers take it now, not once the handful is
                     // pulled: the next may be slow to come.
-                    if shared.queue.is_hungry() {
-                        shared.queue.feed(&mut self.buffer);
+                    if idle || shared.queue.is_hungry() {
+                        idle = shared.queue.feed(&mut self.buffer);
                     }
                 }
                 Ok(None) => {

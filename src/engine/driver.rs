@@ -144,8 +144,10 @@ impl Queue {
         }
     }
 
-    /// The caller hands `requests` over (and the vector is left empty).
-    pub(crate) fn feed(&self, requests: &mut Vec<(usize, Request)>) {
+    /// The caller hands `requests` over (and the vector is left empty);
+    /// `true` if workers still sleep with nothing to take (more requests
+    /// may go to them at once).
+    pub(crate) fn feed(&self, requests: &mut Vec<(usize, Request)>) -> bool {
         let mut state = self.state.lock();
         let fed = requests.len();
         state.pending.extend(requests.drain(..));
@@ -154,6 +156,9 @@ impl Queue {
         for _ in 0..fed.min(state.sleeping) {
             self.wake.notify_one();
         }
+        // Those asleep before the first feed found the queue hungry
+        // already and will not say so again: the caller must know.
+        state.sleeping > state.pending.len()
     }
 
     /// The caller hands over no more.

@@ -686,3 +686,44 @@ fn a_request_goes_as_soon_as_the_batch_s_iterator_yields_it() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_request_goes_to_an_idle_worker_while_another_is_busy() {
+    // From the adversarial review of the batch mailbox and parse slots (issue 23).
+    let seen = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let seen = Arc::clone(&seen);
+        TestServer::start(move |request| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            // The first request keeps its worker busy.
+            let delay = if request.path == "/0" { 2000 } else { 0 };
+            Reply::Delay(
+                Duration::from_millis(delay),
+                Box::new(Reply::json(200, "{}")),
+            )
+        })
+    };
+    let fetcher = crate::quick().concurrency(4).build().unwrap();
+    // An iterator that yields each URL once the server has seen the one
+    // before (as URLs read from a pipe may come), 5 s at most: three
+    // workers are idle when the second comes, asleep since before the
+    // first.
+    let mut gave_up = 0;
+    let urls = (0..3).map(|i| {
+        if i == 0 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let started = Instant::now();
+        while seen.load(Ordering::SeqCst) < i {
+            if started.elapsed() > Duration::from_secs(5) {
+                gave_up += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        server.url(&format!("/{i}"))
+    });
+    let (results, _) = fetcher.batch(urls).collect::<parfetch::Value>();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+    assert_eq!(gave_up, 0, "a request waited for the iterator's next one");
+}
