@@ -10,13 +10,13 @@
 //! How it runs (`responses.rs`): the iterator [`Batch::iter`] returns is the
 //! one driver; [`for_each`](Batch::for_each) and [`collect`](Batch::collect)
 //! are loops over it. The fetcher's `concurrency` worker threads each take
-//! the next request (under a short lock), run it, and send the result down
-//! a channel that holds at most `concurrency` results. The calling thread
-//! reads that channel, and tops up the requests the workers take from as
-//! it does, so the batch's iterator and your callbacks never leave it: they
-//! need not be `Send`, they never slow a worker down (beyond the channel
-//! filling up), and a panic in one of them is caught without losing other
-//! results.
+//! the next request (under a short lock), run it, and leave the result in
+//! a mailbox that holds at most `concurrency + 1` (`mailbox.rs`). The
+//! calling thread takes from that mailbox, and tops up the requests the
+//! workers take from as it does, so the batch's iterator and your
+//! callbacks never leave it: they need not be `Send`, they never slow a
+//! worker down (beyond the mailbox filling up), and a panic in one of them
+//! is caught without losing other results.
 //!
 //! A callback may start another batch (or `fetch_many`) on the same
 //! fetcher: it runs on a pool one nesting level deeper (`pools.rs`), so the

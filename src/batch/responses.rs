@@ -14,8 +14,12 @@
 //! the batch down.
 //!
 //! A worker that runs out of requests while the caller waits asks for more
-//! down the results channel ([`Message::Wake`]), so requests set aside
-//! (which bring no result) never starve the workers of new ones.
+//! through the mailbox ([`Message::Wake`], `mailbox.rs`), so requests set
+//! aside (which bring no result) never starve the workers of new ones.
+//! While the caller pulls, a request goes to the workers as soon as the
+//! batch's iterator yields it if one of them has nothing to take; one
+//! pulled while they are all busy waits for the next pull (or the end of
+//! the handful), so an iterator that blocks holds it back meanwhile.
 //!
 //! Dropping the iterator before the end closes the queue (what was handed
 //! over but not started is never sent, what the batch's iterator still
@@ -76,6 +80,9 @@ pub struct Responses<'f, I, T> {
     concurrency: usize,
     /// Requests pulled, on their way to the workers.
     buffer: Vec<(usize, Request)>,
+    /// The last feed left workers asleep with nothing to take: they do
+    /// not say so again (`Queue::feed`), so the next request goes at once.
+    idle: bool,
     /// Results taken from the workers, not yet handed over.
     inbox: VecDeque<Message<T>>,
     /// A panic of the batch's iterator or of a worker, resumed after the
@@ -203,6 +210,7 @@ where
             delivered: 0,
             concurrency,
             buffer: Vec::new(),
+            idle: false,
             inbox: VecDeque::new(),
             panic: None,
             ended: None,
@@ -294,12 +302,10 @@ where
         // Fed in handfuls, not one request per result taken: each feed
         // takes the queue's lock, which the workers share. A worker with
         // nothing to take is fed at once.
-        if room < (self.concurrency / 2).max(1) && !shared.queue.is_hungry() {
+        if room < (self.concurrency / 2).max(1) && !self.idle && !shared.queue.is_hungry() {
             return;
         }
         let mut finished = false;
-        // Workers asleep with nothing to take, as the last feed found.
-        let mut idle = false;
         for _ in 0..room {
             match catch_unwind(AssertUnwindSafe(|| requests.next().map(Into::into))) {
                 Ok(Some(request)) => {
@@ -307,8 +313,8 @@ where
                     self.pulled += 1;
                     // Idle workers take it now, not once the handful is
                     // pulled: the next may be slow to come.
-                    if idle || shared.queue.is_hungry() {
-                        idle = shared.queue.feed(&mut self.buffer);
+                    if self.idle || shared.queue.is_hungry() {
+                        self.idle = shared.queue.feed(&mut self.buffer);
                     }
                 }
                 Ok(None) => {
@@ -324,7 +330,7 @@ where
             }
         }
         if !self.buffer.is_empty() {
-            shared.queue.feed(&mut self.buffer);
+            self.idle = shared.queue.feed(&mut self.buffer);
         }
         if finished {
             shared.queue.close();
