@@ -218,7 +218,12 @@ impl Queue {
             last = match engine.step(&mut journey, scope) {
                 Step::Done(result) => {
                     let len = result.as_ref().map_or(0, |body| body.bytes.len());
-                    let slot = parse_slots.and_then(|slots| slots.take(len));
+                    let taken = parse_slots.map_or(Ok(None), |slots| slots.take(len, &scope.stop));
+                    let (result, slot) = match taken {
+                        Ok(slot) => (result, slot),
+                        // The batch's deadline or cancel came first.
+                        Err(kind) => (Err(journey.stopped_waiting(kind, scope)), None),
+                    };
                     let result = engine.finish(&journey, result, scope, finish);
                     drop(journey);
                     if !send(index, result, slot) {

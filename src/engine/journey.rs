@@ -450,6 +450,12 @@ impl Journey {
         }
     }
 
+    /// The error of a request whose body was read, stopped by its batch
+    /// (`kind`) while it waited to be parsed.
+    pub(crate) fn stopped_waiting(&mut self, kind: ErrorKind, scope: &Scope<'_>) -> Error {
+        self.stopped(kind, None, scope.stop.deadline)
+    }
+
     /// The error of a request stopped by a deadline (its own, or its
     /// batch's at `batch`: the earlier, and it says which) or by its
     /// batch's cancel, with the failure that was last, if any, as its cause.

@@ -13,12 +13,19 @@
 //! which the concurrency already bounds.
 //!
 //! Slots are per batch: a batch started from a callback or a
-//! `Deserialize` impl has its own, so nesting never waits on itself.
+//! `Deserialize` impl has its own, so nesting never waits on itself. A
+//! worker waiting for one gives up when its batch's deadline passes or the
+//! batch is cancelled: a slow `Deserialize` holding the slots must not
+//! keep the batch past its deadline.
 //! Small documents take no slot: parsing one is shorter than waiting.
 
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
+
+use super::POLL;
+use crate::cancel::Stop;
+use crate::error::ErrorKind;
 
 /// Bodies of this many bytes or more take a slot before they are parsed.
 pub(crate) const LARGE: usize = 1 << 20;
@@ -50,19 +57,26 @@ impl ParseSlots {
     }
 
     /// A slot for a body of `len` bytes, waiting for one if it is large;
-    /// `None` for a small one.
-    pub(crate) fn take(self: &Arc<Self>, len: usize) -> Option<ParseSlot> {
+    /// `None` for a small one; the kind of error to end with if `stop`
+    /// comes first.
+    pub(crate) fn take(
+        self: &Arc<Self>,
+        len: usize,
+        stop: &Stop<'_>,
+    ) -> Result<Option<ParseSlot>, ErrorKind> {
         if len < LARGE {
-            return None;
+            return Ok(None);
         }
         let mut free = self.free.lock();
         while *free == 0 {
-            self.freed.wait(&mut free);
+            stop.check()?;
+            // A cancel does not wake this wait: it looks again within POLL.
+            self.freed.wait_for(&mut free, stop.clip(POLL));
         }
         *free -= 1;
-        Some(ParseSlot {
+        Ok(Some(ParseSlot {
             slots: Arc::clone(self),
-        })
+        }))
     }
 }
 
@@ -81,8 +95,8 @@ mod tests {
     #[test]
     fn small_bodies_take_no_slot() {
         let slots = ParseSlots::new(1);
-        let _held = slots.take(LARGE);
-        assert!(slots.take(LARGE - 1).is_none());
+        let _held = slots.take(LARGE, &Stop::default());
+        assert!(matches!(slots.take(LARGE - 1, &Stop::default()), Ok(None)));
     }
 
     #[test]
@@ -93,7 +107,7 @@ mod tests {
             for _ in 0..8 {
                 scope.spawn(|| {
                     for _ in 0..20 {
-                        let _slot = slots.take(LARGE);
+                        let _slot = slots.take(LARGE, &Stop::default());
                         let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
                         most.fetch_max(at_once, Ordering::SeqCst);
                         std::thread::yield_now();
@@ -103,5 +117,19 @@ mod tests {
             }
         });
         assert!((1..=2).contains(&most.load(Ordering::SeqCst)));
+    }
+
+    #[test]
+    fn a_worker_waiting_for_a_slot_stops_at_the_deadline() {
+        let slots = ParseSlots::new(1);
+        let _held = slots.take(LARGE, &Stop::default());
+        let stop = Stop {
+            deadline: Some(std::time::Instant::now()),
+            cancel: None,
+        };
+        assert!(matches!(
+            slots.take(LARGE, &stop),
+            Err(ErrorKind::DeadlineExceeded)
+        ));
     }
 }

@@ -763,3 +763,48 @@ fn a_request_pulled_while_the_workers_are_busy_goes_once_one_is_free() {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 4);
     assert_eq!(gave_up, 0, "a request waited for the iterator's next one");
 }
+
+/// A document whose `Deserialize` takes 2 s (as one that starts a nested
+/// batch may).
+struct Slow;
+
+impl<'de> serde::Deserialize<'de> for Slow {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer)?;
+        std::thread::sleep(Duration::from_secs(2));
+        Ok(Slow)
+    }
+}
+
+#[test]
+fn the_batch_deadline_bounds_large_documents_waiting_to_be_parsed() {
+    // From the adversarial review of the batch mailbox and parse slots (issue 23).
+    let document = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3 << 19));
+    let server = TestServer::start(move |_| Reply::json(200, document.clone()));
+    // Eight rounds of parse slots: 16 s one round after the other.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let fetcher = crate::quick().concurrency(8 * cores).build().unwrap();
+    let urls: Vec<String> = (0..8 * cores)
+        .map(|i| server.url(&format!("/{i}")))
+        .collect();
+    let started = Instant::now();
+    let (results, _) = fetcher
+        .batch(&urls)
+        .deadline(Duration::from_millis(500))
+        .collect::<Slow>();
+    let elapsed = started.elapsed();
+    let late = results
+        .iter()
+        .filter(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.kind() == ErrorKind::DeadlineExceeded)
+        })
+        .count();
+    assert_eq!(results.len(), urls.len());
+    assert!(late > 0, "no request ended with the deadline");
+    // The first round ends 2 s in; the rest end at the deadline.
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "the batch ended {elapsed:?} in, with a deadline of 500 ms"
+    );
+}
