@@ -729,7 +729,6 @@ fn a_request_goes_to_an_idle_worker_while_another_is_busy() {
 }
 
 #[test]
-#[ignore = "a request pulled while every worker is busy waits for the batch's iterator to yield the next one; handing each request over before the next pull costs the queue's lock per request (docs/batches.md)"]
 fn a_request_pulled_while_the_workers_are_busy_goes_once_one_is_free() {
     // From the adversarial review of the batch mailbox and parse slots (issue 23).
     let seen = Arc::new(AtomicUsize::new(0));
