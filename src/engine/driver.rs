@@ -80,6 +80,11 @@ struct State {
     running: usize,
     /// Workers asleep, waiting for something to take.
     sleeping: usize,
+    /// Sleepers woken for requests handed over, not yet up: the caller
+    /// wakes one at a time, and each worker that takes a request wakes
+    /// the next while more wait (one wake-up per request, the caller's
+    /// thread paying for one per burst).
+    waking: usize,
     /// Orders requests set aside for the same time by when they were.
     seq: u64,
 }
@@ -135,6 +140,7 @@ impl Queue {
                 held: VecDeque::new(),
                 running: 0,
                 sleeping: 0,
+                waking: 0,
                 seq: 0,
             }),
             wake: Condvar::new(),
@@ -152,8 +158,9 @@ impl Queue {
         let fed = requests.len();
         state.pending.extend(requests.drain(..));
         self.hungry.store(false, Ordering::Release);
-        // One sleeper per request: the others sleep on.
-        for _ in 0..fed.min(state.sleeping) {
+        // One sleeper, if none is on its way: it wakes the next.
+        if fed > 0 && state.sleeping > 0 && state.waking == 0 {
+            state.waking += 1;
             self.wake.notify_one();
         }
         // Those asleep before the first feed found the queue hungry
@@ -274,6 +281,10 @@ impl Queue {
             if state.timed.len() + state.held.len() < MAX_SET_ASIDE {
                 if let Some((index, request)) = state.pending.pop_front() {
                     state.running += 1;
+                    if !state.pending.is_empty() && state.sleeping > state.waking {
+                        state.waking += 1;
+                        self.wake.notify_one();
+                    }
                     return Some((index, Journey::new(request)));
                 }
                 if !state.closed && !self.hungry.swap(true, Ordering::AcqRel) {
@@ -292,6 +303,7 @@ impl Queue {
                 state.sleeping += 1;
                 self.wake.wait_for(&mut state, IDLE);
                 state.sleeping -= 1;
+                state.waking = state.waking.saturating_sub(1);
                 continue;
             }
             let soonest = state.timed.peek().map(|Reverse(top)| top.until);
@@ -305,6 +317,7 @@ impl Queue {
                 self.clock.sleep(wait.max(Duration::from_millis(1)));
             }
             state.sleeping -= 1;
+            state.waking = state.waking.saturating_sub(1);
         }
     }
 
