@@ -653,27 +653,41 @@ fn large_documents_parsed_and_not_yet_taken_are_no_more_than_the_cores() {
     );
 }
 
+/// A server that counts the requests it has seen, each answered after
+/// `delay(path)`.
+fn counting_server(delay: fn(&str) -> Duration) -> (TestServer, Arc<AtomicUsize>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&seen);
+    let server = TestServer::start(move |request| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Reply::Delay(delay(&request.path), Box::new(Reply::json(200, "{}")))
+    });
+    (server, seen)
+}
+
+/// Waits (as an iterator fed by a pipe may) until `seen` reaches `count`,
+/// 5 s at most; `false` if it gave up.
+fn wait_until_seen(seen: &AtomicUsize, count: usize) -> bool {
+    let started = Instant::now();
+    while seen.load(Ordering::SeqCst) < count {
+        if started.elapsed() > Duration::from_secs(5) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
 #[test]
 fn a_request_goes_as_soon_as_the_batch_s_iterator_yields_it() {
     // From the adversarial review of the one-lock driver (issue 22): the
     // first requests waited until a whole handful was pulled.
-    let seen = Arc::new(AtomicUsize::new(0));
-    let server = {
-        let seen = Arc::clone(&seen);
-        TestServer::start(move |_| {
-            seen.fetch_add(1, Ordering::SeqCst);
-            Reply::json(200, "{}")
-        })
-    };
+    let (server, seen) = counting_server(|_| Duration::ZERO);
     let fetcher = crate::quick().concurrency(4).build().unwrap();
-    // An iterator that yields its first URL, then waits (as URLs read from
-    // a pipe may) until the server has seen that request, 5 s at most.
+    // Its first URL, then the others once the server has seen it.
     let urls = (0..3).map(|i| {
         if i > 0 {
-            let started = Instant::now();
-            while seen.load(Ordering::SeqCst) < 1 && started.elapsed() < Duration::from_secs(5) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            wait_until_seen(&seen, 1);
         }
         server.url(&format!("/{i}"))
     });
@@ -690,37 +704,18 @@ fn a_request_goes_as_soon_as_the_batch_s_iterator_yields_it() {
 #[test]
 fn a_request_goes_to_an_idle_worker_while_another_is_busy() {
     // From the adversarial review of the batch mailbox and parse slots (issue 23).
-    let seen = Arc::new(AtomicUsize::new(0));
-    let server = {
-        let seen = Arc::clone(&seen);
-        TestServer::start(move |request| {
-            seen.fetch_add(1, Ordering::SeqCst);
-            // The first request keeps its worker busy.
-            let delay = if request.path == "/0" { 2000 } else { 0 };
-            Reply::Delay(
-                Duration::from_millis(delay),
-                Box::new(Reply::json(200, "{}")),
-            )
-        })
-    };
+    // The first request keeps its worker busy.
+    let (server, seen) =
+        counting_server(|path| Duration::from_millis(if path == "/0" { 2000 } else { 0 }));
     let fetcher = crate::quick().concurrency(4).build().unwrap();
-    // An iterator that yields each URL once the server has seen the one
-    // before (as URLs read from a pipe may come), 5 s at most: three
-    // workers are idle when the second comes, asleep since before the
-    // first.
+    // Each URL once the server has seen the one before: three workers
+    // are idle when the second comes, asleep since before the first.
     let mut gave_up = 0;
     let urls = (0..3).map(|i| {
         if i == 0 {
             std::thread::sleep(Duration::from_millis(300));
         }
-        let started = Instant::now();
-        while seen.load(Ordering::SeqCst) < i {
-            if started.elapsed() > Duration::from_secs(5) {
-                gave_up += 1;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        gave_up += usize::from(!wait_until_seen(&seen, i));
         server.url(&format!("/{i}"))
     });
     let (results, _) = fetcher.batch(urls).collect::<parfetch::Value>();
@@ -731,30 +726,18 @@ fn a_request_goes_to_an_idle_worker_while_another_is_busy() {
 #[test]
 fn a_request_pulled_while_the_workers_are_busy_goes_once_one_is_free() {
     // From the adversarial review of the batch mailbox and parse slots (issue 23).
-    let seen = Arc::new(AtomicUsize::new(0));
-    let server = {
-        let seen = Arc::clone(&seen);
-        TestServer::start(move |_| {
-            seen.fetch_add(1, Ordering::SeqCst);
-            Reply::Delay(Duration::from_millis(300), Box::new(Reply::json(200, "{}")))
-        })
-    };
+    let (server, seen) = counting_server(|_| Duration::from_millis(300));
     let fetcher = crate::quick().concurrency(2).build().unwrap();
     // Three URLs at once, the third while both workers are busy; the
     // fourth only once the server has seen the third (as an iterator fed
-    // by the batch's own results would), 5 s at most.
+    // by the batch's own results would).
     let mut gave_up = 0;
     let urls = (0..4).map(|i| {
         if i == 0 {
             std::thread::sleep(Duration::from_millis(300));
         }
-        let started = Instant::now();
-        while i == 3 && seen.load(Ordering::SeqCst) < 3 {
-            if started.elapsed() > Duration::from_secs(5) {
-                gave_up += 1;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        if i == 3 {
+            gave_up += usize::from(!wait_until_seen(&seen, 3));
         }
         server.url(&format!("/{i}"))
     });
