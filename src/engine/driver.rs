@@ -267,7 +267,6 @@ impl Queue {
                         continue;
                     };
                     state.running += 1;
-                    self.wake_next(&mut state);
                     return Some((timed.index, timed.journey));
                 }
             }
@@ -277,13 +276,15 @@ impl Queue {
                 .position(|(_, journey)| stopped || engine.may_step(journey));
             if let Some((index, journey)) = ready.and_then(|at| state.held.remove(at)) {
                 state.running += 1;
-                self.wake_next(&mut state);
                 return Some((index, journey));
             }
             if state.timed.len() + state.held.len() < MAX_SET_ASIDE {
                 if let Some((index, request)) = state.pending.pop_front() {
                     state.running += 1;
-                    self.wake_next(&mut state);
+                    if !state.pending.is_empty() && state.sleeping > state.waking {
+                        state.waking += 1;
+                        self.wake.notify_one();
+                    }
                     return Some((index, Journey::new(request)));
                 }
                 if !state.closed && !self.hungry.swap(true, Ordering::AcqRel) {
@@ -317,16 +318,6 @@ impl Queue {
             }
             state.sleeping -= 1;
             state.waking = state.waking.saturating_sub(1);
-        }
-    }
-
-    /// A worker took something: if requests handed over still wait and
-    /// no sleeper is on its way for them, it wakes the next (the chain
-    /// the caller's one wake-up per burst starts).
-    fn wake_next(&self, state: &mut State) {
-        if !state.pending.is_empty() && state.sleeping > state.waking {
-            state.waking += 1;
-            self.wake.notify_one();
         }
     }
 
