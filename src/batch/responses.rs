@@ -78,8 +78,6 @@ pub struct Responses<'f, I, T> {
     pulled: usize,
     delivered: usize,
     concurrency: usize,
-    /// Requests pulled, on their way to the workers.
-    buffer: Vec<(usize, Request)>,
     /// The last feed left workers asleep with nothing to take: they do
     /// not say so again (`Queue::feed`), so the next request goes at once.
     idle: bool,
@@ -209,7 +207,6 @@ where
             pulled: 0,
             delivered: 0,
             concurrency,
-            buffer: Vec::new(),
             idle: false,
             inbox: VecDeque::new(),
             panic: None,
@@ -309,11 +306,10 @@ where
         for _ in 0..room {
             match catch_unwind(AssertUnwindSafe(|| requests.next().map(Into::into))) {
                 Ok(Some(request)) => {
-                    self.buffer.push((self.pulled, request));
-                    self.pulled += 1;
                     // Handed over before the next is pulled: the next may
                     // be slow to come, and a worker may free up meanwhile.
-                    self.idle = shared.queue.feed(&mut self.buffer);
+                    self.idle = shared.queue.feed(self.pulled, request);
+                    self.pulled += 1;
                 }
                 Ok(None) => {
                     finished = true;

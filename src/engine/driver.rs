@@ -150,16 +150,15 @@ impl Queue {
         }
     }
 
-    /// The caller hands `requests` over (and the vector is left empty);
+    /// The caller hands request number `index` over;
     /// `true` if workers still sleep with nothing to take (more requests
     /// may go to them at once).
-    pub(crate) fn feed(&self, requests: &mut Vec<(usize, Request)>) -> bool {
+    pub(crate) fn feed(&self, index: usize, request: Request) -> bool {
         let mut state = self.state.lock();
-        let fed = requests.len();
-        state.pending.extend(requests.drain(..));
+        state.pending.push_back((index, request));
         self.hungry.store(false, Ordering::Release);
         // One sleeper, if none is on its way: it wakes the next.
-        if fed > 0 && state.sleeping > 0 && state.waking == 0 {
+        if state.sleeping > 0 && state.waking == 0 {
             state.waking += 1;
             self.wake.notify_one();
         }
