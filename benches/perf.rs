@@ -17,7 +17,7 @@
 //! cargo run --release -p parfetch-benches --example perf -- huge         # peak RSS, 64 × 8 MB at C=64, each value dropped, vs reqwest+tokio
 //! cargo run --release -p parfetch-benches --example perf -- overhead     # batch (progress, gates) vs fetch_many, 5,000 docs
 //! cargo run --release -p parfetch-benches --example perf -- cache 10     # warm cache and 304 revalidation vs fetching, 5,000 docs, 10 ms latency
-//! cargo run --release -p parfetch-benches --example perf -- cost 20000 value   # client CPU per request only (for A/B runs)
+//! cargo run --release -p parfetch-benches --example perf -- cost 20000 value   # client CPU per request only, for A/B runs (value, doc, typed, bytes; each: for_each::<Doc>)
 //! cargo run --release -p parfetch-benches --example perf -- table      # host table: a lookup among 10 vs 100,000 hosts; inserts
 //! cargo run --release -p parfetch-benches --example perf -- corpus 20   # parse ../shared/corpus (beside the checkout) into Value, one thread (for callgrind)
 //! cargo run --release -p parfetch-benches --example perf -- hosts      # one GET to each of 2,000 / 20,000 / 100,000 hosts at C=64
@@ -1059,6 +1059,12 @@ fn cost(n: usize, mode: &str) -> Result<()> {
             .iter()
             .filter(|r| r.is_ok())
             .count()
+    } else if mode == "each" {
+        let mut ok = 0;
+        fetcher
+            .batch(&urls)
+            .for_each::<parfetch::Doc>(|_, result| ok += usize::from(result.is_ok()));
+        ok
     } else if mode == "doc" {
         fetcher
             .fetch_many::<parfetch::Doc>(&urls)

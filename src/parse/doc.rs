@@ -110,10 +110,13 @@ impl Doc {
         }
         input::skip_bom(&mut body);
         let nodes = input::with_tape(&mut body, |tape, base| {
-            tape.0
-                .iter()
-                .map(|node| own(*node, base))
-                .collect::<Option<Vec<Node>>>()
+            // Sized once: collecting into an `Option` would grow the vector
+            // by doubling, a copy of the nodes each time.
+            let mut nodes = Vec::with_capacity(tape.0.len());
+            for node in &tape.0 {
+                nodes.push(own(*node, base)?);
+            }
+            Some(nodes)
         });
         match nodes {
             Ok(Some(nodes)) if !nodes.is_empty() => Ok(Doc { body, nodes }),
