@@ -204,13 +204,17 @@ impl Attempt<'_> {
             };
             let opened_before = timed::opened_on_this_thread();
             let tunnels_before = timed::tunnels_opened_on_this_thread();
-            let mut response = match route.agent.run(send) {
+            let resendable =
+                (made_get || retry::may_resend(request)) && stale_resends < STALE_RESENDS;
+            let sending = timed::sending(resendable);
+            let sent = route.agent.run(send);
+            drop(sending);
+            let mut response = match sent {
                 Ok(response) => response,
                 Err(error) => {
                     let opened = timed::opened_on_this_thread() != opened_before;
                     let stale = classify::is_closed_before_response(&error) && !opened;
-                    let idempotent = made_get || retry::may_resend(request);
-                    if !(stale && idempotent && stale_resends < STALE_RESENDS) {
+                    if !(stale && resendable) {
                         let reached = proxy::Reached {
                             tunnel: !route.forward,
                             proxy: opened,

@@ -16,6 +16,19 @@
 //!   into slices of 100 ms, with a look at the token between them (whose
 //!   constant value costs no extra syscall).
 //!
+//! - **One liveness probe per reuse.** ureq probes a pooled connection
+//!   (is the server's FIN or stray bytes waiting?) when it goes back to the
+//!   pool, and again when it comes out, there under the pool's one lock:
+//!   three system calls each time (a non-blocking read between two
+//!   `ioctl`s), six per request, the second three while every other thread
+//!   waits for the lock. Like curl and urllib3, which look once, a
+//!   connection here is probed once: when it goes back. Taken out again
+//!   within [`PROBE_TRUSTED_FOR`], by a request that may be resent if the
+//!   connection turns out closed after all (the attempt loop resends those
+//!   at once, `attempt.rs`), it is not probed again. A request that may not
+//!   be resent (a POST), or a connection idle for longer, is probed when
+//!   it comes out, as before.
+//!
 //! Connections are counted by the same connector that wraps sockets for the
 //! timeouts: ureq calls it only when a new transport was made, never for a
 //! pooled one. A thread-local copy of the count tells the attempt loop
@@ -38,6 +51,31 @@ thread_local! {
     static TUNNELS_OPENED_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
     /// When the attempt running on this thread must end, if one is.
     static ATTEMPT_ENDS: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Whether the request this thread is sending may be resent on a new
+    /// connection if its pooled one turns out closed.
+    static RESENDABLE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How long a connection's probe, made as it went back to the pool, stands
+/// for a request that may be resent: well under any server's idle timeout
+/// (nginx 75 s, Apache and Node 5 s), and long enough to cover the gap
+/// between two requests of a busy worker.
+pub(crate) const PROBE_TRUSTED_FOR: Duration = Duration::from_millis(100);
+
+/// While it lives, a pooled connection the calling thread takes out is
+/// trusted on its last probe (see the module docs) if `resendable`: the
+/// request going out may be resent should the connection be closed.
+pub(crate) fn sending(resendable: bool) -> Sending {
+    Sending(RESENDABLE.with(|cell| cell.replace(resendable)))
+}
+
+/// Restores the enclosing request's mark on drop.
+pub(crate) struct Sending(bool);
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        RESENDABLE.with(|cell| cell.set(self.0));
+    }
 }
 
 /// The number of CONNECT tunnels the calling thread has opened so far: an
@@ -114,29 +152,37 @@ impl<In: Transport> Connector<In> for TimedConnector {
         } else {
             TUNNELS_OPENED_ON_THIS_THREAD.with(|opened| opened.set(opened.get() + 1));
         }
-        Ok(Some(Timed(transport)))
+        Ok(Some(Timed {
+            inner: transport,
+            probed: None,
+        }))
     }
 }
 
-/// A transport that hands its socket a coarse timeout (see the module
-/// docs): the time left, rounded up to at most an eighth more.
+/// A transport that hands its socket a coarse timeout, and probes its
+/// connection once per reuse (see the module docs).
 #[derive(Debug)]
-pub(crate) struct Timed<T>(T);
+pub(crate) struct Timed<T> {
+    inner: T,
+    /// When the connection last passed a probe, if no request has taken
+    /// it out since.
+    probed: Option<Instant>,
+}
 
 impl<T: Transport> Transport for Timed<T> {
     fn buffers(&mut self) -> &mut dyn Buffers {
-        self.0.buffers()
+        self.inner.buffers()
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.0
+        self.inner
             .transmit_output(amount, coarse(within_attempt(timeout)?))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let timeout = within_attempt(timeout)?;
         if cancel::watched().is_none() {
-            return self.0.await_input(coarse(timeout));
+            return self.inner.await_input(coarse(timeout));
         }
         // A cancellable attempt: wait in slices, and look at the token
         // between them, so that a cancel never waits for a stalled server.
@@ -154,7 +200,7 @@ impl<T: Transport> Transport for Timed<T> {
                 after: UreqDuration::Exact(slice),
                 ..timeout
             };
-            match self.0.await_input(coarse(sliced)) {
+            match self.inner.await_input(coarse(sliced)) {
                 Err(ureq::Error::Timeout(_)) if slice < left => {}
                 other => return other,
             }
@@ -162,11 +208,23 @@ impl<T: Transport> Transport for Timed<T> {
     }
 
     fn is_open(&mut self) -> bool {
-        self.0.is_open()
+        // ureq asks as the connection goes back (nothing recorded: probe)
+        // and as it comes out (the probe then stands, if recent and the
+        // request may be resent).
+        if let Some(probed) = self.probed.take() {
+            if RESENDABLE.with(Cell::get) && probed.elapsed() < PROBE_TRUSTED_FOR {
+                return true;
+            }
+        }
+        let open = self.inner.is_open();
+        if open {
+            self.probed = Some(Instant::now());
+        }
+        open
     }
 
     fn is_tls(&self) -> bool {
-        self.0.is_tls()
+        self.inner.is_tls()
     }
 }
 
@@ -191,6 +249,73 @@ fn round_up(left: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ureq::unversioned::transport::LazyBuffers;
+
+    /// A connection that counts its probes.
+    #[derive(Debug)]
+    struct Counted {
+        buffers: LazyBuffers,
+        probes: u32,
+    }
+
+    impl Transport for Counted {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+        fn transmit_output(&mut self, _: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+            Ok(())
+        }
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+            Ok(false)
+        }
+        fn is_open(&mut self) -> bool {
+            self.probes += 1;
+            true
+        }
+        fn is_tls(&self) -> bool {
+            false
+        }
+    }
+
+    fn connection() -> Timed<Counted> {
+        Timed {
+            inner: Counted {
+                buffers: LazyBuffers::new(16, 16),
+                probes: 0,
+            },
+            probed: None,
+        }
+    }
+
+    #[test]
+    fn a_connection_is_probed_once_per_reuse_by_a_request_that_may_be_resent() {
+        let mut conn = connection();
+        let _sending = sending(true);
+        for reuse in 1..=3 {
+            assert!(conn.is_open()); // back to the pool
+            assert!(conn.is_open()); // out again, at once
+            assert_eq!(conn.inner.probes, reuse);
+        }
+    }
+
+    #[test]
+    fn a_request_that_may_not_be_resent_has_its_connection_probed_as_it_comes_out() {
+        let mut conn = connection();
+        let _sending = sending(false);
+        assert!(conn.is_open());
+        assert!(conn.is_open());
+        assert_eq!(conn.inner.probes, 2);
+    }
+
+    #[test]
+    fn a_connection_idle_for_long_is_probed_as_it_comes_out() {
+        let mut conn = connection();
+        let _sending = sending(true);
+        assert!(conn.is_open());
+        conn.probed = conn.probed.and_then(|at| at.checked_sub(PROBE_TRUSTED_FOR));
+        assert!(conn.is_open());
+        assert_eq!(conn.inner.probes, 2);
+    }
 
     #[test]
     fn timeouts_are_rounded_up_by_at_most_an_eighth() {

@@ -41,6 +41,24 @@ fn a_connection_closed_while_idle_is_replaced_without_a_retry() {
     assert_eq!(server.connections(), 2);
 }
 
+/// A request that may be resent trusts the probe its connection passed as
+/// it went back to the pool, a moment ago; a POST may not be resent, so its
+/// connection is probed again as it comes out, and the closed one is
+/// replaced before the POST is written.
+#[test]
+fn a_post_never_goes_out_on_a_pooled_connection_the_server_closed() {
+    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick().max_retries(0).build().unwrap();
+    fetcher.get_bytes(server.url("/1")).unwrap();
+    server.close_idle_connections();
+    fetcher
+        .get_bytes(parfetch::Request::post(server.url("/2")).json(&1))
+        .unwrap();
+    let stats = fetcher.stats();
+    assert_eq!((stats.successes, stats.stale_connections), (2, 0));
+    assert_eq!(server.connections(), 2);
+}
+
 /// The race ureq cannot see: the pooled connection looks open, and the
 /// server closes it only once the request arrives.
 #[test]
