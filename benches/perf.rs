@@ -17,7 +17,7 @@
 //! cargo run --release -p parfetch-benches --example perf -- huge         # peak RSS, 64 × 8 MB at C=64, each value dropped, vs reqwest+tokio
 //! cargo run --release -p parfetch-benches --example perf -- overhead     # batch (progress, gates) vs fetch_many, 5,000 docs
 //! cargo run --release -p parfetch-benches --example perf -- cache 10     # warm cache and 304 revalidation vs fetching, 5,000 docs, 10 ms latency
-//! cargo run --release -p parfetch-benches --example perf -- cost 20000 value   # client CPU per request only, for A/B runs (value, doc, typed, bytes; each: for_each::<Doc>)
+//! cargo run --release -p parfetch-benches --example perf -- cost 20000 value   # client CPU per request only, for A/B runs (value, doc, typed, bytes; each: for_each::<Doc>; each-bytes; rayon-bytes: get_bytes on a rayon pool)
 //! cargo run --release -p parfetch-benches --example perf -- table      # host table: a lookup among 10 vs 100,000 hosts; inserts
 //! cargo run --release -p parfetch-benches --example perf -- corpus 20   # parse ../shared/corpus (beside the checkout) into Value, one thread (for callgrind)
 //! cargo run --release -p parfetch-benches --example perf -- hosts      # one GET to each of 2,000 / 20,000 / 100,000 hosts at C=64
@@ -536,13 +536,21 @@ fn latency(n: usize) -> Result<()> {
         n,
         parfetch_value(64),
     )?;
+    let doc = measure("parfetch fetch_many::<Doc>", 2048, 20, n, {
+        let fetcher = parfetch::Fetcher::builder().concurrency(64).build()?;
+        move |urls| {
+            let results = fetcher.fetch_many::<parfetch::Doc>(urls);
+            results.iter().filter(|r| r.is_ok()).count()
+        }
+    })?;
     // The batch's last round is partly empty: n requests take ceil(n / 64) rounds.
     let ceiling = n as f64 / (n.div_ceil(64) * 64) as f64 * 100.0;
     println!(
-        "  of the 64-connection ideal: bytes {:.1}%, parsed {:.1}% (this batch size can reach {ceiling:.1}%); \
+        "  of the 64-connection ideal: bytes {:.1}%, Value {:.1}%, Doc {:.1}% (this batch size can reach {ceiling:.1}%); \
          compare with `wrk -t2 -c64 -d8s URL` against `perf serve 2048 20`\n",
         bytes / 3200.0 * 100.0,
-        parsed / 3200.0 * 100.0
+        parsed / 3200.0 * 100.0,
+        doc / 3200.0 * 100.0
     );
     Ok(())
 }
@@ -1059,6 +1067,14 @@ fn cost(n: usize, mode: &str) -> Result<()> {
             .iter()
             .filter(|r| r.is_ok())
             .count()
+    } else if mode == "rayon-bytes" {
+        on_rayon(32, &urls, |url| fetcher.get_bytes(url).is_ok())
+    } else if mode == "each-bytes" {
+        let mut ok = 0;
+        fetcher
+            .batch(&urls)
+            .for_each_bytes(|_, result| ok += usize::from(result.is_ok()));
+        ok
     } else if mode == "each" {
         let mut ok = 0;
         fetcher
@@ -1082,9 +1098,10 @@ fn cost(n: usize, mode: &str) -> Result<()> {
     let cpu = cpu_seconds() - cpu_before;
     server.stop()?;
     println!(
-        "  cost {mode}: {:>6.2} µs CPU/request, {:>7.0} req/s ({ok}/{n} ok)",
+        "  cost {mode}: {:>6.2} µs CPU/request, {:>7.0} req/s ({ok}/{n} ok, {} connections)",
         cpu * 1e6 / n as f64,
-        n as f64 / elapsed.as_secs_f64()
+        n as f64 / elapsed.as_secs_f64(),
+        fetcher.stats().connections_opened
     );
     Ok(())
 }
