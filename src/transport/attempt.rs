@@ -206,10 +206,7 @@ impl Attempt<'_> {
             let tunnels_before = timed::tunnels_opened_on_this_thread();
             let resendable =
                 (made_get || retry::may_resend(request)) && stale_resends < STALE_RESENDS;
-            let sending = timed::sending(resendable);
-            let sent = route.agent.run(send);
-            drop(sending);
-            let mut response = match sent {
+            let mut response = match route.agent.run(send) {
                 Ok(response) => response,
                 Err(error) => {
                     let opened = timed::opened_on_this_thread() != opened_before;

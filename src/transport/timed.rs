@@ -18,16 +18,15 @@
 //!
 //! - **One liveness probe per reuse.** ureq probes a pooled connection
 //!   (is the server's FIN or stray bytes waiting?) when it goes back to the
-//!   pool, and again when it comes out, there under the pool's one lock:
-//!   three system calls each time (a non-blocking read between two
-//!   `ioctl`s), six per request, the second three while every other thread
-//!   waits for the lock. Like curl and urllib3, which look once, a
-//!   connection here is probed once: when it goes back. Taken out again
-//!   within [`PROBE_TRUSTED_FOR`], by a request that may be resent if the
-//!   connection turns out closed after all (the attempt loop resends those
-//!   at once, `attempt.rs`), it is not probed again. A request that may not
-//!   be resent (a POST), or a connection idle for longer, is probed when
-//!   it comes out, as before.
+//!   pool, and again when it comes out: three system calls each time (a
+//!   non-blocking read between two `ioctl`s), six per request. Like curl
+//!   and urllib3, a connection here is probed once, as it comes out, right
+//!   before a request is written on it: only that look sees what the server
+//!   sent while the connection sat idle. Bytes that came then (a second
+//!   answer, a 408) would otherwise be read as the answer to the next
+//!   request, whatever its method; a close is caught either way (a request
+//!   sent on a connection closed since is resent, `attempt.rs`). That look
+//!   runs under the pool's one lock, as ureq's own did.
 //!
 //! Connections are counted by the same connector that wraps sockets for the
 //! timeouts: ureq calls it only when a new transport was made, never for a
@@ -51,31 +50,6 @@ thread_local! {
     static TUNNELS_OPENED_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
     /// When the attempt running on this thread must end, if one is.
     static ATTEMPT_ENDS: Cell<Option<Instant>> = const { Cell::new(None) };
-    /// Whether the request this thread is sending may be resent on a new
-    /// connection if its pooled one turns out closed.
-    static RESENDABLE: Cell<bool> = const { Cell::new(false) };
-}
-
-/// How long a connection's probe, made as it went back to the pool, stands
-/// for a request that may be resent: well under any server's idle timeout
-/// (nginx 75 s, Apache and Node 5 s), and long enough to cover the gap
-/// between two requests of a busy worker.
-pub(crate) const PROBE_TRUSTED_FOR: Duration = Duration::from_millis(100);
-
-/// While it lives, a pooled connection the calling thread takes out is
-/// trusted on its last probe (see the module docs) if `resendable`: the
-/// request going out may be resent should the connection be closed.
-pub(crate) fn sending(resendable: bool) -> Sending {
-    Sending(RESENDABLE.with(|cell| cell.replace(resendable)))
-}
-
-/// Restores the enclosing request's mark on drop.
-pub(crate) struct Sending(bool);
-
-impl Drop for Sending {
-    fn drop(&mut self) {
-        RESENDABLE.with(|cell| cell.set(self.0));
-    }
 }
 
 /// The number of CONNECT tunnels the calling thread has opened so far: an
@@ -146,7 +120,8 @@ impl<In: Transport> Connector<In> for TimedConnector {
         // Through a CONNECT tunnel, the chain runs twice: once for the
         // socket to the proxy (counted then), once for the tunnel in it,
         // open by then.
-        if details.config.proxy().is_none() {
+        let on_socket = details.config.proxy().is_none();
+        if on_socket {
             self.stats.connection_opened();
             OPENED_ON_THIS_THREAD.with(|opened| opened.set(opened.get() + 1));
         } else {
@@ -154,7 +129,9 @@ impl<In: Transport> Connector<In> for TimedConnector {
         }
         Ok(Some(Timed {
             inner: transport,
-            probed: None,
+            // A tunnel's own socket is wrapped already: that one decides.
+            skips_probes: on_socket,
+            carried: false,
         }))
     }
 }
@@ -164,9 +141,13 @@ impl<In: Transport> Connector<In> for TimedConnector {
 #[derive(Debug)]
 pub(crate) struct Timed<T> {
     inner: T,
-    /// When the connection last passed a probe, if no request has taken
-    /// it out since.
-    probed: Option<Instant>,
+    /// Whether this wrapper skips the probe as the connection goes back to
+    /// the pool (the one around the socket does; one around a tunnel asks
+    /// the socket's).
+    skips_probes: bool,
+    /// Whether the connection carried an exchange since it was last asked
+    /// whether it is open: then it is going back to the pool, not out.
+    carried: bool,
 }
 
 impl<T: Transport> Transport for Timed<T> {
@@ -175,11 +156,13 @@ impl<T: Transport> Transport for Timed<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.carried = true;
         self.inner
             .transmit_output(amount, coarse(within_attempt(timeout)?))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.carried = true;
         let timeout = within_attempt(timeout)?;
         if cancel::watched().is_none() {
             return self.inner.await_input(coarse(timeout));
@@ -208,19 +191,13 @@ impl<T: Transport> Transport for Timed<T> {
     }
 
     fn is_open(&mut self) -> bool {
-        // ureq asks as the connection goes back (nothing recorded: probe)
-        // and as it comes out (the probe then stands, if recent and the
-        // request may be resent).
-        if let Some(probed) = self.probed.take() {
-            if RESENDABLE.with(Cell::get) && probed.elapsed() < PROBE_TRUSTED_FOR {
-                return true;
-            }
+        // ureq asks as the connection goes back, right after an exchange
+        // (no probe: the next one looks), and as it comes out, after a
+        // stay in the pool without one (probe).
+        if std::mem::take(&mut self.carried) && self.skips_probes {
+            return true;
         }
-        let open = self.inner.is_open();
-        if open {
-            self.probed = Some(Instant::now());
-        }
-        open
+        self.inner.is_open()
     }
 
     fn is_tls(&self) -> bool {
@@ -277,44 +254,48 @@ mod tests {
         }
     }
 
-    fn connection() -> Timed<Counted> {
+    fn socket() -> Timed<Counted> {
         Timed {
             inner: Counted {
                 buffers: LazyBuffers::new(16, 16),
                 probes: 0,
             },
-            probed: None,
+            skips_probes: true,
+            carried: false,
         }
     }
 
+    /// An exchange, then back to the pool, then out again, as ureq asks.
+    fn reuse(conn: &mut impl Transport) {
+        conn.transmit_output(0, NextTimeout::default()).unwrap();
+        conn.await_input(NextTimeout::default()).unwrap();
+        assert!(conn.is_open()); // back to the pool
+        assert!(conn.is_open()); // out again
+    }
+
     #[test]
-    fn a_connection_is_probed_once_per_reuse_by_a_request_that_may_be_resent() {
-        let mut conn = connection();
-        let _sending = sending(true);
-        for reuse in 1..=3 {
-            assert!(conn.is_open()); // back to the pool
-            assert!(conn.is_open()); // out again, at once
-            assert_eq!(conn.inner.probes, reuse);
+    fn a_connection_is_probed_once_per_reuse_as_it_comes_out() {
+        let mut conn = socket();
+        for reuse_count in 1..=3 {
+            reuse(&mut conn);
+            assert_eq!(conn.inner.probes, reuse_count);
         }
+        // Asked again without an exchange: it looks again.
+        assert!(conn.is_open());
+        assert_eq!(conn.inner.probes, 4);
     }
 
     #[test]
-    fn a_request_that_may_not_be_resent_has_its_connection_probed_as_it_comes_out() {
-        let mut conn = connection();
-        let _sending = sending(false);
-        assert!(conn.is_open());
-        assert!(conn.is_open());
-        assert_eq!(conn.inner.probes, 2);
-    }
-
-    #[test]
-    fn a_connection_idle_for_long_is_probed_as_it_comes_out() {
-        let mut conn = connection();
-        let _sending = sending(true);
-        assert!(conn.is_open());
-        conn.probed = conn.probed.and_then(|at| at.checked_sub(PROBE_TRUSTED_FOR));
-        assert!(conn.is_open());
-        assert_eq!(conn.inner.probes, 2);
+    fn a_tunnel_is_probed_once_per_reuse_as_it_comes_out() {
+        let mut tunnel = Timed {
+            inner: socket(),
+            skips_probes: false,
+            carried: false,
+        };
+        for reuse_count in 1..=3 {
+            reuse(&mut tunnel);
+            assert_eq!(tunnel.inner.inner.probes, reuse_count);
+        }
     }
 
     #[test]

@@ -4,11 +4,11 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use crate::server::{json_doc, Reply, TestServer};
-use crate::support::scripted;
+use crate::support::{scripted, wait_until};
 
 #[test]
 fn two_thousand_requests_at_concurrency_16_open_at_most_18_connections() {
@@ -41,10 +41,8 @@ fn a_connection_closed_while_idle_is_replaced_without_a_retry() {
     assert_eq!(server.connections(), 2);
 }
 
-/// A request that may be resent trusts the probe its connection passed as
-/// it went back to the pool, a moment ago; a POST may not be resent, so its
-/// connection is probed again as it comes out, and the closed one is
-/// replaced before the POST is written.
+/// A POST may not be resent: its pooled connection is probed as it comes
+/// out, and the closed one is replaced before the POST is written.
 #[test]
 fn a_post_never_goes_out_on_a_pooled_connection_the_server_closed() {
     let server = TestServer::start(|_| Reply::json(200, "{}"));
@@ -57,6 +55,48 @@ fn a_post_never_goes_out_on_a_pooled_connection_the_server_closed() {
     let stats = fetcher.stats();
     assert_eq!((stats.successes, stats.stale_connections), (2, 0));
     assert_eq!(server.connections(), 2);
+}
+
+// From review of the probe change (issue 23).
+/// Bytes a server sends on a keep-alive connection after its answer was
+/// read whole (a second answer, a 408 as it times the connection out) are
+/// no answer to the next request sent on it. Failed before the fix: a GET
+/// taken out within 100 ms of the connection's last probe skipped the probe
+/// as it came out, and returned the stray answer as its own.
+#[test]
+fn bytes_sent_on_an_idle_connection_are_never_read_as_the_next_answer() {
+    let (go, told) = mpsc::channel::<()>();
+    let told = Mutex::new(told);
+    let strayed = Arc::new(AtomicBool::new(false));
+    let url = scripted({
+        let strayed = Arc::clone(&strayed);
+        move |stream, head| {
+            if !head.starts_with("GET /1 ") {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n[2]");
+                return;
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n[1]");
+            // Once the client has read the answer whole (its connection is
+            // back in the pool), an answer nobody asked for.
+            let _ = told
+                .lock()
+                .map(|told| told.recv_timeout(Duration::from_secs(10)));
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n\"strayed\"");
+            // Loopback delivers at once; the sleep only makes sure.
+            std::thread::sleep(Duration::from_millis(20));
+            strayed.store(true, Ordering::SeqCst);
+            // The connection stays open, whatever comes on it unanswered.
+            let _ = std::io::copy(stream, &mut std::io::sink());
+        }
+    });
+    let fetcher = crate::quick().max_retries(0).build().unwrap();
+    assert_eq!(fetcher.get_bytes(format!("{url}/1")).unwrap(), b"[1]");
+    go.send(()).unwrap();
+    wait_until(Duration::from_secs(10), "the stray answer sent", || {
+        strayed.load(Ordering::SeqCst)
+    });
+    let second = fetcher.get_bytes(format!("{url}/2")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&second), "[2]");
 }
 
 /// The race ureq cannot see: the pooled connection looks open, and the
