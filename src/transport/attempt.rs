@@ -176,6 +176,7 @@ impl Attempt<'_> {
         let mut secrets_kept = true;
         let mut visited = Vec::new();
         let mut stale_resends = 0;
+        let mut unsent_looks = 0;
         let mut response = loop {
             // Each hop gets what is left of the attempt's time.
             let left = timeout.saturating_sub(started.elapsed());
@@ -206,12 +207,18 @@ impl Attempt<'_> {
             let tunnels_before = timed::tunnels_opened_on_this_thread();
             let resendable =
                 (made_get || retry::may_resend(request)) && stale_resends < STALE_RESENDS;
-            let mut response = match route.agent.run(send) {
+            let probing = timed::probe_as_taken_out(unsent_looks >= timed::UNSENT_LOOKS);
+            let answer = route.agent.run(send);
+            drop(probing);
+            let mut response = match answer {
                 Ok(response) => response,
                 Err(error) => {
                     let opened = timed::opened_on_this_thread() != opened_before;
                     let stale = classify::is_closed_before_response(&error) && !opened;
-                    if !(stale && resendable) {
+                    // Nothing of it went out: it goes on another
+                    // connection, whatever its method (`timed.rs`).
+                    let unsent = timed::is_unsent(&error);
+                    if !(unsent || stale && resendable) {
                         let reached = proxy::Reached {
                             tunnel: !route.forward,
                             proxy: opened,
@@ -229,7 +236,11 @@ impl Attempt<'_> {
                             _ => AttemptError::Transport(error),
                         });
                     }
-                    stale_resends += 1;
+                    if unsent {
+                        unsent_looks += 1;
+                    } else {
+                        stale_resends += 1;
+                    }
                     (self.on_stale)();
                     log::debug!(
                         "{} {}: pooled connection was closed by the server; resending",

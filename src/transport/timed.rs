@@ -16,17 +16,22 @@
 //!   into slices of 100 ms, with a look at the token between them (whose
 //!   constant value costs no extra syscall).
 //!
-//! - **One liveness probe per reuse.** ureq probes a pooled connection
-//!   (is the server's FIN or stray bytes waiting?) when it goes back to the
-//!   pool, and again when it comes out: three system calls each time (a
-//!   non-blocking read between two `ioctl`s), six per request. Like curl
-//!   and urllib3, a connection here is probed once, as it comes out, right
-//!   before a request is written on it: only that look sees what the server
-//!   sent while the connection sat idle. Bytes that came then (a second
-//!   answer, a 408) would otherwise be read as the answer to the next
-//!   request, whatever its method; a close is caught either way (a request
-//!   sent on a connection closed since is resent, `attempt.rs`). That look
-//!   runs under the pool's one lock, as ureq's own did.
+//! - **One liveness probe per reuse, outside the pool's lock.** ureq
+//!   probes a pooled connection (is the server's FIN or stray bytes
+//!   waiting?) when it goes back to the pool, and again when it comes out,
+//!   there under the pool's one lock: three system calls each time (a
+//!   non-blocking read between two `ioctl`s), six per request, three of
+//!   them while every other thread waits for the lock. Here a connection
+//!   is probed once, as late as can be: just before the first byte of the
+//!   next request is written on it (curl and urllib3 look once too, as
+//!   they pick the connection). Only that look sees what the server sent
+//!   while the connection sat idle: a close, or bytes nobody asked for (a
+//!   second answer, a 408), which would otherwise be read as the answer to
+//!   the next request. A connection found so is dropped and the request,
+//!   none of it sent, goes on another (`attempt.rs`), whatever its method.
+//!   After [`UNSENT_LOOKS`] such finds in a row, the request's next
+//!   connection is probed as it comes out, as ureq does, which drops every
+//!   closed one in the pool before a new one is made.
 //!
 //! Connections are counted by the same connector that wraps sockets for the
 //! timeouts: ureq calls it only when a new transport was made, never for a
@@ -50,6 +55,56 @@ thread_local! {
     static TUNNELS_OPENED_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
     /// When the attempt running on this thread must end, if one is.
     static ATTEMPT_ENDS: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Whether pooled connections this thread takes out are probed as
+    /// they come out (ureq's way), not just before the first write.
+    static PROBE_AS_TAKEN_OUT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How many pooled connections in a row one request may find closed (or
+/// carrying bytes unasked) just before writing on them, before its next one
+/// is probed as it comes out of the pool.
+pub(crate) const UNSENT_LOOKS: u32 = 3;
+
+/// While it lives, pooled connections the calling thread takes out are
+/// probed as they come out if `now` (see the module docs).
+pub(crate) fn probe_as_taken_out(now: bool) -> ProbeAsTakenOut {
+    ProbeAsTakenOut(PROBE_AS_TAKEN_OUT.with(|cell| cell.replace(now)))
+}
+
+/// Restores the enclosing request's way of probing on drop.
+pub(crate) struct ProbeAsTakenOut(bool);
+
+impl Drop for ProbeAsTakenOut {
+    fn drop(&mut self) {
+        PROBE_AS_TAKEN_OUT.with(|cell| cell.set(self.0));
+    }
+}
+
+/// The error of a request whose pooled connection failed its probe just
+/// before the request was written: nothing of it was sent.
+#[derive(Debug)]
+struct Unsent;
+
+impl std::fmt::Display for Unsent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "the server closed the pooled connection, or sent on it unasked, \
+             before the request was written",
+        )
+    }
+}
+
+impl std::error::Error for Unsent {}
+
+/// Whether `error` says a pooled connection failed its probe before
+/// anything of the request was written on it: the request may go on
+/// another connection, whatever its method.
+pub(crate) fn is_unsent(error: &ureq::Error) -> bool {
+    let ureq::Error::Io(io) = error else {
+        return false;
+    };
+    io.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<Unsent>().is_some())
 }
 
 /// The number of CONNECT tunnels the calling thread has opened so far: an
@@ -130,8 +185,9 @@ impl<In: Transport> Connector<In> for TimedConnector {
         Ok(Some(Timed {
             inner: transport,
             // A tunnel's own socket is wrapped already: that one decides.
-            skips_probes: on_socket,
+            on_socket,
             carried: false,
+            unprobed: false,
         }))
     }
 }
@@ -141,13 +197,28 @@ impl<In: Transport> Connector<In> for TimedConnector {
 #[derive(Debug)]
 pub(crate) struct Timed<T> {
     inner: T,
-    /// Whether this wrapper skips the probe as the connection goes back to
-    /// the pool (the one around the socket does; one around a tunnel asks
-    /// the socket's).
-    skips_probes: bool,
+    /// Whether this wrapper is the socket's, which decides when to probe
+    /// (one around a tunnel asks the socket's).
+    on_socket: bool,
     /// Whether the connection carried an exchange since it was last asked
     /// whether it is open: then it is going back to the pool, not out.
     carried: bool,
+    /// Taken out of the pool and not probed yet: the first read or write
+    /// probes first.
+    unprobed: bool,
+}
+
+impl<T: Transport> Timed<T> {
+    /// Probes the connection if it was taken out of the pool unprobed; an
+    /// [`Unsent`] error if it is closed or holds bytes unasked.
+    fn probe_if_unprobed(&mut self) -> Result<(), ureq::Error> {
+        if std::mem::take(&mut self.unprobed) && !self.inner.is_open() {
+            let unsent = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, Unsent);
+            return Err(unsent.into());
+        }
+        self.carried = true;
+        Ok(())
+    }
 }
 
 impl<T: Transport> Transport for Timed<T> {
@@ -156,13 +227,13 @@ impl<T: Transport> Transport for Timed<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.carried = true;
+        self.probe_if_unprobed()?;
         self.inner
             .transmit_output(amount, coarse(within_attempt(timeout)?))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.carried = true;
+        self.probe_if_unprobed()?;
         let timeout = within_attempt(timeout)?;
         if cancel::watched().is_none() {
             return self.inner.await_input(coarse(timeout));
@@ -191,13 +262,20 @@ impl<T: Transport> Transport for Timed<T> {
     }
 
     fn is_open(&mut self) -> bool {
-        // ureq asks as the connection goes back, right after an exchange
-        // (no probe: the next one looks), and as it comes out, after a
-        // stay in the pool without one (probe).
-        if std::mem::take(&mut self.carried) && self.skips_probes {
+        // ureq asks as the connection goes back, right after an exchange,
+        // and as it comes out, after a stay in the pool without one: the
+        // probe waits for the first read or write after that.
+        if !self.on_socket {
+            return self.inner.is_open();
+        }
+        if std::mem::take(&mut self.carried) {
             return true;
         }
-        self.inner.is_open()
+        if PROBE_AS_TAKEN_OUT.with(Cell::get) {
+            return self.inner.is_open();
+        }
+        self.unprobed = true;
+        true
     }
 
     fn is_tls(&self) -> bool {
@@ -228,11 +306,13 @@ mod tests {
     use super::*;
     use ureq::unversioned::transport::LazyBuffers;
 
-    /// A connection that counts its probes.
+    /// A connection that counts its probes and writes.
     #[derive(Debug)]
     struct Counted {
         buffers: LazyBuffers,
+        open: bool,
         probes: u32,
+        writes: u32,
     }
 
     impl Transport for Counted {
@@ -240,6 +320,7 @@ mod tests {
             &mut self.buffers
         }
         fn transmit_output(&mut self, _: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+            self.writes += 1;
             Ok(())
         }
         fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
@@ -247,7 +328,7 @@ mod tests {
         }
         fn is_open(&mut self) -> bool {
             self.probes += 1;
-            true
+            self.open
         }
         fn is_tls(&self) -> bool {
             false
@@ -258,43 +339,78 @@ mod tests {
         Timed {
             inner: Counted {
                 buffers: LazyBuffers::new(16, 16),
+                open: true,
                 probes: 0,
+                writes: 0,
             },
-            skips_probes: true,
+            on_socket: true,
             carried: false,
+            unprobed: false,
         }
     }
 
-    /// An exchange, then back to the pool, then out again, as ureq asks.
-    fn reuse(conn: &mut impl Transport) {
-        conn.transmit_output(0, NextTimeout::default()).unwrap();
-        conn.await_input(NextTimeout::default()).unwrap();
+    /// A request written and its answer read.
+    fn exchange(conn: &mut impl Transport) -> Result<(), ureq::Error> {
+        conn.transmit_output(0, NextTimeout::default())?;
+        conn.await_input(NextTimeout::default())?;
+        Ok(())
+    }
+
+    /// Back to the pool, then out again, as ureq asks.
+    fn back_and_out(conn: &mut impl Transport) {
         assert!(conn.is_open()); // back to the pool
         assert!(conn.is_open()); // out again
     }
 
     #[test]
-    fn a_connection_is_probed_once_per_reuse_as_it_comes_out() {
+    fn a_connection_is_probed_once_per_reuse_just_before_its_first_write() {
         let mut conn = socket();
-        for reuse_count in 1..=3 {
-            reuse(&mut conn);
-            assert_eq!(conn.inner.probes, reuse_count);
+        exchange(&mut conn).unwrap();
+        for reuse in 1..=3 {
+            back_and_out(&mut conn);
+            assert_eq!(conn.inner.probes, reuse - 1, "none in the pool's lock");
+            exchange(&mut conn).unwrap();
+            assert_eq!(conn.inner.probes, reuse);
         }
-        // Asked again without an exchange: it looks again.
-        assert!(conn.is_open());
-        assert_eq!(conn.inner.probes, 4);
     }
 
     #[test]
-    fn a_tunnel_is_probed_once_per_reuse_as_it_comes_out() {
+    fn a_connection_failing_its_probe_carries_nothing_of_the_request() {
+        let mut conn = socket();
+        exchange(&mut conn).unwrap();
+        back_and_out(&mut conn);
+        conn.inner.open = false;
+        let error = exchange(&mut conn).unwrap_err();
+        assert!(is_unsent(&error), "{error}");
+        assert_eq!(conn.inner.writes, 1, "only the first exchange's");
+    }
+
+    #[test]
+    fn after_unsent_looks_a_connection_is_probed_as_it_comes_out() {
+        let mut conn = socket();
+        exchange(&mut conn).unwrap();
+        let _probing = probe_as_taken_out(true);
+        assert!(conn.is_open()); // back: no probe
+        assert_eq!(conn.inner.probes, 0);
+        assert!(conn.is_open()); // out: probed at once
+        assert_eq!(conn.inner.probes, 1);
+        exchange(&mut conn).unwrap();
+        assert_eq!(conn.inner.probes, 1, "not twice");
+    }
+
+    #[test]
+    fn a_tunnel_is_probed_once_per_reuse_by_its_socket() {
         let mut tunnel = Timed {
             inner: socket(),
-            skips_probes: false,
+            on_socket: false,
             carried: false,
+            unprobed: false,
         };
-        for reuse_count in 1..=3 {
-            reuse(&mut tunnel);
-            assert_eq!(tunnel.inner.inner.probes, reuse_count);
+        exchange(&mut tunnel).unwrap();
+        for reuse in 1..=3 {
+            back_and_out(&mut tunnel);
+            exchange(&mut tunnel).unwrap();
+            assert_eq!(tunnel.inner.inner.probes, reuse);
         }
     }
 

@@ -41,8 +41,9 @@ fn a_connection_closed_while_idle_is_replaced_without_a_retry() {
     assert_eq!(server.connections(), 2);
 }
 
-/// A POST may not be resent: its pooled connection is probed as it comes
-/// out, and the closed one is replaced before the POST is written.
+/// A POST may not be resent once written: its pooled connection is probed
+/// before the first byte of it goes out, and the closed one is replaced
+/// with the POST unsent.
 #[test]
 fn a_post_never_goes_out_on_a_pooled_connection_the_server_closed() {
     let server = TestServer::start(|_| Reply::json(200, "{}"));
@@ -53,8 +54,28 @@ fn a_post_never_goes_out_on_a_pooled_connection_the_server_closed() {
         .get_bytes(parfetch::Request::post(server.url("/2")).json(&1))
         .unwrap();
     let stats = fetcher.stats();
-    assert_eq!((stats.successes, stats.stale_connections), (2, 0));
-    assert_eq!(server.connections(), 2);
+    assert_eq!((stats.successes, stats.retries), (2, 0));
+    assert_eq!((server.connections(), server.requests()), (2, 2));
+}
+
+/// A pool full of connections the server closed (it restarted, say) is no
+/// failure: after a few found closed just before writing, the request's
+/// next connection is probed as it comes out, which drops every closed one,
+/// and a new one carries it, a POST too.
+#[test]
+fn a_pool_of_closed_connections_ends_in_a_new_one() {
+    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    let fetcher = crate::quick().concurrency(8).max_retries(0).build().unwrap();
+    let urls: Vec<String> = (0..64).map(|n| server.url(&format!("/{n}"))).collect();
+    assert!(fetcher.fetch_many_bytes(&urls).iter().all(Result::is_ok));
+    let pooled = server.connections();
+    assert!(pooled > 4, "{pooled} connections pooled");
+    server.close_idle_connections();
+    fetcher
+        .get_bytes(parfetch::Request::post(server.url("/after")).json(&1))
+        .unwrap();
+    assert_eq!(server.connections(), pooled + 1);
+    assert_eq!(fetcher.stats().retries, 0);
 }
 
 // From review of the probe change (issue 23).
