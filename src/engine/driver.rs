@@ -234,10 +234,12 @@ impl Queue {
                 Step::Done(mut result) => {
                     let room = result.as_mut().ok().and_then(|body| body.held.take());
                     let len = result.as_ref().map_or(0, |body| body.bytes.len());
-                    let taken = parse_slots.map_or(Ok(None), |slots| slots.take(len, &scope.stop));
+                    // Its own deadline counts too, not only the batch's.
+                    let stop = journey.stop(scope);
+                    let taken = parse_slots.map_or(Ok(None), |slots| slots.take(len, &stop));
                     let (result, slot) = match taken {
                         Ok(slot) => (result, slot),
-                        // The batch's deadline or cancel came first.
+                        // A deadline or the batch's cancel came first.
                         Err(kind) => (Err(journey.stopped_waiting(kind, scope)), None),
                     };
                     let result = engine.finish(&journey, result, scope, finish);

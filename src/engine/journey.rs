@@ -465,8 +465,9 @@ impl Journey {
         }
     }
 
-    /// The error of a request whose body was read, stopped by its batch
-    /// (`kind`) while it waited to be parsed.
+    /// The error of a request whose body was read, stopped (`kind`) by a
+    /// deadline (its own or its batch's) or its batch's cancel while it
+    /// waited to be parsed.
     pub(crate) fn stopped_waiting(&mut self, kind: ErrorKind, scope: &Scope<'_>) -> Error {
         self.stopped(kind, None, scope.stop.deadline)
     }
