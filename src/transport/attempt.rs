@@ -23,7 +23,7 @@ use crate::cancel::{CancelToken, Cancelled, Stop};
 use crate::clock;
 use crate::error::{self, classify, Detail, Error, ErrorKind};
 use crate::policy::retry;
-use crate::request::Request;
+use crate::request::{Method, Request};
 use crate::transport::agent::Agents;
 use crate::transport::body_budget::{self, BodyBudget, Metered, Reservation, Room};
 use crate::transport::cookies::{self, Jar};
@@ -352,7 +352,14 @@ impl Attempt<'_> {
         // Room for the body before its first byte is read: as much as its
         // length says, or as it grows (`body_budget.rs`). The wait is part
         // of the attempt's time.
-        let known = response.body().content_length();
+        // RFC 9110 §6.4.1: these have no content, whatever their headers
+        // say; ureq reads none, and no room is taken for it.
+        let no_content = request.method() == Method::Head || matches!(status, 204 | 304);
+        let known = if no_content {
+            Some(0)
+        } else {
+            response.body().content_length()
+        };
         let stop = Stop {
             deadline: clock::after(started, timeout),
             cancel: self.cancel,

@@ -38,7 +38,9 @@
 //!   worker) is *nested*: its batch's results wait for that thread, which
 //!   waits for it, so it never waits for them. It takes room as a growing
 //!   body does: when it fits, or by the one overdraft, else it waits only
-//!   for the body that overdraws to be whole.
+//!   for the body that overdraws to be whole. So a nested batch may hold
+//!   more than the budget: the results it has not handed over, as without
+//!   one (its concurrency bounds them).
 //!
 //! A wait is part of its attempt: it ends when the attempt's time runs out
 //! (a `Timeout`, retried like one, which says nothing of the host) or its
@@ -260,8 +262,10 @@ impl Reservation {
             queue.turns.retain(|queued| *queued != turn);
         }
         budget.waiting.fetch_sub(1, SeqCst);
-        // The next in turn may go now.
-        budget.freed.notify_all();
+        if turn.is_some() {
+            // Out of the line: the next in turn may go now.
+            budget.freed.notify_all();
+        }
         drop(queue);
         if taken.is_ok() {
             self.bytes += more;

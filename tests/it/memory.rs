@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parfetch::{CancelToken, ErrorKind, Fetcher, Value};
+use parfetch::{CancelToken, ErrorKind, Fetcher, Request, Value};
 
 use crate::quick;
 use crate::support::{scripted, wait_until};
@@ -79,6 +79,32 @@ impl Bodies {
     fn written(&self) -> usize {
         self.written.load(Ordering::SeqCst)
     }
+}
+
+#[test]
+fn a_response_without_content_takes_no_room() {
+    let server = Bodies::start(2 * MIB, true);
+    let fetcher = quick()
+        .timeout(Duration::from_secs(5))
+        .max_retries(0)
+        .max_body_bytes_in_flight(2 * MIB as u64)
+        .build()
+        .unwrap();
+    // A result read and not taken fills the budget.
+    let mut results = fetcher.batch([server.url("/held")]).iter_bytes();
+    wait_until(PATIENCE, "the body written", || server.written() == 1);
+    // A HEAD's answer has no content, whatever its Content-Length says: it
+    // does not wait for room it would not use. (From another thread: one
+    // busy with the batch never waits for its results.)
+    let head = {
+        let (fetcher, url) = (fetcher.clone(), server.url("/head"));
+        std::thread::spawn(move || fetcher.send_bytes(Request::head(url)))
+    };
+    let head = head.join().unwrap().unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.body().is_empty());
+    let (_, taken) = results.next().expect("the held result");
+    assert_eq!(taken.unwrap().body().len(), 2 * MIB);
 }
 
 /// Two bodies of `size` fill the budget and wait, read, for a caller who
