@@ -91,6 +91,7 @@
 //! | [`breaker_threshold`](FetcherBuilder::breaker_threshold) | opens after 5 consecutive failures of a host (when half its recent requests failed too); its requests wait for the probe, within what their retries would take; open 1 s, doubling while probes fail, up to [`breaker_open_time`](FetcherBuilder::breaker_open_time) (60 s) |
 //! | retry budget | while half of a host's recent requests fail, its retries are at most 20% of its requests (and 10 a second) |
 //! | [`body_limit`](FetcherBuilder::body_limit) | 64 MiB |
+//! | [`max_body_bytes_in_flight`](FetcherBuilder::max_body_bytes_in_flight) | 1 GiB of bodies read and not yet taken, for the whole fetcher |
 //!
 //! # Errors and retries
 //!

@@ -38,8 +38,8 @@ use super::mailbox::{Mailbox, Poster};
 use super::{deliver, report_progress, resume, Batch, BatchStats, ProgressFn, PROGRESS_INTERVAL};
 use crate::cancel::{CancelToken, Stop};
 use crate::clock;
-use crate::engine::driver::Queue;
-use crate::engine::parse_slots::{ParseSlot, ParseSlots};
+use crate::engine::driver::{Held, Queue};
+use crate::engine::parse_slots::ParseSlots;
 use crate::engine::pools::{Busy, Inherited};
 use crate::engine::{Engine, Scope};
 use crate::error::{Error, ErrorKind};
@@ -121,13 +121,16 @@ struct Shared {
     body_only: bool,
     /// For a batch that parses its bodies: how many large ones at once.
     parse_slots: Option<Arc<ParseSlots>>,
+    /// The batch was started on a thread busy with another batch of the
+    /// same fetcher, which waits for it (`transport/body_budget.rs`).
+    nested: bool,
 }
 
 /// What a worker sends the caller.
 enum Message<T> {
-    /// A request's result, and the parse slot it holds until the caller
-    /// takes it.
-    Done(usize, Result<Response<T>, Error>, Option<ParseSlot>),
+    /// A request's result, and what it holds until the caller takes it
+    /// (its parse slot, its body's room in the fetcher's budget).
+    Done(usize, Result<Response<T>, Error>, Held),
     /// The worker has nothing to take: the caller may have more.
     Wake,
     /// The worker panicked outside a request's way (a bug).
@@ -165,6 +168,7 @@ where
         let concurrency = engine.settings.concurrency;
         let recorder = Arc::new(Recorder::default());
         let mut workers = None;
+        let nested = engine.pools.is_busy_here();
         let run = match engine.pools.for_this_thread() {
             Err(reason) => Run::Rejected(reason),
             Ok(pool) => {
@@ -181,6 +185,7 @@ where
                     inherited: Inherited::here(),
                     body_only,
                     parse_slots: parses.then(ParseSlots::for_this_machine),
+                    nested,
                 });
                 // One slot more than the workers: a wake-up always fits. A
                 // caller that keeps only bodies (`for_each`, `collect`) is
@@ -261,8 +266,9 @@ where
                 continue;
             };
             match message {
-                Message::Done(index, result, slot) => {
-                    drop(slot);
+                Message::Done(index, result, held) => {
+                    // Taken: its parse slot and its room go back now.
+                    drop(held);
                     self.delivered += 1;
                     if self.last_progress.elapsed() >= PROGRESS_INTERVAL {
                         self.last_progress = Instant::now();
@@ -432,6 +438,7 @@ fn work<T: Send + 'static>(
         },
         batch: Some(&shared.recorder),
         body_only: shared.body_only,
+        nested: shared.nested,
     };
     let worked = catch_unwind(AssertUnwindSafe(|| {
         shared.queue.work(
@@ -439,7 +446,7 @@ fn work<T: Send + 'static>(
             &scope,
             finish,
             shared.parse_slots.as_ref(),
-            |index, result, slot| poster.post(Message::Done(index, result, slot), false),
+            |index, result, held| poster.post(Message::Done(index, result, held), false),
             || poster.try_post(Message::Wake),
         );
     }));

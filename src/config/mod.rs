@@ -292,6 +292,41 @@ impl FetcherBuilder {
         self
     }
 
+    /// The most bytes of response bodies the fetcher's requests hold at
+    /// once: read, or being read, and not yet handed to the caller. One
+    /// budget for the fetcher (its clones, and every batch and single fetch
+    /// on it), so that memory does not grow with the concurrency times the
+    /// body: 256 requests of 20 MB documents would hold 5 GB.
+    ///
+    /// A body whose `Content-Length` is known takes that much before it is
+    /// read; one of unknown length takes room as it grows (64 KiB first,
+    /// then up to 1 MiB at a time), and a compressed body takes room for
+    /// what it decodes to as well. The room is given back when the caller
+    /// takes the result (from [`Batch::iter`](crate::Batch::iter), a
+    /// callback, or a single fetch's return), or at once when the request
+    /// fails. A body larger than the whole budget is still read, alone
+    /// ([`body_limit`](Self::body_limit) bounds one body); one body at a
+    /// time may go past the budget while every byte held belongs to bodies
+    /// still being read, so that they never wait on one another; a request
+    /// started from a callback of a batch of this fetcher never waits for
+    /// that batch's results. Bodies served from the cache take no room.
+    ///
+    /// When it bites, requests wait after their response head, before
+    /// their body is read, within their attempt's
+    /// [`timeout`](Self::timeout): an attempt whose time runs out waiting
+    /// ends as a `Timeout` that names this setting (and is retried; it
+    /// does not count against the host), and a batch's deadline or cancel
+    /// ends the wait too. If that happens, take results sooner (a batch's
+    /// results not yet taken hold their room), lower the concurrency, or
+    /// raise the budget. Must be at least 1 byte; `u64::MAX` is no bound.
+    ///
+    /// Defaults to 1 GiB.
+    #[must_use]
+    pub fn max_body_bytes_in_flight(mut self, bytes: u64) -> Self {
+        self.options.max_body_bytes_in_flight = bytes;
+        self
+    }
+
     /// Consecutive failures (5xx, timeouts, network errors; never 4xx, nor
     /// 429) after which a host's circuit breaker opens: its requests then
     /// wait while one probe at a time finds out whether the host is back.
@@ -679,6 +714,10 @@ mod tests {
             ),
             (b().body_limit(0), "body_limit must be at least 1 byte"),
             (
+                b().max_body_bytes_in_flight(0),
+                "max_body_bytes_in_flight must be at least 1 byte, got 0",
+            ),
+            (
                 b().header("bad name", "x"),
                 "invalid header name \"bad name\"",
             ),
@@ -837,6 +876,10 @@ mod tests {
             (
                 "`body_limit`",
                 format!("{} MiB", b.options.body_limit >> 20),
+            ),
+            (
+                "`max_body_bytes_in_flight`",
+                format!("{} GiB", b.options.max_body_bytes_in_flight >> 30),
             ),
         ];
         for (setting, words) in expected {

@@ -63,6 +63,7 @@ options! {
     sensitive_headers: Vec<String> = Vec::new(),
     user_agent: String = concat!("parfetch/", env!("CARGO_PKG_VERSION")).to_owned(),
     body_limit: u64 = 64 << 20,
+    max_body_bytes_in_flight: u64 = crate::transport::body_budget::DEFAULT,
     adaptive_concurrency: bool = false,
     breaker_threshold: u32 = 5,
     breaker_open_time: Duration = Duration::from_secs(60),

@@ -40,6 +40,8 @@ pub(crate) struct Settings {
     pub(crate) cache: Option<CacheSettings>,
     /// Whether the fetcher keeps a cookie jar.
     pub(crate) cookie_store: bool,
+    /// The most bytes of response bodies its requests hold at once.
+    pub(crate) max_body_bytes_in_flight: u64,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -95,6 +97,13 @@ impl Settings {
         }
         if options.body_limit == 0 {
             return fail("body_limit must be at least 1 byte".into());
+        }
+        if options.max_body_bytes_in_flight == 0 {
+            return fail(
+                "max_body_bytes_in_flight must be at least 1 byte, got 0 (a budget smaller \
+                 than a body lets that body be read alone)"
+                    .into(),
+            );
         }
         if HeaderValue::from_str(&options.user_agent).is_err() {
             return fail(format!(
@@ -195,6 +204,7 @@ impl Settings {
             },
             cache,
             cookie_store: options.cookie_store,
+            max_body_bytes_in_flight: options.max_body_bytes_in_flight,
             clock,
         })
     }

@@ -66,6 +66,8 @@ impl std::fmt::Debug for Keeping {
 }
 
 /// What the cache says before anything is sent.
+// Made and matched once per request: a box would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum BeforeSend {
     /// Served from the cache, or ended before sending (offline, a bad
     /// request: rejected).
@@ -326,5 +328,6 @@ fn served(
         stored: Some(entry.policy),
         cache: how,
         labels,
+        held: None,
     })
 }

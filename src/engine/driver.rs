@@ -40,6 +40,7 @@ use crate::error::Error;
 use crate::parse::Content;
 use crate::request::Request;
 use crate::response::Response;
+use crate::transport::body_budget::Reservation;
 
 /// How many requests are set aside, at most, while workers go on with new
 /// ones; past that, workers wait for them. A request set aside is about
@@ -98,6 +99,14 @@ enum LastStep {
     Done,
     /// The request waits: until a time, or (`None`) until its host has room.
     SetAside(usize, Box<Journey>, Option<Duration>),
+}
+
+/// What a result holds until its caller takes it: the parse slot its body
+/// took (`parse_slots.rs`), and its body's room in the fetcher's budget
+/// (`transport/body_budget.rs`). Dropped, it gives both back.
+pub(crate) struct Held {
+    _slot: Option<ParseSlot>,
+    _room: Option<Reservation>,
 }
 
 /// A request set aside until `until`.
@@ -205,7 +214,7 @@ impl Queue {
 
     /// What one worker does: steps requests until the batch is done,
     /// handing each result to `send` (which says whether to go on) with
-    /// the parse slot its body took, if any (`parse_slots.rs`), and
+    /// what it holds until its caller takes it ([`Held`]), and
     /// calling `hungry` when it has nothing to take and the caller may
     /// have more.
     pub(crate) fn work<T>(
@@ -214,7 +223,7 @@ impl Queue {
         scope: &Scope<'_>,
         finish: fn(Content) -> Result<T, Error>,
         parse_slots: Option<&Arc<ParseSlots>>,
-        send: impl Fn(usize, Result<Response<T>, Error>, Option<ParseSlot>) -> bool,
+        send: impl Fn(usize, Result<Response<T>, Error>, Held) -> bool,
         hungry: impl Fn(),
     ) {
         // The step just over, told to `next` under the lock it takes
@@ -222,17 +231,25 @@ impl Queue {
         let mut last = LastStep::First;
         while let Some((index, mut journey)) = self.next(engine, scope, &hungry, last) {
             last = match engine.step(&mut journey, scope) {
-                Step::Done(result) => {
+                Step::Done(mut result) => {
+                    let room = result.as_mut().ok().and_then(|body| body.held.take());
                     let len = result.as_ref().map_or(0, |body| body.bytes.len());
-                    let taken = parse_slots.map_or(Ok(None), |slots| slots.take(len, &scope.stop));
+                    // Its own deadline counts too, not only the batch's.
+                    let stop = journey.stop(scope);
+                    let taken = parse_slots.map_or(Ok(None), |slots| slots.take(len, &stop));
                     let (result, slot) = match taken {
                         Ok(slot) => (result, slot),
-                        // The batch's deadline or cancel came first.
+                        // A deadline or the batch's cancel came first.
                         Err(kind) => (Err(journey.stopped_waiting(kind, scope)), None),
                     };
                     let result = engine.finish(&journey, result, scope, finish);
                     drop(journey);
-                    if !send(index, result, slot) {
+                    // A failed request's body is gone: so is its room.
+                    let held = Held {
+                        _room: room.filter(|_| result.is_ok()),
+                        _slot: slot,
+                    };
+                    if !send(index, result, held) {
                         self.stepped(LastStep::Done);
                         break;
                     }

@@ -31,6 +31,7 @@ use crate::request::Request;
 use crate::response::CacheStatus;
 use crate::stats::Recorder;
 use crate::transport::attempt::{Attempt, BodyLabels, Received};
+use crate::transport::body_budget::Reservation;
 
 /// A body to hand over, with its particulars.
 #[derive(Debug)]
@@ -51,9 +52,15 @@ pub(crate) struct Body {
     pub(crate) cache: CacheStatus,
     /// What the response said its body is (none from the cache).
     pub(crate) labels: BodyLabels,
+    /// Its room in the fetcher's budget of body bytes in flight, when it
+    /// came from the network: it travels with the result until the caller
+    /// takes it (`driver.rs`).
+    pub(crate) held: Option<Reservation>,
 }
 
 /// What one step of a journey came to.
+// Made and matched once per step: a box would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Step {
     /// The request is done: its body, or why not.
@@ -322,12 +329,15 @@ impl Journey {
             jar: engine.jar.as_ref(),
             cancel: stop.cancel,
             on_stale: &on_stale,
+            budget: &engine.body_budget,
+            nested: scope.nested,
         };
         let started = Instant::now();
         let failure = match exchange.run(request, http, own_timeout, clipped, needs) {
             Ok(Received {
                 status,
                 body,
+                held,
                 headers,
                 cacheable,
                 url,
@@ -353,11 +363,13 @@ impl Journey {
                     stored: None,
                     cache: CacheStatus::Network,
                     labels,
+                    held: Some(held),
                 });
             }
             Err(failure) => failure,
         };
         let after_head = failure.after_head();
+        let own = failure.is_own();
         let response = failure.response().map(|(status, start, headers)| Body {
             bytes: start.to_vec(),
             status,
@@ -367,6 +379,7 @@ impl Journey {
             stored: None,
             cache: CacheStatus::Network,
             labels: BodyLabels::default(),
+            held: None,
         });
         let error = failure.into_error(request, attempts, clipped, &settings.transport);
         log::debug!(
@@ -382,7 +395,9 @@ impl Journey {
         let (kind, status) = (error.kind(), error.status());
         let asked = retry::asked_to_wait(status, error.retry_after());
         let answer = match classify::host_answer(kind, status) {
-            _ if stopped => Answer::Nothing,
+            // A wait for room in the fetcher's own budget says nothing
+            // of the host either.
+            _ if stopped || own => Answer::Nothing,
             // A body cut short after a whole head: the host answered, and
             // failed; not a sign it is overloaded (a stalled body is).
             HostAnswer::Overloaded if after_head && kind == ErrorKind::Network => Answer::Failed,
@@ -450,8 +465,9 @@ impl Journey {
         }
     }
 
-    /// The error of a request whose body was read, stopped by its batch
-    /// (`kind`) while it waited to be parsed.
+    /// The error of a request whose body was read, stopped (`kind`) by a
+    /// deadline (its own or its batch's) or its batch's cancel while it
+    /// waited to be parsed.
     pub(crate) fn stopped_waiting(&mut self, kind: ErrorKind, scope: &Scope<'_>) -> Error {
         self.stopped(kind, None, scope.stop.deadline)
     }

@@ -45,6 +45,7 @@ use crate::request::{Method, Request};
 use crate::response::{Headers, Response};
 use crate::stats::{HostStats, Recorder};
 use crate::transport::agent::Agents;
+use crate::transport::body_budget::BodyBudget;
 use crate::transport::cookies::Jar;
 
 /// The longest a request set aside for its host waits before it looks
@@ -65,6 +66,8 @@ pub(crate) struct Engine {
     pub(crate) stats: Arc<Recorder>,
     clock: Arc<dyn Clock>,
     pub(crate) pools: Pools,
+    /// The room response bodies take while read and not yet taken.
+    pub(crate) body_budget: Arc<BodyBudget>,
     /// The header names the builder marked sensitive, for the `Debug` of
     /// every response (shared, not copied), if it marked any.
     marked: Option<Arc<[String]>>,
@@ -80,6 +83,10 @@ pub(crate) struct Scope<'a> {
     /// dropped where it was read (on its worker, whose allocator they came
     /// from), not put together to be dropped on the caller's thread.
     pub(crate) body_only: bool,
+    /// It runs for a thread busy with a batch of the same fetcher, whose
+    /// results wait for it: its body never waits for theirs
+    /// (`transport/body_budget.rs`).
+    pub(crate) nested: bool,
 }
 
 impl Scope<'_> {
@@ -110,6 +117,7 @@ impl Engine {
             ),
             None => None,
         };
+        let body_budget = BodyBudget::new(settings.max_body_bytes_in_flight);
         let marked = Some(settings.transport.sensitive_headers.as_slice())
             .filter(|names| !names.is_empty())
             .map(Arc::from);
@@ -123,6 +131,7 @@ impl Engine {
             stats,
             clock,
             pools,
+            body_budget,
             marked,
         })
     }
@@ -146,6 +155,12 @@ impl Engine {
         finish: impl FnOnce(Content) -> Result<T, Error>,
     ) -> Result<Response<T>, Error> {
         let mut journey = Journey::new(request);
+        // On a thread busy with one of this fetcher's batches (a callback,
+        // a `Deserialize` impl on a worker), its results wait for this.
+        let scope = &Scope {
+            nested: scope.nested || self.pools.is_busy_here(),
+            ..*scope
+        };
         loop {
             match self.step(&mut journey, scope) {
                 Step::Done(result) => return self.finish(&journey, result, scope, finish),

@@ -14,9 +14,9 @@
 //!
 //! Slots are per batch: a batch started from a callback or a
 //! `Deserialize` impl has its own, so nesting never waits on itself. A
-//! worker waiting for one gives up when its batch's deadline passes or the
-//! batch is cancelled: a slow `Deserialize` holding the slots must not
-//! keep the batch past its deadline.
+//! worker waiting for one gives up when its batch's deadline or its
+//! request's own passes, or the batch is cancelled: a slow `Deserialize`
+//! holding the slots must not keep a request past its deadline.
 //! Small documents take no slot: parsing one is shorter than waiting.
 
 use std::sync::Arc;

@@ -137,6 +137,12 @@ impl Pools {
         })
     }
 
+    /// Whether the calling thread is busy with a batch of this fetcher (as
+    /// its worker, as the caller reading its results, or as a task of one).
+    pub(crate) fn is_busy_here(&self) -> bool {
+        BUSY.with_borrow(|busy| busy.iter().any(|(id, _)| *id == self.id))
+    }
+
     fn level(&self, level: usize) -> Result<Arc<rayon::ThreadPool>, rayon::ThreadPoolBuildError> {
         let mut levels = self.levels.lock();
         while levels.len() <= level {

@@ -422,6 +422,7 @@ impl Error {
             (ErrorKind::Timeout, Detail::ConnectTimeout(limit)) => {
                 write!(f, "timed out connecting ({limit:?} connect timeout)")?;
             }
+            (ErrorKind::Timeout, Detail::Reason(reason)) => write!(f, "timed out {reason}")?,
             (ErrorKind::Timeout, _) => f.write_str("timed out")?,
             (ErrorKind::InvalidJson, Detail::Json(json)) => {
                 write!(f, "invalid JSON: {}", json.problem)?;

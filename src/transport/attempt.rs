@@ -14,16 +14,18 @@
 
 use std::borrow::Cow;
 use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::cancel::{CancelToken, Cancelled};
+use crate::cancel::{CancelToken, Cancelled, Stop};
 use crate::clock;
 use crate::error::{self, classify, Detail, Error, ErrorKind};
 use crate::policy::retry;
-use crate::request::Request;
+use crate::request::{Method, Request};
 use crate::transport::agent::Agents;
+use crate::transport::body_budget::{self, BodyBudget, Metered, Reservation, Room};
 use crate::transport::cookies::{self, Jar};
 use crate::transport::encoding;
 use crate::transport::proxy;
@@ -63,6 +65,9 @@ pub(crate) struct CacheNeeds<'a> {
 pub(crate) struct Received {
     pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
+    /// The body's room in the fetcher's budget (`body_budget.rs`): given
+    /// back when dropped.
+    pub(crate) held: Reservation,
     /// The response headers, all of them, as ureq read them (moved, never
     /// copied).
     pub(crate) headers: HeaderMap,
@@ -119,6 +124,10 @@ pub(crate) enum AttemptError {
         failure: proxy::Failure,
         cause: Option<ureq::Error>,
     },
+    /// The attempt's time ran out while its body waited for room in the
+    /// fetcher's budget (`body_budget.rs`), of `budget` bytes: the
+    /// fetcher's doing, not the host's.
+    NoRoom { budget: u64 },
 }
 
 /// The parts of a fetcher an attempt uses.
@@ -130,6 +139,11 @@ pub(crate) struct Attempt<'a> {
     pub(crate) cancel: Option<&'a CancelToken>,
     /// Told of each hop resent because its pooled connection was stale.
     pub(crate) on_stale: &'a dyn Fn(),
+    /// The fetcher's budget of body bytes in flight.
+    pub(crate) budget: &'a Arc<BodyBudget>,
+    /// The request is nested in a batch of the same fetcher
+    /// (`body_budget.rs`).
+    pub(crate) nested: bool,
 }
 
 /// The request as ureq takes it: the fetcher's headers under the request's
@@ -315,6 +329,7 @@ impl Attempt<'_> {
             return Ok(Received {
                 status,
                 body: Vec::new(),
+                held: self.budget.none(self.nested),
                 headers: std::mem::take(response.headers_mut()),
                 cacheable,
                 url,
@@ -345,8 +360,29 @@ impl Attempt<'_> {
             });
         }
         let limit = settings.body_limit;
+        // Room for the body before its first byte is read: as much as its
+        // length says, or as it grows (`body_budget.rs`). The wait is part
+        // of the attempt's time.
+        // RFC 9110 §6.4.1: these have no content, whatever their headers
+        // say; ureq reads none, and no room is taken for it.
+        let no_content = request.method() == Method::Head || matches!(status, 204 | 304);
+        let known = if no_content {
+            Some(0)
+        } else {
+            response.body().content_length()
+        };
+        let stop = Stop {
+            deadline: clock::after(started, timeout),
+            cancel: self.cancel,
+        };
+        let mut reserved = self.budget.none(self.nested);
+        if let Some(length) = known {
+            reserved
+                .grow_to(length.min(limit.saturating_add(1)), &stop)
+                .map_err(|kind| self.no_room(kind))?;
+        }
         let mut body = Vec::new();
-        if let Some(length) = response.body().content_length() {
+        if let Some(length) = known {
             // And room for the parser's padding after it: simd-json reads
             // a body in place, without a copy, when that much follows it.
             body.reserve_exact(
@@ -358,29 +394,40 @@ impl Attempt<'_> {
         // ureq's own limit would end the read with an error of its own; the
         // limit is ours, counted again on what the body decodes to.
         let reader = response.body_mut().with_config().limit(u64::MAX).reader();
-        CancellableReader {
+        let reader = CancellableReader {
             reader,
             cancel: self.cancel,
+        };
+        let read = Metered::new(reader, &mut reserved, 0, known, &stop)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut body);
+        if let Err(io) = read {
+            return Err(match body_budget::no_room(&io) {
+                Some(kind) => self.no_room(kind),
+                None => AttemptError::BodyRead(ureq::Error::from(io)),
+            });
         }
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut body)
-        .map_err(|io| AttemptError::BodyRead(ureq::Error::from(io)))?;
         if body.len() as u64 > limit {
             return Err(AttemptError::Transport(ureq::Error::BodyExceedsLimit(
                 limit,
             )));
         }
-        let (body, undecoded) = match encoding::decode(content_codings(&response), body, limit) {
-            Ok(decoded) => decoded,
-            Err(encoding::DecodeError::TooLarge(limit)) => {
-                return Err(AttemptError::Transport(ureq::Error::BodyExceedsLimit(
-                    limit,
-                )));
-            }
-            Err(encoding::DecodeError::Damaged(coding, cause)) => {
-                return Err(AttemptError::Undecodable { coding, cause });
-            }
-        };
+        let mut room = Room::new(&mut reserved, &stop);
+        let (body, undecoded) =
+            match encoding::decode(content_codings(&response), body, limit, &mut room) {
+                Ok(decoded) => decoded,
+                Err(encoding::DecodeError::NoRoom(kind)) => return Err(self.no_room(kind)),
+                Err(encoding::DecodeError::TooLarge(limit)) => {
+                    return Err(AttemptError::Transport(ureq::Error::BodyExceedsLimit(
+                        limit,
+                    )));
+                }
+                Err(encoding::DecodeError::Damaged(coding, cause)) => {
+                    return Err(AttemptError::Undecodable { coding, cause });
+                }
+            };
+        // Whole: it holds what it holds in memory, until its caller takes it.
+        reserved.settle(body.len() as u64);
         let labels = BodyLabels {
             content_type: response
                 .headers()
@@ -395,6 +442,7 @@ impl Attempt<'_> {
         Ok(Received {
             status,
             body,
+            held: reserved,
             headers: std::mem::take(response.headers_mut()),
             cacheable,
             url,
@@ -405,6 +453,19 @@ impl Attempt<'_> {
 }
 
 impl Attempt<'_> {
+    /// The failure of a wait for room that stopped with `kind`: a cancel
+    /// is a read the cancel stopped; the attempt's time running out (its
+    /// timeout, or a deadline it was cut to) is [`AttemptError::NoRoom`].
+    fn no_room(&self, kind: ErrorKind) -> AttemptError {
+        if kind == ErrorKind::Cancelled {
+            let cancelled = std::io::Error::other(Cancelled);
+            return AttemptError::BodyRead(ureq::Error::from(cancelled));
+        }
+        AttemptError::NoRoom {
+            budget: self.budget.limit(),
+        }
+    }
+
     /// The request to send to `url`, the request's own URL or a redirect's:
     /// a GET if a hop `made_get`, its secrets only if `secrets_kept`.
     fn hop<'r>(
@@ -432,6 +493,12 @@ impl AttemptError {
     /// body was cut short or stalled).
     pub(crate) fn after_head(&self) -> bool {
         matches!(self, AttemptError::BodyRead(_))
+    }
+
+    /// Whether the failure was the fetcher's own doing: it says nothing
+    /// of the host.
+    pub(crate) fn is_own(&self) -> bool {
+        matches!(self, AttemptError::NoRoom { .. })
     }
 
     /// The response a failed attempt got, for the cache: its status, body
@@ -510,6 +577,14 @@ impl AttemptError {
             )
             .with_request(request.method_name(), request.url())
             .with_attempts(attempts),
+            AttemptError::NoRoom { budget } => request
+                .error(ErrorKind::Timeout)
+                .with_attempts(attempts)
+                .with_detail(Detail::Reason(format!(
+                    "waiting for room among the response bodies in flight \
+                     (max_body_bytes_in_flight is {budget} bytes, held by bodies read and not \
+                     yet taken): take results sooner, or raise max_body_bytes_in_flight"
+                ))),
             AttemptError::Proxy {
                 proxy,
                 failure,

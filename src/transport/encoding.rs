@@ -41,6 +41,8 @@
 
 use std::io::Read;
 
+use crate::transport::body_budget::{self, Room};
+
 /// What parfetch asks servers for.
 pub(crate) const ACCEPTED: &str = "gzip, deflate, br, zstd";
 
@@ -55,20 +57,24 @@ pub(crate) enum DecodeError {
     TooLarge(u64),
     /// Damaged compressed data: the coding, and what the decoder said.
     Damaged(String, std::io::Error),
+    /// Stopped while it waited for room for what it decodes to
+    /// (`body_budget.rs`): the kind of the stop.
+    NoRoom(crate::error::ErrorKind),
 }
 
 /// `body`, received with the `Content-Encoding` lines `lines`, decoded as
-/// far as parfetch can within `limit` bytes; and the codings left undone
-/// (as listed), if any.
+/// far as parfetch can within `limit` bytes, taking `room` for what it
+/// decodes to as it goes; and the codings left undone (as listed), if any.
 ///
 /// # Errors
 ///
 /// A body larger than `limit` once decoded, or whose compressed data is
-/// damaged.
+/// damaged, or a wait for room that stopped.
 pub(crate) fn decode<'a>(
     lines: impl IntoIterator<Item = &'a str>,
     body: Vec<u8>,
     limit: u64,
+    room: &mut Room<'_, '_>,
 ) -> Result<(Vec<u8>, Option<String>), DecodeError> {
     let codings = codings(lines);
     if body.is_empty() || codings.is_empty() {
@@ -78,21 +84,22 @@ pub(crate) fn decode<'a>(
     // Applied in the order listed, so undone from the last.
     for (undone, coding) in codings.iter().enumerate().rev() {
         let decoded = match coding.as_str() {
-            "gzip" | "x-gzip" => gzip(&body, limit),
+            "gzip" | "x-gzip" => gzip(&body, limit, room),
             "deflate" if is_zlib(&body) => {
-                read_all(flate2::read::ZlibDecoder::new(&body[..]), limit)
+                read_all(flate2::read::ZlibDecoder::new(&body[..]), limit, room)
             }
-            "deflate" => read_all(flate2::read::DeflateDecoder::new(&body[..]), limit),
+            "deflate" => read_all(flate2::read::DeflateDecoder::new(&body[..]), limit, room),
             "br" => read_all(
                 brotli_decompressor::Decompressor::new(&body[..], 4096),
                 limit,
+                room,
             ),
-            "zstd" => zstd(&body, limit),
+            "zstd" => zstd(&body, limit, room),
             _ => return Ok((body, Some(codings[..=undone].join(", ")))),
         };
         body = decoded.map_err(|error| match error {
             DecodeError::Damaged(_, io) => DecodeError::Damaged(coding.clone(), io),
-            too_large @ DecodeError::TooLarge(_) => too_large,
+            other => other,
         })?;
     }
     Ok((body, None))
@@ -147,18 +154,21 @@ fn codings<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
 /// The first gzip member of `body`, and the ones that follow it back to
 /// back; bytes after those that do not make another whole member are
 /// ignored (the module's doc says why).
-fn gzip(body: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
+fn gzip(body: &[u8], limit: u64, room: &mut Room<'_, '_>) -> Result<Vec<u8>, DecodeError> {
     let mut rest = body;
     let mut decoded = Vec::new();
     let mut first = true;
+    let base = room.held();
     loop {
         let mut member = flate2::bufread::GzDecoder::new(rest);
         let left = limit.saturating_sub(decoded.len() as u64);
         let before = decoded.len();
-        if let Err(io) = (&mut member)
+        if let Err(io) = room
+            .reader(&mut member, base.saturating_add(before as u64))
             .take(left.saturating_add(1))
             .read_to_end(&mut decoded)
         {
+            no_room(&io)?;
             if first {
                 return Err(DecodeError::Damaged(String::new(), io));
             }
@@ -181,20 +191,24 @@ fn gzip(body: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
 /// The first zstd frame of `body`, and the ones that follow it back to
 /// back; bytes after those that do not make another whole frame are
 /// ignored, as in [`gzip`].
-fn zstd(body: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
+fn zstd(body: &[u8], limit: u64, room: &mut Room<'_, '_>) -> Result<Vec<u8>, DecodeError> {
     let mut rest = body;
     let mut decoded = Vec::new();
     let mut first = true;
+    let base = room.held();
     loop {
         let left = limit.saturating_sub(decoded.len() as u64);
         let before = decoded.len();
         let frame = zstd_reader(rest).and_then(|frame| {
             let mut frame = frame.single_frame();
-            (&mut frame)
+            room.reader(&mut frame, base.saturating_add(before as u64))
                 .take(left.saturating_add(1))
                 .read_to_end(&mut decoded)?;
             Ok(frame.finish())
         });
+        if let Err(io) = &frame {
+            no_room(io)?;
+        }
         match frame {
             Ok(after) => rest = after,
             Err(io) if first => return Err(DecodeError::Damaged(String::new(), io)),
@@ -221,6 +235,14 @@ fn zstd_reader(body: &[u8]) -> std::io::Result<zstd::stream::read::Decoder<'stat
     Ok(decoder)
 }
 
+/// `Err` if `io` is a wait for room that stopped: a stop, not damage.
+fn no_room(io: &std::io::Error) -> Result<(), DecodeError> {
+    match body_budget::no_room(io) {
+        Some(kind) => Err(DecodeError::NoRoom(kind)),
+        None => Ok(()),
+    }
+}
+
 /// Whether `body` starts with a zlib header (RFC 1950): deflate, a window
 /// size, and a check that makes the first two bytes a multiple of 31.
 fn is_zlib(body: &[u8]) -> bool {
@@ -233,12 +255,21 @@ fn is_zlib(body: &[u8]) -> bool {
 }
 
 /// Everything `reader` decodes, refused past `limit` bytes.
-fn read_all(reader: impl Read, limit: u64) -> Result<Vec<u8>, DecodeError> {
+fn read_all(
+    reader: impl Read,
+    limit: u64,
+    room: &mut Room<'_, '_>,
+) -> Result<Vec<u8>, DecodeError> {
     let mut decoded = Vec::new();
-    reader
+    let base = room.held();
+    if let Err(io) = room
+        .reader(reader, base)
         .take(limit.saturating_add(1))
         .read_to_end(&mut decoded)
-        .map_err(|io| DecodeError::Damaged(String::new(), io))?;
+    {
+        no_room(&io)?;
+        return Err(DecodeError::Damaged(String::new(), io));
+    }
     if decoded.len() as u64 > limit {
         return Err(DecodeError::TooLarge(limit));
     }
@@ -248,7 +279,21 @@ fn read_all(reader: impl Read, limit: u64) -> Result<Vec<u8>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cancel::Stop;
+    use crate::transport::body_budget::BodyBudget;
     use std::io::Write;
+
+    /// [`super::decode`] with room enough.
+    fn decode<'a>(
+        lines: impl IntoIterator<Item = &'a str>,
+        body: Vec<u8>,
+        limit: u64,
+    ) -> Result<(Vec<u8>, Option<String>), DecodeError> {
+        let budget = BodyBudget::new(u64::MAX);
+        let mut held = budget.none(false);
+        let stop = Stop::default();
+        super::decode(lines, body, limit, &mut Room::new(&mut held, &stop))
+    }
 
     const DOC: &[u8] = br#"{"encoded":true,"padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
 

@@ -6,7 +6,9 @@
 //! read and write by the attempt's time (`timed.rs`), name resolution
 //! (`resolver.rs`), proxies (`proxy.rs`, `forward.rs`), TLS (`tls.rs`),
 //! cookies (`cookies.rs`), content encodings (`encoding.rs`), redirects
-//! (`redirect.rs`), and one attempt that ties them together (`attempt.rs`).
+//! (`redirect.rs`), the room bodies take in their fetcher's budget of bytes
+//! in flight (`body_budget.rs`), and one attempt that ties them together
+//! (`attempt.rs`).
 //!
 //! One exchange ends as `Result<Received, AttemptError>` (`attempt.rs`);
 //! a redirect it will not follow is `NotFollowed` (`redirect.rs`). The
@@ -25,6 +27,7 @@ use crate::redact;
 
 pub(crate) mod agent;
 pub(crate) mod attempt;
+pub(crate) mod body_budget;
 pub(crate) mod cookies;
 pub(crate) mod encoding;
 pub(crate) mod forward;

@@ -41,6 +41,7 @@ mod hosts; // what a host is, and what is kept per host: breakers, resolver, rec
 mod json; // Value, RawJson and serde types read the same bodies alike (RawJson keeps numbers past f64)
 mod layers; // what each layer of src/ may import, and no import loops
 mod logs; // what is logged, and that no secret is
+mod memory; // what bounds memory: the budget of body bytes in flight, held until results are taken
 mod messages; // the words of a bad body: what was expected, where, what came instead
 mod methods; // requests as the server sees them: methods, query, bodies, idempotency, redirects
 mod mocked; // exact request counts and shapes, as the server saw them

@@ -790,3 +790,41 @@ fn the_batch_deadline_bounds_large_documents_waiting_to_be_parsed() {
         "the batch ended {elapsed:?} in, with a deadline of 500 ms"
     );
 }
+
+#[test]
+fn a_request_s_own_deadline_bounds_its_wait_to_be_parsed() {
+    // From issue 23 (the budget of body bytes in flight): a wait for a
+    // parse slot heeded the batch's deadline, not the request's own.
+    let document = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3 << 19));
+    let server = TestServer::start(move |_| Reply::json(200, document.clone()));
+    // Eight rounds of parse slots: 16 s one round after the other.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let fetcher = crate::quick()
+        .concurrency(8 * cores)
+        .total_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let urls: Vec<String> = (0..8 * cores)
+        .map(|i| server.url(&format!("/{i}")))
+        .collect();
+    let started = Instant::now();
+    let (results, _) = fetcher.batch(&urls).collect::<Slow>();
+    let elapsed = started.elapsed();
+    let late: Vec<&parfetch::Error> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .filter(|e| e.kind() == ErrorKind::DeadlineExceeded)
+        .collect();
+    assert_eq!(results.len(), urls.len());
+    let first = late.first().expect("no request ended with its deadline");
+    assert!(
+        first
+            .to_string()
+            .contains("the request's deadline (500ms) passed"),
+        "{first}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "the batch ended {elapsed:?} in, with requests of 500 ms"
+    );
+}
