@@ -65,7 +65,11 @@ fn a_post_never_goes_out_on_a_pooled_connection_the_server_closed() {
 #[test]
 fn a_pool_of_closed_connections_ends_in_a_new_one() {
     let server = TestServer::start(|_| Reply::json(200, "{}"));
-    let fetcher = crate::quick().concurrency(8).max_retries(0).build().unwrap();
+    let fetcher = crate::quick()
+        .concurrency(8)
+        .max_retries(0)
+        .build()
+        .unwrap();
     let urls: Vec<String> = (0..64).map(|n| server.url(&format!("/{n}"))).collect();
     assert!(fetcher.fetch_many_bytes(&urls).iter().all(Result::is_ok));
     let pooled = server.connections();
