@@ -64,7 +64,20 @@ impl RawJson {
     /// `json`, already checked to be a JSON document, without the
     /// whitespace between its tokens. `None` if it is not UTF-8 after all.
     pub(crate) fn from_checked(json: &[u8]) -> Option<RawJson> {
-        String::from_utf8(minified(json)).ok().map(RawJson)
+        RawJson::minified_into(json, Vec::with_capacity(json.len()))
+    }
+
+    /// [`RawJson::from_checked`], written into `room` (emptied first):
+    /// strings are copied as they are, escapes included.
+    fn minified_into(json: &[u8], mut room: Vec<u8>) -> Option<RawJson> {
+        room.clear();
+        let mut strings = Strings::default();
+        for &byte in json {
+            if strings.holds(byte) || !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+                room.push(byte);
+            }
+        }
+        String::from_utf8(room).ok().map(RawJson)
     }
 }
 
@@ -86,20 +99,9 @@ pub(crate) fn check(body: &[u8], buffers: &mut Buffers) -> Result<RawJson, JsonE
             return Err(JsonError::parser(&error, body));
         }
     }
-    RawJson::from_checked(body).ok_or_else(|| JsonError::problem("invalid UTF-8"))
-}
-
-/// `json` without the whitespace outside its strings. `json` must be
-/// well-formed: strings are copied as they are, escapes included.
-fn minified(json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len());
-    let mut strings = Strings::default();
-    for &byte in json {
-        if strings.holds(byte) || !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
-            out.push(byte);
-        }
-    }
-    out
+    // The copy simd-json rewrote takes the text as sent, minified: one
+    // copy of the body, not two.
+    RawJson::minified_into(body, copy).ok_or_else(|| JsonError::problem("invalid UTF-8"))
 }
 
 impl fmt::Display for RawJson {
