@@ -678,6 +678,45 @@ fn bodies_are_written_as_sent_and_identical_across_runs() {
 /// A number past what an f64 holds is JSON text (RFC 8259 §6 leaves the
 /// range to the reader): the body is written as sent, not refused.
 // From issue 26: `{"f":1e400}` was refused, so the CLI wrote an error.
+/// A body goes into its line uncopied, in pieces: each line still comes
+/// out whole, to standard output and (with `--resume`, unbuffered) to a
+/// file, however large its document.
+#[test]
+fn documents_of_megabytes_are_written_whole_one_per_line() {
+    const SIZE: usize = 1 << 20;
+    let doc = |path: &str| {
+        let index = path.trim_start_matches('/').parse().unwrap_or(0);
+        json_doc(index, SIZE)
+    };
+    let server = TestServer::start(move |request| Reply::json(200, doc(&request.path)));
+    let urls: Vec<String> = (1..=4).map(|n| server.url(&format!("/{n}"))).collect();
+    let check = |text: Vec<u8>| {
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.ends_with("}\n"), "the last line is whole");
+        let mut indexes = Vec::new();
+        for line in text.lines() {
+            let line: serde_json::Value = serde_json::from_str(line).expect("a whole line");
+            let index = line["index"].as_u64().unwrap() as usize;
+            let want: serde_json::Value =
+                serde_json::from_slice(&doc(&format!("/{}", index + 1))).unwrap();
+            assert!(line["body"] == want, "line {index}: the body as sent");
+            indexes.push(index);
+        }
+        indexes.sort_unstable();
+        assert_eq!(indexes, [0, 1, 2, 3]);
+    };
+    let mut args: Vec<&str> = urls.iter().map(String::as_str).collect();
+    args.extend(["-c", "2", "-q"]);
+    let output = parfetch(&args, None);
+    assert_exit(&output, 0);
+    check(output.stdout);
+    let out = temp_dir("megabytes").join("out.jsonl");
+    let out = out.to_str().unwrap();
+    args.extend(["--resume", "-o", out]);
+    assert_exit(&parfetch(&args, None), 0);
+    check(std::fs::read(out).unwrap());
+}
+
 #[test]
 fn a_number_past_f64_is_written_as_sent() {
     let server = TestServer::start(|_| Reply::json(200, r#"{ "f": 1e400, "g": -2.5E-999 }"#));

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -51,8 +51,12 @@ impl ErrorLine {
 
 /// A line ready to be written, and what it counts as.
 pub(crate) struct Ready {
-    /// The JSON line, newline included.
+    /// The JSON line up to its body (or whole, newline included, if it has
+    /// none).
     bytes: Vec<u8>,
+    /// The body, as it came: written after `bytes` and before [`TAIL`],
+    /// not copied into the line (a document may be megabytes).
+    body: Option<String>,
     /// The error kind, if the URL failed.
     failure: Option<String>,
     /// The URL as listed, if it failed (for `--failed`).
@@ -64,25 +68,42 @@ impl Ready {
     /// `url` is the URL as listed, `failure` the kind of its error.
     pub(crate) fn new(
         line: &Line<'_>,
-        body: Option<&str>,
+        body: Option<String>,
         url: &str,
         failure: Option<String>,
     ) -> io::Result<Ready> {
         let mut bytes = serde_json::to_vec(line).map_err(io::Error::other)?;
-        if let Some(body) = body {
+        if body.is_some() {
             // The line ends with its object's '}': the body goes before it.
             bytes.pop();
             bytes.extend_from_slice(b",\"body\":");
-            bytes.extend_from_slice(body.as_bytes());
-            bytes.push(b'}');
+        } else {
+            bytes.push(b'\n');
         }
-        bytes.push(b'\n');
         Ok(Ready {
             bytes,
+            body,
             failed_url: failure.as_ref().map(|_| url.to_owned()),
             failure,
         })
     }
+}
+
+/// What ends a line with a body: its object's '}', and the newline.
+const TAIL: &[u8] = b"}\n";
+
+/// Writes every byte of `parts`, in as few writes as the writer takes
+/// (one, for a file): std's `write_all_vectored` is not stable yet.
+fn write_all_vectored(writer: &mut dyn Write, mut parts: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !parts.is_empty() {
+        match writer.write_vectored(parts) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut parts, written),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Writes lines, and counts and lists what it writes.
@@ -165,7 +186,17 @@ impl Output {
 
     fn commit(&mut self, ready: Ready) -> io::Result<()> {
         // One write per line: with --resume the writer is the file itself.
-        self.writer.write_all(&ready.bytes)?;
+        match &ready.body {
+            None => self.writer.write_all(&ready.bytes)?,
+            Some(body) => write_all_vectored(
+                &mut self.writer,
+                &mut [
+                    IoSlice::new(&ready.bytes),
+                    IoSlice::new(body.as_bytes()),
+                    IoSlice::new(TAIL),
+                ],
+            )?,
+        }
         self.summary.add(ready.failure);
         if let (Some(list), Some(url)) = (&self.failed, ready.failed_url) {
             crate::lock(list).add(&url);

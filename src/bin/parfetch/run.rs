@@ -125,7 +125,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
         // one run to the next, and no time spent re-serialising.
         let mut responses = batch.iter::<parfetch::RawJson>();
         for (position, result) in &mut responses {
-            let body = result.as_ref().ok().map(|r| r.body().as_str());
+            // The body moves into its line, uncopied.
+            let mut body = None;
+            let result = result.map(|response| response.map(|raw| body = Some(raw.into_string())));
             let (index, url) = sink.places.take(position);
             sink.emit(position, (index, &url), &result, body, None, None);
         }

@@ -69,7 +69,7 @@ impl Sink<'_> {
         position: usize,
         (index, url): (usize, &str),
         result: &Result<Response<T>, Error>,
-        body: Option<&str>,
+        body: Option<String>,
         file: Option<String>,
         error: Option<ErrorLine>,
     ) {
