@@ -168,7 +168,7 @@ where
         let concurrency = engine.settings.concurrency;
         let recorder = Arc::new(Recorder::default());
         let mut workers = None;
-        let nested = engine.pools.is_busy_here();
+        let nested = engine.is_nested_here();
         let run = match engine.pools.for_this_thread() {
             Err(reason) => Run::Rejected(reason),
             Ok(pool) => {

@@ -309,7 +309,9 @@ impl FetcherBuilder {
     /// time may go past the budget while every byte held belongs to bodies
     /// still being read, so that they never wait on one another; a request
     /// started from a callback of a batch of this fetcher never waits for
-    /// that batch's results. Bodies served from the cache take no room.
+    /// that batch's results, nor one started by the `Deserialize` impl of a
+    /// single fetch for the body it parses. Bodies served from the cache
+    /// take no room.
     ///
     /// When it bites, requests wait after their response head, before
     /// their body is read, within their attempt's

@@ -45,7 +45,7 @@ use crate::request::{Method, Request};
 use crate::response::{Headers, Response};
 use crate::stats::{HostStats, Recorder};
 use crate::transport::agent::Agents;
-use crate::transport::body_budget::BodyBudget;
+use crate::transport::body_budget::{BodyBudget, Reservation};
 use crate::transport::cookies::Jar;
 
 /// The longest a request set aside for its host waits before it looks
@@ -156,14 +156,21 @@ impl Engine {
     ) -> Result<Response<T>, Error> {
         let mut journey = Journey::new(request);
         // On a thread busy with one of this fetcher's batches (a callback,
-        // a `Deserialize` impl on a worker), its results wait for this.
+        // a `Deserialize` impl on a worker), its results wait for this; so
+        // does the body a `Deserialize` impl of a single fetch parses.
         let scope = &Scope {
-            nested: scope.nested || self.pools.is_busy_here(),
+            nested: scope.nested || self.is_nested_here(),
             ..*scope
         };
         loop {
             match self.step(&mut journey, scope) {
-                Step::Done(result) => return self.finish(&journey, result, scope, finish),
+                Step::Done(result) => {
+                    // Its body holds its room while it is parsed here: a
+                    // request its `Deserialize` impl starts is nested.
+                    let held = result.as_ref().ok().and_then(|body| body.held.as_ref());
+                    let _parsed = held.and_then(Reservation::parsed_here);
+                    return self.finish(&journey, result, scope, finish);
+                }
                 Step::Wait { until } => {
                     let wait = match until {
                         Some(until) => until.saturating_sub(self.clock.now()),
@@ -175,6 +182,13 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether a request or batch started on the calling thread is nested
+    /// (`transport/body_budget.rs`): the thread is busy with a batch of
+    /// this fetcher, or parses a single fetch's body, that waits for it.
+    pub(crate) fn is_nested_here(&self) -> bool {
+        self.pools.is_busy_here() || self.body_budget.is_parsed_here()
     }
 
     /// One step of `journey`; a panic on the way is its `Internal` error.

@@ -35,8 +35,10 @@
 //!   one body, plus one body.
 //! - A request started on a thread busy with a batch of the same fetcher
 //!   (a callback of `iter`, `for_each`, a `Deserialize` impl run by a
-//!   worker) is *nested*: its batch's results wait for that thread, which
-//!   waits for it, so it never waits for them. It takes room as a growing
+//!   worker), or by the `Deserialize` impl parsing a single fetch's body
+//!   (which holds its room meanwhile), is *nested*: its batch's results
+//!   (or that body) wait for that thread, which waits for it, so it never
+//!   waits for them. It takes room as a growing
 //!   body does: when it fits, or by the one overdraft, else it waits only
 //!   for the body that overdraws to be whole. So a nested batch may hold
 //!   more than the budget: the results it has not handed over, as without
@@ -59,6 +61,7 @@
 //! subtraction to give it back (and a reference count): no lock, no clock
 //! read, no allocation. The lock is taken only when the budget is full.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -81,6 +84,12 @@ const STEP: u64 = 1 << 20;
 
 /// How often a wait looks at its stop: a cancel does not wake it.
 const LOOK_AGAIN: Duration = Duration::from_millis(10);
+
+thread_local! {
+    /// The budgets (by address) in which a body parsed on this thread
+    /// holds room: a single fetch's, while its `Deserialize` impl runs.
+    static PARSED_HERE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
 
 /// A fetcher's budget of body bytes in flight.
 pub(crate) struct BodyBudget {
@@ -117,6 +126,10 @@ pub(crate) struct Reservation {
     /// Its body is whole: its bytes count in `whole`.
     whole: bool,
 }
+
+/// Marks the calling thread as parsing a body that holds room in a
+/// budget, until dropped (`Reservation::parsed_here`).
+pub(crate) struct ParsedHere(usize);
 
 /// The read of a body stopped while it waited for room; the kind of error
 /// its request ends with if the stop is its own (else, a timeout).
@@ -165,6 +178,14 @@ impl BodyBudget {
         }
     }
 
+    /// Whether a body holding room in this budget is parsed on the calling
+    /// thread: a request started here (by its `Deserialize` impl) is
+    /// nested, as that body waits for it.
+    pub(crate) fn is_parsed_here(&self) -> bool {
+        let key = std::ptr::from_ref(self) as usize;
+        PARSED_HERE.with_borrow(|parsed| parsed.contains(&key))
+    }
+
     /// Bytes held now.
     #[cfg(test)]
     pub(crate) fn used(&self) -> u64 {
@@ -206,6 +227,17 @@ impl Reservation {
     /// The bytes it holds.
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Marks the calling thread as parsing its body until dropped, if it
+    /// holds room (`BodyBudget::is_parsed_here`).
+    pub(crate) fn parsed_here(&self) -> Option<ParsedHere> {
+        if self.bytes == 0 {
+            return None;
+        }
+        let key = Arc::as_ptr(&self.budget) as usize;
+        PARSED_HERE.with_borrow_mut(|parsed| parsed.push(key));
+        Some(ParsedHere(key))
     }
 
     /// Holds at least `total` bytes, waiting for room as the module's doc
@@ -317,6 +349,16 @@ impl Drop for Reservation {
         } else {
             budget.wake();
         }
+    }
+}
+
+impl Drop for ParsedHere {
+    fn drop(&mut self) {
+        PARSED_HERE.with_borrow_mut(|parsed| {
+            if let Some(at) = parsed.iter().rposition(|key| *key == self.0) {
+                parsed.swap_remove(at);
+            }
+        });
     }
 }
 

@@ -345,3 +345,43 @@ fn a_request_from_a_callback_does_not_wait_for_its_batchs_results() {
     let [nested] = <[_; 1]>::try_from(nested).unwrap();
     assert_eq!(nested.unwrap().len(), 4 * MIB);
 }
+
+thread_local! {
+    /// What [`FetchesInside`] fetches, on the thread that parses it: a
+    /// fetcher and a URL.
+    static INSIDE: std::cell::RefCell<Option<(Fetcher, String)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Deserializing one fetches the URL in [`INSIDE`] on the same fetcher,
+/// and keeps what came.
+#[derive(Debug)]
+struct FetchesInside(Result<Vec<u8>, parfetch::Error>);
+
+impl<'de> serde::Deserialize<'de> for FetchesInside {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let _ = serde::de::IgnoredAny::deserialize(deserializer)?;
+        let (fetcher, url) = INSIDE.with_borrow(Clone::clone).expect("set by the test");
+        Ok(FetchesInside(fetcher.get_bytes(url)))
+    }
+}
+
+// From review of the body budget (issue 23).
+#[test]
+fn a_request_from_the_deserialize_of_a_single_fetch_does_not_wait_for_its_body() {
+    let outer = Bodies::start(3 * MIB, true);
+    let inner = Bodies::start(2 * MIB, true);
+    let fetcher = quick()
+        .timeout(Duration::from_secs(5))
+        .max_retries(0)
+        .max_body_bytes_in_flight(4 * MIB as u64)
+        .build()
+        .unwrap();
+    INSIDE.set(Some((fetcher.clone(), inner.url("/inner"))));
+    // The outer body holds its room while it is parsed, and its parse
+    // waits for the inner request: the inner body must not wait for it.
+    let parsed = fetcher
+        .get_json::<FetchesInside>(outer.url("/outer"))
+        .unwrap();
+    assert_eq!(parsed.0.unwrap().len(), 2 * MIB);
+}
