@@ -279,10 +279,16 @@ impl Reservation {
             let may_overdraw = !first
                 && (self.overdraws
                     || (!queue.overdrawn && (self.nested || budget.whole.load(SeqCst) == 0)));
-            if may_overdraw {
+            // Past the budget, never past what the count holds: room a
+            // lying Content-Length took must not wrap it round to little.
+            if may_overdraw
+                && budget
+                    .used
+                    .fetch_update(SeqCst, SeqCst, |used| used.checked_add(more))
+                    .is_ok()
+            {
                 queue.overdrawn = true;
                 self.overdraws = true;
-                budget.used.fetch_add(more, SeqCst);
                 break Ok(());
             }
             if let Err(kind) = stop.check() {
@@ -533,6 +539,28 @@ mod tests {
         nested.grow_to(5, &at_once()).unwrap();
         drop((held, nested));
         assert_eq!(budget.used(), 0);
+    }
+
+    // From review of the body budget (issue 23).
+    #[test]
+    fn an_overdraft_never_wraps_the_count_round() {
+        let budget = BodyBudget::new(10);
+        // A Content-Length near u64::MAX (a body limit of u64::MAX), alone.
+        let mut lying = budget.none(false);
+        lying.grow_to(u64::MAX - 5, &never()).unwrap();
+        // A nested request may overdraw, but not past what the count holds.
+        let mut nested = budget.none(true);
+        assert_eq!(
+            nested.grow_to(10, &at_once()),
+            Err(ErrorKind::DeadlineExceeded)
+        );
+        assert_eq!(budget.used(), u64::MAX - 5);
+        let mut other = budget.none(false);
+        let waited = other.grow_to(5, &at_once());
+        assert_eq!(waited, Err(ErrorKind::DeadlineExceeded), "the budget holds");
+        drop(lying);
+        nested.grow_to(10, &never()).unwrap();
+        assert_eq!(budget.used(), 10);
     }
 
     #[test]
