@@ -121,6 +121,11 @@ fn a_third_body_waits_for_a_result_to_be_taken(size: usize, known: bool, budget:
         .batch([server.url("/1"), server.url("/2")])
         .iter_bytes();
     wait_until(PATIENCE, "both bodies written", || server.written() == 2);
+    // And read whole: while one is still being read (its last bytes in the
+    // sockets' buffers), the third may rightly overdraw the budget.
+    wait_until(PATIENCE, "both bodies read", || {
+        fetcher.stats().bytes_received >= 2 * size as u64
+    });
     let third = {
         let (fetcher, url) = (fetcher.clone(), server.url("/3"));
         std::thread::spawn(move || fetcher.get_bytes(url))
