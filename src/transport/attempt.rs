@@ -371,6 +371,14 @@ impl Attempt<'_> {
         } else {
             response.body().content_length()
         };
+        // A length over the limit is refused before a byte is read, as
+        // curl's --max-filesize does: reading would end so, later, holding
+        // room meanwhile.
+        if known.is_some_and(|length| length > limit) {
+            return Err(AttemptError::Transport(ureq::Error::BodyExceedsLimit(
+                limit,
+            )));
+        }
         let stop = Stop {
             deadline: clock::after(started, timeout),
             cancel: self.cancel,
@@ -378,7 +386,7 @@ impl Attempt<'_> {
         let mut reserved = self.budget.none(self.nested);
         if let Some(length) = known {
             reserved
-                .grow_to(length.min(limit.saturating_add(1)), &stop)
+                .grow_to(length, &stop)
                 .map_err(|kind| self.no_room(kind))?;
         }
         let mut body = Vec::new();

@@ -194,6 +194,28 @@ fn invalid_json_says_where() {
     assert!(std::error::Error::source(&error).is_none());
 }
 
+// From review of the body budget (issue 23).
+/// A body whose Content-Length is over the limit is refused before a byte
+/// of it is read (as curl's --max-filesize does): reading it, or waiting
+/// for a server that trickles it, would end in the same error, later,
+/// holding room among the bodies in flight meanwhile.
+#[test]
+fn a_length_over_the_limit_is_refused_before_the_body_is_read() {
+    let url = crate::support::scripted(|stream, _| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n[1");
+        // The rest never comes.
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let fetcher = crate::quick()
+        .body_limit(1000)
+        .timeout(Duration::from_secs(10))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let error = fetcher.get_bytes(format!("{url}/")).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::BodyTooLarge, "{error}");
+}
+
 #[test]
 fn body_over_the_limit() {
     let big = vec![b' '; 10_000];
