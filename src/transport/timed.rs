@@ -187,7 +187,7 @@ impl<In: Transport> Connector<In> for TimedConnector {
             // A tunnel's own socket is wrapped already: that one decides.
             on_socket,
             carried: false,
-            unprobed: false,
+            probe: Probe::Passed,
         }))
     }
 }
@@ -203,16 +203,37 @@ pub(crate) struct Timed<T> {
     /// Whether the connection carried an exchange since it was last asked
     /// whether it is open: then it is going back to the pool, not out.
     carried: bool,
+    /// Where it stands with the probe since it last came out of the pool.
+    probe: Probe,
+}
+
+/// Where a connection stands with its probe (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// New, probed, or probed as it came out: reads and writes go through.
+    Passed,
     /// Taken out of the pool and not probed yet: the first read or write
     /// probes first.
-    unprobed: bool,
+    Due,
+    /// Failed the probe: every later read and write fails too. rustls
+    /// drops the error of the socket write inside its own `write`, keeps
+    /// the encrypted request and writes it at its next read or write.
+    Failed,
 }
 
 impl<T: Transport> Timed<T> {
     /// Probes the connection if it was taken out of the pool unprobed; an
-    /// [`Unsent`] error if it is closed or holds bytes unasked.
+    /// [`Unsent`] error if it is closed or holds bytes unasked, then and
+    /// at every later read and write.
     fn probe_if_unprobed(&mut self) -> Result<(), ureq::Error> {
-        if std::mem::take(&mut self.unprobed) && !self.inner.is_open() {
+        if self.probe == Probe::Due {
+            self.probe = if self.inner.is_open() {
+                Probe::Passed
+            } else {
+                Probe::Failed
+            };
+        }
+        if self.probe == Probe::Failed {
             let unsent = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, Unsent);
             return Err(unsent.into());
         }
@@ -268,13 +289,16 @@ impl<T: Transport> Transport for Timed<T> {
         if !self.on_socket {
             return self.inner.is_open();
         }
+        if self.probe == Probe::Failed {
+            return false;
+        }
         if std::mem::take(&mut self.carried) {
             return true;
         }
         if PROBE_AS_TAKEN_OUT.with(Cell::get) {
             return self.inner.is_open();
         }
-        self.unprobed = true;
+        self.probe = Probe::Due;
         true
     }
 
@@ -345,7 +369,7 @@ mod tests {
             },
             on_socket: true,
             carried: false,
-            unprobed: false,
+            probe: Probe::Passed,
         }
     }
 
@@ -382,6 +406,11 @@ mod tests {
         conn.inner.open = false;
         let error = exchange(&mut conn).unwrap_err();
         assert!(is_unsent(&error), "{error}");
+        // rustls drops a write's error and writes again at its next read.
+        let error = conn.await_input(NextTimeout::default()).unwrap_err();
+        assert!(is_unsent(&error), "{error}");
+        let error = exchange(&mut conn).unwrap_err();
+        assert!(is_unsent(&error), "{error}");
         assert_eq!(conn.inner.writes, 1, "only the first exchange's");
     }
 
@@ -404,7 +433,7 @@ mod tests {
             inner: socket(),
             on_socket: false,
             carried: false,
-            unprobed: false,
+            probe: Probe::Passed,
         };
         exchange(&mut tunnel).unwrap();
         for reuse in 1..=3 {

@@ -1,8 +1,9 @@
-//! Certificates made on the spot (rcgen), and a TLS server on loopback that
-//! answers every request with one fixed response.
+//! Certificates made on the spot (rcgen), a TLS server on loopback that
+//! answers every request with one fixed response, and one that keeps its
+//! connections open.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
@@ -98,6 +99,9 @@ pub(crate) struct TlsServer {
     handshakes: Arc<AtomicUsize>,
 }
 
+/// A server connection: TLS over TCP, read through a buffer.
+pub(crate) type TlsStream = BufReader<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>;
+
 impl TlsServer {
     pub(crate) fn start(leaf: &Leaf, client_ca: Option<&Ca>, response: String) -> TlsServer {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -157,10 +161,92 @@ impl TlsServer {
         }
     }
 
+    /// A server with `leaf`'s certificate that keeps its connections open:
+    /// it answers each request (its body read) with `[N]`, N counting the
+    /// requests answered, and then runs `idle` with the request's path on
+    /// the connection, which goes on only if that returns `true`.
+    pub(crate) fn keep_alive(
+        leaf: &Leaf,
+        idle: impl Fn(&mut TlsStream, &str) -> bool + Send + Sync + 'static,
+    ) -> TlsServer {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = PrivateKeyDer::try_from(leaf.key.serialize_der()).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![leaf.der.clone()], key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&answered);
+        let idle = Arc::new(idle);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (config, counted, idle) =
+                    (Arc::clone(&config), Arc::clone(&counted), Arc::clone(&idle));
+                std::thread::spawn(move || {
+                    // What it sends goes at once, not when the client
+                    // acknowledges what came before (Nagle).
+                    let _ = stream.set_nodelay(true);
+                    let Ok(connection) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    let mut tls = BufReader::new(rustls::StreamOwned::new(connection, stream));
+                    while let Some(path) = read_request(&mut tls) {
+                        let n = counted.fetch_add(1, SeqCst) + 1;
+                        let body = format!("[{n}]");
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if tls.get_mut().write_all(answer.as_bytes()).is_err()
+                            || tls.get_mut().flush().is_err()
+                            || !idle(&mut tls, &path)
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        TlsServer {
+            base: format!("https://{addr}"),
+            handshakes: answered,
+        }
+    }
+
     /// How many requests it has answered.
     pub(crate) fn answered(&self) -> usize {
         self.handshakes.load(SeqCst)
     }
+}
+
+/// Reads a request, its body included: its path, or `None` at the end.
+fn read_request(tls: &mut TlsStream) -> Option<String> {
+    let mut line = String::new();
+    tls.read_line(&mut line).ok().filter(|&n| n > 0)?;
+    let path = line.split(' ').nth(1)?.to_owned();
+    let mut length = 0;
+    loop {
+        line.clear();
+        tls.read_line(&mut line).ok().filter(|&n| n > 0)?;
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    tls.read_exact(&mut body).ok()?;
+    Some(path)
 }
 
 /// A response with a small JSON body, closing the connection.
