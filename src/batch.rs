@@ -218,7 +218,10 @@ where
     ///
     /// Memory stays bounded by the concurrency, however many requests the
     /// batch has: a slow loop slows the batch down rather than let results
-    /// pile up. Dropping the iterator stops the batch: requests not yet
+    /// pile up (and with bodies large enough to fill the fetcher's
+    /// `max_body_bytes_in_flight`, requests wait for room within their
+    /// timeout, and may time out: take results sooner, or raise it).
+    /// Dropping the iterator stops the batch: requests not yet
     /// started are never sent, and those in flight are cancelled. Once it
     /// is exhausted, [`Responses::stats`] gives the batch's figures.
     ///

@@ -257,9 +257,14 @@ impl Attempt<'_> {
                     }
                     (self.on_stale)();
                     log::debug!(
-                        "{} {}: pooled connection was closed by the server; resending",
+                        "{} {}: {}; resending on another connection",
                         request.method_name(),
-                        request.redacted_url()
+                        request.redacted_url(),
+                        if unsent {
+                            "pooled connection closed, or holding bytes unasked, before the request was written"
+                        } else {
+                            "pooled connection was closed by the server"
+                        }
                     );
                     http = self.hop(request, needs, &url, made_get, secrets_kept)?;
                     continue;
