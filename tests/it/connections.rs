@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use crate::pki::{Ca, TlsServer};
+use crate::pki::{Ca, TlsServer, TlsStream};
 use crate::server::{json_doc, Reply, TestServer};
 use crate::support::{scripted, wait_until};
 
@@ -205,33 +205,29 @@ fn a_stale_pooled_connection_on_a_redirect_hop_is_resent() {
     assert!(result.is_ok(), "{result:?}");
 }
 
-// From review of the deferred probe (issue 23).
-/// The same over TLS. Failed before the fix: rustls ignores the error of
-/// the socket write inside its own `write` (the probe's `Unsent`), keeps
-/// the encrypted request and writes it at the next read, on the closed
-/// connection: the POST failed as a stale connection it may not be resent
-/// from.
-#[test]
-fn a_post_never_goes_out_on_a_pooled_tls_connection_the_server_closed() {
+/// A keep-alive TLS server and a client trusting it, the client's
+/// connection back in its pool after the answer to `/1`, and the server
+/// done running `idle` on that connection as it sits there (it stays open
+/// if `idle` returns `true`): the server's base URL, and the client.
+fn tls_server_idling_after_the_first_answer(
+    idle: impl Fn(&mut TlsStream) -> bool + Send + Sync + 'static,
+) -> (String, parfetch::Fetcher) {
     let ca = Ca::new("keep-alive CA");
     let (go, told) = mpsc::channel::<()>();
     let told = Mutex::new(told);
-    let closed = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
     let server = TlsServer::keep_alive(&ca.server(), {
-        let closed = Arc::clone(&closed);
+        let done = Arc::clone(&done);
         move |tls, path| {
             if path != "/1" {
                 return true;
             }
-            // Once the client has pooled the connection: an idle timeout.
             let _ = told
                 .lock()
                 .map(|told| told.recv_timeout(Duration::from_secs(10)));
-            tls.get_mut().conn.send_close_notify();
-            let _ = tls.get_mut().flush();
-            let _ = tls.get_mut().sock.shutdown(Shutdown::Both);
-            closed.store(true, Ordering::SeqCst);
-            false
+            let open = idle(tls);
+            done.store(true, Ordering::SeqCst);
+            open
         }
     });
     let fetcher = crate::quick()
@@ -244,10 +240,30 @@ fn a_post_never_goes_out_on_a_pooled_tls_connection_the_server_closed() {
         b"[1]"
     );
     go.send(()).unwrap();
-    wait_until(Duration::from_secs(10), "the connection closed", || {
-        closed.load(Ordering::SeqCst)
+    wait_until(
+        Duration::from_secs(10),
+        "the server done with the idle connection",
+        || done.load(Ordering::SeqCst),
+    );
+    (server.base.clone(), fetcher)
+}
+
+// From review of the deferred probe (issue 23).
+/// The same over TLS. Failed before the fix: rustls ignores the error of
+/// the socket write inside its own `write` (the probe's `Unsent`), keeps
+/// the encrypted request and writes it at the next read, on the closed
+/// connection: the POST failed as a stale connection it may not be resent
+/// from.
+#[test]
+fn a_post_never_goes_out_on_a_pooled_tls_connection_the_server_closed() {
+    let (base, fetcher) = tls_server_idling_after_the_first_answer(|tls| {
+        // An idle timeout.
+        tls.get_mut().conn.send_close_notify();
+        let _ = tls.get_mut().flush();
+        let _ = tls.get_mut().sock.shutdown(Shutdown::Both);
+        false
     });
-    let post = parfetch::Request::post(format!("{}/2", server.base)).json(&1);
+    let post = parfetch::Request::post(format!("{base}/2")).json(&1);
     assert_eq!(fetcher.get_bytes(post).unwrap(), b"[2]");
     let stats = fetcher.stats();
     assert_eq!((stats.retries, stats.connections_opened), (0, 2));
@@ -260,41 +276,14 @@ fn a_post_never_goes_out_on_a_pooled_tls_connection_the_server_closed() {
 /// as a `Tls` error, not retried ("is this port plain HTTP?").
 #[test]
 fn bytes_sent_on_an_idle_tls_connection_are_never_read_as_the_next_answer() {
-    let ca = Ca::new("keep-alive CA");
-    let (go, told) = mpsc::channel::<()>();
-    let told = Mutex::new(told);
-    let strayed = Arc::new(AtomicBool::new(false));
-    let server = TlsServer::keep_alive(&ca.server(), {
-        let strayed = Arc::clone(&strayed);
-        move |tls, path| {
-            if path != "/1" {
-                return true;
-            }
-            let _ = told
-                .lock()
-                .map(|told| told.recv_timeout(Duration::from_secs(10)));
-            let stray = b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n\"strayed\"";
-            let _ = tls.get_mut().write_all(stray);
-            let _ = tls.get_mut().flush();
-            // Loopback delivers at once; the sleep only makes sure.
-            std::thread::sleep(Duration::from_millis(20));
-            strayed.store(true, Ordering::SeqCst);
-            true
-        }
+    let (base, fetcher) = tls_server_idling_after_the_first_answer(|tls| {
+        let stray = b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n\"strayed\"";
+        let _ = tls.get_mut().write_all(stray);
+        let _ = tls.get_mut().flush();
+        // Loopback delivers at once; the sleep only makes sure.
+        std::thread::sleep(Duration::from_millis(20));
+        true
     });
-    let fetcher = crate::quick()
-        .trust_root_certificates(ca.pem())
-        .max_retries(0)
-        .build()
-        .unwrap();
-    assert_eq!(
-        fetcher.get_bytes(format!("{}/1", server.base)).unwrap(),
-        b"[1]"
-    );
-    go.send(()).unwrap();
-    wait_until(Duration::from_secs(10), "the stray answer sent", || {
-        strayed.load(Ordering::SeqCst)
-    });
-    let second = fetcher.get_bytes(format!("{}/2", server.base)).unwrap();
+    let second = fetcher.get_bytes(format!("{base}/2")).unwrap();
     assert_eq!(String::from_utf8_lossy(&second), "[2]");
 }

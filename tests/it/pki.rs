@@ -26,6 +26,38 @@ pub(crate) struct Leaf {
     pub(crate) pem: String,
 }
 
+impl Leaf {
+    /// A server's TLS set-up with this certificate; with `client_ca`, it
+    /// asks for a client certificate signed by it, and refuses the
+    /// handshake without one.
+    pub(crate) fn server_config(&self, client_ca: Option<&Ca>) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca.issuer.der().clone()).unwrap();
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let key = PrivateKeyDer::try_from(self.key.serialize_der()).unwrap();
+        Arc::new(
+            builder
+                .with_single_cert(vec![self.der.clone()], key)
+                .unwrap(),
+        )
+    }
+}
+
 impl Ca {
     pub(crate) fn new(name: &str) -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -104,30 +136,7 @@ pub(crate) type TlsStream = BufReader<rustls::StreamOwned<rustls::ServerConnecti
 
 impl TlsServer {
     pub(crate) fn start(leaf: &Leaf, client_ca: Option<&Ca>, response: String) -> TlsServer {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let builder = match client_ca {
-            Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                roots.add(ca.issuer.der().clone()).unwrap();
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider,
-                )
-                .build()
-                .unwrap();
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let key = PrivateKeyDer::try_from(leaf.key.serialize_der()).unwrap();
-        let config = Arc::new(
-            builder
-                .with_single_cert(vec![leaf.der.clone()], key)
-                .unwrap(),
-        );
+        let config = leaf.server_config(client_ca);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let handshakes = Arc::new(AtomicUsize::new(0));
@@ -169,16 +178,7 @@ impl TlsServer {
         leaf: &Leaf,
         idle: impl Fn(&mut TlsStream, &str) -> bool + Send + Sync + 'static,
     ) -> TlsServer {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key = PrivateKeyDer::try_from(leaf.key.serialize_der()).unwrap();
-        let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(vec![leaf.der.clone()], key)
-                .unwrap(),
-        );
+        let config = leaf.server_config(None);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let answered = Arc::new(AtomicUsize::new(0));

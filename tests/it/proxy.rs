@@ -674,16 +674,7 @@ fn json_answer(body: &str) -> Vec<u8> {
 fn an_https_proxy_gets_plain_http_as_forward_requests() {
     let ca = Ca::new("https proxy CA");
     let leaf = ca.server();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf.key.serialize_der()).unwrap();
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.der.clone()], key)
-            .unwrap(),
-    );
+    let config = leaf.server_config(None);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
