@@ -81,15 +81,21 @@ impl Bodies {
     }
 }
 
+/// A fetcher whose bodies in flight may take `budget` bytes, each attempt
+/// 5 s, no retry: a wait for room that never ends fails the test quickly.
+fn budgeted(budget: usize) -> Fetcher {
+    quick()
+        .timeout(Duration::from_secs(5))
+        .max_retries(0)
+        .max_body_bytes_in_flight(budget as u64)
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn a_response_without_content_takes_no_room() {
     let server = Bodies::start(2 * MIB, true);
-    let fetcher = quick()
-        .timeout(Duration::from_secs(5))
-        .max_retries(0)
-        .max_body_bytes_in_flight(2 * MIB as u64)
-        .build()
-        .unwrap();
+    let fetcher = budgeted(2 * MIB);
     // A result read and not taken fills the budget.
     let mut results = fetcher.batch([server.url("/held")]).iter_bytes();
     wait_until(PATIENCE, "the body written", || server.written() == 1);
@@ -298,12 +304,7 @@ fn room_comes_back_after_errors_panics_and_results_dropped() {
     });
     // Each body fills the budget: a byte not given back would make the
     // last requests wait out their timeout, and fail.
-    let fetcher = quick()
-        .timeout(Duration::from_secs(5))
-        .max_retries(0)
-        .max_body_bytes_in_flight(2 * MIB as u64)
-        .build()
-        .unwrap();
+    let fetcher = budgeted(2 * MIB);
     for result in fetcher.fetch_many::<Panics>([&doc, &doc]) {
         assert_eq!(result.unwrap_err().kind(), ErrorKind::Internal);
     }
@@ -328,12 +329,7 @@ fn room_comes_back_after_errors_panics_and_results_dropped() {
 fn a_request_from_a_callback_does_not_wait_for_its_batchs_results() {
     let small = Bodies::start(2 * MIB, true);
     let large = Bodies::start(4 * MIB, true);
-    let fetcher = quick()
-        .timeout(Duration::from_secs(5))
-        .max_retries(0)
-        .max_body_bytes_in_flight(4 * MIB as u64)
-        .build()
-        .unwrap();
+    let fetcher = budgeted(4 * MIB);
     let mut nested = Vec::new();
     fetcher
         .batch([small.url("/1"), small.url("/2")])
@@ -376,12 +372,7 @@ impl<'de> serde::Deserialize<'de> for FetchesInside {
 fn a_request_from_the_deserialize_of_a_single_fetch_does_not_wait_for_its_body() {
     let outer = Bodies::start(3 * MIB, true);
     let inner = Bodies::start(2 * MIB, true);
-    let fetcher = quick()
-        .timeout(Duration::from_secs(5))
-        .max_retries(0)
-        .max_body_bytes_in_flight(4 * MIB as u64)
-        .build()
-        .unwrap();
+    let fetcher = budgeted(4 * MIB);
     INSIDE.set(Some((fetcher.clone(), inner.url("/inner"))));
     // The outer body holds its room while it is parsed, and its parse
     // waits for the inner request: the inner body must not wait for it.
