@@ -212,6 +212,17 @@ impl BodyBudget {
         }
     }
 
+    /// Room came back, from the body that overdrew if `overdrew`: the
+    /// turn to overdraw is free again, and those waiting are woken.
+    fn room_given_back(&self, overdrew: bool) {
+        if overdrew {
+            self.queue.lock().overdrawn = false;
+            self.freed.notify_all();
+        } else {
+            self.wake();
+        }
+    }
+
     /// Wakes those waiting for room, if any.
     fn wake(&self) {
         if self.waiting.load(SeqCst) > 0 {
@@ -330,12 +341,7 @@ impl Reservation {
         }
         self.bytes = total;
         self.whole = true;
-        if std::mem::take(&mut self.overdraws) {
-            budget.queue.lock().overdrawn = false;
-            budget.freed.notify_all();
-        } else {
-            budget.wake();
-        }
+        budget.room_given_back(std::mem::take(&mut self.overdraws));
     }
 }
 
@@ -349,12 +355,7 @@ impl Drop for Reservation {
         if self.whole {
             budget.whole.fetch_sub(self.bytes, SeqCst);
         }
-        if self.overdraws {
-            budget.queue.lock().overdrawn = false;
-            budget.freed.notify_all();
-        } else {
-            budget.wake();
-        }
+        budget.room_given_back(self.overdraws);
     }
 }
 
