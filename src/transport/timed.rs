@@ -1,5 +1,5 @@
-//! Every read and write of an attempt bounded by the attempt's time, and
-//! the connections counted.
+//! Every read and write of an attempt bounded by the attempt's time, the
+//! connections counted, and a pooled one probed once per reuse.
 //!
 //! - **Timeouts.** One attempt, redirects and body included, has one
 //!   budget: ureq's global timeout, which it checks before every read and
