@@ -257,6 +257,29 @@ fn resume_takes_out_the_cancelled_lines_of_a_run_without_it() {
     assert_one_line_per_url(Path::new(out), &urls);
 }
 
+// From review of the CLI and limit changes (issue 23).
+/// A write cut short within a line's first bytes (a kill between pages, a
+/// full disk, a file size limit: `{"in` and no more) is the start of one
+/// of parfetch's lines too: it is cut off, not taken for a foreign file.
+#[test]
+fn resume_cuts_a_line_torn_within_its_first_bytes() {
+    let server =
+        TestServer::start(|request| Reply::json(200, format!(r#"{{"path":{:?}}}"#, request.path)));
+    let dir = crate::scratch_dir("cli-resume-torn-start");
+    let (file, urls) = list(&dir, &server, 3);
+    let out = dir.join("out.jsonl");
+    let args = ["-i", &file, "--resume", "-o", out.to_str().unwrap(), "-q"];
+    assert_exit(&parfetch_with_env(&args, &[], None), 0);
+    // Two whole lines, and the third's write cut short after 4 bytes.
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 3);
+    let kept: Vec<&str> = text.lines().take(2).collect();
+    std::fs::write(&out, kept.join("\n") + "\n" + r#"{"in"#).unwrap();
+    let output = parfetch_with_env(&args, &[], None);
+    assert_exit(&output, 0);
+    assert_one_line_per_url(&out, &urls);
+}
+
 #[test]
 fn resume_refuses_a_file_parfetch_did_not_write() {
     let dir = crate::scratch_dir("cli-resume-foreign");

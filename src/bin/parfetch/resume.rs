@@ -34,6 +34,9 @@ use serde::Deserialize;
 use crate::failed::FailedList;
 use crate::outdir::OutDir;
 
+/// How each of parfetch's lines begins.
+const LINE_START: &[u8] = b"{\"index\":";
+
 /// The error kinds of URLs a run stopped before finishing.
 pub(crate) const UNFINISHED: [&str; 2] = ["Cancelled", "DeadlineExceeded"];
 
@@ -124,7 +127,9 @@ pub(crate) fn open(path: &Path) -> Result<Resumed, String> {
             // A last line without its newline: a write cut short, if it is
             // the start of one of ours; else not ours to cut.
             let blank = line.iter().all(|b| b.is_ascii_whitespace() || *b == 0);
-            if !blank && !line.starts_with(b"{\"index\":") {
+            // A write may stop within the opening itself (`{"in`).
+            let ours = line.starts_with(LINE_START) || LINE_START.starts_with(&line);
+            if !blank && !ours {
                 return Err(not_ours(
                     path,
                     &format!("its last line ({number}) is not parfetch's"),
