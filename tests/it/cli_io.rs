@@ -328,3 +328,41 @@ fn summary_json_through_a_link_does_not_destroy_the_url_list() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+// From review of the CLI and limit changes (issue 23).
+/// An output that cannot be written (a pipe whose reader is gone, as in
+/// `parfetch ... | head -1`; a full disk) stops the run with one message
+/// saying so, not the same message twice.
+#[test]
+fn an_output_that_cannot_be_written_is_said_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let reader_gone = Arc::new(AtomicBool::new(false));
+    let gone = Arc::clone(&reader_gone);
+    // Lines larger than the output's buffer: written as they come.
+    let server = TestServer::start(move |_| {
+        while !gone.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Reply::json(200, crate::server::json_doc(0, 64 << 10))
+    });
+    let urls: Vec<String> = (0..4).map(|n| server.url(&format!("/{n}"))).collect();
+    let mut child = crate::cli::command()
+        .args(&urls)
+        .args(["-q", "-c", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    reader_gone.store(true, Ordering::SeqCst);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("cannot write the results").count(),
+        1,
+        "{stderr}"
+    );
+}

@@ -139,12 +139,12 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
         write_error,
         ..
     } = sink;
-    output
-        .finish()
-        .map_err(|e| format!("cannot write the results: {e}"))?;
-    if let Some(error) = write_error {
-        return Err(format!("cannot write the results: {error}"));
+    let finished = output.finish();
+    // The error that stopped the run, once: flushing after it fails alike.
+    if let Some(message) = write_error {
+        return Err(message);
     }
+    finished.map_err(|e| format!("cannot write the results: {e}"))?;
     if let (Some(list), Some(path)) = (&failed, &args.failed) {
         lock(list)
             .finish()

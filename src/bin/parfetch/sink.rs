@@ -3,7 +3,6 @@
 //! `--out-dir`, its file. A URL a `--resume` run stopped before finishing
 //! gets no line (the next run fetches it).
 
-use std::io;
 use std::sync::{Arc, Mutex};
 
 use parfetch::{CancelToken, Error, ErrorKind, Request, Response};
@@ -20,8 +19,9 @@ pub(crate) struct Sink<'a> {
     pub(crate) out_dir: Option<Arc<Mutex<OutDir>>>,
     /// With `--resume`: unfinished URLs get no line.
     pub(crate) resume: bool,
-    /// The first output error: it stops the run.
-    pub(crate) write_error: Option<io::Error>,
+    /// The message of the first output error: it stops the run, and is
+    /// said once, when the run ends.
+    pub(crate) write_error: Option<String>,
     pub(crate) cancel: &'a CancelToken,
 }
 
@@ -55,8 +55,7 @@ impl Sink<'_> {
                 self.emit(position, (index, &url), result, None, None, Some(error));
             }
             Err(SaveError::Io(error)) => {
-                let message = format!("cannot write into the --out-dir: {error}");
-                self.fail(&message, error);
+                self.fail(format!("cannot write into the --out-dir: {error}"));
             }
         }
     }
@@ -110,15 +109,14 @@ impl Sink<'_> {
         let written = Ready::new(&line, body.filter(|_| line.ok), url, failure)
             .and_then(|ready| self.output.write(position, ready));
         if let Err(error) = written {
-            self.fail(&format!("cannot write the results: {error}"), error);
+            self.fail(format!("cannot write the results: {error}"));
         }
     }
 
     /// Stops the run after an output error: nothing more can be written.
-    fn fail(&mut self, message: &str, error: io::Error) {
+    fn fail(&mut self, message: String) {
         if self.write_error.is_none() {
-            eprintln!("parfetch: {message}");
-            self.write_error = Some(error);
+            self.write_error = Some(message);
         }
         self.cancel.cancel();
     }
