@@ -93,10 +93,13 @@ pub(crate) fn check(body: &[u8], buffers: &mut Buffers) -> Result<RawJson, JsonE
     if let Err(error) = simd_json::Deserializer::from_slice_with_buffers(&mut copy, buffers) {
         let mut zeroed = body.to_vec();
         number::zero_numbers(&mut zeroed);
-        if zeroed == body
-            || simd_json::Deserializer::from_slice_with_buffers(&mut zeroed, buffers).is_err()
-        {
+        if zeroed == body {
             return Err(JsonError::parser(&error, body));
+        }
+        // A number's range aside, it fails there (offsets hold): that is
+        // the fault to name, not a number it would keep.
+        if let Err(fault) = simd_json::Deserializer::from_slice_with_buffers(&mut zeroed, buffers) {
+            return Err(JsonError::parser(&fault, body));
         }
     }
     // The copy simd-json rewrote takes the text as sent, minified: one

@@ -585,3 +585,18 @@ fn display_ends_with_the_cause() {
     assert!(!chain.is_empty(), "the cause is kept in source()");
     assert_eq!(cause, chain.join(": "), "{message}");
 }
+
+// From review of the CLI and limit changes (issue 23).
+/// A RawJson keeps a number past an f64 (`1e400`): when its document fails
+/// elsewhere, the message names that fault and its place, not the number
+/// it would have kept.
+#[test]
+fn a_raw_document_with_a_huge_number_is_faulted_where_it_fails() {
+    let body = br#"[1e400 "a"]"#;
+    let error = raw_error(body);
+    let message = error.to_string();
+    assert!(
+        error.json_offset() == Some(7) && !message.contains("out of range"),
+        "the fault is the missing comma before byte 7: {message}"
+    );
+}
