@@ -675,9 +675,6 @@ fn bodies_are_written_as_sent_and_identical_across_runs() {
     assert!(bodies.iter().all(|b| *b == bodies[0]));
 }
 
-/// A number past what an f64 holds is JSON text (RFC 8259 §6 leaves the
-/// range to the reader): the body is written as sent, not refused.
-// From issue 26: `{"f":1e400}` was refused, so the CLI wrote an error.
 /// A body goes into its line uncopied, in pieces: each line still comes
 /// out whole, to standard output and (with `--resume`, unbuffered) to a
 /// file, however large its document.
@@ -717,6 +714,9 @@ fn documents_of_megabytes_are_written_whole_one_per_line() {
     check(std::fs::read(out).unwrap());
 }
 
+/// A number past what an f64 holds is JSON text (RFC 8259 §6 leaves the
+/// range to the reader): the body is written as sent, not refused.
+// From issue 26: `{"f":1e400}` was refused, so the CLI wrote an error.
 #[test]
 fn a_number_past_f64_is_written_as_sent() {
     let server = TestServer::start(|_| Reply::json(200, r#"{ "f": 1e400, "g": -2.5E-999 }"#));
