@@ -443,7 +443,10 @@ impl Error {
             }
             (ErrorKind::InvalidJson, _) => f.write_str("invalid JSON")?,
             (ErrorKind::BodyTooLarge, Detail::Limit(limit)) => {
-                write!(f, "body is larger than the limit of {limit} bytes")?;
+                write!(
+                    f,
+                    "body is larger than the limit of {limit} bytes (raise body_limit to accept it)"
+                )?;
             }
             (ErrorKind::BodyTooLarge, Detail::Reason(reason)) => f.write_str(reason)?,
             (ErrorKind::BodyTooLarge, _) => f.write_str("body is larger than the limit")?,

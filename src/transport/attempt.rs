@@ -563,9 +563,10 @@ impl AttemptError {
                     .error(kind)
                     .with_attempts(attempts)
                     .with_detail(detail);
-                // ureq's own timeout error ("timeout: global") says no more
-                // than the message does.
-                if let ureq::Error::Timeout(_) = error {
+                // ureq's own timeout error ("timeout: global"), and the
+                // body limit's (ours, in ureq's words), say no more than
+                // the message does.
+                if let ureq::Error::Timeout(_) | ureq::Error::BodyExceedsLimit(_) = error {
                     error_of_kind
                 } else {
                     error_of_kind.with_source(error)

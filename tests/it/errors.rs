@@ -232,9 +232,11 @@ fn body_over_the_limit() {
     assert!(
         error
             .to_string()
-            .contains("larger than the limit of 1000 bytes"),
+            .contains("larger than the limit of 1000 bytes (raise body_limit to accept it)"),
         "{error}"
     );
+    // Said once: not again in ureq's words as a cause.
+    assert!(!error.to_string().contains("request limit"), "{error}");
 
     // Chunked, so no Content-Length warns in advance.
     let mut chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
