@@ -34,8 +34,8 @@ use crate::transport::timed;
 use crate::transport::tls;
 use crate::transport::TransportSettings;
 
-/// How many times one hop may be resent because its pooled connection
-/// turned out stale. ureq already drops connections it sees closed; this
+/// How many times one attempt (its redirect hops together) may be resent
+/// because its pooled connection turned out stale. ureq already drops connections it sees closed; this
 /// covers the race where the server closes one just as it is reused.
 const STALE_RESENDS: u32 = 3;
 
