@@ -380,23 +380,19 @@ impl Attempt<'_> {
         // curl's --max-filesize does: reading would end so, later, holding
         // room meanwhile.
         if known.is_some_and(|length| length > limit) {
-            return Err(AttemptError::Transport(ureq::Error::BodyExceedsLimit(
-                limit,
-            )));
+            return Err(too_large(limit));
         }
         let stop = Stop {
             deadline: clock::after(started, timeout),
             cancel: self.cancel,
         };
         let mut reserved = self.budget.none(self.nested);
+        let mut body = Vec::new();
         if let Some(length) = known {
             reserved
                 .grow_to(length, &stop)
                 .map_err(|kind| self.no_room(kind))?;
-        }
-        let mut body = Vec::new();
-        if let Some(length) = known {
-            // And room for the parser's padding after it: simd-json reads
+            // And memory for the parser's padding after it: simd-json reads
             // a body in place, without a copy, when that much follows it.
             body.reserve_exact(
                 usize::try_from(length.min(limit).min(PREALLOCATE_LIMIT))
@@ -421,20 +417,14 @@ impl Attempt<'_> {
             });
         }
         if body.len() as u64 > limit {
-            return Err(AttemptError::Transport(ureq::Error::BodyExceedsLimit(
-                limit,
-            )));
+            return Err(too_large(limit));
         }
         let mut room = Room::new(&mut reserved, &stop);
         let (body, undecoded) =
             match encoding::decode(content_codings(&response), body, limit, &mut room) {
                 Ok(decoded) => decoded,
                 Err(encoding::DecodeError::NoRoom(kind)) => return Err(self.no_room(kind)),
-                Err(encoding::DecodeError::TooLarge(limit)) => {
-                    return Err(AttemptError::Transport(ureq::Error::BodyExceedsLimit(
-                        limit,
-                    )));
-                }
+                Err(encoding::DecodeError::TooLarge(limit)) => return Err(too_large(limit)),
                 Err(encoding::DecodeError::Damaged(coding, cause)) => {
                     return Err(AttemptError::Undecodable { coding, cause });
                 }
@@ -463,6 +453,11 @@ impl Attempt<'_> {
             head,
         })
     }
+}
+
+/// The failure of a body over `limit` bytes, as sent or decoded.
+fn too_large(limit: u64) -> AttemptError {
+    AttemptError::Transport(ureq::Error::BodyExceedsLimit(limit))
 }
 
 impl Attempt<'_> {

@@ -326,22 +326,25 @@ impl Reservation {
     /// as whole, and lets another body overdraw.
     pub(crate) fn settle(&mut self, total: u64) {
         let budget = &*self.budget;
-        if total > self.bytes {
-            // The bytes are in memory already: counted, not waited for.
-            budget.used.fetch_add(total - self.bytes, SeqCst);
-        } else if total < self.bytes {
-            budget.used.fetch_sub(self.bytes - total, SeqCst);
-        }
-        if !self.whole {
-            budget.whole.fetch_add(total, SeqCst);
-        } else if total > self.bytes {
-            budget.whole.fetch_add(total - self.bytes, SeqCst);
-        } else {
-            budget.whole.fetch_sub(self.bytes - total, SeqCst);
-        }
+        // The bytes are in memory already: counted, not waited for.
+        recount(&budget.used, self.bytes, total);
+        recount(
+            &budget.whole,
+            if self.whole { self.bytes } else { 0 },
+            total,
+        );
         self.bytes = total;
         self.whole = true;
         budget.room_given_back(std::mem::take(&mut self.overdraws));
+    }
+}
+
+/// `counter`, counting `to` bytes where it counted `from`.
+fn recount(counter: &AtomicU64, from: u64, to: u64) {
+    if to > from {
+        counter.fetch_add(to - from, SeqCst);
+    } else if to < from {
+        counter.fetch_sub(from - to, SeqCst);
     }
 }
 
